@@ -1,0 +1,144 @@
+"""Train the example churn model and write its scorch bundle.
+
+1. fits ``preprocess/churn_features.yaml`` on the training days with
+   ``scorch preprocess fit`` (the fitted state is what serving applies);
+2. applies that state with ``scorch_prep`` (polars-python, same expressions);
+3. trains a small MLP with torch on the labelled days;
+4. exports it as TorchScript and writes ``models/churn/<version>/``:
+   ``model.pt``, ``preprocess.state.json`` and ``bundle.yaml`` with the model's
+   sha256, its ordered features, outputs and pinned preprocessing.
+
+    python python/train_churn.py --scorch target/debug/scorch --data data/churn --out models/churn/1.0.0
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import polars as pl
+import torch
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import scorch_prep  # noqa: E402
+
+
+class ChurnMLP(torch.nn.Module):
+    def __init__(self, n_in: int, hidden: int = 64):
+        super().__init__()
+        self.net = torch.nn.Sequential(
+            torch.nn.Linear(n_in, hidden),
+            torch.nn.ReLU(),
+            torch.nn.Linear(hidden, hidden // 2),
+            torch.nn.ReLU(),
+            torch.nn.Linear(hidden // 2, 1),
+        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        # One churn probability per row: shape [n].
+        return torch.sigmoid(self.net(x)).squeeze(-1)
+
+
+def sha256(path: str) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--scorch", required=True, help="path of the scorch binary")
+    ap.add_argument("--data", default="data/churn", help="dataset folder (make_churn_data.py output)")
+    ap.add_argument("--spec", default="preprocess/churn_features.yaml")
+    ap.add_argument("--train-days", default="2026-10-*", help="glob of the training days' ds values")
+    ap.add_argument("--out", default="models/churn/1.0.0", help="bundle folder to write")
+    ap.add_argument("--version", default="1.0.0")
+    ap.add_argument("--epochs", type=int, default=8)
+    ap.add_argument("--seed", type=int, default=7)
+    a = ap.parse_args(argv)
+
+    torch.manual_seed(a.seed)
+    np.random.seed(a.seed)
+    torch.set_num_threads(1)
+    os.makedirs(a.out, exist_ok=True)
+    feat_glob = os.path.join(a.data, "features", f"ds={a.train_days}", "*.parquet")
+    state_path = os.path.join(a.out, "preprocess.state.json")
+    subprocess.run(
+        [a.scorch, "--quiet", "preprocess", "fit", "--spec", a.spec, "--data", feat_glob, "--out", state_path],
+        check=True,
+    )
+    state = scorch_prep.load_state(state_path)
+
+    feats = pl.scan_parquet(feat_glob, hive_partitioning=True)
+    labels = pl.scan_parquet(os.path.join(a.data, "labels", "**", "*.parquet"), hive_partitioning=True)
+    joined = feats.join(labels, on=["customer_id", "ds"], how="inner").collect()
+    X = scorch_prep.to_matrix(joined, state)
+    y = joined["churned"].cast(pl.Float32).to_numpy()
+    print(f"training on {X.shape[0]} rows × {X.shape[1]} features, churn rate {y.mean():.3f}")
+
+    n = X.shape[0]
+    idx = np.random.permutation(n)
+    split = int(n * 0.9)
+    tr, va = idx[:split], idx[split:]
+    Xt, yt = torch.from_numpy(X[tr]), torch.from_numpy(y[tr])
+    Xv, yv = torch.from_numpy(X[va]), torch.from_numpy(y[va])
+    model = ChurnMLP(X.shape[1])
+    opt = torch.optim.Adam(model.parameters(), lr=2e-3)
+    loss_fn = torch.nn.BCELoss()
+    for epoch in range(a.epochs):
+        model.train()
+        perm = torch.randperm(len(tr))
+        for i in range(0, len(tr), 1024):
+            b = perm[i : i + 1024]
+            opt.zero_grad()
+            loss = loss_fn(model(Xt[b]), yt[b])
+            loss.backward()
+            opt.step()
+        model.eval()
+        with torch.no_grad():
+            pv = model(Xv)
+            vl = loss_fn(pv, yv).item()
+            acc = ((pv > 0.5).float() == yv).float().mean().item()
+        print(f"epoch {epoch + 1}: validation log loss {vl:.4f}, accuracy {acc:.4f}")
+
+    model.eval()
+    model_path = os.path.join(a.out, "model.pt")
+    with torch.no_grad():
+        scripted = torch.jit.trace(model, torch.zeros(2, X.shape[1]))
+    scripted.save(model_path)
+
+    bundle = {
+        "name": "churn",
+        "version": a.version,
+        "description": f"MLP {X.shape[1]}-64-32-1 trained on {a.train_days} ({X.shape[0]} rows); "
+        f"validation log loss {vl:.4f}",
+        "format": "torchscript",
+        "model_file": "model.pt",
+        "model_sha256": sha256(model_path),
+        "features": state["feature_names"],
+        "outputs": [{"name": "churn_probability", "shape": []}],
+        "preprocessing": {
+            "name": state["spec"]["name"],
+            "version": state["spec"]["version"],
+            "state_file": "preprocess.state.json",
+            "state_hash": state["content_hash"],
+        },
+    }
+    # YAML is a superset of JSON; keep one key per line for readable diffs.
+    with open(os.path.join(a.out, "bundle.yaml"), "w", encoding="utf-8") as f:
+        f.write("# Written by python/train_churn.py; edit the script, not this file.\n")
+        for k, v in bundle.items():
+            f.write(f"{k}: {json.dumps(v)}\n")
+    print(f"wrote bundle {a.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,300 @@
+//! Command-line interface. Every flag is documented where it is defined; `main`
+//! only parses, sets up logging and maps the result to an exit code.
+
+use std::path::PathBuf;
+
+use chrono::NaiveDate;
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+use crate::error::{Error, ExitCode, Result};
+
+/// scorch — batch scoring job runner: job YAML → Parquet/SQL → versioned Polars
+/// preprocessing → LibTorch → Parquet table.
+///
+/// Exit codes: 0 ok, 1 internal error, 2 usage/config/job-spec error, 3 data
+/// contract violation, 4 model or bundle error.
+#[derive(Debug, Parser)]
+#[command(name = "scorch", version, max_term_width = 100)]
+pub struct Cli {
+    /// Log format on stderr: `human` (default) or `json` (one object per line).
+    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Human)]
+    pub log_format: LogFormat,
+    /// More log output (-v debug, -vv trace). `RUST_LOG` overrides.
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    pub verbose: u8,
+    /// Only warnings and errors on stderr; no closing summary.
+    #[arg(short, long, global = true)]
+    pub quiet: bool,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Log formats.
+#[derive(Debug, Clone, Copy, ValueEnum, PartialEq, Eq)]
+pub enum LogFormat {
+    Human,
+    Json,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run a job for one date: read, preprocess, score, write the partition and manifest.
+    Run(RunArgs),
+    /// Check jobs, model bundles and preprocessing specs without reading data.
+    Validate(ValidateArgs),
+    /// Fit or apply a preprocessing spec.
+    #[command(subcommand)]
+    Preprocess(PreprocessCommand),
+}
+
+/// Arguments of `scorch run`.
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// The job YAML file (e.g. jobs/churn_daily.yaml).
+    pub job: PathBuf,
+    /// Logical date of the run, YYYY-MM-DD; fills `{{ ds }}` and names the output
+    /// partition. Default: today in UTC.
+    #[arg(long, value_parser = parse_date)]
+    pub date: Option<NaiveDate>,
+    /// Project folder that relative paths in the job resolve against.
+    #[arg(long, default_value = ".")]
+    pub project_dir: PathBuf,
+    /// Inference worker threads (overrides `inference.threads`; 0 = one per core).
+    #[arg(long)]
+    pub threads: Option<usize>,
+    /// Rows per forward call (overrides `inference.batch_size`).
+    #[arg(long)]
+    pub batch_size: Option<usize>,
+    /// Device: cpu, auto, cuda or cuda:N (overrides `inference.device`).
+    #[arg(long)]
+    pub device: Option<String>,
+}
+
+/// Arguments of `scorch validate`.
+#[derive(Debug, Args)]
+pub struct ValidateArgs {
+    /// Files or folders to check. YAML files named `bundle.yaml` are model bundles,
+    /// files in a `preprocess/` folder are preprocessing specs, all others are jobs.
+    #[arg(default_value = "jobs")]
+    pub paths: Vec<PathBuf>,
+    /// Project folder that relative paths in jobs resolve against.
+    #[arg(long, default_value = ".")]
+    pub project_dir: PathBuf,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum PreprocessCommand {
+    /// Fit a spec on training data; writes the fitted state (JSON with a content hash).
+    Fit {
+        /// The preprocessing spec YAML.
+        #[arg(long)]
+        spec: PathBuf,
+        /// Training data: a Parquet file, folder or glob.
+        #[arg(long)]
+        data: String,
+        /// Where to write the fitted state.
+        #[arg(long)]
+        out: PathBuf,
+    },
+    /// Apply a fitted state to data and write the feature matrix as Parquet
+    /// (the keys given by --keep, then the features).
+    Apply {
+        /// The fitted state JSON.
+        #[arg(long)]
+        state: PathBuf,
+        /// Input data: a Parquet file, folder or glob.
+        #[arg(long)]
+        data: String,
+        /// Columns to copy in front of the features (repeatable or comma-separated).
+        #[arg(long, value_delimiter = ',')]
+        keep: Vec<String>,
+        /// Output Parquet file.
+        #[arg(long)]
+        out: PathBuf,
+    },
+}
+
+fn parse_date(s: &str) -> std::result::Result<NaiveDate, String> {
+    NaiveDate::parse_from_str(s, "%Y-%m-%d")
+        .map_err(|e| format!("{s:?} is not a YYYY-MM-DD date: {e}"))
+}
+
+/// Runs the parsed command. Returns the process exit code.
+pub fn execute(cli: Cli) -> ExitCode {
+    let quiet = cli.quiet;
+    let result = match cli.command {
+        Command::Run(a) => run(a, quiet),
+        Command::Validate(a) => return validate(a, quiet),
+        Command::Preprocess(p) => preprocess(p, quiet),
+    };
+    match result {
+        Ok(()) => ExitCode::Ok,
+        Err(e) => report(&e),
+    }
+}
+
+static JSON_LOGS: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// Prints an error the way every command does and returns its exit code: a plain
+/// `error: …` line on stderr, and with `--log-format json` also a JSON log event.
+pub fn report(e: &Error) -> ExitCode {
+    let code = e.exit_code();
+    if JSON_LOGS.load(std::sync::atomic::Ordering::Relaxed) {
+        tracing::error!(exit_code = code.code(), "{e}");
+    }
+    eprintln!("error: {e}");
+    code
+}
+
+fn run(a: RunArgs, quiet: bool) -> Result<()> {
+    let ds = a.date.unwrap_or_else(|| chrono::Utc::now().date_naive());
+    let opts = crate::run::RunOptions {
+        job_file: a.job,
+        root: a.project_dir,
+        ds,
+        threads: a.threads,
+        batch_size: a.batch_size,
+        device: a.device,
+    };
+    let s = crate::run::run(&opts)?;
+    if !quiet {
+        let m = &s.manifest;
+        let st = |k: &str| m.stages.get(k).copied().unwrap_or(0.0);
+        println!(
+            "scorch: job {} ds={} run {} succeeded\n  rows: {} read, {} scored, {} written\n  \
+             seconds: read {:.3}, preprocess {:.3}, tensorize {:.3}, infer {:.3}, write {:.3}, total {:.3}\n  \
+             output: {}\n  manifest: {}",
+            m.job.name,
+            m.ds,
+            m.run_id,
+            m.rows.read,
+            m.rows.scored,
+            m.rows.written,
+            st("read"),
+            st("preprocess"),
+            st("tensorize"),
+            st("infer"),
+            st("write"),
+            st("total"),
+            s.partition.display(),
+            s.manifest_path.display()
+        );
+    }
+    Ok(())
+}
+
+fn validate(a: ValidateArgs, quiet: bool) -> ExitCode {
+    let files = match crate::validate::collect(&a.paths) {
+        Ok(f) => f,
+        Err(e) => return report(&e),
+    };
+    if files.is_empty() {
+        return report(&Error::usage("no YAML files to validate"));
+    }
+    let results: Vec<_> = files
+        .iter()
+        .map(|f| crate::validate::check_file(f, &a.project_dir))
+        .collect();
+    for r in &results {
+        if r.errors.is_empty() {
+            if !quiet {
+                println!("ok    {} ({})", r.file.display(), r.kind);
+            }
+        } else {
+            println!("FAIL  {} ({})", r.file.display(), r.kind);
+            for e in &r.errors {
+                eprintln!("error: {e}");
+            }
+        }
+    }
+    let bad = results.iter().filter(|r| !r.errors.is_empty()).count();
+    if !quiet {
+        println!("{} file(s) checked, {bad} with problems", results.len());
+    }
+    crate::validate::exit_code(&results)
+}
+
+fn preprocess(p: PreprocessCommand, quiet: bool) -> Result<()> {
+    let root = std::path::Path::new(".");
+    match p {
+        PreprocessCommand::Fit { spec, data, out } => {
+            let s = crate::preprocess::load_spec(&spec)?;
+            let files = crate::source::expand(root, &data).map_err(Error::DataContract)?;
+            let lf = crate::source::scan(&files, true)?;
+            let state = crate::preprocess::fit(&s, lf, &data)?;
+            state.save(&out)?;
+            if !quiet {
+                println!(
+                    "fitted {} {} on {} rows: {} features, {}\n  state: {}",
+                    s.name,
+                    s.version,
+                    state.fitted_on.rows,
+                    state.feature_names.len(),
+                    state.content_hash,
+                    out.display()
+                );
+            }
+        }
+        PreprocessCommand::Apply {
+            state,
+            data,
+            keep,
+            out,
+        } => {
+            let st = crate::preprocess::state::FittedState::load(&state)?;
+            let files = crate::source::expand(root, &data).map_err(Error::DataContract)?;
+            let lf = crate::source::scan(&files, true)?;
+            let schema = lf.clone().collect_schema()?;
+            crate::preprocess::check_input_schema(&st.spec, &schema)?;
+            let keys = crate::preprocess::apply(lf.clone(), &st, &keep)?;
+            let mut df = keys.collect()?;
+            crate::sink::write_parquet(
+                &mut df,
+                &out,
+                &crate::sink::ParquetOptions {
+                    zstd_level: 3,
+                    row_group_size: 128 * 1024,
+                    metadata: vec![(
+                        "scorch.preprocessing_state_hash".into(),
+                        st.content_hash.clone(),
+                    )],
+                },
+            )?;
+            if !quiet {
+                println!(
+                    "wrote {} rows × {} columns to {}",
+                    df.height(),
+                    df.width(),
+                    out.display()
+                );
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Sets up logging on stderr.
+pub fn init_logging(format: LogFormat, verbose: u8, quiet: bool) {
+    use tracing_subscriber::EnvFilter;
+    let default = if quiet {
+        "warn"
+    } else {
+        match verbose {
+            0 => "info",
+            1 => "debug",
+            _ => "trace",
+        }
+    };
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default));
+    let b = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    JSON_LOGS.store(
+        format == LogFormat::Json,
+        std::sync::atomic::Ordering::Relaxed,
+    );
+    match format {
+        LogFormat::Json => b.json().with_current_span(false).init(),
+        LogFormat::Human => b.with_target(false).init(),
+    }
+}

@@ -1,0 +1,80 @@
+//! Feature frame → contiguous row-major `f32` matrix, filled in parallel.
+
+use polars::prelude::*;
+use rayon::prelude::*;
+
+use crate::error::{Error, Result};
+
+/// Rows per parallel block of the transpose.
+const BLOCK_ROWS: usize = 16 * 1024;
+
+/// Copies the Float64 `features` columns of `df` into a row-major `f32` buffer.
+///
+/// A null, NaN or infinite feature value is a data-contract error (exit 3) naming the
+/// column, how many rows are affected and the first row (0-based, in input order),
+/// with that row's values of the `keys` columns of `keys_frame` (same rows, same order).
+pub fn to_row_major(
+    df: &DataFrame,
+    features: &[String],
+    keys_frame: &DataFrame,
+    keys: &[String],
+) -> Result<Vec<f32>> {
+    let rows = df.height();
+    let k = features.len();
+    let mut owned: Vec<Float64Chunked> = Vec::with_capacity(k);
+    for name in features {
+        let ca = df.column(name)?.f64()?.rechunk().into_owned();
+        let nulls = ca.null_count();
+        let bad = nulls + ca.into_no_null_iter().filter(|v| !v.is_finite()).count();
+        if bad > 0 {
+            let first = ca
+                .iter()
+                .position(|v| v.is_none_or(|x| !x.is_finite()))
+                .unwrap_or(0);
+            let what = ca.get(first).map_or("null".to_string(), |x| x.to_string());
+            return Err(Error::DataContract(format!(
+                "feature `{name}` is {what} in {bad} of {rows} rows after preprocessing (first at row {first}{}); \
+                 add a fill_null step or fix the input",
+                describe_keys(keys_frame, keys, first)
+            )));
+        }
+        owned.push(ca);
+    }
+    let slices: Vec<&[f64]> = owned
+        .iter()
+        .map(|ca| ca.cont_slice())
+        .collect::<PolarsResult<_>>()?;
+    let mut out = vec![0f32; rows * k];
+    if k == 0 {
+        return Ok(out);
+    }
+    out.par_chunks_mut(BLOCK_ROWS * k)
+        .enumerate()
+        .for_each(|(b, block)| {
+            let r0 = b * BLOCK_ROWS;
+            let n = block.len() / k;
+            for (c, s) in slices.iter().enumerate() {
+                let src = &s[r0..r0 + n];
+                for (r, v) in src.iter().enumerate() {
+                    block[r * k + c] = *v as f32;
+                }
+            }
+        });
+    Ok(out)
+}
+
+/// `, key a=1, b=x` for row `row`, or empty.
+pub fn describe_keys(df: &DataFrame, keys: &[String], row: usize) -> String {
+    let parts: Vec<String> = keys
+        .iter()
+        .filter_map(|k| {
+            let v = df.column(k).ok()?.get(row).ok()?;
+            Some(format!("{k}={v}"))
+        })
+        .collect();
+    if parts.is_empty() {
+        String::new()
+    } else {
+        format!(", key {}", parts.join(", "))
+    }
+}

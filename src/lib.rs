@@ -1,0 +1,20 @@
+//! scorch: batch scoring and ETL job runner.
+//!
+//! The data's way through a run, one module per stage:
+//! [`spec`] (job YAML) → [`source`] (Parquet, SQL) → [`preprocess`] (Polars) →
+//! [`infer`] (LibTorch) → [`sink`] (Parquet table) → [`run`] (orchestration and
+//! manifest). [`model`] holds model bundles; [`validate`] checks files without
+//! reading data; [`cli`] is the command line.
+
+pub mod cli;
+pub mod error;
+pub mod infer;
+pub mod model;
+pub mod preprocess;
+pub mod run;
+pub mod sink;
+pub mod source;
+pub mod spec;
+pub mod validate;
+
+pub use error::{Error, ExitCode, Result};

@@ -1,0 +1,263 @@
+//! Model bundles: `models/<name>/<version>/` with `bundle.yaml`, the TorchScript
+//! file and the fitted preprocessing state the model was trained with.
+//!
+//! ```yaml
+//! name: churn
+//! version: 1.0.0
+//! format: torchscript
+//! model_file: model.pt
+//! model_sha256: 3f2a…            # verified before the model is loaded
+//! features: [age, tenure_months, …, "plan=basic", "plan=__unknown__"]
+//! outputs:
+//!   - name: churn_probability
+//!     shape: []                   # per row: [] or [1] is one column, [k] is k columns
+//! preprocessing:
+//!   name: churn_features
+//!   version: 1.0.0
+//!   state_file: preprocess.state.json
+//!   state_hash: sha256:…
+//! ```
+
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Error, Problems, Result};
+use crate::preprocess::state::{FittedState, is_hash};
+
+/// Name of the bundle descriptor inside a bundle folder.
+pub const BUNDLE_FILE: &str = "bundle.yaml";
+
+/// The bundle descriptor.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct BundleSpec {
+    /// Model name.
+    pub name: String,
+    /// Model version; bundles are immutable, a new model is a new version.
+    pub version: String,
+    /// Free text for humans.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+    /// Serialization format of the model file. Only `torchscript` for now.
+    #[serde(default = "default_format")]
+    pub format: ModelFormat,
+    /// The model file, relative to the bundle folder.
+    pub model_file: String,
+    /// Hex SHA-256 of the model file.
+    pub model_sha256: String,
+    /// The model's input columns, in order; must equal the preprocessing state's features.
+    pub features: Vec<String>,
+    /// The model's outputs, in the order the model returns them (a tuple when more than one).
+    pub outputs: Vec<OutputSpec>,
+    /// The preprocessing the model was trained with.
+    pub preprocessing: PreprocessingPin,
+}
+
+/// Supported model formats.
+#[derive(Debug, Clone, Copy, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum ModelFormat {
+    /// A TorchScript archive (`torch.jit.trace` / `torch.jit.script` + `save`).
+    Torchscript,
+}
+
+fn default_format() -> ModelFormat {
+    ModelFormat::Torchscript
+}
+
+/// One model output.
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct OutputSpec {
+    /// Score column name (or prefix, for vector outputs: `<name>_0`, `<name>_1`, …).
+    pub name: String,
+    /// Per-row shape: `[]` or `[1]` for a scalar, `[k]` for a vector of k scores.
+    #[serde(default)]
+    pub shape: Vec<i64>,
+}
+
+impl OutputSpec {
+    /// Number of score columns this output produces.
+    pub fn width(&self) -> usize {
+        self.shape.iter().product::<i64>().max(1) as usize
+    }
+    /// The score column names.
+    pub fn columns(&self) -> Vec<String> {
+        if self.shape.len() <= 1 && self.width() == 1 {
+            vec![self.name.clone()]
+        } else {
+            (0..self.width())
+                .map(|i| format!("{}_{i}", self.name))
+                .collect()
+        }
+    }
+}
+
+/// The preprocessing a bundle pins.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct PreprocessingPin {
+    /// Spec name.
+    pub name: String,
+    /// Spec version.
+    pub version: String,
+    /// The fitted state file, relative to the bundle folder.
+    pub state_file: String,
+    /// The state's content hash (`sha256:<hex>`).
+    pub state_hash: String,
+}
+
+/// A bundle whose files have been checked: model hash verified, state loaded and pinned.
+#[derive(Debug, Clone)]
+pub struct Bundle {
+    pub dir: PathBuf,
+    pub spec: BundleSpec,
+    pub model_path: PathBuf,
+    pub state: FittedState,
+}
+
+impl BundleSpec {
+    /// Pure checks of the descriptor.
+    pub fn validate(&self) -> Problems {
+        let mut p = Problems::new();
+        if !crate::spec::is_simple_name(&self.name) {
+            p.push("name", "must be 1-128 letters, digits, `_`, `-` or `.`");
+        }
+        if self.version.trim().is_empty() {
+            p.push("version", "must not be empty");
+        }
+        if self.model_sha256.len() != 64
+            || !self.model_sha256.bytes().all(|b| b.is_ascii_hexdigit())
+        {
+            p.push("model_sha256", "must be 64 hex digits");
+        }
+        if self.features.is_empty() {
+            p.push("features", "must list the model's input columns");
+        }
+        if self.outputs.is_empty() {
+            p.push("outputs", "must list at least one output");
+        }
+        let mut cols = std::collections::BTreeSet::new();
+        for (i, o) in self.outputs.iter().enumerate() {
+            if o.shape.len() > 1 || o.shape.iter().any(|&d| d < 1) {
+                p.push(
+                    format!("outputs[{i}].shape"),
+                    "must be [] (scalar) or [k] with k >= 1",
+                );
+            }
+            for c in o.columns() {
+                if crate::sink::RESERVED_COLUMNS.contains(&c.as_str()) || !cols.insert(c.clone()) {
+                    p.push(
+                        format!("outputs[{i}].name"),
+                        format!("score column `{c}` clashes with another column"),
+                    );
+                }
+            }
+        }
+        if !is_hash(&self.preprocessing.state_hash) {
+            p.push(
+                "preprocessing.state_hash",
+                "must look like `sha256:<64 hex digits>`",
+            );
+        }
+        p
+    }
+
+    /// All score column names, in output order.
+    pub fn score_columns(&self) -> Vec<String> {
+        self.outputs.iter().flat_map(|o| o.columns()).collect()
+    }
+}
+
+/// Hex SHA-256 of a file, streamed.
+pub fn sha256_file(path: &Path) -> std::io::Result<String> {
+    use sha2::{Digest, Sha256};
+    use std::io::Read;
+    let mut f = std::fs::File::open(path)?;
+    let mut h = Sha256::new();
+    let mut buf = vec![0u8; 1 << 20];
+    loop {
+        let n = f.read(&mut buf)?;
+        if n == 0 {
+            break;
+        }
+        h.update(&buf[..n]);
+    }
+    Ok(hex::encode(h.finalize()))
+}
+
+impl Bundle {
+    /// Reads `bundle.yaml`, verifies the model file's SHA-256 and loads and pins the
+    /// preprocessing state. Every failure is a bundle error (exit 4). The model itself
+    /// is not loaded here (see `crate::infer::Engine::load`).
+    pub fn open(dir: &Path) -> Result<Self> {
+        let file = dir.join(BUNDLE_FILE);
+        if !file.is_file() {
+            return Err(Error::Model(format!(
+                "{} not found: a model bundle is a folder with {BUNDLE_FILE}, the model file and its preprocessing state",
+                file.display()
+            )));
+        }
+        let spec: BundleSpec =
+            crate::spec::load_yaml(&file).map_err(|e| Error::Model(e.to_string()))?;
+        spec.validate()
+            .into_result(&file)
+            .map_err(|e| Error::Model(e.to_string()))?;
+        let model_path = dir.join(&spec.model_file);
+        let actual = sha256_file(&model_path).map_err(|e| {
+            Error::Model(format!(
+                "cannot read model file {}: {e}",
+                model_path.display()
+            ))
+        })?;
+        if !actual.eq_ignore_ascii_case(&spec.model_sha256) {
+            return Err(Error::Model(format!(
+                "model file {} has sha256 {actual}, but {} says {}: the file was changed or replaced; \
+                 refusing to load it",
+                model_path.display(),
+                file.display(),
+                spec.model_sha256
+            )));
+        }
+        let state_path = dir.join(&spec.preprocessing.state_file);
+        let state = FittedState::load(&state_path)?;
+        let pin = &spec.preprocessing;
+        if state.content_hash != pin.state_hash
+            || state.spec.name != pin.name
+            || state.spec.version != pin.version
+        {
+            return Err(Error::Model(format!(
+                "{} pins preprocessing {} {} ({}), but {} is {} {} ({})",
+                file.display(),
+                pin.name,
+                pin.version,
+                pin.state_hash,
+                state_path.display(),
+                state.spec.name,
+                state.spec.version,
+                state.content_hash
+            )));
+        }
+        if state.feature_names != spec.features {
+            return Err(Error::Model(format!(
+                "{}: `features` ({} columns) differ from the preprocessing state's output ({} columns); \
+                 first difference at position {}",
+                file.display(),
+                spec.features.len(),
+                state.feature_names.len(),
+                spec.features
+                    .iter()
+                    .zip(&state.feature_names)
+                    .position(|(a, b)| a != b)
+                    .unwrap_or(spec.features.len().min(state.feature_names.len()))
+            )));
+        }
+        Ok(Bundle {
+            dir: dir.to_path_buf(),
+            spec,
+            model_path,
+            state,
+        })
+    }
+}

@@ -1,0 +1,453 @@
+//! Versioned preprocessing in Polars: the spec ([`spec`]), its fitted state
+//! ([`state`]), fitting ([`fit`]) and applying ([`apply`]).
+//!
+//! Fitting and applying build the very same Polars expressions (see
+//! [`step_expr`]), so a state fitted here applies identically at serving time;
+//! `python/scorch_prep.py` builds the same expressions with polars-python for
+//! training, and a test proves the two agree.
+
+pub mod spec;
+pub mod state;
+
+use std::path::Path;
+
+use polars::prelude::*;
+
+use crate::error::{Error, Result};
+use spec::{CastTo, FillStrategy, PreprocessSpec, Scalar, Step, UNKNOWN_CATEGORY};
+use state::{FittedState, FittedStep, Provenance, STATE_FORMAT_VERSION};
+
+/// Loads and validates a preprocessing spec file.
+pub fn load_spec(path: &Path) -> Result<PreprocessSpec> {
+    let spec: PreprocessSpec = crate::spec::load_yaml(path)?;
+    spec.validate().into_result(path)?;
+    Ok(spec)
+}
+
+fn cast_dtype(c: CastTo) -> DataType {
+    match c {
+        CastTo::Float64 => DataType::Float64,
+        CastTo::Float32 => DataType::Float32,
+        CastTo::Int64 => DataType::Int64,
+        CastTo::Int32 => DataType::Int32,
+        CastTo::Boolean => DataType::Boolean,
+        CastTo::String => DataType::String,
+    }
+}
+
+fn scalar_lit(s: &Scalar) -> Expr {
+    match s {
+        Scalar::Bool(b) => lit(*b),
+        Scalar::Int(i) => lit(*i),
+        Scalar::Float(f) => lit(*f),
+        Scalar::Str(s) => lit(s.as_str()),
+    }
+}
+
+fn f64_col(e: Expr) -> Expr {
+    e.cast(DataType::Float64)
+}
+
+fn categories_lit(cats: &[String]) -> Expr {
+    lit(Series::new(PlSmallStr::EMPTY, cats)).implode(true)
+}
+
+/// The expression of one step applied to `e`, with its fitted value.
+/// Returns several expressions only for `one_hot`.
+fn step_expr(e: Expr, step: &Step, fitted: &FittedStep, out: &str) -> Result<Vec<Expr>> {
+    let wrong = || {
+        Error::Model(format!(
+            "fitted value {fitted:?} does not belong to step `{}` of feature `{out}`",
+            step.kind()
+        ))
+    };
+    Ok(vec![match (step, fitted) {
+        (Step::Cast(to), FittedStep::None) => e.strict_cast(cast_dtype(*to)),
+        (Step::FillNull(f), FittedStep::None) if f.strategy == FillStrategy::Constant => {
+            e.fill_null(scalar_lit(f.value.as_ref().ok_or_else(wrong)?))
+        }
+        (Step::FillNull(_), FittedStep::FillValue { value }) => e.fill_null(scalar_lit(value)),
+        (Step::Clip(c), FittedStep::None) => {
+            let x = f64_col(e);
+            match (c.min, c.max) {
+                (Some(lo), Some(hi)) => x.clip(lit(lo), lit(hi)),
+                (Some(lo), None) => x.clip_min(lit(lo)),
+                (None, Some(hi)) => x.clip_max(lit(hi)),
+                (None, None) => x,
+            }
+        }
+        (Step::Log1p, FittedStep::None) => f64_col(e).log1p(),
+        (Step::Standardize, FittedStep::Standardize { mean, std }) => {
+            (f64_col(e) - lit(*mean)) / lit(*std)
+        }
+        (Step::MinMax, FittedStep::MinMax { min, max }) => {
+            let range = if max > min { max - min } else { 1.0 };
+            (f64_col(e) - lit(*min)) / lit(range)
+        }
+        (Step::Ordinal(_), FittedStep::Vocabulary { categories }) => {
+            let codes: Vec<f64> = (1..=categories.len()).map(|i| i as f64).collect();
+            e.cast(DataType::String)
+                .replace_strict(
+                    lit(Series::new(PlSmallStr::EMPTY, categories)),
+                    lit(Series::new(PlSmallStr::EMPTY, codes)),
+                    Some(lit(0.0f64)),
+                    Some(DataType::Float64),
+                )
+                .fill_null(lit(0.0f64))
+        }
+        (Step::OneHot(_), FittedStep::Vocabulary { categories }) => {
+            let s = e.cast(DataType::String);
+            let mut cols: Vec<Expr> = categories
+                .iter()
+                .map(|c| {
+                    s.clone()
+                        .eq(lit(c.as_str()))
+                        .fill_null(lit(false))
+                        .cast(DataType::Float64)
+                        .alias(format!("{out}={c}"))
+                })
+                .collect();
+            cols.push(
+                s.is_in(categories_lit(categories), false)
+                    .not()
+                    .fill_null(lit(true))
+                    .cast(DataType::Float64)
+                    .alias(format!("{out}={UNKNOWN_CATEGORY}")),
+            );
+            return Ok(cols);
+        }
+        (Step::Bucketize(_), FittedStep::Boundaries { boundaries }) => {
+            let x = f64_col(e);
+            boundaries
+                .iter()
+                .map(|b| x.clone().gt_eq(lit(*b)).cast(DataType::Float64))
+                .reduce(|a, b| a + b)
+                .unwrap_or_else(|| x * lit(0.0f64))
+        }
+        _ => return Err(wrong()),
+    }])
+}
+
+/// True for dtypes the numeric steps accept without a `cast`.
+fn is_numeric(dt: &DataType) -> bool {
+    dt.is_primitive_numeric() || dt.is_bool() || dt.is_null()
+}
+
+/// Checks that `schema` has every input column of `spec` with a usable type.
+/// A missing column or a string column fed to numeric steps is a data-contract error (exit 3).
+pub fn check_input_schema(spec: &PreprocessSpec, schema: &Schema) -> Result<()> {
+    let derived: std::collections::BTreeSet<&str> =
+        spec.derived.iter().map(|d| d.name.as_str()).collect();
+    for c in spec.input_columns() {
+        if schema.get(c.as_str()).is_none() {
+            return Err(Error::DataContract(format!(
+                "input has no column `{c}`, which preprocessing `{}` {} needs (columns present: {})",
+                spec.name,
+                spec.version,
+                schema
+                    .iter_names()
+                    .map(|n| n.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )));
+        }
+    }
+    for f in &spec.features {
+        if derived.contains(f.column.as_str()) {
+            continue;
+        }
+        let dt = schema.get(f.column.as_str()).expect("checked above");
+        let first_typed = f
+            .steps
+            .iter()
+            .find(|s| !matches!(s, Step::FillNull(_)))
+            .cloned();
+        let needs_number =
+            !matches!(first_typed, Some(Step::Cast(_))) && !f.steps.iter().any(Step::is_encoder);
+        if needs_number && !is_numeric(dt) {
+            return Err(Error::DataContract(format!(
+                "column `{}` has type {dt}, but feature `{}` of preprocessing `{}` needs a number; \
+                 fix the data or add a `cast` step",
+                f.column,
+                f.out_name(),
+                spec.name
+            )));
+        }
+    }
+    Ok(())
+}
+
+fn with_derived(lf: LazyFrame, spec: &PreprocessSpec) -> Result<LazyFrame> {
+    let mut lf = lf;
+    for d in &spec.derived {
+        let e = polars::sql::sql_expr(&d.sql).map_err(|e| {
+            Error::usage(format!(
+                "preprocessing `{}` derived column `{}`: {e}",
+                spec.name, d.name
+            ))
+        })?;
+        lf = lf.with_column(e.alias(d.name.as_str()));
+    }
+    Ok(lf)
+}
+
+/// The feature expressions of a fitted state, in model input order.
+pub fn feature_exprs(state: &FittedState) -> Result<Vec<Expr>> {
+    let mut out = Vec::with_capacity(state.feature_names.len());
+    for (f, fitted) in state.spec.features.iter().zip(&state.fitted) {
+        let mut e = col(f.column.as_str());
+        let mut exprs = None;
+        for (step, fs) in f.steps.iter().zip(fitted) {
+            let mut v = step_expr(e.clone(), step, fs, f.out_name())?;
+            if v.len() == 1 {
+                e = v.pop().expect("one");
+            } else {
+                exprs = Some(v);
+            }
+        }
+        match exprs {
+            Some(v) => out.extend(v),
+            None => out.push(e.cast(DataType::Float64).alias(f.out_name())),
+        }
+    }
+    let names: Vec<String> = out
+        .iter()
+        .map(|e| {
+            e.clone()
+                .meta()
+                .output_name()
+                .map(|n| n.to_string())
+                .unwrap_or_default()
+        })
+        .collect();
+    if names != state.feature_names {
+        return Err(Error::Model(format!(
+            "preprocessing `{}`: the state's feature names do not match the spec's features",
+            state.spec.name
+        )));
+    }
+    Ok(out)
+}
+
+/// Applies a fitted state: derived columns, then `keep` columns unchanged followed
+/// by the features (all Float64, in model order). Lazy: nothing is read here.
+pub fn apply(lf: LazyFrame, state: &FittedState, keep: &[String]) -> Result<LazyFrame> {
+    let lf = with_derived(lf, &state.spec)?;
+    let mut sel: Vec<Expr> = keep.iter().map(|k| col(k.as_str())).collect();
+    sel.extend(feature_exprs(state)?);
+    Ok(lf.select(sel))
+}
+
+fn scalar_from_any(v: AnyValue<'_>) -> Option<Scalar> {
+    Some(match v {
+        AnyValue::Null => return None,
+        AnyValue::Boolean(b) => Scalar::Bool(b),
+        AnyValue::String(s) => Scalar::Str(s.to_string()),
+        AnyValue::StringOwned(s) => Scalar::Str(s.to_string()),
+        AnyValue::Float32(f) => Scalar::Float(f as f64),
+        AnyValue::Float64(f) => Scalar::Float(f),
+        other => match other.extract::<i64>() {
+            Some(i) if other.is_integer() => Scalar::Int(i),
+            _ => Scalar::Float(other.extract::<f64>()?),
+        },
+    })
+}
+
+fn one_f64(df: &DataFrame, name: &str) -> Result<Option<f64>> {
+    let c = df.column(name)?;
+    Ok(c.get(0)?.extract::<f64>().filter(|v| !v.is_nan()))
+}
+
+/// Learns what one step needs from `frame` (one column `v`: the feature after the previous steps).
+fn fit_step(frame: &LazyFrame, step: &Step, what: &str) -> Result<FittedStep> {
+    let v = || col("v");
+    let none_left = || {
+        Error::DataContract(format!(
+            "cannot fit `{what}`: no non-null values in the training data"
+        ))
+    };
+    Ok(match step {
+        Step::Cast(_) | Step::Clip(_) | Step::Log1p => FittedStep::None,
+        Step::FillNull(f) => match f.strategy {
+            FillStrategy::Constant => FittedStep::None,
+            FillStrategy::Mean => {
+                let df = frame
+                    .clone()
+                    .select([f64_col(v()).mean().alias("m")])
+                    .collect()?;
+                FittedStep::FillValue {
+                    value: Scalar::Float(one_f64(&df, "m")?.ok_or_else(none_left)?),
+                }
+            }
+            FillStrategy::Mode => {
+                let df = frame
+                    .clone()
+                    .drop_nulls(None)
+                    .group_by([v()])
+                    .agg([len().alias("n")])
+                    .sort_by_exprs(
+                        [col("n"), v()],
+                        SortMultipleOptions::default().with_order_descending_multi([true, false]),
+                    )
+                    .limit(1)
+                    .collect()?;
+                if df.height() == 0 {
+                    return Err(none_left());
+                }
+                let value = scalar_from_any(df.column("v")?.get(0)?).ok_or_else(none_left)?;
+                FittedStep::FillValue { value }
+            }
+        },
+        Step::Standardize => {
+            let df = frame
+                .clone()
+                .select([
+                    f64_col(v()).mean().alias("m"),
+                    f64_col(v()).std(0).alias("s"),
+                ])
+                .collect()?;
+            let mean = one_f64(&df, "m")?.ok_or_else(none_left)?;
+            let std = one_f64(&df, "s")?.unwrap_or(0.0);
+            FittedStep::Standardize {
+                mean,
+                std: if std > 0.0 && std.is_finite() {
+                    std
+                } else {
+                    1.0
+                },
+            }
+        }
+        Step::MinMax => {
+            let df = frame
+                .clone()
+                .select([f64_col(v()).min().alias("a"), f64_col(v()).max().alias("b")])
+                .collect()?;
+            FittedStep::MinMax {
+                min: one_f64(&df, "a")?.ok_or_else(none_left)?,
+                max: one_f64(&df, "b")?.ok_or_else(none_left)?,
+            }
+        }
+        Step::OneHot(enc) | Step::Ordinal(enc) => {
+            let mut q = frame
+                .clone()
+                .select([v().cast(DataType::String)])
+                .drop_nulls(None)
+                .group_by([v()])
+                .agg([len().alias("n")])
+                .filter(col("n").gt_eq(lit(enc.min_frequency)))
+                .sort_by_exprs(
+                    [col("n"), v()],
+                    SortMultipleOptions::default().with_order_descending_multi([true, false]),
+                );
+            if let Some(k) = enc.max_categories {
+                q = q.limit(k as IdxSize);
+            }
+            let df = q.collect()?;
+            let categories: Vec<String> = df
+                .column("v")?
+                .str()?
+                .iter()
+                .map(|s| s.unwrap_or_default().to_string())
+                .collect();
+            if let Some(c) = categories.iter().find(|c| c.as_str() == UNKNOWN_CATEGORY) {
+                return Err(Error::DataContract(format!(
+                    "cannot fit `{what}`: the category `{c}` is reserved for the unknown bucket"
+                )));
+            }
+            FittedStep::Vocabulary { categories }
+        }
+        Step::Bucketize(b) => {
+            if let Some(bs) = &b.boundaries {
+                FittedStep::Boundaries {
+                    boundaries: bs.clone(),
+                }
+            } else {
+                let q = b.quantiles.unwrap_or(2);
+                let exprs: Vec<Expr> = (1..q)
+                    .map(|i| {
+                        f64_col(v())
+                            .quantile(lit(i as f64 / q as f64), QuantileMethod::Linear)
+                            .alias(format!("q{i}"))
+                    })
+                    .collect();
+                let df = frame.clone().select(exprs).collect()?;
+                let mut boundaries = Vec::with_capacity(q - 1);
+                for i in 1..q {
+                    let x = one_f64(&df, &format!("q{i}"))?.ok_or_else(none_left)?;
+                    if boundaries.last().is_none_or(|&l: &f64| x > l) {
+                        boundaries.push(x);
+                    }
+                }
+                FittedStep::Boundaries { boundaries }
+            }
+        }
+    })
+}
+
+/// Fits `spec` on `lf` (training data). `data` is recorded as provenance.
+pub fn fit(spec: &PreprocessSpec, lf: LazyFrame, data: &str) -> Result<FittedState> {
+    let schema = lf.clone().collect_schema()?;
+    check_input_schema(spec, &schema)?;
+    let cols: Vec<Expr> = spec
+        .input_columns()
+        .iter()
+        .map(|c| col(c.as_str()))
+        .collect();
+    let df = lf.select(cols).collect()?;
+    let rows = df.height() as u64;
+    if rows == 0 {
+        return Err(Error::DataContract(format!(
+            "training data {data} has no rows"
+        )));
+    }
+    let base = with_derived(df.lazy(), spec)?.collect()?.lazy();
+    let mut fitted = Vec::with_capacity(spec.features.len());
+    let mut feature_names = Vec::new();
+    for (i, f) in spec.features.iter().enumerate() {
+        let mut e = col(f.column.as_str());
+        let mut steps = Vec::with_capacity(f.steps.len());
+        let mut width = None;
+        for (j, step) in f.steps.iter().enumerate() {
+            let what = format!("features[{i}] ({}) step {j} {}", f.out_name(), step.kind());
+            let frame = base.clone().select([e.clone().alias("v")]);
+            let fs = fit_step(&frame, step, &what).map_err(|err| err.context(&spec.name))?;
+            let v = step_expr(e.clone(), step, &fs, f.out_name())?;
+            if v.len() == 1 {
+                e = v.into_iter().next().expect("one");
+            } else {
+                width = Some(v);
+            }
+            steps.push(fs);
+        }
+        match width {
+            Some(v) => {
+                for x in v {
+                    feature_names.push(
+                        x.meta()
+                            .output_name()
+                            .map(|n| n.to_string())
+                            .unwrap_or_default(),
+                    );
+                }
+            }
+            None => feature_names.push(f.out_name().to_string()),
+        }
+        fitted.push(steps);
+    }
+    let state = FittedState {
+        format_version: STATE_FORMAT_VERSION,
+        spec: spec.clone(),
+        fitted,
+        feature_names,
+        fitted_on: Provenance {
+            data: data.to_string(),
+            rows,
+            fitted_at: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+        },
+        content_hash: String::new(),
+    }
+    .seal();
+    // Prove the state applies before handing it out.
+    feature_exprs(&state)?;
+    Ok(state)
+}

@@ -1,0 +1,95 @@
+//! The run manifest: one JSON document per run recording what was read, with
+//! which model and preprocessing, what was written, how long each stage took and
+//! how the run ended. Secrets never appear in it (paths are redacted).
+
+use std::collections::BTreeMap;
+
+use serde::Serialize;
+
+use crate::source::InputFile;
+
+/// Version of the manifest layout.
+pub const MANIFEST_VERSION: u32 = 1;
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Manifest {
+    pub manifest_version: u32,
+    pub scorch_version: &'static str,
+    pub run_id: String,
+    pub job: JobInfo,
+    /// The logical date, `YYYY-MM-DD`.
+    pub ds: String,
+    /// `succeeded` or `failed`.
+    pub status: &'static str,
+    pub exit_code: i32,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    pub started_at: String,
+    pub finished_at: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub model: Option<ModelInfo>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub preprocessing: Option<PreprocessingInfo>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub source: Option<String>,
+    pub inputs: Vec<InputFile>,
+    pub rows: RowCounts,
+    /// Seconds per stage: read, preprocess, tensorize, infer, write, total.
+    pub stages: BTreeMap<&'static str, f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub output: Option<OutputInfo>,
+    pub inference: InferenceInfo,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct JobInfo {
+    pub name: String,
+    pub file: String,
+    /// Hex SHA-256 of the job file as read.
+    pub sha256: String,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct ModelInfo {
+    pub name: String,
+    pub version: String,
+    pub bundle: String,
+    pub sha256: String,
+    pub format: String,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct PreprocessingInfo {
+    pub name: String,
+    pub version: String,
+    pub state_hash: String,
+}
+
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct RowCounts {
+    pub read: u64,
+    pub scored: u64,
+    pub written: u64,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct OutputInfo {
+    pub table: String,
+    pub partition: String,
+    pub files: Vec<OutputFile>,
+    pub columns: Vec<String>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct OutputFile {
+    pub path: String,
+    pub bytes: u64,
+    pub rows: u64,
+}
+
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct InferenceInfo {
+    pub device: String,
+    pub threads: usize,
+    pub batch_size: usize,
+}

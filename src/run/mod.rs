@@ -1,0 +1,440 @@
+//! One scoring run of a job for one date: source → preprocess → tensorize → infer
+//! → sink, with a manifest recording every stage.
+
+pub mod manifest;
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use chrono::{NaiveDate, SecondsFormat, Utc};
+use polars::prelude::*;
+
+use crate::error::{Error, Result};
+use crate::infer::{DeviceChoice, Engine, available_cores, tensorize};
+use crate::model::Bundle;
+use crate::preprocess;
+use crate::sink::{self, ParquetOptions, StagedPartition};
+use crate::spec::job::JobSpec;
+use crate::spec::template::{Redactor, TemplateVars, render};
+use manifest::*;
+
+/// Test hook: when set, a run sleeps this many milliseconds after its files are
+/// staged and before it publishes them, so tests can kill it mid-write.
+pub const PAUSE_BEFORE_PUBLISH_ENV: &str = "SCORCH_TEST_PAUSE_BEFORE_PUBLISH_MS";
+
+/// What to run.
+#[derive(Debug, Clone)]
+pub struct RunOptions {
+    /// The job YAML file.
+    pub job_file: PathBuf,
+    /// Project folder: relative paths in the job resolve against it.
+    pub root: PathBuf,
+    /// Logical date of the run.
+    pub ds: NaiveDate,
+    /// Overrides `inference.threads`.
+    pub threads: Option<usize>,
+    /// Overrides `inference.batch_size`.
+    pub batch_size: Option<usize>,
+    /// Overrides `inference.device`.
+    pub device: Option<String>,
+}
+
+/// The outcome of a successful run.
+#[derive(Debug)]
+pub struct RunSummary {
+    pub manifest: Manifest,
+    pub partition: PathBuf,
+    pub manifest_path: PathBuf,
+}
+
+fn now() -> String {
+    Utc::now().to_rfc3339_opts(SecondsFormat::Millis, true)
+}
+
+fn new_run_id() -> String {
+    let u = uuid::Uuid::new_v4().simple().to_string();
+    format!("{}-{}", Utc::now().format("%Y%m%dT%H%M%SZ"), &u[..8])
+}
+
+/// Runs a job. On failure after the output table is known, a manifest with
+/// `status: failed` is still written to `<table>/_runs/<run id>.json`.
+pub fn run(opts: &RunOptions) -> Result<RunSummary> {
+    let job_bytes = std::fs::read(&opts.job_file)
+        .map_err(|e| Error::config(&opts.job_file, format!("cannot read job file: {e}")))?;
+    let job = JobSpec::load(&opts.job_file)?;
+    let vars = TemplateVars { ds: opts.ds };
+    let mut redactor = Redactor::default();
+    let out = render(&job.output.path, &vars)
+        .map_err(|e| Error::config(&opts.job_file, format!("field `output.path`: {e}")))?;
+    redactor.add(&out);
+    let table = opts.root.join(&out.value);
+    let mut inference = job.inference.clone();
+    if let Some(t) = opts.threads {
+        inference.threads = t;
+    }
+    if let Some(b) = opts.batch_size {
+        if b == 0 {
+            return Err(Error::usage("--batch-size must be at least 1"));
+        }
+        inference.batch_size = b;
+    }
+    if let Some(d) = &opts.device {
+        inference.device = d.clone();
+    }
+    let threads = if inference.threads == 0 {
+        available_cores()
+    } else {
+        inference.threads
+    };
+    let mut m = Manifest {
+        manifest_version: MANIFEST_VERSION,
+        scorch_version: env!("CARGO_PKG_VERSION"),
+        run_id: new_run_id(),
+        job: JobInfo {
+            name: job.name.clone(),
+            file: opts.job_file.display().to_string(),
+            sha256: {
+                use sha2::Digest;
+                hex::encode(sha2::Sha256::digest(&job_bytes))
+            },
+        },
+        ds: opts.ds.format("%Y-%m-%d").to_string(),
+        status: "running",
+        exit_code: 0,
+        error: None,
+        started_at: now(),
+        finished_at: String::new(),
+        model: None,
+        preprocessing: None,
+        source: None,
+        inputs: vec![],
+        rows: RowCounts::default(),
+        stages: BTreeMap::new(),
+        output: None,
+        inference: InferenceInfo {
+            device: inference.device.clone(),
+            threads,
+            batch_size: inference.batch_size,
+        },
+    };
+    let t0 = Instant::now();
+    let result = execute(
+        opts,
+        &job,
+        &vars,
+        &mut redactor,
+        &table,
+        &inference,
+        threads,
+        t0,
+        &mut m,
+    );
+    m.stages.insert("total", t0.elapsed().as_secs_f64());
+    m.finished_at = now();
+    let runs_path = table
+        .join(sink::RUNS_DIR)
+        .join(format!("{}.json", m.run_id));
+    match result {
+        Ok(partition) => {
+            m.status = "succeeded";
+            write_manifest(&runs_path, &m, &redactor)?;
+            Ok(RunSummary {
+                manifest: m,
+                partition,
+                manifest_path: runs_path,
+            })
+        }
+        Err(e) => {
+            m.status = "failed";
+            m.exit_code = e.exit_code().code();
+            m.error = Some(redactor.redact(&e.to_string()));
+            if let Err(w) = write_manifest(&runs_path, &m, &redactor) {
+                tracing::warn!(error = %w, "could not write the failed run's manifest");
+            }
+            Err(e)
+        }
+    }
+}
+
+fn write_manifest(path: &Path, m: &Manifest, red: &Redactor) -> Result<()> {
+    let text = serde_json::to_string_pretty(m).expect("manifest serializes");
+    sink::write_file_atomic(path, format!("{}\n", red.redact(&text)).as_bytes())
+}
+
+#[allow(clippy::too_many_arguments)]
+fn execute(
+    opts: &RunOptions,
+    job: &JobSpec,
+    vars: &TemplateVars,
+    redactor: &mut Redactor,
+    table: &Path,
+    inference: &crate::spec::job::InferenceSpec,
+    threads: usize,
+    t0: Instant,
+    m: &mut Manifest,
+) -> Result<PathBuf> {
+    // Model bundle and pins: checked before any data is read.
+    let model_dir = render(&job.model, vars)
+        .map_err(|e| Error::config(&opts.job_file, format!("field `model`: {e}")))?;
+    redactor.add(&model_dir);
+    let bundle = Bundle::open(&opts.root.join(&model_dir.value))?;
+    m.model = Some(ModelInfo {
+        name: bundle.spec.name.clone(),
+        version: bundle.spec.version.clone(),
+        bundle: model_dir.redacted.clone(),
+        sha256: bundle.spec.model_sha256.clone(),
+        format: "torchscript".into(),
+    });
+    let state = &bundle.state;
+    m.preprocessing = Some(PreprocessingInfo {
+        name: state.spec.name.clone(),
+        version: state.spec.version.clone(),
+        state_hash: state.content_hash.clone(),
+    });
+    if let Some(pin) = &job.preprocessing {
+        let hash_ok = pin
+            .state_hash
+            .as_ref()
+            .is_none_or(|h| *h == state.content_hash);
+        if pin.name != state.spec.name || pin.version != state.spec.version || !hash_ok {
+            return Err(Error::Model(format!(
+                "{}: field `preprocessing` asks for {} {}{}, but model bundle {} was trained with {} {} ({}); \
+                 refusing to score with preprocessing the model was not trained on",
+                opts.job_file.display(),
+                pin.name,
+                pin.version,
+                pin.state_hash
+                    .as_ref()
+                    .map(|h| format!(" ({h})"))
+                    .unwrap_or_default(),
+                model_dir.redacted,
+                state.spec.name,
+                state.spec.version,
+                state.content_hash
+            )));
+        }
+    }
+    let device = DeviceChoice::parse(&inference.device)
+        .map_err(|e| Error::config(&opts.job_file, format!("field `inference.device`: {e}")))?
+        .resolve()?;
+    m.inference.device = format!("{device:?}").to_lowercase();
+    let engine = Engine::load(
+        &bundle.model_path,
+        device,
+        bundle.spec.features.len(),
+        &bundle.spec.outputs,
+    )?;
+
+    // Source.
+    let src = crate::source::resolve(&job.source, &opts.root, vars, redactor)?;
+    m.source = Some(src.description.clone());
+    m.inputs = src.inputs.clone();
+    let schema = src.frame.clone().collect_schema()?;
+    for k in &job.keys {
+        if schema.get(k.as_str()).is_none() {
+            return Err(Error::DataContract(format!(
+                "key column `{k}` (job field `keys`) is not in the input {} (columns: {})",
+                src.description,
+                schema
+                    .iter_names()
+                    .map(|n| n.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )));
+        }
+    }
+    preprocess::check_input_schema(&state.spec, &schema)
+        .map_err(|e| e.context(&src.description))?;
+    let mut needed: Vec<String> = job.keys.clone();
+    for c in state.spec.input_columns() {
+        if !needed.contains(&c) {
+            needed.push(c);
+        }
+    }
+    let t = Instant::now();
+    let raw = src
+        .frame
+        .select(needed.iter().map(|c| col(c.as_str())).collect::<Vec<_>>())
+        .collect()
+        .map_err(|e| Error::from(e).context(format!("reading {}", src.description)))?;
+    m.stages.insert("read", t.elapsed().as_secs_f64());
+    m.rows.read = raw.height() as u64;
+    tracing::info!(
+        rows = raw.height(),
+        seconds = t.elapsed().as_secs_f64(),
+        "read"
+    );
+
+    // Preprocess.
+    let t = Instant::now();
+    let features = preprocess::apply(raw.clone().lazy(), state, &[])?
+        .collect()
+        .map_err(|e| {
+            Error::from(e).context(format!(
+                "preprocessing {} {}",
+                state.spec.name, state.spec.version
+            ))
+        })?;
+    m.stages.insert("preprocess", t.elapsed().as_secs_f64());
+    tracing::info!(
+        features = features.width(),
+        seconds = t.elapsed().as_secs_f64(),
+        "preprocessed"
+    );
+
+    // Tensorize.
+    let t = Instant::now();
+    let matrix = tensorize::to_row_major(&features, &state.feature_names, &raw, &job.keys)
+        .map_err(|e| e.context(&src.description))?;
+    drop(features);
+    m.stages.insert("tensorize", t.elapsed().as_secs_f64());
+
+    // Infer.
+    let t = Instant::now();
+    let scores = engine.score(&matrix, inference.batch_size, threads)?;
+    drop(matrix);
+    m.stages.insert("infer", t.elapsed().as_secs_f64());
+    m.rows.scored = raw.height() as u64;
+    tracing::info!(
+        rows = raw.height(),
+        seconds = t.elapsed().as_secs_f64(),
+        threads,
+        "inferred"
+    );
+
+    // Output frame.
+    let t = Instant::now();
+    let n = raw.height();
+    let mut columns: Vec<Column> = Vec::new();
+    for k in &job.keys {
+        columns.push(raw.column(k)?.clone());
+    }
+    drop(raw);
+    for (name, v) in bundle.spec.score_columns().iter().zip(scores) {
+        columns.push(Column::new(name.into(), v));
+    }
+    let scored_at = Utc::now().timestamp_micros();
+    columns.push(Column::new_scalar(
+        "model_name".into(),
+        Scalar::from(PlSmallStr::from(bundle.spec.name.as_str())),
+        n,
+    ));
+    columns.push(Column::new_scalar(
+        "model_version".into(),
+        Scalar::from(PlSmallStr::from(bundle.spec.version.as_str())),
+        n,
+    ));
+    columns.push(Column::new_scalar(
+        "run_id".into(),
+        Scalar::from(PlSmallStr::from(m.run_id.as_str())),
+        n,
+    ));
+    columns.push(Column::new_scalar(
+        "scored_at".into(),
+        Scalar::new(
+            DataType::Datetime(TimeUnit::Microseconds, Some(TimeZone::UTC)),
+            AnyValue::DatetimeOwned(
+                scored_at,
+                TimeUnit::Microseconds,
+                Some(std::sync::Arc::new(TimeZone::UTC)),
+            ),
+        ),
+        n,
+    ));
+    let mut out = DataFrame::new(n, columns)?;
+    let partition = format!("ds={}", m.ds);
+    let staged = StagedPartition::create(table, &partition, &m.run_id)?;
+    let file_name = "part-00000.parquet";
+    let meta = vec![
+        (
+            "scorch.version".to_string(),
+            env!("CARGO_PKG_VERSION").to_string(),
+        ),
+        ("scorch.job".to_string(), job.name.clone()),
+        ("scorch.run_id".to_string(), m.run_id.clone()),
+        ("scorch.ds".to_string(), m.ds.clone()),
+        ("scorch.model_name".to_string(), bundle.spec.name.clone()),
+        (
+            "scorch.model_version".to_string(),
+            bundle.spec.version.clone(),
+        ),
+        (
+            "scorch.model_sha256".to_string(),
+            bundle.spec.model_sha256.clone(),
+        ),
+        (
+            "scorch.preprocessing_name".to_string(),
+            state.spec.name.clone(),
+        ),
+        (
+            "scorch.preprocessing_version".to_string(),
+            state.spec.version.clone(),
+        ),
+        (
+            "scorch.preprocessing_state_hash".to_string(),
+            state.content_hash.clone(),
+        ),
+    ];
+    let written = (|| -> Result<u64> {
+        let bytes = write_parquet_checked(&mut out, &staged.dir.join(file_name), job, meta)?;
+        m.rows.written = out.height() as u64;
+        m.output = Some(OutputInfo {
+            table: redactor.redact(&table.display().to_string()),
+            partition: redactor.redact(&staged.target().display().to_string()),
+            files: vec![OutputFile {
+                path: file_name.to_string(),
+                bytes,
+                rows: out.height() as u64,
+            }],
+            columns: out
+                .get_column_names()
+                .iter()
+                .map(|c| c.to_string())
+                .collect(),
+        });
+        m.stages.insert("write", t.elapsed().as_secs_f64());
+        let mut staged_manifest = m.clone();
+        staged_manifest.status = "succeeded";
+        staged_manifest.finished_at = now();
+        staged_manifest
+            .stages
+            .insert("total", t0.elapsed().as_secs_f64());
+        write_manifest(
+            &staged.dir.join("_manifest.json"),
+            &staged_manifest,
+            redactor,
+        )?;
+        Ok(bytes)
+    })();
+    if let Err(e) = written {
+        staged.abandon();
+        return Err(e);
+    }
+    if let Some(ms) = std::env::var(PAUSE_BEFORE_PUBLISH_ENV)
+        .ok()
+        .and_then(|v| v.parse::<u64>().ok())
+    {
+        std::thread::sleep(std::time::Duration::from_millis(ms));
+    }
+    let target = staged.publish()?;
+    tracing::info!(partition = %redactor.redact(&target.display().to_string()), rows = n, "published");
+    Ok(target)
+}
+
+fn write_parquet_checked(
+    out: &mut DataFrame,
+    path: &Path,
+    job: &JobSpec,
+    metadata: Vec<(String, String)>,
+) -> Result<u64> {
+    sink::write_parquet(
+        out,
+        path,
+        &ParquetOptions {
+            zstd_level: job.output.zstd_level,
+            row_group_size: job.output.row_group_size,
+            metadata,
+        },
+    )
+}

@@ -1,0 +1,218 @@
+//! The output table: Parquet (zstd) partitions `<table>/ds=<date>/`, written into a
+//! staging folder and published by an atomic rename, so a reader sees the old
+//! partition or the new one, never a half-written one.
+//!
+//! Layout of a table folder:
+//! ```text
+//! <table>/ds=2026-11-28/part-00000.parquet   the data
+//! <table>/ds=2026-11-28/_manifest.json       the manifest of the run that wrote it
+//! <table>/_staging/…                         runs in progress (readers skip `_` names)
+//! <table>/_runs/<run id>.json                every run's manifest, failed ones too
+//! ```
+//! Publishing swaps the staging folder with the live partition in one
+//! `renameat2(RENAME_EXCHANGE)` call where the file system supports it (Linux
+//! ext4, xfs, btrfs, tmpfs…), then deletes the old data. Elsewhere it falls back to
+//! two renames, and a later run restores a partition left half-swapped by a crash.
+
+use std::fs::File;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use polars::prelude::*;
+
+use crate::error::{Error, Result};
+
+/// Columns scorch adds to every output row; sources may not use these names as keys.
+pub const RESERVED_COLUMNS: &[&str] = &["model_name", "model_version", "run_id", "scored_at"];
+
+/// Name of the staging folder inside a table.
+pub const STAGING_DIR: &str = "_staging";
+/// Name of the folder of run manifests inside a table.
+pub const RUNS_DIR: &str = "_runs";
+
+/// Writes `bytes` to `path` atomically (temp file in the same folder, fsync, rename).
+pub fn write_file_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
+    let dir = path
+        .parent()
+        .filter(|d| !d.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    std::fs::create_dir_all(dir).map_err(|e| Error::io("create folder", dir, e))?;
+    let tmp = dir.join(format!(
+        ".{}.tmp-{}",
+        path.file_name()
+            .map(|n| n.to_string_lossy())
+            .unwrap_or_default(),
+        std::process::id()
+    ));
+    let mut f = File::create(&tmp).map_err(|e| Error::io("create", &tmp, e))?;
+    f.write_all(bytes)
+        .map_err(|e| Error::io("write", &tmp, e))?;
+    f.sync_all().map_err(|e| Error::io("sync", &tmp, e))?;
+    drop(f);
+    std::fs::rename(&tmp, path).map_err(|e| Error::io("rename into place", path, e))?;
+    sync_dir(dir);
+    Ok(())
+}
+
+fn sync_dir(dir: &Path) {
+    if let Ok(d) = File::open(dir) {
+        let _ = d.sync_all();
+    }
+}
+
+/// How Parquet files are written.
+#[derive(Debug, Clone)]
+pub struct ParquetOptions {
+    pub zstd_level: i32,
+    pub row_group_size: usize,
+    /// Key-value pairs for the file footer.
+    pub metadata: Vec<(String, String)>,
+}
+
+/// Writes `df` to `path` as one Parquet file and fsyncs it. Returns its size in bytes.
+pub fn write_parquet(df: &mut DataFrame, path: &Path, opts: &ParquetOptions) -> Result<u64> {
+    let file = File::create(path).map_err(|e| Error::io("create", path, e))?;
+    let level = polars::polars_utils::compression::ZstdLevel::try_new(opts.zstd_level)
+        .map_err(|e| Error::usage(format!("output.zstd_level: {e}")))?;
+    ParquetWriter::new(&file)
+        .with_compression(ParquetCompression::Zstd(Some(level)))
+        .with_statistics(StatisticsOptions::full())
+        .with_row_group_size(Some(opts.row_group_size))
+        .with_key_value_metadata(Some(KeyValueMetadata::from_static(opts.metadata.clone())))
+        .finish(df)
+        .map_err(|e| Error::Internal(format!("writing {}: {e}", path.display())))?;
+    file.sync_all().map_err(|e| Error::io("sync", path, e))?;
+    Ok(file.metadata().map(|m| m.len()).unwrap_or(0))
+}
+
+/// A partition being written: a private staging folder that becomes `<table>/<partition>`
+/// when published.
+pub struct StagedPartition {
+    pub table: PathBuf,
+    pub partition: String,
+    pub dir: PathBuf,
+}
+
+fn staging_name(partition: &str, run_id: &str) -> String {
+    format!("{partition}.{run_id}.pid{}", std::process::id())
+}
+
+fn pid_of(staging_name: &str) -> Option<u32> {
+    staging_name.rsplit_once(".pid")?.1.parse().ok()
+}
+
+fn alive(pid: u32) -> bool {
+    Path::new(&format!("/proc/{pid}")).exists()
+}
+
+impl StagedPartition {
+    /// Creates the staging folder for `partition` (e.g. `ds=2026-11-28`) of `table`,
+    /// first removing staging folders of the same partition left by dead processes
+    /// and repairing a partition a crashed fallback publish left aside.
+    pub fn create(table: &Path, partition: &str, run_id: &str) -> Result<Self> {
+        let staging_root = table.join(STAGING_DIR);
+        std::fs::create_dir_all(&staging_root)
+            .map_err(|e| Error::io("create folder", &staging_root, e))?;
+        recover(table, partition)?;
+        if let Ok(entries) = std::fs::read_dir(&staging_root) {
+            for e in entries.flatten() {
+                let name = e.file_name().to_string_lossy().to_string();
+                let ours = name.starts_with(&format!("{partition}."));
+                if ours && pid_of(&name).is_some_and(|p| !alive(p)) {
+                    tracing::info!(folder = %e.path().display(), "removing staging folder of a dead run");
+                    let _ = std::fs::remove_dir_all(e.path());
+                }
+            }
+        }
+        let dir = staging_root.join(staging_name(partition, run_id));
+        std::fs::create_dir_all(&dir).map_err(|e| Error::io("create folder", &dir, e))?;
+        Ok(Self {
+            table: table.to_path_buf(),
+            partition: partition.to_string(),
+            dir,
+        })
+    }
+
+    /// The live partition folder.
+    pub fn target(&self) -> PathBuf {
+        self.table.join(&self.partition)
+    }
+
+    /// Makes the staged files the partition, atomically replacing any previous one.
+    pub fn publish(self) -> Result<PathBuf> {
+        sync_dir(&self.dir);
+        let target = self.target();
+        if target.exists() {
+            match exchange(&self.dir, &target) {
+                Ok(()) => {
+                    // `self.dir` now holds the previous partition.
+                    sync_dir(&self.table);
+                    let _ = std::fs::remove_dir_all(&self.dir);
+                }
+                Err(e) if matches!(e.raw_os_error(), Some(libc::EINVAL) | Some(libc::ENOSYS)) => {
+                    let aside = self
+                        .table
+                        .join(STAGING_DIR)
+                        .join(format!("{}.previous", self.partition));
+                    let _ = std::fs::remove_dir_all(&aside);
+                    std::fs::rename(&target, &aside)
+                        .map_err(|e| Error::io("move aside", &target, e))?;
+                    std::fs::rename(&self.dir, &target)
+                        .map_err(|e| Error::io("publish", &target, e))?;
+                    sync_dir(&self.table);
+                    let _ = std::fs::remove_dir_all(&aside);
+                }
+                Err(e) => return Err(Error::io("publish", &target, e)),
+            }
+        } else {
+            std::fs::rename(&self.dir, &target).map_err(|e| Error::io("publish", &target, e))?;
+            sync_dir(&self.table);
+        }
+        Ok(target)
+    }
+
+    /// Removes the staging folder (after a failure).
+    pub fn abandon(self) {
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// Puts back a partition that a crash left aside between the two renames of the fallback publish.
+fn recover(table: &Path, partition: &str) -> Result<()> {
+    let aside = table
+        .join(STAGING_DIR)
+        .join(format!("{partition}.previous"));
+    let target = table.join(partition);
+    if aside.is_dir() && !target.exists() {
+        tracing::warn!(
+            partition,
+            "restoring a partition left aside by an interrupted publish"
+        );
+        std::fs::rename(&aside, &target).map_err(|e| Error::io("restore", &target, e))?;
+    }
+    Ok(())
+}
+
+/// Atomically swaps two paths (Linux `renameat2(RENAME_EXCHANGE)`).
+fn exchange(a: &Path, b: &Path) -> std::io::Result<()> {
+    use std::ffi::CString;
+    use std::os::unix::ffi::OsStrExt;
+    let ca = CString::new(a.as_os_str().as_bytes())?;
+    let cb = CString::new(b.as_os_str().as_bytes())?;
+    // SAFETY: both are valid NUL-terminated paths; AT_FDCWD resolves them relative to the cwd.
+    let rc = unsafe {
+        libc::syscall(
+            libc::SYS_renameat2,
+            libc::AT_FDCWD,
+            ca.as_ptr(),
+            libc::AT_FDCWD,
+            cb.as_ptr(),
+            libc::RENAME_EXCHANGE,
+        )
+    };
+    if rc == 0 {
+        Ok(())
+    } else {
+        Err(std::io::Error::last_os_error())
+    }
+}

@@ -1,0 +1,190 @@
+//! Sources: where a job's rows come from. Parquet files by path, folder or glob,
+//! and SQL files run by Polars SQL over named Parquet tables (the embedded default
+//! warehouse). Everything is lazy; the run selects the columns it needs, so only
+//! those are read.
+
+use std::path::{Path, PathBuf};
+
+use polars::prelude::*;
+use polars::sql::SQLContext;
+use serde::Serialize;
+
+use crate::error::{Error, Result};
+use crate::spec::job::{ParquetSource, SourceSpec, SqlSource};
+use crate::spec::template::{Redactor, TemplateVars, render};
+
+/// One input file, as recorded in the run manifest.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct InputFile {
+    /// Path (secrets redacted).
+    pub path: String,
+    /// Size in bytes.
+    pub bytes: u64,
+    /// Last modification time, RFC 3339 UTC, when the file system gives one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub modified: Option<String>,
+}
+
+/// A source resolved for one run: a lazy frame and the files behind it.
+pub struct Resolved {
+    pub frame: LazyFrame,
+    pub inputs: Vec<InputFile>,
+    /// Human description (redacted), for logs and the manifest.
+    pub description: String,
+}
+
+/// Resolves a job's source for the run date. Paths are relative to `root`.
+pub fn resolve(
+    spec: &SourceSpec,
+    root: &Path,
+    vars: &TemplateVars,
+    redactor: &mut Redactor,
+) -> Result<Resolved> {
+    match spec {
+        SourceSpec::Parquet(p) => parquet(p, root, vars, redactor),
+        SourceSpec::Sql(s) => sql(s, root, vars, redactor),
+    }
+}
+
+fn render_field(t: &str, field: &str, vars: &TemplateVars, red: &mut Redactor) -> Result<String> {
+    let r = render(t, vars).map_err(|e| Error::usage(format!("{field}: {e}")))?;
+    red.add(&r);
+    Ok(r.value)
+}
+
+fn parquet(
+    p: &ParquetSource,
+    root: &Path,
+    vars: &TemplateVars,
+    red: &mut Redactor,
+) -> Result<Resolved> {
+    let pattern = render_field(&p.path, "source.parquet.path", vars, red)?;
+    let files = expand(root, &pattern).map_err(|e| Error::DataContract(red.redact(&e)))?;
+    let frame = scan(&files, p.hive_partitioning)?;
+    Ok(Resolved {
+        frame,
+        inputs: describe_files(&files, red),
+        description: format!("parquet {}", red.redact(&pattern)),
+    })
+}
+
+fn sql(s: &SqlSource, root: &Path, vars: &TemplateVars, red: &mut Redactor) -> Result<Resolved> {
+    let query_path = root.join(render_field(&s.query, "source.sql.query", vars, red)?);
+    let text = std::fs::read_to_string(&query_path).map_err(|e| {
+        Error::config(
+            &query_path,
+            format!("cannot read SQL file (source.sql.query): {e}"),
+        )
+    })?;
+    let text = render(&text, vars).map_err(|e| Error::config(&query_path, e))?;
+    red.add(&text);
+    let mut ctx = SQLContext::new();
+    let mut inputs = Vec::new();
+    for (name, t) in &s.tables {
+        let pattern = render_field(t, &format!("source.sql.tables.{name}"), vars, red)?;
+        let files = expand(root, &pattern)
+            .map_err(|e| Error::DataContract(format!("table `{name}`: {}", red.redact(&e))))?;
+        ctx.register(name, scan(&files, true)?);
+        inputs.extend(describe_files(&files, red));
+    }
+    let frame = ctx
+        .execute(&text.value)
+        .map_err(|e| Error::config(&query_path, format!("SQL error: {e}")))?;
+    Ok(Resolved {
+        frame,
+        inputs,
+        description: format!("sql {}", query_path.display()),
+    })
+}
+
+/// Opens a lazy scan over `files` (hive partition folders become columns when asked).
+pub fn scan(files: &[PathBuf], hive: bool) -> Result<LazyFrame> {
+    let paths: Vec<PlRefPath> = files
+        .iter()
+        .map(|f| PlRefPath::new(f.to_string_lossy().as_ref()))
+        .collect();
+    let args = ScanArgsParquet {
+        hive_options: HiveOptions {
+            enabled: Some(hive),
+            hive_start_idx: 0,
+            schema: None,
+            try_parse_dates: true,
+        },
+        glob: false,
+        ..Default::default()
+    };
+    Ok(LazyFrame::scan_parquet_files(
+        paths.into_iter().collect(),
+        args,
+    )?)
+}
+
+fn has_glob(s: &str) -> bool {
+    s.contains(['*', '?', '['])
+}
+
+/// True for names readers skip: `_staging`, `.tmp`, `_SUCCESS` (Spark/Hive convention).
+fn hidden(name: &std::ffi::OsStr) -> bool {
+    let n = name.to_string_lossy();
+    n.starts_with('_') || n.starts_with('.')
+}
+
+/// Expands a file, folder (recursively, `*.parquet`) or glob into a sorted list of files.
+/// Files and folders whose name starts with `_` or `.` are skipped, as Spark and Hive do.
+pub fn expand(root: &Path, pattern: &str) -> std::result::Result<Vec<PathBuf>, String> {
+    let full = root.join(pattern);
+    let mut files = Vec::new();
+    if has_glob(pattern) {
+        let g = glob::glob(&full.to_string_lossy())
+            .map_err(|e| format!("bad glob `{pattern}`: {e}"))?;
+        for entry in g {
+            let p = entry.map_err(|e| format!("cannot list {pattern}: {e}"))?;
+            let rel = p.strip_prefix(root).unwrap_or(&p);
+            if p.is_file() && !rel.components().any(|c| hidden(c.as_os_str())) {
+                files.push(p);
+            }
+        }
+    } else if full.is_dir() {
+        walk(&full, &mut files).map_err(|e| format!("cannot list {}: {e}", full.display()))?;
+    } else if full.is_file() {
+        files.push(full.clone());
+    }
+    files.sort();
+    if files.is_empty() {
+        return Err(format!("no Parquet files match `{}`", full.display()));
+    }
+    Ok(files)
+}
+
+fn walk(dir: &Path, out: &mut Vec<PathBuf>) -> std::io::Result<()> {
+    for e in std::fs::read_dir(dir)? {
+        let e = e?;
+        if hidden(&e.file_name()) {
+            continue;
+        }
+        let p = e.path();
+        if e.file_type()?.is_dir() {
+            walk(&p, out)?;
+        } else if p.extension().is_some_and(|x| x == "parquet") {
+            out.push(p);
+        }
+    }
+    Ok(())
+}
+
+fn describe_files(files: &[PathBuf], red: &Redactor) -> Vec<InputFile> {
+    files
+        .iter()
+        .map(|f| {
+            let md = std::fs::metadata(f).ok();
+            InputFile {
+                path: red.redact(&f.to_string_lossy()),
+                bytes: md.as_ref().map_or(0, |m| m.len()),
+                modified: md.and_then(|m| m.modified().ok()).map(|t| {
+                    chrono::DateTime::<chrono::Utc>::from(t)
+                        .to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+                }),
+            }
+        })
+        .collect()
+}

@@ -1,0 +1,311 @@
+//! The job YAML: what to read, which model bundle scores it, where the scores go.
+//!
+//! ```yaml
+//! name: churn_daily
+//! source:
+//!   parquet:
+//!     path: data/churn/features/ds={{ ds }}/*.parquet
+//! keys: [customer_id]
+//! model: models/churn/1.0.0
+//! output:
+//!   path: output/churn_scores
+//! ```
+//!
+//! Parsing is strict (`deny_unknown_fields` everywhere). [`JobSpec::validate`]
+//! is pure: it checks the spec itself and touches nothing on disk; the checks
+//! that need files (SQL file present, bundle hashes) live in `crate::validate`.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Problems, Result};
+use crate::spec::{is_simple_name, load_yaml, template};
+
+/// One scoring job.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct JobSpec {
+    /// Job name: letters, digits, `_`, `-`, `.`. Names the run in logs, manifests and Parquet metadata.
+    pub name: String,
+    /// Free text for humans; not used by scorch.
+    #[serde(default)]
+    pub description: Option<String>,
+    /// Where the rows to score come from.
+    pub source: SourceSpec,
+    /// Columns copied unchanged from the input to the output, in this order (entity keys).
+    pub keys: Vec<String>,
+    /// Path to the model bundle folder (`models/<name>/<version>`), relative to the project folder.
+    pub model: String,
+    /// The preprocessing this job expects to apply. Optional; when given it must equal the
+    /// bundle's pin, else the run stops with exit 4 before reading data.
+    #[serde(default)]
+    pub preprocessing: Option<PreprocessingPin>,
+    /// Where and how the scored table is written.
+    pub output: OutputSpec,
+    /// Batching and threading of inference.
+    #[serde(default)]
+    pub inference: InferenceSpec,
+}
+
+/// The input of a job: exactly one of `parquet` or `sql`.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(rename_all = "snake_case", deny_unknown_fields)]
+pub enum SourceSpec {
+    /// Parquet files read directly.
+    Parquet(ParquetSource),
+    /// A SQL query (a file under `sql/`) run by Polars SQL over named Parquet tables.
+    Sql(SqlSource),
+}
+
+/// Parquet files by path, folder or glob.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct ParquetSource {
+    /// A file, a folder (read recursively) or a glob (`*`, `**`, `?`, `[..]`). Templated:
+    /// `{{ ds }}`, `{{ ds_nodash }}`, `${ENV}`.
+    pub path: String,
+    /// Turn `name=value` folders in the path (`ds=2026-11-28/`) into columns.
+    #[serde(default = "default_true")]
+    pub hive_partitioning: bool,
+}
+
+/// A query over named Parquet tables (the embedded default warehouse).
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct SqlSource {
+    /// Path of the SQL file, relative to the project folder (by convention under `sql/`).
+    /// The file may use `{{ ds }}` and `{{ ds_nodash }}`, rendered as SQL string literals' contents.
+    pub query: String,
+    /// Table name → Parquet path, folder or glob (templated like `parquet.path`). Hive
+    /// partition folders become columns, so a query can filter on `ds`.
+    pub tables: BTreeMap<String, String>,
+}
+
+/// Where the scored table goes.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct OutputSpec {
+    /// Base folder of the output table; the run writes the partition `<path>/ds=<date>/`.
+    /// Templated (`${ENV}` only makes sense here; dates go in the partition).
+    pub path: String,
+    /// zstd compression level, 1 (fast) to 22 (small).
+    #[serde(default = "default_zstd_level")]
+    pub zstd_level: i32,
+    /// Rows per Parquet row group.
+    #[serde(default = "default_row_group_size")]
+    pub row_group_size: usize,
+}
+
+/// How inference is run.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct InferenceSpec {
+    /// Rows per forward call. 1–8K rows are fastest for small MLPs on CPU.
+    #[serde(default = "default_batch_size")]
+    pub batch_size: usize,
+    /// Worker threads that run batches in parallel (each with one libtorch intra-op
+    /// thread). 0 = one per available core.
+    #[serde(default)]
+    pub threads: usize,
+    /// `cpu`, `auto` (CUDA when available, else CPU), `cuda` or `cuda:N`.
+    #[serde(default = "default_device")]
+    pub device: String,
+}
+
+impl Default for InferenceSpec {
+    fn default() -> Self {
+        Self {
+            batch_size: default_batch_size(),
+            threads: 0,
+            device: default_device(),
+        }
+    }
+}
+
+/// The preprocessing a job expects; compared with the bundle's pin.
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct PreprocessingPin {
+    /// Spec name (`name:` in the preprocessing YAML).
+    pub name: String,
+    /// Spec version (`version:` in the preprocessing YAML).
+    pub version: String,
+    /// Optional content hash of the fitted state (`sha256:...`), for the strictest pin.
+    #[serde(default)]
+    pub state_hash: Option<String>,
+}
+
+fn default_true() -> bool {
+    true
+}
+fn default_zstd_level() -> i32 {
+    3
+}
+fn default_row_group_size() -> usize {
+    128 * 1024
+}
+fn default_batch_size() -> usize {
+    4096
+}
+fn default_device() -> String {
+    "cpu".to_string()
+}
+
+impl JobSpec {
+    /// Reads and validates a job file (no other file is touched).
+    pub fn load(path: &Path) -> Result<Self> {
+        let job: JobSpec = load_yaml(path)?;
+        job.validate().into_result(path)?;
+        Ok(job)
+    }
+
+    /// Pure checks of the spec: names, templates, numeric ranges. Returns every problem.
+    pub fn validate(&self) -> Problems {
+        let mut p = Problems::new();
+        if !is_simple_name(&self.name) {
+            p.push(
+                "name",
+                format!(
+                    "{:?} must be 1-128 letters, digits, `_`, `-` or `.`",
+                    self.name
+                ),
+            );
+        }
+        let tmpl = |p: &mut Problems, field: &str, v: &str| {
+            if v.trim().is_empty() {
+                p.push(field, "must not be empty");
+            } else if let Err(e) = template::check_syntax(v) {
+                p.push(field, e);
+            }
+        };
+        match &self.source {
+            SourceSpec::Parquet(s) => tmpl(&mut p, "source.parquet.path", &s.path),
+            SourceSpec::Sql(s) => {
+                tmpl(&mut p, "source.sql.query", &s.query);
+                if s.tables.is_empty() {
+                    p.push(
+                        "source.sql.tables",
+                        "name at least one table the query reads",
+                    );
+                }
+                for (name, path) in &s.tables {
+                    if !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+                        || name.starts_with(|c: char| c.is_ascii_digit())
+                    {
+                        p.push(
+                            format!("source.sql.tables.{name}"),
+                            "table names are letters, digits and `_`, not starting with a digit",
+                        );
+                    }
+                    tmpl(&mut p, &format!("source.sql.tables.{name}"), path);
+                }
+            }
+        }
+        if self.keys.is_empty() {
+            p.push(
+                "keys",
+                "name at least one key column to carry to the output",
+            );
+        }
+        let mut seen = std::collections::BTreeSet::new();
+        for k in &self.keys {
+            if !seen.insert(k) {
+                p.push("keys", format!("column `{k}` is listed twice"));
+            }
+            if crate::sink::RESERVED_COLUMNS.contains(&k.as_str()) {
+                p.push(
+                    "keys",
+                    format!("`{k}` is a column scorch writes itself; rename it in the source"),
+                );
+            }
+        }
+        tmpl(&mut p, "model", &self.model);
+        tmpl(&mut p, "output.path", &self.output.path);
+        if !(1..=22).contains(&self.output.zstd_level) {
+            p.push("output.zstd_level", "must be between 1 and 22");
+        }
+        if self.output.row_group_size == 0 {
+            p.push("output.row_group_size", "must be at least 1");
+        }
+        if self.inference.batch_size == 0 || self.inference.batch_size > 1 << 24 {
+            p.push("inference.batch_size", "must be between 1 and 16777216");
+        }
+        if self.inference.threads > 1024 {
+            p.push(
+                "inference.threads",
+                "must be at most 1024 (0 = one per core)",
+            );
+        }
+        if let Err(e) = crate::infer::DeviceChoice::parse(&self.inference.device) {
+            p.push("inference.device", e);
+        }
+        if let Some(pin) = &self.preprocessing {
+            if pin.name.is_empty() {
+                p.push("preprocessing.name", "must not be empty");
+            }
+            if pin.version.is_empty() {
+                p.push("preprocessing.version", "must not be empty");
+            }
+            if let Some(h) = &pin.state_hash
+                && !crate::preprocess::state::is_hash(h)
+            {
+                p.push(
+                    "preprocessing.state_hash",
+                    "must look like `sha256:<64 hex digits>`",
+                );
+            }
+        }
+        p
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::spec::parse_yaml;
+
+    fn parse(y: &str) -> Result<JobSpec> {
+        parse_yaml(Path::new("jobs/t.yaml"), y)
+    }
+
+    const OK: &str = "name: t\nsource:\n  parquet:\n    path: data/ds={{ ds }}/*.parquet\nkeys: [id]\nmodel: models/m/1\noutput:\n  path: out\n";
+
+    #[test]
+    fn parses_minimal_job_with_defaults() {
+        let j = parse(OK).unwrap();
+        assert!(j.validate().is_empty());
+        assert_eq!(j.inference.batch_size, 4096);
+        assert_eq!(j.output.zstd_level, 3);
+        assert!(matches!(j.source, SourceSpec::Parquet(ref p) if p.hive_partitioning));
+    }
+
+    #[test]
+    fn unknown_field_is_an_error_naming_it() {
+        let e = parse(&format!("{OK}colour: red\n")).unwrap_err();
+        assert_eq!(e.exit_code(), crate::error::ExitCode::Config);
+        let msg = e.to_string();
+        assert!(msg.contains("colour"), "{msg}");
+        assert!(msg.contains("jobs/t.yaml"), "{msg}");
+    }
+
+    #[test]
+    fn validate_reports_every_problem() {
+        let y = OK
+            .replace("name: t", "name: 'bad name'")
+            .replace("keys: [id]", "keys: [id, id, model_version]")
+            + "inference:\n  batch_size: 0\n  device: tpu\n";
+        let p = parse(&y).unwrap().validate();
+        let e = p.into_result(Path::new("j.yaml")).unwrap_err().to_string();
+        for needle in [
+            "`name`",
+            "listed twice",
+            "model_version",
+            "inference.batch_size",
+            "inference.device",
+        ] {
+            assert!(e.contains(needle), "{needle} missing in {e}");
+        }
+    }
+}

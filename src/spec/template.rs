@@ -1,0 +1,183 @@
+//! Rendering of templated strings in job specs.
+//!
+//! Two kinds of placeholders are understood:
+//! - `{{ ds }}` — the run's logical date as `YYYY-MM-DD` (Airflow's name), and
+//!   `{{ ds_nodash }}` — the same as `YYYYMMDD`;
+//! - `${NAME}` — the environment variable `NAME` (for secrets and per-machine
+//!   settings). Its value is never written to any output: every rendered string
+//!   also has a *redacted* form, with `${NAME}` left in place, which is what
+//!   manifests, logs and Parquet metadata record.
+//!
+//! Anything else between `{{` and `}}` is an error, as is a `${NAME}` whose
+//! variable is unset, so a typo cannot silently become an empty path.
+
+use chrono::NaiveDate;
+
+/// The values placeholders are filled from.
+#[derive(Debug, Clone)]
+pub struct TemplateVars {
+    /// The logical date of the run.
+    pub ds: NaiveDate,
+}
+
+/// A rendered template: the real value, and the form safe to record.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Rendered {
+    pub value: String,
+    pub redacted: String,
+    /// The environment values substituted, so derived strings (expanded file
+    /// paths, error messages) can be redacted too.
+    pub secrets: Vec<String>,
+}
+
+/// Renders `template`; `env` looks up environment variables (injectable for tests).
+pub fn render_with(
+    template: &str,
+    vars: &TemplateVars,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Result<Rendered, String> {
+    let mut value = String::with_capacity(template.len());
+    let mut redacted = String::with_capacity(template.len());
+    let mut secrets = Vec::new();
+    let mut rest = template;
+    while !rest.is_empty() {
+        let next_brace = rest.find("{{");
+        let next_env = rest.find("${");
+        let at = match (next_brace, next_env) {
+            (None, None) => {
+                value.push_str(rest);
+                redacted.push_str(rest);
+                break;
+            }
+            (Some(a), None) | (None, Some(a)) => a,
+            (Some(a), Some(b)) => a.min(b),
+        };
+        value.push_str(&rest[..at]);
+        redacted.push_str(&rest[..at]);
+        rest = &rest[at..];
+        if rest.starts_with("{{") {
+            let end = rest
+                .find("}}")
+                .ok_or_else(|| format!("unclosed `{{{{` in template {template:?}"))?;
+            let name = rest[2..end].trim();
+            let v = match name {
+                "ds" => vars.ds.format("%Y-%m-%d").to_string(),
+                "ds_nodash" => vars.ds.format("%Y%m%d").to_string(),
+                other => {
+                    return Err(format!(
+                        "unknown template variable `{other}` in {template:?} (known: ds, ds_nodash)"
+                    ));
+                }
+            };
+            value.push_str(&v);
+            redacted.push_str(&v);
+            rest = &rest[end + 2..];
+        } else {
+            let end = rest
+                .find('}')
+                .ok_or_else(|| format!("unclosed `${{` in template {template:?}"))?;
+            let name = &rest[2..end];
+            if name.is_empty()
+                || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+                || name.starts_with(|c: char| c.is_ascii_digit())
+            {
+                return Err(format!(
+                    "invalid environment variable name `{name}` in {template:?}"
+                ));
+            }
+            let v = env(name).ok_or_else(|| {
+                format!("environment variable `{name}` is not set (used in {template:?})")
+            })?;
+            value.push_str(&v);
+            if !v.is_empty() {
+                secrets.push(v);
+            }
+            redacted.push_str(&rest[..=end]);
+            rest = &rest[end + 1..];
+        }
+    }
+    Ok(Rendered {
+        value,
+        redacted,
+        secrets,
+    })
+}
+
+/// Renders `template` against the process environment.
+pub fn render(template: &str, vars: &TemplateVars) -> Result<Rendered, String> {
+    render_with(template, vars, &|k| std::env::var(k).ok())
+}
+
+/// Checks a template's syntax without needing the environment: every `{{ }}`
+/// names a known variable and every `${}` a well-formed variable name.
+pub fn check_syntax(template: &str) -> Result<(), String> {
+    let vars = TemplateVars {
+        ds: NaiveDate::from_ymd_opt(2000, 1, 1).expect("valid date"),
+    };
+    render_with(template, &vars, &|_| Some(String::new())).map(|_| ())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn vars() -> TemplateVars {
+        TemplateVars {
+            ds: NaiveDate::from_ymd_opt(2026, 11, 28).unwrap(),
+        }
+    }
+
+    #[test]
+    fn renders_dates_and_env_and_redacts_env() {
+        let env = |k: &str| (k == "BUCKET").then(|| "s3cr3t".to_string());
+        let r = render_with("data/${BUCKET}/ds={{ ds }}/{{ds_nodash}}", &vars(), &env).unwrap();
+        assert_eq!(r.value, "data/s3cr3t/ds=2026-11-28/20261128");
+        assert_eq!(r.redacted, "data/${BUCKET}/ds=2026-11-28/20261128");
+        assert_eq!(r.secrets, vec!["s3cr3t".to_string()]);
+    }
+
+    #[test]
+    fn rejects_unknown_variables_and_unset_env() {
+        let none = |_: &str| None;
+        assert!(
+            render_with("{{ dt }}", &vars(), &none)
+                .unwrap_err()
+                .contains("unknown template variable `dt`")
+        );
+        assert!(
+            render_with("${NOPE}", &vars(), &none)
+                .unwrap_err()
+                .contains("`NOPE` is not set")
+        );
+        assert!(render_with("{{ ds ", &vars(), &none).is_err());
+        assert!(check_syntax("a/${1X}").is_err());
+        assert!(check_syntax("a/${X}/{{ ds }}").is_ok());
+    }
+}
+
+/// Replaces every secret value seen while rendering with `***`.
+#[derive(Debug, Clone, Default)]
+pub struct Redactor {
+    secrets: Vec<String>,
+}
+
+impl Redactor {
+    /// Remembers the secrets of a rendered template.
+    pub fn add(&mut self, r: &Rendered) {
+        for s in &r.secrets {
+            if !self.secrets.contains(s) {
+                self.secrets.push(s.clone());
+            }
+        }
+        // Longest first, so a secret containing another is replaced whole.
+        self.secrets.sort_by_key(|s| std::cmp::Reverse(s.len()));
+    }
+    /// `s` with every remembered secret replaced by `***`.
+    pub fn redact(&self, s: &str) -> String {
+        let mut out = s.to_string();
+        for secret in &self.secrets {
+            out = out.replace(secret.as_str(), "***");
+        }
+        out
+    }
+}

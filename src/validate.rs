@@ -1,0 +1,175 @@
+//! `scorch validate`: checks jobs, model bundles and preprocessing specs without
+//! reading any data, and reports every problem with its file and field.
+
+use std::path::{Path, PathBuf};
+
+use chrono::NaiveDate;
+
+use crate::error::{Error, ExitCode};
+use crate::model::{BUNDLE_FILE, Bundle};
+use crate::spec::job::{JobSpec, SourceSpec};
+use crate::spec::template::{TemplateVars, render};
+
+/// The result of validating one file.
+#[derive(Debug)]
+pub struct Checked {
+    pub file: PathBuf,
+    pub kind: &'static str,
+    pub errors: Vec<Error>,
+}
+
+/// What a YAML file is, judged by where it lives.
+fn kind_of(path: &Path) -> &'static str {
+    if path.file_name().is_some_and(|n| n == BUNDLE_FILE) {
+        "bundle"
+    } else if path
+        .parent()
+        .and_then(|p| p.file_name())
+        .is_some_and(|n| n == "preprocess")
+    {
+        "preprocess"
+    } else {
+        "job"
+    }
+}
+
+/// Expands folders into their `*.yaml` / `*.yml` files (recursively), sorted.
+pub fn collect(paths: &[PathBuf]) -> Result<Vec<PathBuf>, Error> {
+    let mut out = Vec::new();
+    for p in paths {
+        if p.is_dir() {
+            walk(p, &mut out).map_err(|e| Error::io("list", p, e))?;
+        } else if p.is_file() {
+            out.push(p.clone());
+        } else {
+            return Err(Error::usage(format!("{} does not exist", p.display())));
+        }
+    }
+    out.sort();
+    Ok(out)
+}
+
+fn walk(dir: &Path, out: &mut Vec<PathBuf>) -> std::io::Result<()> {
+    for e in std::fs::read_dir(dir)? {
+        let p = e?.path();
+        if p.is_dir() {
+            walk(&p, out)?;
+        } else if p.extension().is_some_and(|x| x == "yaml" || x == "yml") {
+            out.push(p);
+        }
+    }
+    Ok(())
+}
+
+/// Validates one file; `root` is the project folder jobs' paths resolve against.
+pub fn check_file(path: &Path, root: &Path) -> Checked {
+    let kind = kind_of(path);
+    let errors = match kind {
+        "bundle" => Bundle::open(path.parent().unwrap_or(Path::new(".")))
+            .err()
+            .into_iter()
+            .collect(),
+        "preprocess" => crate::preprocess::load_spec(path)
+            .err()
+            .into_iter()
+            .collect(),
+        _ => check_job(path, root),
+    };
+    Checked {
+        file: path.to_path_buf(),
+        kind,
+        errors,
+    }
+}
+
+fn check_job(path: &Path, root: &Path) -> Vec<Error> {
+    let job = match JobSpec::load(path) {
+        Ok(j) => j,
+        Err(e) => return vec![e],
+    };
+    let mut errors = Vec::new();
+    // Render with a fixed date; unset environment variables are reported.
+    let vars = TemplateVars {
+        ds: NaiveDate::from_ymd_opt(2000, 1, 1).expect("valid"),
+    };
+    let field = |name: &str, t: &str| {
+        render(t, &vars).map_err(|e| Error::config(path, format!("field `{name}`: {e}")))
+    };
+    if let Err(e) = field("output.path", &job.output.path) {
+        errors.push(e);
+    }
+    match &job.source {
+        SourceSpec::Parquet(p) => {
+            if let Err(e) = field("source.parquet.path", &p.path) {
+                errors.push(e);
+            }
+        }
+        SourceSpec::Sql(s) => match field("source.sql.query", &s.query) {
+            Ok(q) => {
+                let f = root.join(&q.value);
+                match std::fs::read_to_string(&f) {
+                    Ok(text) if text.trim().is_empty() => errors.push(Error::config(
+                        path,
+                        format!("field `source.sql.query`: {} is empty", f.display()),
+                    )),
+                    Ok(text) => {
+                        if let Err(e) = render(&text, &vars) {
+                            errors.push(Error::config(&f, e));
+                        }
+                    }
+                    Err(e) => errors.push(Error::config(
+                        path,
+                        format!("field `source.sql.query`: cannot read {}: {e}", f.display()),
+                    )),
+                }
+            }
+            Err(e) => errors.push(e),
+        },
+    }
+    match field("model", &job.model) {
+        Ok(m) => match Bundle::open(&root.join(&m.value)) {
+            Ok(b) => {
+                if let Some(pin) = &job.preprocessing {
+                    let s = &b.state;
+                    if pin.name != s.spec.name
+                        || pin.version != s.spec.version
+                        || pin
+                            .state_hash
+                            .as_ref()
+                            .is_some_and(|h| *h != s.content_hash)
+                    {
+                        errors.push(Error::Model(format!(
+                            "{}: field `preprocessing` asks for {} {}, but bundle {} pins {} {} ({})",
+                            path.display(),
+                            pin.name,
+                            pin.version,
+                            m.value,
+                            s.spec.name,
+                            s.spec.version,
+                            s.content_hash
+                        )));
+                    }
+                }
+            }
+            Err(e) => errors.push(e.context(format!("{}: field `model`", path.display()))),
+        },
+        Err(e) => errors.push(e),
+    }
+    errors
+}
+
+/// The exit code for a set of results: 2 if any config problem, else 4 if any
+/// bundle problem, else the first other code, else 0.
+pub fn exit_code(results: &[Checked]) -> ExitCode {
+    let codes: Vec<ExitCode> = results
+        .iter()
+        .flat_map(|c| c.errors.iter().map(Error::exit_code))
+        .collect();
+    if codes.contains(&ExitCode::Config) {
+        ExitCode::Config
+    } else if codes.contains(&ExitCode::Model) {
+        ExitCode::Model
+    } else {
+        codes.first().copied().unwrap_or(ExitCode::Ok)
+    }
+}

@@ -1,0 +1,152 @@
+//! Shared helpers of the integration tests: the binary, the Python venv, and
+//! throwaway projects with generated example data.
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+/// The repository root.
+pub fn repo() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// The scorch binary under test.
+pub fn bin() -> PathBuf {
+    PathBuf::from(env!("CARGO_BIN_EXE_scorch"))
+}
+
+/// The Python of the project's venv (set up by `make setup`).
+pub fn python() -> PathBuf {
+    let p = std::env::var_os("SCORCH_PYTHON")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| {
+            PathBuf::from(std::env::var("HOME").unwrap_or_default())
+                .join(".cache/scorch/torch-2.13.0/bin/python")
+        });
+    assert!(
+        p.exists(),
+        "Python venv not found at {} — run `make setup` (or `make test`) first",
+        p.display()
+    );
+    p
+}
+
+/// A throwaway project folder with example data for a few days.
+pub struct Project {
+    pub dir: tempfile::TempDir,
+}
+
+pub const LAST_DAY: &str = "2026-11-28";
+
+impl Project {
+    /// Generates `days` days × `rows` rows of the churn dataset ending on [`LAST_DAY`].
+    pub fn new(days: u32, rows: u32) -> Self {
+        let dir = tempfile::Builder::new()
+            .prefix("scorch-test-")
+            .tempdir()
+            .unwrap();
+        let out = run_python(&[
+            repo().join("python/make_churn_data.py").to_str().unwrap(),
+            "--out",
+            dir.path().join("data/churn").to_str().unwrap(),
+            "--days",
+            &days.to_string(),
+            "--rows",
+            &rows.to_string(),
+            "--end",
+            LAST_DAY,
+        ]);
+        assert!(
+            out.status.success(),
+            "data generation failed: {}",
+            stderr(&out)
+        );
+        Project { dir }
+    }
+
+    pub fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// Writes a job file into `jobs/<name>.yaml` of the project and returns its path.
+    pub fn job(&self, name: &str, yaml: &str) -> PathBuf {
+        let p = self.path().join("jobs").join(format!("{name}.yaml"));
+        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+        std::fs::write(&p, yaml).unwrap();
+        p
+    }
+
+    /// A standard job over the generated data, scoring with `bundle`.
+    pub fn standard_job(&self, name: &str, bundle: &Path) -> PathBuf {
+        self.job(
+            name,
+            &format!(
+                "name: {name}\nsource:\n  parquet:\n    path: data/churn/features/ds={{{{ ds }}}}/*.parquet\n\
+                 keys: [customer_id]\nmodel: {}\noutput:\n  path: output/{name}\ninference:\n  threads: 2\n  batch_size: 1000\n",
+                bundle.display()
+            ),
+        )
+    }
+
+    /// Runs scorch in the project folder.
+    pub fn scorch(&self, args: &[&str]) -> Output {
+        self.scorch_env(args, &[])
+    }
+
+    pub fn scorch_env(&self, args: &[&str], env: &[(&str, &str)]) -> Output {
+        let mut c = Command::new(bin());
+        c.current_dir(self.path()).args(args);
+        for (k, v) in env {
+            c.env(k, v);
+        }
+        c.output().unwrap()
+    }
+
+    /// Copies the committed example bundle into the project (to tamper with it safely).
+    pub fn copy_bundle(&self) -> PathBuf {
+        let src = repo().join("models/churn/1.0.0");
+        let dst = self.path().join("models/churn/1.0.0");
+        std::fs::create_dir_all(&dst).unwrap();
+        for e in std::fs::read_dir(&src).unwrap() {
+            let e = e.unwrap();
+            std::fs::copy(e.path(), dst.join(e.file_name())).unwrap();
+        }
+        dst
+    }
+}
+
+/// The committed example bundle.
+pub fn example_bundle() -> PathBuf {
+    repo().join("models/churn/1.0.0")
+}
+
+pub fn run_python(args: &[&str]) -> Output {
+    Command::new(python())
+        .args(args)
+        .env("PYTHONPATH", repo().join("python"))
+        .output()
+        .unwrap()
+}
+
+pub fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).to_string()
+}
+
+pub fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).to_string()
+}
+
+/// Asserts the exit code and that stderr mentions every fragment.
+pub fn assert_exit(o: &Output, code: i32, fragments: &[&str]) {
+    let err = stderr(o);
+    assert_eq!(
+        o.status.code(),
+        Some(code),
+        "expected exit {code}, got {:?}\nstdout:\n{}\nstderr:\n{err}",
+        o.status.code(),
+        stdout(o)
+    );
+    for f in fragments {
+        assert!(err.contains(f), "stderr lacks {f:?}:\n{err}");
+    }
+}

@@ -1,0 +1,172 @@
+//! End to end: a job over generated data, scored by the committed example bundle,
+//! read back by pyarrow and DuckDB and compared with Python torch's scores.
+
+mod common;
+
+use common::*;
+
+#[test]
+fn scores_match_python_and_output_is_readable() {
+    let p = Project::new(2, 3000);
+    let job = p.standard_job("churn_e2e", &example_bundle());
+    let o = p.scorch(&["run", job.to_str().unwrap(), "--date", LAST_DAY]);
+    assert_exit(&o, 0, &[]);
+    let out = stdout(&o);
+    assert!(
+        out.contains("3000 read, 3000 scored, 3000 written"),
+        "{out}"
+    );
+
+    let part = p.path().join("output/churn_e2e/ds=2026-11-28");
+    assert!(part.join("part-00000.parquet").is_file());
+    let check = run_python(&[
+        repo().join("tests/py/check_output.py").to_str().unwrap(),
+        part.to_str().unwrap(),
+        p.path()
+            .join("data/churn/features/ds=2026-11-28/*.parquet")
+            .to_str()
+            .unwrap(),
+        example_bundle().to_str().unwrap(),
+    ]);
+    let report: serde_json::Value = serde_json::from_str(stdout(&check).trim())
+        .unwrap_or_else(|e| panic!("{e}: {} {}", stdout(&check), stderr(&check)));
+    assert!(
+        check.status.success(),
+        "check failed: {report}\n{}",
+        stderr(&check)
+    );
+    assert_eq!(
+        report["columns"],
+        serde_json::json!([
+            "customer_id",
+            "churn_probability",
+            "model_name",
+            "model_version",
+            "run_id",
+            "scored_at"
+        ])
+    );
+    assert_eq!(
+        report["dataset_columns"]
+            .as_array()
+            .unwrap()
+            .last()
+            .unwrap(),
+        "ds"
+    );
+    assert_eq!(report["types"]["churn_probability"], "float");
+    assert_eq!(report["types"]["scored_at"], "timestamp[us, tz=UTC]");
+    assert_eq!(report["rows"], 3000);
+    assert_eq!(report["duckdb_rows"], 3000);
+    assert_eq!(report["duckdb_distinct_ids"], 3000);
+    let diff = report["max_abs_diff"].as_f64().unwrap();
+    assert!(diff <= 1e-5, "scores differ from Python torch by {diff}");
+    let meta = &report["metadata"];
+    assert_eq!(meta["scorch.job"], "churn_e2e");
+    assert_eq!(meta["scorch.model_name"], "churn");
+    assert_eq!(meta["scorch.model_version"], "1.0.0");
+    assert_eq!(meta["scorch.preprocessing_version"], "1.0.0");
+    let bundle = std::fs::read_to_string(example_bundle().join("bundle.yaml")).unwrap();
+    assert!(bundle.contains(meta["scorch.model_sha256"].as_str().unwrap()));
+    assert!(bundle.contains(meta["scorch.preprocessing_state_hash"].as_str().unwrap()));
+
+    // The manifest beside the data records the run.
+    let m: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(part.join("_manifest.json")).unwrap())
+            .unwrap();
+    assert_eq!(m["status"], "succeeded");
+    assert_eq!(m["rows"]["read"], 3000);
+    assert_eq!(m["rows"]["written"], 3000);
+    assert_eq!(m["run_id"], meta["scorch.run_id"]);
+    assert_eq!(m["inputs"].as_array().unwrap().len(), 1);
+    assert!(m["inputs"][0]["bytes"].as_u64().unwrap() > 0);
+    for stage in ["read", "preprocess", "tensorize", "infer", "write", "total"] {
+        assert!(
+            m["stages"][stage].as_f64().is_some(),
+            "stage {stage} missing: {m}"
+        );
+    }
+}
+
+#[test]
+fn rerun_replaces_the_partition_without_duplicates() {
+    let p = Project::new(1, 1500);
+    let job = p.standard_job("churn_rerun", &example_bundle());
+    let part = p.path().join("output/churn_rerun/ds=2026-11-28");
+    let mut run_ids = Vec::new();
+    for _ in 0..2 {
+        let o = p.scorch(&["run", job.to_str().unwrap(), "--date", LAST_DAY]);
+        assert_exit(&o, 0, &[]);
+        let files: Vec<_> = std::fs::read_dir(&part)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().to_string())
+            .collect();
+        assert_eq!(files.len(), 2, "{files:?}");
+        let m: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(part.join("_manifest.json")).unwrap())
+                .unwrap();
+        assert_eq!(m["rows"]["written"], 1500);
+        run_ids.push(m["run_id"].as_str().unwrap().to_string());
+    }
+    assert_ne!(run_ids[0], run_ids[1]);
+    // Both runs are in the run history; staging is empty again.
+    let runs = std::fs::read_dir(p.path().join("output/churn_rerun/_runs"))
+        .unwrap()
+        .count();
+    assert_eq!(runs, 2);
+    let staging = std::fs::read_dir(p.path().join("output/churn_rerun/_staging"))
+        .unwrap()
+        .count();
+    assert_eq!(staging, 0);
+}
+
+#[test]
+fn sql_source_scores_the_same_rows_as_parquet() {
+    let p = Project::new(3, 1000);
+    let parquet_job = p.standard_job("by_parquet", &example_bundle());
+    std::fs::create_dir_all(p.path().join("sql")).unwrap();
+    std::fs::write(
+        p.path().join("sql/day.sql"),
+        "SELECT * FROM features WHERE ds = '{{ ds }}' AND num_logins_30d >= 0",
+    )
+    .unwrap();
+    let sql_job = p.job(
+        "by_sql",
+        &format!(
+            "name: by_sql\nsource:\n  sql:\n    query: sql/day.sql\n    tables:\n      features: data/churn/features\n\
+             keys: [customer_id]\nmodel: {}\noutput:\n  path: output/by_sql\n",
+            example_bundle().display()
+        ),
+    );
+    for j in [&parquet_job, &sql_job] {
+        let o = p.scorch(&["run", j.to_str().unwrap(), "--date", "2026-11-27"]);
+        assert_exit(&o, 0, &[]);
+    }
+    let read = |t: &str| {
+        use polars::prelude::*;
+        let f = p
+            .path()
+            .join(format!("output/{t}/ds=2026-11-27/part-00000.parquet"));
+        let df = ParquetReader::new(std::fs::File::open(f).unwrap())
+            .finish()
+            .unwrap();
+        df.sort(["customer_id"], Default::default()).unwrap()
+    };
+    let (a, b) = (read("by_parquet"), read("by_sql"));
+    assert_eq!(a.height(), 1000);
+    assert_eq!(
+        a.column("customer_id").unwrap(),
+        b.column("customer_id").unwrap()
+    );
+    assert_eq!(
+        a.column("churn_probability").unwrap(),
+        b.column("churn_probability").unwrap()
+    );
+    // The SQL job's manifest lists every file of the table it was given.
+    let m: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(p.path().join("output/by_sql/ds=2026-11-27/_manifest.json"))
+            .unwrap(),
+    )
+    .unwrap();
+    assert_eq!(m["inputs"].as_array().unwrap().len(), 3);
+}
