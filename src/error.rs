@@ -181,6 +181,10 @@ impl From<polars::prelude::PolarsError> for Error {
                 "I/O: {error}{}",
                 msg.map(|m| format!(" ({m})")).unwrap_or_default()
             )),
+            P::Context { error, msg } => Error::from(*error).context(msg),
+            P::ExprContext { error, expr } => {
+                Error::from(*error).context(format!("in expression {expr}"))
+            }
             other => Error::Internal(other.to_string()),
         }
     }

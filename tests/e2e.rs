@@ -170,3 +170,133 @@ fn sql_source_scores_the_same_rows_as_parquet() {
     .unwrap();
     assert_eq!(m["inputs"].as_array().unwrap().len(), 3);
 }
+
+#[test]
+fn multi_output_model_maps_to_named_score_columns() {
+    use polars::prelude::*;
+    let p = Project::new(1, 2500);
+    let bundle = p.path().join("models/two_heads/0.1.0");
+    let expected = p.path().join("expected.parquet");
+    let o = run_python(&[
+        repo()
+            .join("tests/py/make_multi_output_bundle.py")
+            .to_str()
+            .unwrap(),
+        example_bundle().to_str().unwrap(),
+        bundle.to_str().unwrap(),
+        p.path()
+            .join("data/churn/features/ds=2026-11-28/*.parquet")
+            .to_str()
+            .unwrap(),
+        expected.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let job = p.standard_job("two_heads", &bundle);
+    assert_exit(
+        &p.scorch(&["run", job.to_str().unwrap(), "--date", LAST_DAY]),
+        0,
+        &[],
+    );
+    let read = |f: &std::path::Path| {
+        ParquetReader::new(std::fs::File::open(f).unwrap())
+            .finish()
+            .unwrap()
+            .sort(["customer_id"], Default::default())
+            .unwrap()
+    };
+    let ours = read(
+        &p.path()
+            .join("output/two_heads/ds=2026-11-28/part-00000.parquet"),
+    );
+    let theirs = read(&expected);
+    let names: Vec<&str> = ours.get_column_names().iter().map(|s| s.as_str()).collect();
+    assert_eq!(
+        names,
+        [
+            "customer_id",
+            "p",
+            "logits_0",
+            "logits_1",
+            "model_name",
+            "model_version",
+            "run_id",
+            "scored_at"
+        ]
+    );
+    assert_eq!(
+        ours.column("customer_id").unwrap(),
+        theirs.column("customer_id").unwrap()
+    );
+    for c in ["p", "logits_0", "logits_1"] {
+        let a = ours.column(c).unwrap().f32().unwrap();
+        let b = theirs.column(c).unwrap().f32().unwrap();
+        let worst = a
+            .into_no_null_iter()
+            .zip(b.into_no_null_iter())
+            .map(|(x, y)| (x - y).abs())
+            .fold(0f32, f32::max);
+        assert!(worst <= 1e-6, "{c} differs from Python torch by {worst}");
+    }
+}
+
+#[test]
+fn env_secrets_are_used_but_never_written() {
+    let p = Project::new(1, 300);
+    let secret = "s3cr3t-sentinel-7f1c2a";
+    std::fs::rename(
+        p.path().join("data/churn"),
+        p.path().join(format!("data/{secret}")),
+    )
+    .unwrap();
+    let job = p.job(
+        "secret",
+        &format!(
+            "name: secret\nsource:\n  parquet:\n    path: data/${{DATA_DIR}}/features/ds={{{{ ds }}}}/*.parquet\n\
+             keys: [customer_id]\nmodel: {}\noutput:\n  path: output/secret\n",
+            example_bundle().display()
+        ),
+    );
+    // Unset: a clear config error, not an empty path.
+    assert_exit(
+        &p.scorch(&["run", job.to_str().unwrap(), "--date", LAST_DAY]),
+        2,
+        &["DATA_DIR", "not set"],
+    );
+    let o = p.scorch_env(
+        &[
+            "--log-format",
+            "json",
+            "run",
+            job.to_str().unwrap(),
+            "--date",
+            LAST_DAY,
+        ],
+        &[("DATA_DIR", secret)],
+    );
+    assert_exit(&o, 0, &[]);
+    assert!(!stderr(&o).contains(secret) && !stdout(&o).contains(secret));
+    let mut seen = 0;
+    for dir in ["output/secret/ds=2026-11-28", "output/secret/_runs"] {
+        for e in std::fs::read_dir(p.path().join(dir)).unwrap() {
+            let bytes = std::fs::read(e.unwrap().path()).unwrap();
+            assert!(
+                !bytes.windows(secret.len()).any(|w| w == secret.as_bytes()),
+                "secret written to {dir}"
+            );
+            seen += 1;
+        }
+    }
+    // The data file and manifest of the partition, and the manifests of the failed
+    // (unset variable) and the successful run.
+    assert_eq!(seen, 4);
+    let m = std::fs::read_to_string(p.path().join("output/secret/ds=2026-11-28/_manifest.json"))
+        .unwrap();
+    assert!(m.contains("data/***/features"), "{m}");
+    // A failing run's error message is redacted too.
+    let o = p.scorch_env(
+        &["run", job.to_str().unwrap(), "--date", "2020-01-01"],
+        &[("DATA_DIR", secret)],
+    );
+    assert_exit(&o, 3, &["data/***/features"]);
+    assert!(!stderr(&o).contains(secret));
+}

@@ -210,7 +210,7 @@ impl Engine {
     ) -> Result<Vec<Vec<f32>>> {
         let k = self.n_features;
         assert_eq!(features.len() % k.max(1), 0, "feature buffer is whole rows");
-        let rows = if k == 0 { 0 } else { features.len() / k };
+        let rows = features.len().checked_div(k).unwrap_or(0);
         let width = self.width();
         let mut out = vec![0f32; rows * width];
         let threads = if self.device.is_cuda() {

@@ -451,3 +451,172 @@ pub fn fit(spec: &PreprocessSpec, lf: LazyFrame, data: &str) -> Result<FittedSta
     feature_exprs(&state)?;
     Ok(state)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::spec::parse_yaml;
+
+    fn spec(yaml: &str) -> PreprocessSpec {
+        let s: PreprocessSpec = parse_yaml(Path::new("p.yaml"), yaml).unwrap();
+        assert!(s.validate().is_empty(), "{:?}", s.validate());
+        s
+    }
+
+    fn frame() -> DataFrame {
+        df!(
+            "x" => [Some(1.0), Some(2.0), None, Some(4.0), Some(8.0), Some(0.0)],
+            "n" => [Some(3i64), Some(1), Some(1), Some(3), None, Some(2)],
+            "c" => [Some("b"), Some("a"), Some("b"), Some("c"), None, Some("b")],
+        )
+        .unwrap()
+    }
+
+    fn fitted(s: &PreprocessSpec) -> (FittedState, DataFrame) {
+        let st = fit(s, frame().lazy(), "mem").unwrap();
+        let out = apply(frame().lazy(), &st, &[]).unwrap().collect().unwrap();
+        (st, out)
+    }
+
+    fn values(df: &DataFrame, c: &str) -> Vec<f64> {
+        df.column(c)
+            .unwrap()
+            .f64()
+            .unwrap()
+            .into_no_null_iter()
+            .collect()
+    }
+
+    #[test]
+    fn mean_fill_then_standardize_uses_population_std() {
+        let s = spec(
+            "name: t\nversion: '1'\nfeatures:\n  - column: x\n    steps:\n      - fill_null: {strategy: mean}\n      - standardize\n",
+        );
+        let (st, out) = fitted(&s);
+        let mean = 15.0 / 5.0;
+        assert_eq!(
+            st.fitted[0][0],
+            FittedStep::FillValue {
+                value: Scalar::Float(mean)
+            }
+        );
+        let filled = [1.0, 2.0, mean, 4.0, 8.0, 0.0];
+        let m = filled.iter().sum::<f64>() / 6.0;
+        let sd = (filled.iter().map(|v| (v - m).powi(2)).sum::<f64>() / 6.0).sqrt();
+        match &st.fitted[0][1] {
+            FittedStep::Standardize { mean, std } => {
+                assert!((mean - m).abs() < 1e-12 && (std - sd).abs() < 1e-12)
+            }
+            other => panic!("{other:?}"),
+        }
+        let got = values(&out, "x");
+        for (g, f) in got.iter().zip(filled) {
+            assert!((g - (f - m) / sd).abs() < 1e-12);
+        }
+    }
+
+    #[test]
+    fn mode_ties_go_to_the_smallest_value() {
+        let s = spec(
+            "name: t\nversion: '1'\nfeatures:\n  - column: n\n    steps:\n      - fill_null: {strategy: mode}\n",
+        );
+        let (st, out) = fitted(&s);
+        assert_eq!(
+            st.fitted[0][0],
+            FittedStep::FillValue {
+                value: Scalar::Int(1)
+            }
+        );
+        assert_eq!(values(&out, "n"), [3.0, 1.0, 1.0, 3.0, 1.0, 2.0]);
+    }
+
+    #[test]
+    fn one_hot_vocabulary_by_frequency_with_unknown_bucket() {
+        let s = spec(
+            "name: t\nversion: '1'\nfeatures:\n  - column: c\n    steps:\n      - one_hot: {min_frequency: 1, max_categories: 2}\n",
+        );
+        let (st, out) = fitted(&s);
+        assert_eq!(
+            st.fitted[0][0],
+            FittedStep::Vocabulary {
+                categories: vec!["b".into(), "a".into()]
+            }
+        );
+        assert_eq!(st.feature_names, ["c=b", "c=a", "c=__unknown__"]);
+        assert_eq!(values(&out, "c=b"), [1.0, 0.0, 1.0, 0.0, 0.0, 1.0]);
+        assert_eq!(values(&out, "c=a"), [0.0, 1.0, 0.0, 0.0, 0.0, 0.0]);
+        // "c" was cut by max_categories; null is unknown too.
+        assert_eq!(
+            values(&out, "c=__unknown__"),
+            [0.0, 0.0, 0.0, 1.0, 1.0, 0.0]
+        );
+    }
+
+    #[test]
+    fn ordinal_codes_are_one_based_with_zero_for_unknown() {
+        let s = spec(
+            "name: t\nversion: '1'\nfeatures:\n  - column: c\n    steps:\n      - ordinal: {min_frequency: 2}\n",
+        );
+        let (_, out) = fitted(&s);
+        assert_eq!(values(&out, "c"), [1.0, 0.0, 1.0, 0.0, 0.0, 1.0]);
+    }
+
+    #[test]
+    fn bucketize_counts_boundaries_at_or_below() {
+        let s = spec(
+            "name: t\nversion: '1'\nfeatures:\n  - column: x\n    steps:\n      - fill_null: {strategy: constant, value: -1}\n      - bucketize: {boundaries: [0, 2, 4]}\n",
+        );
+        let (_, out) = fitted(&s);
+        assert_eq!(values(&out, "x"), [1.0, 2.0, 0.0, 3.0, 3.0, 1.0]);
+    }
+
+    #[test]
+    fn hash_is_stable_across_refits_and_follows_content() {
+        let s = spec(
+            "name: t\nversion: '1'\nfeatures:\n  - column: x\n    steps:\n      - fill_null: {strategy: mean}\n      - min_max\n",
+        );
+        let a = fit(&s, frame().lazy(), "one").unwrap();
+        let b = fit(&s, frame().lazy(), "two").unwrap();
+        assert_eq!(a.content_hash, b.content_hash);
+        let other = frame().lazy().with_column(col("x") * lit(2.0));
+        let c = fit(&s, other, "three").unwrap();
+        assert_ne!(a.content_hash, c.content_hash);
+        // A saved state loads back with the same hash (floats round-trip exactly).
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("s.json");
+        a.save(&p).unwrap();
+        assert_eq!(FittedState::load(&p).unwrap(), a);
+    }
+
+    #[test]
+    fn string_column_without_cast_is_a_data_contract_error() {
+        let s = spec(
+            "name: t\nversion: '1'\nfeatures:\n  - column: c\n    steps:\n      - standardize\n",
+        );
+        let e = fit(&s, frame().lazy(), "mem").unwrap_err();
+        assert_eq!(e.exit_code(), crate::error::ExitCode::DataContract);
+        assert!(e.to_string().contains("`c`"), "{e}");
+    }
+
+    #[test]
+    fn spec_validation_catches_misordered_and_incomplete_steps() {
+        let s: PreprocessSpec = parse_yaml(
+            Path::new("p.yaml"),
+            "name: t\nversion: '1'\nfeatures:\n  - column: c\n    steps:\n      - one_hot: {}\n      - standardize\n  - column: x\n    steps:\n      - fill_null: {strategy: constant}\n      - clip: {}\n      - bucketize: {}\n",
+        )
+        .unwrap();
+        let msg = s
+            .validate()
+            .into_result(Path::new("p.yaml"))
+            .unwrap_err()
+            .to_string();
+        for needle in [
+            "features[0].steps[0].one_hot",
+            "needs a `value`",
+            "give `min`, `max` or both",
+            "exactly one of `boundaries` or `quantiles`",
+        ] {
+            assert!(msg.contains(needle), "{needle}: {msg}");
+        }
+    }
+}

@@ -304,7 +304,7 @@ impl PreprocessSpec {
                                 p.push(&sat, "`boundaries` must be finite numbers");
                             }
                         }
-                        (None, Some(q)) if q < 2 || q > 1000 => {
+                        (None, Some(q)) if !(2..=1000).contains(&q) => {
                             p.push(&sat, "`quantiles` must be between 2 and 1000")
                         }
                         (None, Some(_)) => {}

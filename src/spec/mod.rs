@@ -22,7 +22,11 @@ pub fn load_yaml<T: DeserializeOwned>(path: &Path) -> Result<T> {
 
 /// Parses YAML text that came from `path` (used for messages only).
 pub fn parse_yaml<T: DeserializeOwned>(path: &Path, text: &str) -> Result<T> {
-    serde_saphyr::from_str(text).map_err(|e| Error::config(path, e.to_string()))
+    serde_saphyr::from_str(text).map_err(|e| {
+        let msg = e.to_string();
+        let msg = msg.strip_prefix("error: ").unwrap_or(&msg);
+        Error::config(path, msg.replace("<input>", &path.display().to_string()))
+    })
 }
 
 /// True when `name` is a usable identifier for jobs, features and columns we create:
