@@ -6,7 +6,7 @@ use rayon::prelude::*;
 use crate::error::{Error, Result};
 
 /// Rows per parallel block of the transpose.
-const BLOCK_ROWS: usize = 16 * 1024;
+const BLOCK_ROWS: usize = 2048;
 
 /// Copies the Float64 `features` columns of `df` into a row-major `f32` buffer.
 ///
@@ -24,19 +24,8 @@ pub fn to_row_major(
     let mut owned: Vec<Float64Chunked> = Vec::with_capacity(k);
     for name in features {
         let ca = df.column(name)?.f64()?.rechunk().into_owned();
-        let nulls = ca.null_count();
-        let bad = nulls + ca.into_no_null_iter().filter(|v| !v.is_finite()).count();
-        if bad > 0 {
-            let first = ca
-                .iter()
-                .position(|v| v.is_none_or(|x| !x.is_finite()))
-                .unwrap_or(0);
-            let what = ca.get(first).map_or("null".to_string(), |x| x.to_string());
-            return Err(Error::DataContract(format!(
-                "feature `{name}` is {what} in {bad} of {rows} rows after preprocessing (first at row {first}{}); \
-                 add a fill_null step or fix the input",
-                describe_keys(keys_frame, keys, first)
-            )));
+        if ca.null_count() > 0 {
+            return Err(bad_value(&ca, name, keys_frame, keys));
         }
         owned.push(ca);
     }
@@ -48,19 +37,46 @@ pub fn to_row_major(
     if k == 0 {
         return Ok(out);
     }
-    out.par_chunks_mut(BLOCK_ROWS * k)
+    // Transpose block by block in parallel; non-finite values are noted on the way
+    // and explained (slowly, once) only if there are any.
+    let all_finite = out
+        .par_chunks_mut(BLOCK_ROWS * k)
         .enumerate()
-        .for_each(|(b, block)| {
+        .map(|(b, block)| {
             let r0 = b * BLOCK_ROWS;
             let n = block.len() / k;
+            let mut finite = true;
             for (c, s) in slices.iter().enumerate() {
-                let src = &s[r0..r0 + n];
-                for (r, v) in src.iter().enumerate() {
-                    block[r * k + c] = *v as f32;
+                for (dst, v) in block[c..].iter_mut().step_by(k).zip(&s[r0..r0 + n]) {
+                    finite &= v.is_finite();
+                    *dst = *v as f32;
                 }
             }
-        });
+            finite
+        })
+        .reduce(|| true, |a, b| a && b);
+    if !all_finite {
+        for (ca, name) in owned.iter().zip(features) {
+            if ca.into_no_null_iter().any(|v| !v.is_finite()) {
+                return Err(bad_value(ca, name, keys_frame, keys));
+            }
+        }
+    }
     Ok(out)
+}
+
+/// The data-contract error for a feature column holding nulls, NaN or infinities.
+fn bad_value(ca: &Float64Chunked, name: &str, keys_frame: &DataFrame, keys: &[String]) -> Error {
+    let rows = ca.len();
+    let is_bad = |v: Option<f64>| v.is_none_or(|x| !x.is_finite());
+    let bad = ca.iter().filter(|v| is_bad(*v)).count();
+    let first = ca.iter().position(is_bad).unwrap_or(0);
+    let what = ca.get(first).map_or("null".to_string(), |x| x.to_string());
+    Error::DataContract(format!(
+        "feature `{name}` is {what} in {bad} of {rows} rows after preprocessing (first at row {first}{}); \
+         add a fill_null step or fix the input",
+        describe_keys(keys_frame, keys, first)
+    ))
 }
 
 /// `, key a=1, b=x` for row `row`, or empty.
