@@ -18,7 +18,7 @@ export SCORCH_PYTHON := $(PYTHON)
 BIN := $(CARGO_TARGET_DIR)/debug/scorch
 DEMO_DATE ?= 2026-11-28
 
-.PHONY: demo test setup build data model lint clean-output help
+.PHONY: demo test setup build data model lint clean-output help pg-server pg-demo pg-stop
 
 help:
 	@echo "make demo   - set up, build, generate example data, run jobs/churn_daily.yaml"
@@ -27,6 +27,8 @@ help:
 	@echo "make data   - generate the example dataset under data/churn (if missing)"
 	@echo "make model  - retrain the example model bundle models/churn/1.0.0"
 	@echo "make lint   - cargo fmt --check and clippy -D warnings"
+	@echo "make pg-demo - start a local PostgreSQL, load the example data, run jobs/churn_daily_pg.yaml"
+	@echo "make pg-stop - stop that server"
 
 setup:
 	@scripts/setup-python.sh "$(VENV)"
@@ -47,7 +49,29 @@ demo: build data
 	@echo "Try:            $(BIN) validate jobs/"
 	@echo "                $(BIN) run jobs/churn_daily_sql.yaml --date $(DEMO_DATE)"
 
-test: setup
+# PostgreSQL server binaries for the tests (they start their own throwaway servers).
+pg-server:
+	@if ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then \
+	  echo "installing PostgreSQL server binaries (apt-get install -y postgresql)"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql >/dev/null; \
+	fi
+
+# The server runs as the `postgres` user when make runs as root, so its folder
+# must not be under root's home.
+PG_DIR ?= /tmp/scorch-pg-demo
+PG_PORT ?= 54329
+export SCORCH_PG_PASSWORD ?= scorch-demo
+
+pg-demo: build data pg-server
+	scripts/pg-local.sh start "$(PG_DIR)" $(PG_PORT)
+	scripts/pg-local.sh load "$(PG_DIR)" $(PG_PORT) "$(PYTHON)"
+	"$(BIN)" run jobs/churn_daily_pg.yaml --date $(DEMO_DATE)
+	@echo "Scores from the warehouse: output/churn_scores_pg/ds=$(DEMO_DATE)/ (stop the server: make pg-stop)"
+
+pg-stop:
+	scripts/pg-local.sh stop "$(PG_DIR)"
+
+test: setup pg-server
 	cargo build --locked --bin scorch
 	cargo test --locked --no-fail-fast
 

@@ -68,6 +68,10 @@ pub struct RunArgs {
     /// Device: cpu, auto, cuda or cuda:N (overrides `inference.device`).
     #[arg(long)]
     pub device: Option<String>,
+    /// Connection profiles file (default: $SCORCH_PROFILES, else profiles.yaml in the
+    /// project folder).
+    #[arg(long)]
+    pub profiles: Option<PathBuf>,
 }
 
 /// Arguments of `scorch validate`.
@@ -80,6 +84,10 @@ pub struct ValidateArgs {
     /// Project folder that relative paths in jobs resolve against.
     #[arg(long, default_value = ".")]
     pub project_dir: PathBuf,
+    /// Connection profiles file (default: $SCORCH_PROFILES, else profiles.yaml in the
+    /// project folder). Only read for jobs with a `postgres` source.
+    #[arg(long)]
+    pub profiles: Option<PathBuf>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -155,6 +163,7 @@ fn run(a: RunArgs, quiet: bool) -> Result<()> {
         threads: a.threads,
         batch_size: a.batch_size,
         device: a.device,
+        profiles: a.profiles,
     };
     let s = crate::run::run(&opts)?;
     if !quiet {
@@ -191,9 +200,10 @@ fn validate(a: ValidateArgs, quiet: bool) -> ExitCode {
     if files.is_empty() {
         return report(&Error::usage("no YAML files to validate"));
     }
+    let profiles = crate::spec::profiles::locate(a.profiles.as_deref(), &a.project_dir);
     let results: Vec<_> = files
         .iter()
-        .map(|f| crate::validate::check_file(f, &a.project_dir))
+        .map(|f| crate::validate::check_file(f, &a.project_dir, &profiles))
         .collect();
     for r in &results {
         if r.errors.is_empty() {

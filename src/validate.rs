@@ -23,6 +23,11 @@ fn kind_of(path: &Path) -> &'static str {
     if path.file_name().is_some_and(|n| n == BUNDLE_FILE) {
         "bundle"
     } else if path
+        .file_name()
+        .is_some_and(|n| n == crate::spec::profiles::PROFILES_FILE)
+    {
+        "profiles"
+    } else if path
         .parent()
         .and_then(|p| p.file_name())
         .is_some_and(|n| n == "preprocess")
@@ -61,8 +66,9 @@ fn walk(dir: &Path, out: &mut Vec<PathBuf>) -> std::io::Result<()> {
     Ok(())
 }
 
-/// Validates one file; `root` is the project folder jobs' paths resolve against.
-pub fn check_file(path: &Path, root: &Path) -> Checked {
+/// Validates one file; `root` is the project folder jobs' paths resolve against,
+/// `profiles` the connection profiles file.
+pub fn check_file(path: &Path, root: &Path, profiles: &Path) -> Checked {
     let kind = kind_of(path);
     let errors = match kind {
         "bundle" => Bundle::open(path.parent().unwrap_or(Path::new(".")))
@@ -73,7 +79,7 @@ pub fn check_file(path: &Path, root: &Path) -> Checked {
             .err()
             .into_iter()
             .collect(),
-        _ => check_job(path, root),
+        _ => check_job(path, root, profiles),
     };
     Checked {
         file: path.to_path_buf(),
@@ -82,7 +88,7 @@ pub fn check_file(path: &Path, root: &Path) -> Checked {
     }
 }
 
-fn check_job(path: &Path, root: &Path) -> Vec<Error> {
+fn check_job(path: &Path, root: &Path, profiles: &Path) -> Vec<Error> {
     let job = match JobSpec::load(path) {
         Ok(j) => j,
         Err(e) => return vec![e],
@@ -102,6 +108,49 @@ fn check_job(path: &Path, root: &Path) -> Vec<Error> {
         SourceSpec::Parquet(p) => {
             if let Err(e) = field("source.parquet.path", &p.path) {
                 errors.push(e);
+            }
+        }
+        SourceSpec::Postgres(pg) => {
+            if let Err(e) = crate::spec::profiles::postgres(profiles, &pg.profile) {
+                errors.push(e.context(format!(
+                    "{}: field `source.postgres.profile`",
+                    path.display()
+                )));
+            }
+            match field("source.postgres.query", &pg.query) {
+                Ok(q) => {
+                    let f = root.join(&q.value);
+                    match std::fs::read_to_string(&f) {
+                        Ok(text) => match crate::source::postgres::rewrite(&text) {
+                            Ok((_, placeholders)) => {
+                                for ph in placeholders {
+                                    if let crate::source::postgres::Placeholder::Param(n) = ph
+                                        && !pg.params.contains_key(&n)
+                                    {
+                                        errors.push(Error::config(
+                                            &f,
+                                            format!("uses `{{{{ params.{n} }}}}`, but the job's `source.postgres.params` has no `{n}`"),
+                                        ));
+                                    }
+                                }
+                            }
+                            Err(e) => errors.push(Error::config(&f, e)),
+                        },
+                        Err(e) => errors.push(Error::config(
+                            path,
+                            format!(
+                                "field `source.postgres.query`: cannot read {}: {e}",
+                                f.display()
+                            ),
+                        )),
+                    }
+                }
+                Err(e) => errors.push(e),
+            }
+            for (k, v) in &pg.params {
+                if let Err(e) = field(&format!("source.postgres.params.{k}"), v) {
+                    errors.push(e);
+                }
             }
         }
         SourceSpec::Sql(s) => match field("source.sql.query", &s.query) {

@@ -38,6 +38,8 @@ pub struct RunOptions {
     pub batch_size: Option<usize>,
     /// Overrides `inference.device`.
     pub device: Option<String>,
+    /// The connection profiles file; default `$SCORCH_PROFILES`, else `<root>/profiles.yaml`.
+    pub profiles: Option<PathBuf>,
 }
 
 /// The outcome of a successful run.
@@ -227,10 +229,15 @@ fn execute(
     )?;
 
     // Source.
-    let src = crate::source::resolve(&job.source, &opts.root, vars, redactor)?;
+    let profiles = crate::spec::profiles::locate(opts.profiles.as_deref(), &opts.root);
+    let ctx = crate::source::Context {
+        root: &opts.root,
+        profiles: &profiles,
+    };
+    let src = crate::source::resolve(&job.source, &ctx, vars, redactor)?;
     m.source = Some(src.description.clone());
     m.inputs = src.inputs.clone();
-    let schema = src.frame.clone().collect_schema()?;
+    let schema = src.schema()?;
     for k in &job.keys {
         if schema.get(k.as_str()).is_none() {
             return Err(Error::DataContract(format!(
@@ -254,10 +261,8 @@ fn execute(
     }
     let t = Instant::now();
     let raw = src
-        .frame
-        .select(needed.iter().map(|c| col(c.as_str())).collect::<Vec<_>>())
-        .collect()
-        .map_err(|e| Error::from(e).context(format!("reading {}", src.description)))?;
+        .read(&needed)
+        .map_err(|e| e.context(format!("reading {}", src.description)))?;
     m.stages.insert("read", t.elapsed().as_secs_f64());
     m.rows.read = raw.height() as u64;
     tracing::info!(

@@ -1,7 +1,9 @@
 //! Sources: where a job's rows come from. Parquet files by path, folder or glob,
 //! and SQL files run by Polars SQL over named Parquet tables (the embedded default
-//! warehouse). Everything is lazy; the run selects the columns it needs, so only
-//! those are read.
+//! warehouse), and queries on a PostgreSQL-protocol warehouse ([`postgres`]).
+//! Nothing is read until the run asks for the columns it needs, so only those are read.
+
+pub mod postgres;
 
 use std::path::{Path, PathBuf};
 
@@ -10,7 +12,7 @@ use polars::sql::SQLContext;
 use serde::Serialize;
 
 use crate::error::{Error, Result};
-use crate::spec::job::{ParquetSource, SourceSpec, SqlSource};
+use crate::spec::job::{ParquetSource, PostgresSource, SourceSpec, SqlSource};
 use crate::spec::template::{Redactor, TemplateVars, render};
 
 /// One input file, as recorded in the run manifest.
@@ -23,27 +25,94 @@ pub struct InputFile {
     /// Last modification time, RFC 3339 UTC, when the file system gives one.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub modified: Option<String>,
+    /// Hex SHA-256 of the file (recorded for queries, whose text is the input).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sha256: Option<String>,
 }
 
-/// A source resolved for one run: a lazy frame and the files behind it.
+/// What a resolved source reads from.
+pub enum Frame {
+    /// A lazy Polars plan (Parquet files, Polars SQL).
+    Lazy(Box<LazyFrame>),
+    /// A query on a PostgreSQL-protocol warehouse.
+    Postgres(Box<postgres::PgQuery>),
+}
+
+/// A source resolved for one run.
 pub struct Resolved {
-    pub frame: LazyFrame,
+    pub frame: Frame,
     pub inputs: Vec<InputFile>,
     /// Human description (redacted), for logs and the manifest.
     pub description: String,
 }
 
-/// Resolves a job's source for the run date. Paths are relative to `root`.
+impl Resolved {
+    /// The columns and types the source yields, without reading rows.
+    pub fn schema(&self) -> Result<Schema> {
+        match &self.frame {
+            Frame::Lazy(lf) => Ok(lf.as_ref().clone().collect_schema()?.as_ref().clone()),
+            Frame::Postgres(q) => q.schema(),
+        }
+    }
+
+    /// Reads `columns`, in this order.
+    pub fn read(&self, columns: &[String]) -> Result<DataFrame> {
+        match &self.frame {
+            Frame::Lazy(lf) => Ok(lf
+                .as_ref()
+                .clone()
+                .select(columns.iter().map(|c| col(c.as_str())).collect::<Vec<_>>())
+                .collect()?),
+            Frame::Postgres(q) => q.read(columns),
+        }
+    }
+}
+
+/// Where a source's relative paths and connection profiles are found.
+pub struct Context<'a> {
+    /// The project folder.
+    pub root: &'a Path,
+    /// The profiles file (see [`crate::spec::profiles::locate`]).
+    pub profiles: &'a Path,
+}
+
+/// Resolves a job's source for the run date.
 pub fn resolve(
     spec: &SourceSpec,
-    root: &Path,
+    ctx: &Context<'_>,
     vars: &TemplateVars,
     redactor: &mut Redactor,
 ) -> Result<Resolved> {
     match spec {
-        SourceSpec::Parquet(p) => parquet(p, root, vars, redactor),
-        SourceSpec::Sql(s) => sql(s, root, vars, redactor),
+        SourceSpec::Parquet(p) => parquet(p, ctx.root, vars, redactor),
+        SourceSpec::Sql(s) => sql(s, ctx.root, vars, redactor),
+        SourceSpec::Postgres(p) => pg(p, ctx, vars, redactor),
     }
+}
+
+fn pg(
+    p: &PostgresSource,
+    ctx: &Context<'_>,
+    vars: &TemplateVars,
+    red: &mut Redactor,
+) -> Result<Resolved> {
+    let profile = crate::spec::profiles::postgres(ctx.profiles, &p.profile)?;
+    let file = ctx
+        .root
+        .join(render_field(&p.query, "source.postgres.query", vars, red)?);
+    let q = postgres::prepare(&p.profile, &profile, &file, &p.params, vars, red)?;
+    let description = q.describe();
+    let input = InputFile {
+        path: red.redact(&file.display().to_string()),
+        bytes: std::fs::metadata(&file).map(|m| m.len()).unwrap_or(0),
+        modified: None,
+        sha256: crate::model::sha256_file(&file).ok(),
+    };
+    Ok(Resolved {
+        frame: Frame::Postgres(Box::new(q)),
+        inputs: vec![input],
+        description,
+    })
 }
 
 fn render_field(t: &str, field: &str, vars: &TemplateVars, red: &mut Redactor) -> Result<String> {
@@ -60,7 +129,7 @@ fn parquet(
 ) -> Result<Resolved> {
     let pattern = render_field(&p.path, "source.parquet.path", vars, red)?;
     let files = expand(root, &pattern).map_err(|e| Error::DataContract(red.redact(&e)))?;
-    let frame = scan(&files, p.hive_partitioning)?;
+    let frame = Frame::Lazy(Box::new(scan(&files, p.hive_partitioning)?));
     Ok(Resolved {
         frame,
         inputs: describe_files(&files, red),
@@ -91,7 +160,7 @@ fn sql(s: &SqlSource, root: &Path, vars: &TemplateVars, red: &mut Redactor) -> R
         .execute(&text.value)
         .map_err(|e| Error::config(&query_path, format!("SQL error: {e}")))?;
     Ok(Resolved {
-        frame,
+        frame: Frame::Lazy(Box::new(frame)),
         inputs,
         description: format!("sql {}", query_path.display()),
     })
@@ -184,6 +253,7 @@ fn describe_files(files: &[PathBuf], red: &Redactor) -> Vec<InputFile> {
                     chrono::DateTime::<chrono::Utc>::from(t)
                         .to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
                 }),
+                sha256: None,
             }
         })
         .collect()

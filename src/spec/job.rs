@@ -57,6 +57,22 @@ pub enum SourceSpec {
     Parquet(ParquetSource),
     /// A SQL query (a file under `sql/`) run by Polars SQL over named Parquet tables.
     Sql(SqlSource),
+    /// A SQL query run on a PostgreSQL-protocol warehouse named by a connection profile.
+    Postgres(PostgresSource),
+}
+
+/// A query on a PostgreSQL-protocol warehouse.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct PostgresSource {
+    /// Name of the connection profile (in `profiles.yaml`).
+    pub profile: String,
+    /// Path of the SQL file, relative to the project folder. `{{ ds }}`, `{{ ds_nodash }}`
+    /// and `{{ params.NAME }}` in it are bound as parameters, never pasted into the text.
+    pub query: String,
+    /// Values of `{{ params.NAME }}`, bound as text. Templated (`{{ ds }}`, `${ENV}`).
+    #[serde(default)]
+    pub params: BTreeMap<String, String>,
 }
 
 /// Parquet files by path, folder or glob.
@@ -182,6 +198,15 @@ impl JobSpec {
         };
         match &self.source {
             SourceSpec::Parquet(s) => tmpl(&mut p, "source.parquet.path", &s.path),
+            SourceSpec::Postgres(s) => {
+                if s.profile.trim().is_empty() {
+                    p.push("source.postgres.profile", "must name a profile");
+                }
+                tmpl(&mut p, "source.postgres.query", &s.query);
+                for (k, v) in &s.params {
+                    tmpl(&mut p, &format!("source.postgres.params.{k}"), v);
+                }
+            }
             SourceSpec::Sql(s) => {
                 tmpl(&mut p, "source.sql.query", &s.query);
                 if s.tables.is_empty() {

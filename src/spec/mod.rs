@@ -2,6 +2,7 @@
 //! other YAML file (preprocessing specs, model bundles) is read with.
 
 pub mod job;
+pub mod profiles;
 pub mod template;
 
 use std::path::Path;

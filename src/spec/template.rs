@@ -172,6 +172,13 @@ impl Redactor {
         // Longest first, so a secret containing another is replaced whole.
         self.secrets.sort_by_key(|s| std::cmp::Reverse(s.len()));
     }
+    /// Remembers a secret that did not come from a template (a literal password).
+    pub fn add_secret(&mut self, secret: &str) {
+        if !secret.is_empty() && !self.secrets.iter().any(|s| s == secret) {
+            self.secrets.push(secret.to_string());
+            self.secrets.sort_by_key(|s| std::cmp::Reverse(s.len()));
+        }
+    }
     /// `s` with every remembered secret replaced by `***`.
     pub fn redact(&self, s: &str) -> String {
         let mut out = s.to_string();

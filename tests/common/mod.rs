@@ -2,6 +2,8 @@
 //! throwaway projects with generated example data.
 #![allow(dead_code)]
 
+pub mod pg;
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 

@@ -1,0 +1,179 @@
+//! Connection profiles: how to reach a warehouse, kept apart from job definitions
+//! (dbt style) so jobs stay free of hosts and secrets.
+//!
+//! ```yaml
+//! # profiles.yaml
+//! warehouse:
+//!   postgres:
+//!     host: ${PGHOST}
+//!     port: 5432
+//!     user: scorch
+//!     password: ${WAREHOUSE_PASSWORD}
+//!     dbname: analytics
+//!     sslmode: require
+//! ```
+//!
+//! The file is found at `--profiles`, else `$SCORCH_PROFILES`, else
+//! `profiles.yaml` in the project folder. Every string may use `${ENV}`; values
+//! taken from the environment never reach a log, manifest or output.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Error, Problems, Result};
+use crate::spec::load_yaml;
+use crate::spec::template::check_syntax;
+
+/// Environment variable naming the profiles file.
+pub const PROFILES_ENV: &str = "SCORCH_PROFILES";
+/// Default file name in the project folder.
+pub const PROFILES_FILE: &str = "profiles.yaml";
+
+/// All profiles of a file, by name.
+pub type Profiles = BTreeMap<String, Profile>;
+
+/// One profile: exactly one kind of connection.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(rename_all = "snake_case", deny_unknown_fields)]
+pub enum Profile {
+    /// A PostgreSQL-protocol warehouse (PostgreSQL, Redshift, Greenplum, CockroachDB, …).
+    Postgres(PostgresProfile),
+}
+
+/// A PostgreSQL connection. Give a `url`, fields, or both (fields override the URL).
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct PostgresProfile {
+    /// `postgres://user:password@host:port/dbname?options`; use `${ENV}` for the password.
+    #[serde(default)]
+    pub url: Option<String>,
+    /// Host name or IP address (or a Unix socket folder).
+    #[serde(default)]
+    pub host: Option<String>,
+    /// Port; default 5432.
+    #[serde(default)]
+    pub port: Option<u16>,
+    /// User name.
+    #[serde(default)]
+    pub user: Option<String>,
+    /// Password; write `${NAME}` and keep the value in the environment.
+    #[serde(default)]
+    pub password: Option<String>,
+    /// Database name; default: the user name.
+    #[serde(default)]
+    pub dbname: Option<String>,
+    /// `disable`, `prefer` (default) or `require`. TLS connections always verify the
+    /// server's certificate against `ca_file` or the system's roots.
+    #[serde(default)]
+    pub sslmode: SslMode,
+    /// PEM file of the certificate authorities to trust, instead of the system's.
+    #[serde(default)]
+    pub ca_file: Option<String>,
+    /// Seconds to wait for a connection.
+    #[serde(default = "default_connect_timeout")]
+    pub connect_timeout_s: u64,
+    /// Rows fetched per round trip; bounds the memory a batch of rows in flight takes.
+    #[serde(default = "default_fetch_rows")]
+    pub fetch_rows: u32,
+    /// `application_name` shown in `pg_stat_activity`.
+    #[serde(default = "default_application_name")]
+    pub application_name: String,
+}
+
+/// TLS use of a PostgreSQL connection.
+#[derive(Debug, Clone, Copy, Default, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum SslMode {
+    Disable,
+    #[default]
+    Prefer,
+    Require,
+}
+
+fn default_connect_timeout() -> u64 {
+    10
+}
+fn default_fetch_rows() -> u32 {
+    50_000
+}
+fn default_application_name() -> String {
+    "scorch".to_string()
+}
+
+impl PostgresProfile {
+    /// Pure checks.
+    pub fn validate(&self, name: &str) -> Problems {
+        let mut p = Problems::new();
+        let at = |f: &str| format!("{name}.postgres.{f}");
+        if self.url.is_none() && self.host.is_none() {
+            p.push(at("host"), "give `url` or `host`");
+        }
+        for (f, v) in [
+            ("url", &self.url),
+            ("host", &self.host),
+            ("user", &self.user),
+            ("password", &self.password),
+            ("dbname", &self.dbname),
+            ("ca_file", &self.ca_file),
+        ] {
+            if let Some(v) = v
+                && let Err(e) = check_syntax(v)
+            {
+                p.push(at(f), e);
+            }
+        }
+        if self.connect_timeout_s == 0 {
+            p.push(at("connect_timeout_s"), "must be at least 1");
+        }
+        if self.fetch_rows == 0 {
+            p.push(at("fetch_rows"), "must be at least 1");
+        }
+        p
+    }
+}
+
+/// Where the profiles file is: `explicit`, else `$SCORCH_PROFILES`, else `<root>/profiles.yaml`.
+pub fn locate(explicit: Option<&Path>, root: &Path) -> PathBuf {
+    explicit
+        .map(Path::to_path_buf)
+        .or_else(|| std::env::var_os(PROFILES_ENV).map(PathBuf::from))
+        .unwrap_or_else(|| root.join(PROFILES_FILE))
+}
+
+/// Reads and validates a profiles file.
+pub fn load(path: &Path) -> Result<Profiles> {
+    if !path.is_file() {
+        return Err(Error::config(
+            path,
+            format!(
+                "profiles file not found; create it, or point --profiles or ${PROFILES_ENV} at one"
+            ),
+        ));
+    }
+    let profiles: Profiles = load_yaml(path)?;
+    let mut p = Problems::new();
+    for (name, prof) in &profiles {
+        match prof {
+            Profile::Postgres(pg) => p.extend(pg.validate(name)),
+        }
+    }
+    p.into_result(path)?;
+    Ok(profiles)
+}
+
+/// The named PostgreSQL profile of a profiles file.
+pub fn postgres(path: &Path, name: &str) -> Result<PostgresProfile> {
+    let all = load(path)?;
+    match all.get(name) {
+        Some(Profile::Postgres(p)) => Ok(p.clone()),
+        None => Err(Error::config(
+            path,
+            format!(
+                "no profile named `{name}` (profiles: {})",
+                all.keys().cloned().collect::<Vec<_>>().join(", ")
+            ),
+        )),
+    }
+}
