@@ -18,7 +18,7 @@ export SCORCH_PYTHON := $(PYTHON)
 BIN := $(CARGO_TARGET_DIR)/debug/scorch
 DEMO_DATE ?= 2026-11-28
 
-.PHONY: demo test setup build data model lint clean-output help pg-server pg-demo pg-stop
+.PHONY: demo test setup build data model lint clean-output help pg-server pg-demo pg-stop bench-pg
 
 help:
 	@echo "make demo   - set up, build, generate example data, run jobs/churn_daily.yaml"
@@ -70,6 +70,10 @@ pg-demo: build data pg-server
 
 pg-stop:
 	scripts/pg-local.sh stop "$(PG_DIR)"
+
+# Benchmarks print figures; they are not part of `make test`.
+bench-pg: build pg-server
+	bench/pg_rss.sh "$(BIN)" "$(PYTHON)" $(or $(ROWS),5000000)
 
 test: setup pg-server
 	cargo build --locked --bin scorch

@@ -11,13 +11,15 @@ const BLOCK_ROWS: usize = 2048;
 /// Copies the Float64 `features` columns of `df` into a row-major `f32` buffer.
 ///
 /// A null, NaN or infinite feature value is a data-contract error (exit 3) naming the
-/// column, how many rows are affected and the first row (0-based, in input order),
-/// with that row's values of the `keys` columns of `keys_frame` (same rows, same order).
+/// column, how many rows of this chunk are affected and the first such row (0-based in
+/// the input: `row_offset` is the chunk's first row), with that row's values of the
+/// `keys` columns of `keys_frame` (same rows, same order).
 pub fn to_row_major(
     df: &DataFrame,
     features: &[String],
     keys_frame: &DataFrame,
     keys: &[String],
+    row_offset: usize,
 ) -> Result<Vec<f32>> {
     let rows = df.height();
     let k = features.len();
@@ -25,7 +27,7 @@ pub fn to_row_major(
     for name in features {
         let ca = df.column(name)?.f64()?.rechunk().into_owned();
         if ca.null_count() > 0 {
-            return Err(bad_value(&ca, name, keys_frame, keys));
+            return Err(bad_value(&ca, name, keys_frame, keys, row_offset));
         }
         owned.push(ca);
     }
@@ -58,7 +60,7 @@ pub fn to_row_major(
     if !all_finite {
         for (ca, name) in owned.iter().zip(features) {
             if ca.into_no_null_iter().any(|v| !v.is_finite()) {
-                return Err(bad_value(ca, name, keys_frame, keys));
+                return Err(bad_value(ca, name, keys_frame, keys, row_offset));
             }
         }
     }
@@ -66,16 +68,25 @@ pub fn to_row_major(
 }
 
 /// The data-contract error for a feature column holding nulls, NaN or infinities.
-fn bad_value(ca: &Float64Chunked, name: &str, keys_frame: &DataFrame, keys: &[String]) -> Error {
+fn bad_value(
+    ca: &Float64Chunked,
+    name: &str,
+    keys_frame: &DataFrame,
+    keys: &[String],
+    row_offset: usize,
+) -> Error {
     let rows = ca.len();
     let is_bad = |v: Option<f64>| v.is_none_or(|x| !x.is_finite());
     let bad = ca.iter().filter(|v| is_bad(*v)).count();
     let first = ca.iter().position(is_bad).unwrap_or(0);
     let what = ca.get(first).map_or("null".to_string(), |x| x.to_string());
     Error::DataContract(format!(
-        "feature `{name}` is {what} in {bad} of {rows} rows after preprocessing (first at row {first}{}); \
+        "feature `{name}` is {what} after preprocessing at row {}{} ({bad} such rows among input rows {}..{}); \
          add a fill_null step or fix the input",
-        describe_keys(keys_frame, keys, first)
+        row_offset + first,
+        describe_keys(keys_frame, keys, first),
+        row_offset,
+        row_offset + rows
     ))
 }
 

@@ -259,146 +259,135 @@ fn execute(
             needed.push(c);
         }
     }
-    let t = Instant::now();
-    let raw = src
-        .read(&needed)
-        .map_err(|e| e.context(format!("reading {}", src.description)))?;
-    m.stages.insert("read", t.elapsed().as_secs_f64());
-    m.rows.read = raw.height() as u64;
-    tracing::info!(
-        rows = raw.height(),
-        seconds = t.elapsed().as_secs_f64(),
-        "read"
-    );
 
-    // Preprocess.
-    let t = Instant::now();
-    let features = preprocess::apply(raw.clone().lazy(), state, &[])?
-        .collect()
-        .map_err(|e| {
-            Error::from(e).context(format!(
-                "preprocessing {} {}",
-                state.spec.name, state.spec.version
-            ))
-        })?;
-    m.stages.insert("preprocess", t.elapsed().as_secs_f64());
-    tracing::info!(
-        features = features.width(),
-        seconds = t.elapsed().as_secs_f64(),
-        "preprocessed"
-    );
-
-    // Tensorize.
-    let t = Instant::now();
-    let matrix = tensorize::to_row_major(&features, &state.feature_names, &raw, &job.keys)
-        .map_err(|e| e.context(&src.description))?;
-    drop(features);
-    m.stages.insert("tensorize", t.elapsed().as_secs_f64());
-
-    // Infer.
-    let t = Instant::now();
-    let scores = engine.score(&matrix, inference.batch_size, threads)?;
-    drop(matrix);
-    m.stages.insert("infer", t.elapsed().as_secs_f64());
-    m.rows.scored = raw.height() as u64;
-    tracing::info!(
-        rows = raw.height(),
-        seconds = t.elapsed().as_secs_f64(),
-        threads,
-        "inferred"
-    );
-
-    // Output frame.
-    let t = Instant::now();
-    let n = raw.height();
-    let mut columns: Vec<Column> = Vec::new();
-    for k in &job.keys {
-        columns.push(raw.column(k)?.clone());
-    }
-    drop(raw);
-    for (name, v) in bundle.spec.score_columns().iter().zip(scores) {
-        columns.push(Column::new(name.into(), v));
-    }
-    let scored_at = Utc::now().timestamp_micros();
-    columns.push(Column::new_scalar(
-        "model_name".into(),
-        Scalar::from(PlSmallStr::from(bundle.spec.name.as_str())),
-        n,
-    ));
-    columns.push(Column::new_scalar(
-        "model_version".into(),
-        Scalar::from(PlSmallStr::from(bundle.spec.version.as_str())),
-        n,
-    ));
-    columns.push(Column::new_scalar(
-        "run_id".into(),
-        Scalar::from(PlSmallStr::from(m.run_id.as_str())),
-        n,
-    ));
-    columns.push(Column::new_scalar(
-        "scored_at".into(),
-        Scalar::new(
-            DataType::Datetime(TimeUnit::Microseconds, Some(TimeZone::UTC)),
-            AnyValue::DatetimeOwned(
-                scored_at,
-                TimeUnit::Microseconds,
-                Some(std::sync::Arc::new(TimeZone::UTC)),
-            ),
-        ),
-        n,
-    ));
-    let mut out = DataFrame::new(n, columns)?;
+    // Output: written chunk by chunk into the staging folder.
     let partition = format!("ds={}", m.ds);
     let staged = StagedPartition::create(table, &partition, &m.run_id)?;
     let file_name = "part-00000.parquet";
+    let score_columns = bundle.spec.score_columns();
+    let mut out_schema = Schema::default();
+    for k in &job.keys {
+        out_schema.insert(
+            k.as_str().into(),
+            schema.get(k.as_str()).expect("checked").clone(),
+        );
+    }
+    for c in &score_columns {
+        out_schema.insert(c.as_str().into(), DataType::Float32);
+    }
+    out_schema.insert("model_name".into(), DataType::String);
+    out_schema.insert("model_version".into(), DataType::String);
+    out_schema.insert("run_id".into(), DataType::String);
+    out_schema.insert("scored_at".into(), scored_at_dtype());
     let meta = vec![
+        ("scorch.version", env!("CARGO_PKG_VERSION").to_string()),
+        ("scorch.job", job.name.clone()),
+        ("scorch.run_id", m.run_id.clone()),
+        ("scorch.ds", m.ds.clone()),
+        ("scorch.model_name", bundle.spec.name.clone()),
+        ("scorch.model_version", bundle.spec.version.clone()),
+        ("scorch.model_sha256", bundle.spec.model_sha256.clone()),
+        ("scorch.preprocessing_name", state.spec.name.clone()),
+        ("scorch.preprocessing_version", state.spec.version.clone()),
         (
-            "scorch.version".to_string(),
-            env!("CARGO_PKG_VERSION").to_string(),
-        ),
-        ("scorch.job".to_string(), job.name.clone()),
-        ("scorch.run_id".to_string(), m.run_id.clone()),
-        ("scorch.ds".to_string(), m.ds.clone()),
-        ("scorch.model_name".to_string(), bundle.spec.name.clone()),
-        (
-            "scorch.model_version".to_string(),
-            bundle.spec.version.clone(),
-        ),
-        (
-            "scorch.model_sha256".to_string(),
-            bundle.spec.model_sha256.clone(),
-        ),
-        (
-            "scorch.preprocessing_name".to_string(),
-            state.spec.name.clone(),
-        ),
-        (
-            "scorch.preprocessing_version".to_string(),
-            state.spec.version.clone(),
-        ),
-        (
-            "scorch.preprocessing_state_hash".to_string(),
+            "scorch.preprocessing_state_hash",
             state.content_hash.clone(),
         ),
-    ];
-    let written = (|| -> Result<u64> {
-        let bytes = write_parquet_checked(&mut out, &staged.dir.join(file_name), job, meta)?;
-        m.rows.written = out.height() as u64;
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_string(), v))
+    .collect();
+    let constants = Constants {
+        model_name: bundle.spec.name.clone(),
+        model_version: bundle.spec.version.clone(),
+        run_id: m.run_id.clone(),
+        scored_at: Utc::now().timestamp_micros(),
+    };
+    let result = (|| -> Result<()> {
+        let mut writer = sink::BatchWriter::create(
+            &staged.dir.join(file_name),
+            &out_schema,
+            &ParquetOptions {
+                zstd_level: job.output.zstd_level,
+                row_group_size: job.output.row_group_size,
+                metadata: meta,
+            },
+        )?;
+        let mut timings = [0f64; 5];
+        let mut t = Instant::now();
+        // Chunks are whole multiples of the inference batch, so the model sees the same
+        // batches whatever the source's own chunking: scores do not depend on it.
+        let batch = inference.batch_size;
+        let chunk_rows = inference.chunk_rows.div_ceil(batch) * batch;
+        let chunks = crate::source::exact_chunks(src.batches(&needed, chunk_rows)?, chunk_rows);
+        for chunk in chunks {
+            let raw = chunk.map_err(|e| e.context(format!("reading {}", src.description)))?;
+            timings[0] += t.elapsed().as_secs_f64();
+            let offset = m.rows.read as usize;
+            m.rows.read += raw.height() as u64;
+
+            t = Instant::now();
+            let features = preprocess::apply(raw.clone().lazy(), state, &[])?
+                .collect()
+                .map_err(|e| {
+                    Error::from(e).context(format!(
+                        "preprocessing {} {}",
+                        state.spec.name, state.spec.version
+                    ))
+                })?;
+            timings[1] += t.elapsed().as_secs_f64();
+
+            t = Instant::now();
+            let matrix =
+                tensorize::to_row_major(&features, &state.feature_names, &raw, &job.keys, offset)
+                    .map_err(|e| e.context(&src.description))?;
+            drop(features);
+            timings[2] += t.elapsed().as_secs_f64();
+
+            t = Instant::now();
+            let scores = engine.score(&matrix, inference.batch_size, threads)?;
+            drop(matrix);
+            timings[3] += t.elapsed().as_secs_f64();
+            m.rows.scored += raw.height() as u64;
+
+            t = Instant::now();
+            let mut out = output_frame(&raw, &job.keys, &score_columns, scores, &constants)?;
+            drop(raw);
+            writer.write(&mut out)?;
+            m.rows.written += out.height() as u64;
+            timings[4] += t.elapsed().as_secs_f64();
+            tracing::debug!(rows = m.rows.read, "chunk done");
+            t = Instant::now();
+        }
+        t = Instant::now();
+        let bytes = writer.finish()?;
+        timings[4] += t.elapsed().as_secs_f64();
+        for (name, secs) in ["read", "preprocess", "tensorize", "infer", "write"]
+            .iter()
+            .zip(timings)
+        {
+            m.stages.insert(name, secs);
+        }
+        tracing::info!(
+            rows = m.rows.read,
+            read_s = timings[0],
+            preprocess_s = timings[1],
+            tensorize_s = timings[2],
+            infer_s = timings[3],
+            write_s = timings[4],
+            threads,
+            "scored"
+        );
         m.output = Some(OutputInfo {
             table: redactor.redact(&table.display().to_string()),
             partition: redactor.redact(&staged.target().display().to_string()),
             files: vec![OutputFile {
                 path: file_name.to_string(),
                 bytes,
-                rows: out.height() as u64,
+                rows: m.rows.written,
             }],
-            columns: out
-                .get_column_names()
-                .iter()
-                .map(|c| c.to_string())
-                .collect(),
+            columns: out_schema.iter_names().map(|c| c.to_string()).collect(),
         });
-        m.stages.insert("write", t.elapsed().as_secs_f64());
         let mut staged_manifest = m.clone();
         staged_manifest.status = "succeeded";
         staged_manifest.finished_at = now();
@@ -409,10 +398,9 @@ fn execute(
             &staged.dir.join("_manifest.json"),
             &staged_manifest,
             redactor,
-        )?;
-        Ok(bytes)
+        )
     })();
-    if let Err(e) = written {
+    if let Err(e) = result {
         staged.abandon();
         return Err(e);
     }
@@ -423,23 +411,54 @@ fn execute(
         std::thread::sleep(std::time::Duration::from_millis(ms));
     }
     let target = staged.publish()?;
-    tracing::info!(partition = %redactor.redact(&target.display().to_string()), rows = n, "published");
+    tracing::info!(partition = %redactor.redact(&target.display().to_string()), rows = m.rows.written, "published");
     Ok(target)
 }
 
-fn write_parquet_checked(
-    out: &mut DataFrame,
-    path: &Path,
-    job: &JobSpec,
-    metadata: Vec<(String, String)>,
-) -> Result<u64> {
-    sink::write_parquet(
-        out,
-        path,
-        &ParquetOptions {
-            zstd_level: job.output.zstd_level,
-            row_group_size: job.output.row_group_size,
-            metadata,
-        },
-    )
+fn scored_at_dtype() -> DataType {
+    DataType::Datetime(TimeUnit::Microseconds, Some(TimeZone::UTC))
+}
+
+/// Values every output row of a run shares.
+struct Constants {
+    model_name: String,
+    model_version: String,
+    run_id: String,
+    scored_at: i64,
+}
+
+/// Keys, scores and the run's constant columns for one chunk.
+fn output_frame(
+    raw: &DataFrame,
+    keys: &[String],
+    score_columns: &[String],
+    scores: Vec<Vec<f32>>,
+    c: &Constants,
+) -> Result<DataFrame> {
+    let n = raw.height();
+    let mut columns: Vec<Column> = Vec::with_capacity(keys.len() + score_columns.len() + 4);
+    for k in keys {
+        columns.push(raw.column(k)?.clone());
+    }
+    for (name, v) in score_columns.iter().zip(scores) {
+        columns.push(Column::new(name.into(), v));
+    }
+    let text =
+        |name: &str, v: &str| Column::new_scalar(name.into(), Scalar::from(PlSmallStr::from(v)), n);
+    columns.push(text("model_name", &c.model_name));
+    columns.push(text("model_version", &c.model_version));
+    columns.push(text("run_id", &c.run_id));
+    columns.push(Column::new_scalar(
+        "scored_at".into(),
+        Scalar::new(
+            scored_at_dtype(),
+            AnyValue::DatetimeOwned(
+                c.scored_at,
+                TimeUnit::Microseconds,
+                Some(std::sync::Arc::new(TimeZone::UTC)),
+            ),
+        ),
+        n,
+    ));
+    Ok(DataFrame::new(n, columns)?)
 }

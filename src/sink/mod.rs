@@ -85,6 +85,54 @@ pub fn write_parquet(df: &mut DataFrame, path: &Path, opts: &ParquetOptions) -> 
     Ok(file.metadata().map(|m| m.len()).unwrap_or(0))
 }
 
+/// A Parquet file written batch by batch (each batch one or more row groups).
+pub struct BatchWriter {
+    path: PathBuf,
+    file: File,
+    inner: polars::io::parquet::write::BatchedWriter<File>,
+}
+
+impl BatchWriter {
+    /// Creates `path` for frames of `schema`.
+    pub fn create(path: &Path, schema: &Schema, opts: &ParquetOptions) -> Result<Self> {
+        let file = File::create(path).map_err(|e| Error::io("create", path, e))?;
+        let handle = file.try_clone().map_err(|e| Error::io("open", path, e))?;
+        let level = polars::polars_utils::compression::ZstdLevel::try_new(opts.zstd_level)
+            .map_err(|e| Error::usage(format!("output.zstd_level: {e}")))?;
+        let inner = ParquetWriter::new(handle)
+            .with_compression(ParquetCompression::Zstd(Some(level)))
+            .with_statistics(StatisticsOptions::full())
+            .with_row_group_size(Some(opts.row_group_size))
+            .with_key_value_metadata(Some(KeyValueMetadata::from_static(opts.metadata.clone())))
+            .batched(schema)
+            .map_err(|e| Error::Internal(format!("writing {}: {e}", path.display())))?;
+        Ok(Self {
+            path: path.to_path_buf(),
+            file,
+            inner,
+        })
+    }
+
+    /// Appends a frame (same schema as at creation).
+    pub fn write(&mut self, df: &mut DataFrame) -> Result<()> {
+        df.rechunk_mut_par();
+        self.inner
+            .write_batch(df)
+            .map_err(|e| Error::Internal(format!("writing {}: {e}", self.path.display())))
+    }
+
+    /// Writes the footer and fsyncs. Returns the file size in bytes.
+    pub fn finish(self) -> Result<u64> {
+        self.inner
+            .finish()
+            .map_err(|e| Error::Internal(format!("writing {}: {e}", self.path.display())))?;
+        self.file
+            .sync_all()
+            .map_err(|e| Error::io("sync", &self.path, e))?;
+        Ok(self.file.metadata().map(|m| m.len()).unwrap_or(0))
+    }
+}
+
 /// A partition being written: a private staging folder that becomes `<table>/<partition>`
 /// when published.
 pub struct StagedPartition {

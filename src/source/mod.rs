@@ -55,7 +55,29 @@ impl Resolved {
         }
     }
 
-    /// Reads `columns`, in this order.
+    /// Reads `columns` as a sequence of frames of about `chunk_rows` rows, in input
+    /// order. At most a couple of chunks are in memory at once: the iterator pulls
+    /// the next one while the caller works on the last.
+    pub fn batches(&self, columns: &[String], chunk_rows: usize) -> Result<Batches> {
+        match &self.frame {
+            Frame::Lazy(lf) => {
+                let it = lf
+                    .as_ref()
+                    .clone()
+                    .select(columns.iter().map(|c| col(c.as_str())).collect::<Vec<_>>())
+                    .collect_batches(
+                        Engine::Streaming,
+                        true,
+                        std::num::NonZeroUsize::new(chunk_rows.max(1)),
+                        false,
+                    )?;
+                Ok(Box::new(it.map(|r| r.map_err(Error::from))))
+            }
+            Frame::Postgres(q) => q.batches(columns),
+        }
+    }
+
+    /// Reads `columns`, in this order, into one frame.
     pub fn read(&self, columns: &[String]) -> Result<DataFrame> {
         match &self.frame {
             Frame::Lazy(lf) => Ok(lf
@@ -67,6 +89,9 @@ impl Resolved {
         }
     }
 }
+
+/// Frames of a source, in order.
+pub type Batches = Box<dyn Iterator<Item = Result<DataFrame>>>;
 
 /// Where a source's relative paths and connection profiles are found.
 pub struct Context<'a> {
@@ -257,4 +282,122 @@ fn describe_files(files: &[PathBuf], red: &Redactor) -> Vec<InputFile> {
             }
         })
         .collect()
+}
+
+/// Re-cuts a stream of frames into frames of exactly `rows` rows (the last may be
+/// shorter, and an empty input yields one empty frame, so the schema is seen).
+/// The run aligns chunks to whole inference batches this way, so the batches the
+/// model sees — and therefore the scores, to the bit — do not depend on how the
+/// source happened to split its output.
+pub fn exact_chunks(inner: Batches, rows: usize) -> Batches {
+    Box::new(ExactChunks {
+        inner,
+        rows: rows.max(1),
+        buf: None,
+        emitted: false,
+        done: false,
+    })
+}
+
+struct ExactChunks {
+    inner: Batches,
+    rows: usize,
+    buf: Option<DataFrame>,
+    emitted: bool,
+    done: bool,
+}
+
+impl Iterator for ExactChunks {
+    type Item = Result<DataFrame>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        loop {
+            if let Some(b) = &self.buf
+                && (b.height() >= self.rows || (self.done && (b.height() > 0 || !self.emitted)))
+            {
+                let b = self.buf.take().expect("checked");
+                let (head, tail) = if b.height() > self.rows {
+                    let (h, t) = b.split_at(self.rows as i64);
+                    (h, Some(t))
+                } else {
+                    (b, None)
+                };
+                self.buf = tail;
+                self.emitted = true;
+                return Some(Ok(head));
+            }
+            if self.done {
+                return None;
+            }
+            match self.inner.next() {
+                None => self.done = true,
+                Some(Err(e)) => {
+                    self.done = true;
+                    self.buf = None;
+                    return Some(Err(e));
+                }
+                Some(Ok(df)) => match self.buf.as_mut() {
+                    None => self.buf = Some(df),
+                    Some(b) => {
+                        if let Err(e) = b.vstack_mut_owned(df) {
+                            self.done = true;
+                            return Some(Err(e.into()));
+                        }
+                    }
+                },
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn frames(sizes: &[usize]) -> Batches {
+        let mut start = 0i64;
+        let v: Vec<Result<DataFrame>> = sizes
+            .iter()
+            .map(|&n| {
+                let s: Vec<i64> = (start..start + n as i64).collect();
+                start += n as i64;
+                Ok(df!("x" => s).unwrap())
+            })
+            .collect();
+        Box::new(v.into_iter())
+    }
+
+    #[test]
+    fn exact_chunks_recut_in_order() {
+        let out: Vec<DataFrame> = exact_chunks(frames(&[3, 0, 7, 1, 5]), 4)
+            .collect::<Result<_>>()
+            .unwrap();
+        let sizes: Vec<usize> = out.iter().map(DataFrame::height).collect();
+        assert_eq!(sizes, [4, 4, 4, 4]);
+        let all: Vec<i64> = out
+            .iter()
+            .flat_map(|d| {
+                d.column("x")
+                    .unwrap()
+                    .i64()
+                    .unwrap()
+                    .into_no_null_iter()
+                    .collect::<Vec<_>>()
+            })
+            .collect();
+        assert_eq!(all, (0..16).collect::<Vec<_>>());
+        let out: Vec<DataFrame> = exact_chunks(frames(&[2, 3]), 4)
+            .collect::<Result<_>>()
+            .unwrap();
+        assert_eq!(
+            out.iter().map(DataFrame::height).collect::<Vec<_>>(),
+            [4, 1]
+        );
+        // An empty input still yields one (empty) frame.
+        let out: Vec<DataFrame> = exact_chunks(frames(&[0]), 4)
+            .collect::<Result<_>>()
+            .unwrap();
+        assert_eq!(out.len(), 1);
+        assert_eq!(out[0].height(), 0);
+    }
 }

@@ -164,6 +164,7 @@ enum Param {
 }
 
 /// A PostgreSQL query ready to run.
+#[derive(Clone)]
 pub struct PgQuery {
     profile_name: String,
     sql_file: PathBuf,
@@ -671,9 +672,10 @@ impl PgQuery {
         })
     }
 
-    /// Runs the query for `columns` and returns the rows as one frame, fetched
-    /// `fetch_rows` at a time in a read-only transaction.
-    pub fn read(&self, columns: &[String]) -> Result<DataFrame> {
+    /// Runs the query for `columns` in a read-only transaction and hands each batch
+    /// of `fetch_rows` rows to `sink` as a frame (at least one, possibly empty, so the
+    /// schema is always seen). `sink` returns false to stop early.
+    fn stream(&self, columns: &[String], mut sink: impl FnMut(DataFrame) -> bool) -> Result<()> {
         let body = self.sql.trim().trim_end_matches(';');
         let select = columns
             .iter()
@@ -698,32 +700,72 @@ impl PgQuery {
                 .bind(&stmt, &self.param_refs())
                 .await
                 .map_err(|e| self.error("execute", e))?;
-            let mut frame: Option<DataFrame> = None;
+            let mut first = true;
             loop {
                 let rows = tx
                     .query_portal(&portal, self.fetch_rows as i32)
                     .await
                     .map_err(|e| self.error("fetch", e))?;
                 let done = rows.len() < self.fetch_rows as usize;
-                if !rows.is_empty() || frame.is_none() {
+                if !rows.is_empty() || first {
+                    first = false;
                     let batch = batch_to_frame(&rows, &cols)
                         .map_err(|e| Error::DataContract(format!("{}: {e}", self.what())))?;
-                    match frame.as_mut() {
-                        Some(f) => {
-                            f.vstack_mut_owned(batch)?;
-                        }
-                        None => frame = Some(batch),
+                    drop(rows);
+                    if !sink(batch) {
+                        return Ok(());
                     }
                 }
                 if done {
                     break;
                 }
             }
-            tx.commit().await.map_err(|e| self.error("commit", e))?;
-            let mut f = frame.expect("at least one batch");
-            f.rechunk_mut_par();
-            Ok(f)
+            tx.commit().await.map_err(|e| self.error("commit", e))
         })
+    }
+
+    /// Runs the query for `columns` and returns all rows as one frame.
+    pub fn read(&self, columns: &[String]) -> Result<DataFrame> {
+        let mut frame: Option<DataFrame> = None;
+        let mut err = None;
+        self.stream(columns, |batch| match frame.as_mut() {
+            None => {
+                frame = Some(batch);
+                true
+            }
+            Some(f) => match f.vstack_mut_owned(batch) {
+                Ok(_) => true,
+                Err(e) => {
+                    err = Some(e);
+                    false
+                }
+            },
+        })?;
+        if let Some(e) = err {
+            return Err(e.into());
+        }
+        let mut f = frame.expect("stream yields at least one batch");
+        f.rechunk_mut_par();
+        Ok(f)
+    }
+
+    /// Runs the query for `columns` on a background thread and yields its batches;
+    /// at most one batch waits in the channel, so memory stays bounded whatever the
+    /// result's size.
+    pub fn batches(&self, columns: &[String]) -> Result<crate::source::Batches> {
+        let (send, recv) = std::sync::mpsc::sync_channel::<Result<DataFrame>>(1);
+        let q = self.clone();
+        let columns = columns.to_vec();
+        std::thread::Builder::new()
+            .name("scorch-postgres".into())
+            .spawn(move || {
+                let tx = send.clone();
+                if let Err(e) = q.stream(&columns, |b| tx.send(Ok(b)).is_ok()) {
+                    let _ = send.send(Err(e));
+                }
+            })
+            .map_err(|e| Error::Internal(format!("cannot start the PostgreSQL reader: {e}")))?;
+        Ok(Box::new(recv.into_iter()))
     }
 
     /// A description for logs and the manifest (no credentials).

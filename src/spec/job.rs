@@ -128,6 +128,11 @@ pub struct InferenceSpec {
     /// `cpu`, `auto` (CUDA when available, else CPU), `cuda` or `cuda:N`.
     #[serde(default = "default_device")]
     pub device: String,
+    /// Rows read, preprocessed, scored and written together. Bounds the run's memory:
+    /// peak memory grows with this, not with the input. (PostgreSQL sources use the
+    /// profile's `fetch_rows` instead.)
+    #[serde(default = "default_chunk_rows")]
+    pub chunk_rows: usize,
 }
 
 impl Default for InferenceSpec {
@@ -136,6 +141,7 @@ impl Default for InferenceSpec {
             batch_size: default_batch_size(),
             threads: 0,
             device: default_device(),
+            chunk_rows: default_chunk_rows(),
         }
     }
 }
@@ -164,6 +170,9 @@ fn default_row_group_size() -> usize {
 }
 fn default_batch_size() -> usize {
     4096
+}
+fn default_chunk_rows() -> usize {
+    256 * 1024
 }
 fn default_device() -> String {
     "cpu".to_string()
@@ -256,6 +265,9 @@ impl JobSpec {
         }
         if self.inference.batch_size == 0 || self.inference.batch_size > 1 << 24 {
             p.push("inference.batch_size", "must be between 1 and 16777216");
+        }
+        if self.inference.chunk_rows == 0 {
+            p.push("inference.chunk_rows", "must be at least 1");
         }
         if self.inference.threads > 1024 {
             p.push(
