@@ -6,6 +6,7 @@ set -euo pipefail
 bin=${1:?scorch binary}; py=${2:?python}; rows=${3:-5000000}
 here=$(cd "$(dirname "$0")/.." && pwd)
 work=$(mktemp -d /tmp/scorch-bench-pg.XXXXXX)
+chmod 755 "$work"   # the server runs as `postgres` when we are root
 pgdir=$work/pg; port=$("$py" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
 export SCORCH_PG_PASSWORD=bench-pw
 cleanup() { "$here/scripts/pg-local.sh" stop "$pgdir" >/dev/null 2>&1 || true; rm -rf "$work"; }

@@ -16,7 +16,7 @@ if [ ! -x "$bindir/initdb" ]; then
   apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql >/dev/null
   bindir=$(ls -d /usr/lib/postgresql/*/bin | sort -V | tail -n 1)
 fi
-as_pg() { if [ "$(id -u)" = 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi; }
+as_pg() { if [ "$(id -u)" = 0 ]; then (cd / && runuser -u postgres -- "$@"); else "$@"; fi; }
 case "$cmd" in
   start)
     mkdir -p "$dir"
@@ -38,6 +38,7 @@ case "$cmd" in
     csv="$dir/churn_features.csv"
     "$py" -c "import polars as pl; pl.read_parquet('data/churn/features/*/*.parquet', hive_partitioning=True).write_csv('$csv')"
     PGPASSWORD=$pw psql -h 127.0.0.1 -p "$port" -U scorch -d warehouse -qX -v ON_ERROR_STOP=1 <<SQL
+SET client_min_messages = warning;
 DROP TABLE IF EXISTS churn_features;
 CREATE TABLE churn_features (customer_id bigint, age float8, tenure_months bigint, monthly_charges float8,
   total_charges float8, num_support_calls bigint, num_logins_30d bigint, avg_session_minutes float8,
