@@ -185,8 +185,8 @@ fn run(a: RunArgs, quiet: bool) -> Result<()> {
             st("infer"),
             st("write"),
             st("total"),
-            s.partition.display(),
-            s.manifest_path.display()
+            s.partition,
+            s.manifest_path
         );
     }
     Ok(())

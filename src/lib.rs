@@ -3,7 +3,7 @@
 //! The data's way through a run, one module per stage:
 //! [`spec`] (job YAML) → [`source`] (Parquet, SQL) → [`preprocess`] (Polars) →
 //! [`infer`] (LibTorch) → [`sink`] (Parquet table) → [`run`] (orchestration and
-//! manifest). [`model`] holds model bundles; [`validate`] checks files without
+//! manifest). [`storage`] opens object stores for sources and sinks. [`model`] holds model bundles; [`validate`] checks files without
 //! reading data; [`cli`] is the command line.
 
 pub mod cli;
@@ -15,6 +15,7 @@ pub mod run;
 pub mod sink;
 pub mod source;
 pub mod spec;
+pub mod storage;
 pub mod validate;
 
 pub use error::{Error, ExitCode, Result};

@@ -14,7 +14,7 @@ use crate::error::{Error, Result};
 use crate::infer::{DeviceChoice, Engine, available_cores, tensorize};
 use crate::model::Bundle;
 use crate::preprocess;
-use crate::sink::{self, ParquetOptions, StagedPartition};
+use crate::sink::{self, ParquetOptions};
 use crate::spec::job::JobSpec;
 use crate::spec::template::{Redactor, TemplateVars, render};
 use manifest::*;
@@ -46,8 +46,10 @@ pub struct RunOptions {
 #[derive(Debug)]
 pub struct RunSummary {
     pub manifest: Manifest,
-    pub partition: PathBuf,
-    pub manifest_path: PathBuf,
+    /// Where the published partition is (path or URL, secrets redacted).
+    pub partition: String,
+    /// Where this run's manifest was written (path or URL, secrets redacted).
+    pub manifest_path: String,
 }
 
 fn now() -> String {
@@ -70,7 +72,15 @@ pub fn run(opts: &RunOptions) -> Result<RunSummary> {
     let out = render(&job.output.path, &vars)
         .map_err(|e| Error::config(&opts.job_file, format!("field `output.path`: {e}")))?;
     redactor.add(&out);
-    let table = opts.root.join(&out.value);
+    let profiles = crate::spec::profiles::locate(opts.profiles.as_deref(), &opts.root);
+    let storage = match &job.storage_profile {
+        Some(name) => {
+            let p = crate::spec::profiles::storage(&profiles, name)?;
+            crate::storage::settings(Some((name, &p)), &vars, &mut redactor)?
+        }
+        None => crate::storage::Settings::default(),
+    };
+    let table = sink::Table::open(&out.value, &opts.root, &storage)?;
     let mut inference = job.inference.clone();
     if let Some(t) = opts.threads {
         inference.threads = t;
@@ -121,12 +131,17 @@ pub fn run(opts: &RunOptions) -> Result<RunSummary> {
         },
     };
     let t0 = Instant::now();
+    let env = Env {
+        profiles: &profiles,
+        storage: &storage,
+        table: &table,
+    };
     let result = execute(
         opts,
         &job,
         &vars,
         &mut redactor,
-        &table,
+        &env,
         &inference,
         threads,
         t0,
@@ -134,34 +149,43 @@ pub fn run(opts: &RunOptions) -> Result<RunSummary> {
     );
     m.stages.insert("total", t0.elapsed().as_secs_f64());
     m.finished_at = now();
-    let runs_path = table
-        .join(sink::RUNS_DIR)
-        .join(format!("{}.json", m.run_id));
     match result {
         Ok(partition) => {
             m.status = "succeeded";
-            write_manifest(&runs_path, &m, &redactor)?;
+            let manifest_path =
+                table.write_run_manifest(&m.run_id, &manifest_bytes(&m, &redactor))?;
             Ok(RunSummary {
                 manifest: m,
-                partition,
-                manifest_path: runs_path,
+                partition: redactor.redact(&partition),
+                manifest_path: redactor.redact(&manifest_path),
             })
         }
         Err(e) => {
             m.status = "failed";
             m.exit_code = e.exit_code().code();
             m.error = Some(redactor.redact(&e.to_string()));
-            if let Err(w) = write_manifest(&runs_path, &m, &redactor) {
-                tracing::warn!(error = %w, "could not write the failed run's manifest");
+            if let Err(w) = table.write_run_manifest(&m.run_id, &manifest_bytes(&m, &redactor)) {
+                tracing::warn!(error = %redactor.redact(&w.to_string()), "could not write the failed run's manifest");
             }
             Err(e)
         }
     }
 }
 
-fn write_manifest(path: &Path, m: &Manifest, red: &Redactor) -> Result<()> {
+/// What a run needs besides the job: profiles file, object-store settings, output table.
+struct Env<'a> {
+    profiles: &'a Path,
+    storage: &'a crate::storage::Settings,
+    table: &'a sink::Table,
+}
+
+fn manifest_bytes(m: &Manifest, red: &Redactor) -> Vec<u8> {
     let text = serde_json::to_string_pretty(m).expect("manifest serializes");
-    sink::write_file_atomic(path, format!("{}\n", red.redact(&text)).as_bytes())
+    format!("{}\n", red.redact(&text)).into_bytes()
+}
+
+fn write_manifest(path: &Path, m: &Manifest, red: &Redactor) -> Result<()> {
+    sink::write_file_atomic(path, &manifest_bytes(m, red))
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -170,12 +194,12 @@ fn execute(
     job: &JobSpec,
     vars: &TemplateVars,
     redactor: &mut Redactor,
-    table: &Path,
+    env: &Env<'_>,
     inference: &crate::spec::job::InferenceSpec,
     threads: usize,
     t0: Instant,
     m: &mut Manifest,
-) -> Result<PathBuf> {
+) -> Result<String> {
     // Model bundle and pins: checked before any data is read.
     let model_dir = render(&job.model, vars)
         .map_err(|e| Error::config(&opts.job_file, format!("field `model`: {e}")))?;
@@ -229,10 +253,10 @@ fn execute(
     )?;
 
     // Source.
-    let profiles = crate::spec::profiles::locate(opts.profiles.as_deref(), &opts.root);
     let ctx = crate::source::Context {
         root: &opts.root,
-        profiles: &profiles,
+        profiles: env.profiles,
+        storage: env.storage,
     };
     let src = crate::source::resolve(&job.source, &ctx, vars, redactor)?;
     m.source = Some(src.description.clone());
@@ -262,8 +286,8 @@ fn execute(
 
     // Output: written chunk by chunk into the staging folder.
     let partition = format!("ds={}", m.ds);
-    let staged = StagedPartition::create(table, &partition, &m.run_id)?;
-    let file_name = "part-00000.parquet";
+    let staged = env.table.stage(&partition, &m.run_id)?;
+    let file_name = staged.data_file_name(0);
     let score_columns = bundle.spec.score_columns();
     let mut out_schema = Schema::default();
     for k in &job.keys {
@@ -305,7 +329,7 @@ fn execute(
     };
     let result = (|| -> Result<()> {
         let mut writer = sink::BatchWriter::create(
-            &staged.dir.join(file_name),
+            &staged.dir().join(&file_name),
             &out_schema,
             &ParquetOptions {
                 zstd_level: job.output.zstd_level,
@@ -379,10 +403,10 @@ fn execute(
             "scored"
         );
         m.output = Some(OutputInfo {
-            table: redactor.redact(&table.display().to_string()),
-            partition: redactor.redact(&staged.target().display().to_string()),
+            table: redactor.redact(&env.table.location()),
+            partition: redactor.redact(&staged.target()),
             files: vec![OutputFile {
-                path: file_name.to_string(),
+                path: file_name.clone(),
                 bytes,
                 rows: m.rows.written,
             }],
@@ -395,7 +419,7 @@ fn execute(
             .stages
             .insert("total", t0.elapsed().as_secs_f64());
         write_manifest(
-            &staged.dir.join("_manifest.json"),
+            &staged.dir().join(sink::PARTITION_MANIFEST),
             &staged_manifest,
             redactor,
         )
@@ -411,7 +435,7 @@ fn execute(
         std::thread::sleep(std::time::Duration::from_millis(ms));
     }
     let target = staged.publish()?;
-    tracing::info!(partition = %redactor.redact(&target.display().to_string()), rows = m.rows.written, "published");
+    tracing::info!(partition = %redactor.redact(&target), rows = m.rows.written, "published");
     Ok(target)
 }
 

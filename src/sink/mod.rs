@@ -264,3 +264,248 @@ fn exchange(a: &Path, b: &Path) -> std::io::Result<()> {
         Err(std::io::Error::last_os_error())
     }
 }
+
+/// Where an output table lives: a local folder, or a prefix on an object store.
+pub enum Table {
+    Local(PathBuf),
+    Remote {
+        /// The table's URL as configured (rendered; may hold secrets: redact before showing).
+        url: String,
+        store: crate::storage::Store,
+        prefix: object_store::path::Path,
+    },
+}
+
+/// A partition being written: files go into a local folder first; publishing
+/// moves them into place (local) or uploads them and commits (object store).
+pub enum Staged {
+    Local(StagedPartition),
+    Remote {
+        dir: PathBuf,
+        url: String,
+        store: crate::storage::Store,
+        partition_prefix: object_store::path::Path,
+        run_id: String,
+    },
+}
+
+impl Table {
+    /// Opens the table at `path` (a local path relative to `root`, or an object-store URL).
+    pub fn open(path: &str, root: &Path, storage: &crate::storage::Settings) -> Result<Self> {
+        if crate::storage::is_url(path) {
+            let (store, prefix) = crate::storage::open(path, storage)?;
+            Ok(Table::Remote {
+                url: path.trim_end_matches('/').to_string(),
+                store,
+                prefix,
+            })
+        } else {
+            Ok(Table::Local(root.join(path)))
+        }
+    }
+
+    /// The table's location, for messages and manifests.
+    pub fn location(&self) -> String {
+        match self {
+            Table::Local(p) => p.display().to_string(),
+            Table::Remote { url, .. } => url.clone(),
+        }
+    }
+
+    /// Writes a run's manifest to `_runs/<run id>.json`.
+    pub fn write_run_manifest(&self, run_id: &str, bytes: &[u8]) -> Result<String> {
+        match self {
+            Table::Local(dir) => {
+                let p = dir.join(RUNS_DIR).join(format!("{run_id}.json"));
+                write_file_atomic(&p, bytes)?;
+                Ok(p.display().to_string())
+            }
+            Table::Remote { url, store, prefix } => {
+                use object_store::ObjectStoreExt;
+                let path = prefix.clone().join(RUNS_DIR).join(format!("{run_id}.json"));
+                let what = format!("{url}/{RUNS_DIR}/{run_id}.json");
+                let payload = object_store::PutPayload::from(bytes.to_vec());
+                crate::storage::runtime()?
+                    .block_on(async { store.store.put(&path, payload).await })
+                    .map_err(|e| crate::storage::runtime_error(&format!("writing {what}"), e))?;
+                Ok(what)
+            }
+        }
+    }
+
+    /// Starts writing `partition` (e.g. `ds=2026-11-28`).
+    pub fn stage(&self, partition: &str, run_id: &str) -> Result<Staged> {
+        match self {
+            Table::Local(dir) => Ok(Staged::Local(StagedPartition::create(
+                dir, partition, run_id,
+            )?)),
+            Table::Remote { url, store, prefix } => {
+                let dir = std::env::temp_dir().join(format!("scorch-staging-{run_id}"));
+                std::fs::create_dir_all(&dir).map_err(|e| Error::io("create folder", &dir, e))?;
+                Ok(Staged::Remote {
+                    dir,
+                    url: format!("{url}/{partition}"),
+                    store: store.clone(),
+                    partition_prefix: prefix.clone().join(partition),
+                    run_id: run_id.to_string(),
+                })
+            }
+        }
+    }
+}
+
+/// Name of the manifest that commits a partition.
+pub const PARTITION_MANIFEST: &str = "_manifest.json";
+
+impl Staged {
+    /// The local folder the run writes its files into.
+    pub fn dir(&self) -> &Path {
+        match self {
+            Staged::Local(s) => &s.dir,
+            Staged::Remote { dir, .. } => dir,
+        }
+    }
+
+    /// The name of data file `index`. On object stores names carry the run id, so a
+    /// new run never overwrites the files the committed manifest points at.
+    pub fn data_file_name(&self, index: usize) -> String {
+        match self {
+            Staged::Local(_) => format!("part-{index:05}.parquet"),
+            Staged::Remote { run_id, .. } => format!("part-{run_id}-{index:05}.parquet"),
+        }
+    }
+
+    /// Where the partition will be visible.
+    pub fn target(&self) -> String {
+        match self {
+            Staged::Local(s) => s.target().display().to_string(),
+            Staged::Remote { url, .. } => url.clone(),
+        }
+    }
+
+    /// Publishes the staged files. Local: an atomic folder swap. Object store: the
+    /// data files are uploaded first and `_manifest.json` last — that single PUT is the
+    /// commit — then files of earlier runs that the manifest no longer lists are deleted.
+    pub fn publish(self) -> Result<String> {
+        match self {
+            Staged::Local(s) => Ok(s.publish()?.display().to_string()),
+            Staged::Remote {
+                dir,
+                url,
+                store,
+                partition_prefix,
+                ..
+            } => {
+                let result = upload_and_commit(&dir, &url, &store, &partition_prefix);
+                let _ = std::fs::remove_dir_all(&dir);
+                result.map(|_| url)
+            }
+        }
+    }
+
+    /// Drops the staged files (after a failure).
+    pub fn abandon(self) {
+        match self {
+            Staged::Local(s) => s.abandon(),
+            Staged::Remote { dir, .. } => {
+                let _ = std::fs::remove_dir_all(dir);
+            }
+        }
+    }
+}
+
+/// Part size of multipart uploads.
+const UPLOAD_PART: usize = 16 << 20;
+
+fn upload_and_commit(
+    dir: &Path,
+    url: &str,
+    store: &crate::storage::Store,
+    prefix: &object_store::path::Path,
+) -> Result<()> {
+    use futures_util::StreamExt;
+    use object_store::{ObjectStoreExt, WriteMultipart};
+    use std::io::Read;
+
+    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
+        .map_err(|e| Error::io("list", dir, e))?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.file_name().is_some_and(|n| n != PARTITION_MANIFEST))
+        .collect();
+    files.sort();
+    let rt = crate::storage::runtime()?;
+    rt.block_on(async {
+        let mut uploaded: Vec<object_store::path::Path> = Vec::new();
+        let err = |what: &str, e: object_store::Error| crate::storage::runtime_error(&format!("{what} {url}"), e);
+        let upload_all = async {
+            for f in &files {
+                let name = f.file_name().expect("file").to_string_lossy().to_string();
+                let dest = prefix.clone().join(name.as_str());
+                let upload = store.store.put_multipart(&dest).await.map_err(|e| err("uploading to", e))?;
+                uploaded.push(dest.clone());
+                let mut w = WriteMultipart::new_with_chunk_size(upload, UPLOAD_PART);
+                let mut file = std::fs::File::open(f).map_err(|e| Error::io("read", f, e))?;
+                let mut buf = vec![0u8; 8 << 20];
+                let res: Result<()> = async {
+                    loop {
+                        let n = file.read(&mut buf).map_err(|e| Error::io("read", f, e))?;
+                        if n == 0 {
+                            break;
+                        }
+                        w.wait_for_capacity(4).await.map_err(|e| err("uploading to", e))?;
+                        w.write(&buf[..n]);
+                    }
+                    Ok(())
+                }
+                .await;
+                match res {
+                    Ok(()) => {
+                        w.finish().await.map_err(|e| err("uploading to", e))?;
+                    }
+                    Err(e) => {
+                        let _ = w.abort().await;
+                        return Err(e);
+                    }
+                }
+            }
+            // The commit: one PUT of the manifest naming exactly these files.
+            let manifest = dir.join(PARTITION_MANIFEST);
+            let bytes = std::fs::read(&manifest).map_err(|e| Error::io("read", &manifest, e))?;
+            store
+                .store
+                .put(&prefix.clone().join(PARTITION_MANIFEST), bytes.into())
+                .await
+                .map_err(|e| err("committing", e))?;
+            Ok::<_, Error>(())
+        };
+        if let Err(e) = upload_all.await {
+            for p in &uploaded {
+                let _ = store.store.delete(p).await;
+            }
+            return Err(e);
+        }
+        // Committed: remove files of earlier runs (a crash here only leaves garbage
+        // that the manifest does not list; the next run removes it).
+        let keep: std::collections::BTreeSet<String> = uploaded
+            .iter()
+            .map(|p| p.as_ref().to_string())
+            .chain(std::iter::once(prefix.clone().join(PARTITION_MANIFEST).as_ref().to_string()))
+            .collect();
+        let mut listing = store.store.list(Some(prefix));
+        let mut stale = Vec::new();
+        while let Some(item) = listing.next().await {
+            if let Ok(meta) = item
+                && !keep.contains(meta.location.as_ref())
+            {
+                stale.push(meta.location);
+            }
+        }
+        drop(listing);
+        for p in stale {
+            if let Err(e) = store.store.delete(&p).await {
+                tracing::warn!(object = %p, error = %e, "could not delete a file of an earlier run");
+            }
+        }
+        Ok(())
+    })
+}

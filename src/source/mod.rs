@@ -7,6 +7,7 @@ pub mod postgres;
 
 use std::path::{Path, PathBuf};
 
+use polars::io::cloud::CloudOptions;
 use polars::prelude::*;
 use polars::sql::SQLContext;
 use serde::Serialize;
@@ -28,6 +29,9 @@ pub struct InputFile {
     /// Hex SHA-256 of the file (recorded for queries, whose text is the input).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub sha256: Option<String>,
+    /// Object-store entity tag (objects on object stores).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub etag: Option<String>,
 }
 
 /// What a resolved source reads from.
@@ -99,6 +103,8 @@ pub struct Context<'a> {
     pub root: &'a Path,
     /// The profiles file (see [`crate::spec::profiles::locate`]).
     pub profiles: &'a Path,
+    /// Settings for object-store URLs.
+    pub storage: &'a crate::storage::Settings,
 }
 
 /// Resolves a job's source for the run date.
@@ -109,8 +115,8 @@ pub fn resolve(
     redactor: &mut Redactor,
 ) -> Result<Resolved> {
     match spec {
-        SourceSpec::Parquet(p) => parquet(p, ctx.root, vars, redactor),
-        SourceSpec::Sql(s) => sql(s, ctx.root, vars, redactor),
+        SourceSpec::Parquet(p) => parquet(p, ctx, vars, redactor),
+        SourceSpec::Sql(s) => sql(s, ctx, vars, redactor),
         SourceSpec::Postgres(p) => pg(p, ctx, vars, redactor),
     }
 }
@@ -132,6 +138,7 @@ fn pg(
         bytes: std::fs::metadata(&file).map(|m| m.len()).unwrap_or(0),
         modified: None,
         sha256: crate::model::sha256_file(&file).ok(),
+        etag: None,
     };
     Ok(Resolved {
         frame: Frame::Postgres(Box::new(q)),
@@ -146,24 +153,69 @@ fn render_field(t: &str, field: &str, vars: &TemplateVars, red: &mut Redactor) -
     Ok(r.value)
 }
 
+/// Lists the files a path or URL names and opens a lazy scan over them.
+fn open_files(
+    pattern: &str,
+    hive: bool,
+    ctx: &Context<'_>,
+    red: &Redactor,
+) -> Result<(LazyFrame, Vec<InputFile>)> {
+    if crate::storage::is_url(pattern) {
+        let (store, metas) =
+            crate::storage::list_parquet(pattern, ctx.storage).map_err(|e| match e {
+                Error::DataContract(m) => Error::DataContract(red.redact(&m)),
+                Error::Config { problems, .. } => Error::usage(red.redact(&problems.join("; "))),
+                other => Error::Internal(red.redact(&other.to_string())),
+            })?;
+        let paths: Vec<PlRefPath> = metas
+            .iter()
+            .map(|m| crate::storage::object_url(&store, m))
+            .collect();
+        let inputs = metas
+            .iter()
+            .zip(&paths)
+            .map(|(m, p)| InputFile {
+                path: red.redact(p.as_str()),
+                bytes: m.size,
+                modified: Some(
+                    m.last_modified
+                        .to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+                ),
+                sha256: None,
+                etag: m.e_tag.clone(),
+            })
+            .collect();
+        Ok((scan_paths(paths, hive, Some(store.cloud.clone()))?, inputs))
+    } else {
+        let files = expand(ctx.root, pattern).map_err(|e| Error::DataContract(red.redact(&e)))?;
+        Ok((scan(&files, hive)?, describe_files(&files, red)))
+    }
+}
+
 fn parquet(
     p: &ParquetSource,
-    root: &Path,
+    ctx: &Context<'_>,
     vars: &TemplateVars,
     red: &mut Redactor,
 ) -> Result<Resolved> {
     let pattern = render_field(&p.path, "source.parquet.path", vars, red)?;
-    let files = expand(root, &pattern).map_err(|e| Error::DataContract(red.redact(&e)))?;
-    let frame = Frame::Lazy(Box::new(scan(&files, p.hive_partitioning)?));
+    let (frame, inputs) = open_files(&pattern, p.hive_partitioning, ctx, red)?;
     Ok(Resolved {
-        frame,
-        inputs: describe_files(&files, red),
+        frame: Frame::Lazy(Box::new(frame)),
+        inputs,
         description: format!("parquet {}", red.redact(&pattern)),
     })
 }
 
-fn sql(s: &SqlSource, root: &Path, vars: &TemplateVars, red: &mut Redactor) -> Result<Resolved> {
-    let query_path = root.join(render_field(&s.query, "source.sql.query", vars, red)?);
+fn sql(
+    s: &SqlSource,
+    ctx: &Context<'_>,
+    vars: &TemplateVars,
+    red: &mut Redactor,
+) -> Result<Resolved> {
+    let query_path = ctx
+        .root
+        .join(render_field(&s.query, "source.sql.query", vars, red)?);
     let text = std::fs::read_to_string(&query_path).map_err(|e| {
         Error::config(
             &query_path,
@@ -172,16 +224,16 @@ fn sql(s: &SqlSource, root: &Path, vars: &TemplateVars, red: &mut Redactor) -> R
     })?;
     let text = render(&text, vars).map_err(|e| Error::config(&query_path, e))?;
     red.add(&text);
-    let mut ctx = SQLContext::new();
+    let mut sql_ctx = SQLContext::new();
     let mut inputs = Vec::new();
     for (name, t) in &s.tables {
         let pattern = render_field(t, &format!("source.sql.tables.{name}"), vars, red)?;
-        let files = expand(root, &pattern)
-            .map_err(|e| Error::DataContract(format!("table `{name}`: {}", red.redact(&e))))?;
-        ctx.register(name, scan(&files, true)?);
-        inputs.extend(describe_files(&files, red));
+        let (frame, files) = open_files(&pattern, true, ctx, red)
+            .map_err(|e| e.context(format!("table `{name}`")))?;
+        sql_ctx.register(name, frame);
+        inputs.extend(files);
     }
-    let frame = ctx
+    let frame = sql_ctx
         .execute(&text.value)
         .map_err(|e| Error::config(&query_path, format!("SQL error: {e}")))?;
     Ok(Resolved {
@@ -191,13 +243,19 @@ fn sql(s: &SqlSource, root: &Path, vars: &TemplateVars, red: &mut Redactor) -> R
     })
 }
 
-/// Opens a lazy scan over `files` (hive partition folders become columns when asked).
+/// Opens a lazy scan over local `files` (hive partition folders become columns when asked).
 pub fn scan(files: &[PathBuf], hive: bool) -> Result<LazyFrame> {
     let paths: Vec<PlRefPath> = files
         .iter()
         .map(|f| PlRefPath::new(f.to_string_lossy().as_ref()))
         .collect();
+    scan_paths(paths, hive, None)
+}
+
+/// Opens a lazy scan over paths or object URLs.
+fn scan_paths(paths: Vec<PlRefPath>, hive: bool, cloud: Option<CloudOptions>) -> Result<LazyFrame> {
     let args = ScanArgsParquet {
+        cloud_options: cloud,
         hive_options: HiveOptions {
             enabled: Some(hive),
             hive_start_idx: 0,
@@ -279,6 +337,7 @@ fn describe_files(files: &[PathBuf], red: &Redactor) -> Vec<InputFile> {
                         .to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
                 }),
                 sha256: None,
+                etag: None,
             }
         })
         .collect()

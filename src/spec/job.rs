@@ -47,6 +47,10 @@ pub struct JobSpec {
     /// Batching and threading of inference.
     #[serde(default)]
     pub inference: InferenceSpec,
+    /// An `object_store` profile (in `profiles.yaml`) for the job's `s3://`, `gs://`
+    /// and `az://` URLs; without one, credentials come from the standard environment.
+    #[serde(default)]
+    pub storage_profile: Option<String>,
 }
 
 /// The input of a job: exactly one of `parquet` or `sql`.

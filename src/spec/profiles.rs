@@ -40,6 +40,65 @@ pub type Profiles = BTreeMap<String, Profile>;
 pub enum Profile {
     /// A PostgreSQL-protocol warehouse (PostgreSQL, Redshift, Greenplum, CockroachDB, …).
     Postgres(PostgresProfile),
+    /// Settings for object-store URLs (`s3://`, `gs://`, `az://`), used by jobs that
+    /// name it in `storage_profile`.
+    ObjectStore(StorageProfile),
+}
+
+/// Object-store settings.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct StorageProfile {
+    /// object_store configuration keys and values, e.g. `aws_endpoint`,
+    /// `aws_allow_http`, `aws_region`, `aws_access_key_id` (use `${ENV}`),
+    /// `google_service_account`, `azure_storage_account_name`. Unknown keys are errors.
+    #[serde(default)]
+    pub options: BTreeMap<String, String>,
+    /// How transient errors (timeouts, 5xx, throttling) are retried.
+    #[serde(default)]
+    pub retry: RetrySpec,
+}
+
+/// Retry with exponential backoff (object_store's RetryConfig).
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct RetrySpec {
+    /// Retries of one request before giving up.
+    #[serde(default = "default_max_retries")]
+    pub max_retries: usize,
+    /// Give up retrying a request after this many seconds.
+    #[serde(default = "default_retry_timeout")]
+    pub timeout_s: u64,
+    /// First backoff, doubled after each retry.
+    #[serde(default = "default_initial_backoff")]
+    pub initial_backoff_ms: u64,
+    /// Largest backoff.
+    #[serde(default = "default_max_backoff")]
+    pub max_backoff_s: u64,
+}
+
+impl Default for RetrySpec {
+    fn default() -> Self {
+        Self {
+            max_retries: default_max_retries(),
+            timeout_s: default_retry_timeout(),
+            initial_backoff_ms: default_initial_backoff(),
+            max_backoff_s: default_max_backoff(),
+        }
+    }
+}
+
+fn default_max_retries() -> usize {
+    10
+}
+fn default_retry_timeout() -> u64 {
+    180
+}
+fn default_initial_backoff() -> u64 {
+    100
+}
+fn default_max_backoff() -> u64 {
+    15
 }
 
 /// A PostgreSQL connection. Give a `url`, fields, or both (fields override the URL).
@@ -157,6 +216,13 @@ pub fn load(path: &Path) -> Result<Profiles> {
     for (name, prof) in &profiles {
         match prof {
             Profile::Postgres(pg) => p.extend(pg.validate(name)),
+            Profile::ObjectStore(st) => {
+                for (k, v) in &st.options {
+                    if let Err(e) = check_syntax(v) {
+                        p.push(format!("{name}.object_store.options.{k}"), e);
+                    }
+                }
+            }
         }
     }
     p.into_result(path)?;
@@ -168,6 +234,29 @@ pub fn postgres(path: &Path, name: &str) -> Result<PostgresProfile> {
     let all = load(path)?;
     match all.get(name) {
         Some(Profile::Postgres(p)) => Ok(p.clone()),
+        Some(_) => Err(Error::config(
+            path,
+            format!("profile `{name}` is not a `postgres` profile"),
+        )),
+        None => Err(Error::config(
+            path,
+            format!(
+                "no profile named `{name}` (profiles: {})",
+                all.keys().cloned().collect::<Vec<_>>().join(", ")
+            ),
+        )),
+    }
+}
+
+/// The named object-store profile of a profiles file.
+pub fn storage(path: &Path, name: &str) -> Result<StorageProfile> {
+    let all = load(path)?;
+    match all.get(name) {
+        Some(Profile::ObjectStore(p)) => Ok(p.clone()),
+        Some(_) => Err(Error::config(
+            path,
+            format!("profile `{name}` is not an `object_store` profile"),
+        )),
         None => Err(Error::config(
             path,
             format!(
