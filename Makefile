@@ -18,7 +18,7 @@ export SCORCH_PYTHON := $(PYTHON)
 BIN := $(CARGO_TARGET_DIR)/debug/scorch
 DEMO_DATE ?= 2026-11-28
 
-.PHONY: demo test setup build data model lint clean-output help pg-server pg-demo pg-stop bench-pg
+.PHONY: demo test setup build data model lint clean-output help pg-server pg-demo pg-stop bench-pg s3-server s3-demo s3-stop
 
 help:
 	@echo "make demo   - set up, build, generate example data, run jobs/churn_daily.yaml"
@@ -29,6 +29,8 @@ help:
 	@echo "make lint   - cargo fmt --check and clippy -D warnings"
 	@echo "make pg-demo - start a local PostgreSQL, load the example data, run jobs/churn_daily_pg.yaml"
 	@echo "make pg-stop - stop that server"
+	@echo "make s3-demo - start a local S3 server, put the example data there, run jobs/churn_daily_s3.yaml"
+	@echo "make s3-stop - stop that server"
 
 setup:
 	@scripts/setup-python.sh "$(VENV)"
@@ -75,7 +77,30 @@ pg-stop:
 bench-pg: build pg-server
 	bench/pg_rss.sh "$(BIN)" "$(PYTHON)" $(or $(ROWS),5000000)
 
-test: setup pg-server
+# A real S3-compatible server for the tests: s3s-fs from crates.io, built once into the cache.
+S3S_FS := $(SCORCH_CACHE)/s3s-fs/bin/s3s-fs
+export SCORCH_S3S_FS := $(S3S_FS)
+s3-server:
+	@if [ ! -x "$(S3S_FS)" ]; then \
+	  echo "installing s3s-fs 0.14.0 into $(SCORCH_CACHE)/s3s-fs (once, about 3 minutes)"; \
+	  cargo install s3s-fs --version 0.14.0 --features binary --locked --root "$(SCORCH_CACHE)/s3s-fs"; \
+	fi
+
+S3_DIR ?= /tmp/scorch-s3-demo
+S3_PORT ?= 9014
+export SCORCH_S3_KEY ?= scorch-demo-key
+export SCORCH_S3_SECRET ?= scorch-demo-secret
+
+s3-demo: build data s3-server
+	scripts/s3-local.sh start "$(S3_DIR)" $(S3_PORT) "$(S3S_FS)"
+	mkdir -p "$(S3_DIR)/lake/churn" && cp -r data/churn/features "$(S3_DIR)/lake/churn/"
+	"$(BIN)" run jobs/churn_daily_s3.yaml --date $(DEMO_DATE)
+	@echo "Scores on S3: s3://lake/churn_scores/ds=$(DEMO_DATE)/ (files under $(S3_DIR)/lake; stop the server: make s3-stop)"
+
+s3-stop:
+	scripts/s3-local.sh stop "$(S3_DIR)"
+
+test: setup pg-server s3-server
 	cargo build --locked --bin scorch
 	cargo test --locked --no-fail-fast
 

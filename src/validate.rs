@@ -175,6 +175,11 @@ fn check_job(path: &Path, root: &Path, profiles: &Path) -> Vec<Error> {
             Err(e) => errors.push(e),
         },
     }
+    if let Some(name) = &job.storage_profile
+        && let Err(e) = crate::spec::profiles::storage(profiles, name)
+    {
+        errors.push(e.context(format!("{}: field `storage_profile`", path.display())));
+    }
     match field("model", &job.model) {
         Ok(m) => match Bundle::open(&root.join(&m.value)) {
             Ok(b) => {

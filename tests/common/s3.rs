@@ -1,0 +1,112 @@
+//! A real S3-compatible server for tests: `s3s-fs` (crates.io; `make test` installs
+//! it into the cache) on a free loopback port, serving a temp folder. Buckets are
+//! folders of that root, so tests can lay out input objects directly and inspect
+//! what scorch uploaded; every request scorch makes goes over the S3 protocol.
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+pub const ACCESS_KEY: &str = "scorch-test-key";
+pub const SECRET_KEY: &str = "scorch-test-secret-3a9f";
+
+pub struct S3Server {
+    pub root: tempfile::TempDir,
+    pub port: u16,
+    child: Child,
+}
+
+fn binary() -> PathBuf {
+    let p = std::env::var_os("SCORCH_S3S_FS")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| {
+            PathBuf::from(std::env::var("HOME").unwrap_or_default())
+                .join(".cache/scorch/s3s-fs/bin/s3s-fs")
+        });
+    assert!(
+        p.exists(),
+        "s3s-fs not found at {} — `make test` installs it",
+        p.display()
+    );
+    p
+}
+
+impl S3Server {
+    pub fn start() -> Self {
+        let root = tempfile::Builder::new()
+            .prefix("scorch-s3-")
+            .tempdir()
+            .unwrap();
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let child = Command::new(binary())
+            .args(["--host", "127.0.0.1", "--port", &port.to_string()])
+            .args(["--access-key", ACCESS_KEY, "--secret-key", SECRET_KEY])
+            .arg(root.path())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(Instant::now() < deadline, "s3s-fs did not start");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        S3Server { root, port, child }
+    }
+
+    /// Creates a bucket and returns its folder.
+    pub fn bucket(&self, name: &str) -> PathBuf {
+        let p = self.root.path().join(name);
+        std::fs::create_dir_all(&p).unwrap();
+        p
+    }
+
+    /// Copies a local folder tree into `bucket/prefix`.
+    pub fn put_tree(&self, bucket: &str, prefix: &str, from: &Path) {
+        let dest = self.bucket(bucket).join(prefix);
+        copy_tree(from, &dest);
+    }
+
+    /// A profiles.yaml entry for this server; keys come from `$S3_KEY` / `$S3_SECRET`.
+    pub fn profile_yaml(&self, name: &str) -> String {
+        format!(
+            "{name}:\n  object_store:\n    options:\n      aws_endpoint: http://127.0.0.1:{}\n      aws_allow_http: \"true\"\n      \
+             aws_region: us-east-1\n      aws_access_key_id: ${{S3_KEY}}\n      aws_secret_access_key: ${{S3_SECRET}}\n      \
+             aws_virtual_hosted_style_request: \"false\"\n    retry:\n      max_retries: 2\n      timeout_s: 5\n      initial_backoff_ms: 50\n",
+            self.port
+        )
+    }
+
+    pub fn env() -> [(&'static str, &'static str); 2] {
+        [("S3_KEY", ACCESS_KEY), ("S3_SECRET", SECRET_KEY)]
+    }
+
+    pub fn stop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for S3Server {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+fn copy_tree(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for e in std::fs::read_dir(from).unwrap() {
+        let e = e.unwrap();
+        let target = to.join(e.file_name());
+        if e.file_type().unwrap().is_dir() {
+            copy_tree(&e.path(), &target);
+        } else {
+            std::fs::copy(e.path(), &target).unwrap();
+        }
+    }
+}
