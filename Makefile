@@ -18,7 +18,7 @@ export SCORCH_PYTHON := $(PYTHON)
 BIN := $(CARGO_TARGET_DIR)/debug/scorch
 DEMO_DATE ?= 2026-11-28
 
-.PHONY: demo test setup build data model lint clean-output help pg-server pg-demo pg-stop bench-pg s3-server s3-demo s3-stop
+.PHONY: demo test setup build data model lint clean-output help pg-server pg-demo pg-stop bench-pg s3-server s3-demo s3-stop bench-s3
 
 help:
 	@echo "make demo   - set up, build, generate example data, run jobs/churn_daily.yaml"
@@ -99,6 +99,10 @@ s3-demo: build data s3-server
 
 s3-stop:
 	scripts/s3-local.sh stop "$(S3_DIR)"
+
+bench-s3: setup s3-server
+	cargo build --locked --example read_bench
+	bench/s3_read.sh "$(CARGO_TARGET_DIR)/debug/examples/read_bench" "$(PYTHON)" "$(S3S_FS)" $(or $(GB),1)
 
 test: setup pg-server s3-server
 	cargo build --locked --bin scorch

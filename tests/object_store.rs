@@ -204,3 +204,41 @@ fn object_store_failures_have_documented_codes() {
             .exists()
     );
 }
+
+#[test]
+fn file_urls_read_like_local_paths() {
+    let p = Project::new(1, 400);
+    let url = format!(
+        "file://{}/data/churn/features/ds={{{{ ds }}}}/*.parquet",
+        p.path().display()
+    );
+    let job = p.job(
+        "file_url",
+        &format!(
+            "name: file_url\nsource:\n  parquet:\n    path: {url}\nkeys: [customer_id]\nmodel: {}\noutput:\n  path: output/file_url\n",
+            example_bundle().display()
+        ),
+    );
+    let o = p.scorch(&["run", job.to_str().unwrap(), "--date", LAST_DAY]);
+    assert_exit(&o, 0, &[]);
+    assert!(
+        stdout(&o).contains("400 read, 400 scored, 400 written"),
+        "{}",
+        stdout(&o)
+    );
+    let m: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(
+            p.path()
+                .join("output/file_url/ds=2026-11-28/_manifest.json"),
+        )
+        .unwrap(),
+    )
+    .unwrap();
+    assert!(
+        m["inputs"][0]["path"]
+            .as_str()
+            .unwrap()
+            .starts_with("file:///"),
+        "{m}"
+    );
+}

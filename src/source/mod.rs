@@ -154,7 +154,7 @@ fn render_field(t: &str, field: &str, vars: &TemplateVars, red: &mut Redactor) -
 }
 
 /// Lists the files a path or URL names and opens a lazy scan over them.
-fn open_files(
+pub fn open_files(
     pattern: &str,
     hive: bool,
     ctx: &Context<'_>,
