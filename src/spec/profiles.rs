@@ -229,15 +229,13 @@ pub fn load(path: &Path) -> Result<Profiles> {
     Ok(profiles)
 }
 
-/// The named PostgreSQL profile of a profiles file.
-pub fn postgres(path: &Path, name: &str) -> Result<PostgresProfile> {
+/// Finds profile `name` in the file at `path` and takes the kind `kind` out of it.
+fn find<T>(path: &Path, name: &str, kind: &str, take: impl Fn(&Profile) -> Option<T>) -> Result<T> {
     let all = load(path)?;
     match all.get(name) {
-        Some(Profile::Postgres(p)) => Ok(p.clone()),
-        Some(_) => Err(Error::config(
-            path,
-            format!("profile `{name}` is not a `postgres` profile"),
-        )),
+        Some(p) => take(p).ok_or_else(|| {
+            Error::config(path, format!("profile `{name}` is not a `{kind}` profile"))
+        }),
         None => Err(Error::config(
             path,
             format!(
@@ -248,21 +246,18 @@ pub fn postgres(path: &Path, name: &str) -> Result<PostgresProfile> {
     }
 }
 
+/// The named PostgreSQL profile of a profiles file.
+pub fn postgres(path: &Path, name: &str) -> Result<PostgresProfile> {
+    find(path, name, "postgres", |p| match p {
+        Profile::Postgres(pg) => Some(pg.clone()),
+        _ => None,
+    })
+}
+
 /// The named object-store profile of a profiles file.
 pub fn storage(path: &Path, name: &str) -> Result<StorageProfile> {
-    let all = load(path)?;
-    match all.get(name) {
-        Some(Profile::ObjectStore(p)) => Ok(p.clone()),
-        Some(_) => Err(Error::config(
-            path,
-            format!("profile `{name}` is not an `object_store` profile"),
-        )),
-        None => Err(Error::config(
-            path,
-            format!(
-                "no profile named `{name}` (profiles: {})",
-                all.keys().cloned().collect::<Vec<_>>().join(", ")
-            ),
-        )),
-    }
+    find(path, name, "object_store", |p| match p {
+        Profile::ObjectStore(st) => Some(st.clone()),
+        _ => None,
+    })
 }

@@ -96,39 +96,26 @@ pub fn open(url: &str, s: &Settings) -> Result<(Store, ObjPath)> {
             parsed.scheme()
         ))
     };
+    // Each cloud's builder: environment first, then the URL, then the profile's
+    // options (unknown keys are errors), then the retry settings.
+    macro_rules! build {
+        ($builder:ty) => {{
+            let mut b = <$builder>::from_env().with_url(url);
+            for (k, v) in &s.options {
+                b = b.with_config(k.to_ascii_lowercase().parse().map_err(|_| bad_key(k))?, v);
+            }
+            Arc::new(
+                b.with_retry(s.retry.clone())
+                    .build()
+                    .map_err(|e| store_error(url, e))?,
+            )
+        }};
+    }
     let store: Arc<dyn ObjectStore> = match parsed.scheme() {
-        "s3" | "s3a" => {
-            let mut b = object_store::aws::AmazonS3Builder::from_env().with_url(url);
-            for (k, v) in &s.options {
-                b = b.with_config(k.to_ascii_lowercase().parse().map_err(|_| bad_key(k))?, v);
-            }
-            Arc::new(
-                b.with_retry(s.retry.clone())
-                    .build()
-                    .map_err(|e| store_error(url, e))?,
-            )
-        }
-        "gs" | "gcs" => {
-            let mut b = object_store::gcp::GoogleCloudStorageBuilder::from_env().with_url(url);
-            for (k, v) in &s.options {
-                b = b.with_config(k.to_ascii_lowercase().parse().map_err(|_| bad_key(k))?, v);
-            }
-            Arc::new(
-                b.with_retry(s.retry.clone())
-                    .build()
-                    .map_err(|e| store_error(url, e))?,
-            )
-        }
+        "s3" | "s3a" => build!(object_store::aws::AmazonS3Builder),
+        "gs" | "gcs" => build!(object_store::gcp::GoogleCloudStorageBuilder),
         "az" | "azure" | "abfs" | "abfss" | "adl" => {
-            let mut b = object_store::azure::MicrosoftAzureBuilder::from_env().with_url(url);
-            for (k, v) in &s.options {
-                b = b.with_config(k.to_ascii_lowercase().parse().map_err(|_| bad_key(k))?, v);
-            }
-            Arc::new(
-                b.with_retry(s.retry.clone())
-                    .build()
-                    .map_err(|e| store_error(url, e))?,
-            )
+            build!(object_store::azure::MicrosoftAzureBuilder)
         }
         "file" => Arc::new(object_store::local::LocalFileSystem::new()),
         other => {
