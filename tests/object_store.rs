@@ -242,3 +242,37 @@ fn file_urls_read_like_local_paths() {
         "{m}"
     );
 }
+
+#[test]
+fn date_ranges_select_partitions_on_s3() {
+    let s3 = S3Server::start();
+    let p = Project::new(10, 200);
+    s3.put_tree(
+        "lake",
+        "churn/features",
+        &p.path().join("data/churn/features"),
+    );
+    std::fs::write(p.path().join("profiles.yaml"), s3.profile_yaml("lake")).unwrap();
+    std::fs::create_dir_all(p.path().join("sql")).unwrap();
+    // The last 7 days up to the run date, pruned by partition.
+    std::fs::write(
+        p.path().join("sql/week.sql"),
+        "SELECT * FROM f WHERE ds BETWEEN '{{ ds_add(-6) }}' AND '{{ ds }}'",
+    )
+    .unwrap();
+    let job = s3_job(
+        &p,
+        "week",
+        "  sql:\n    query: sql/week.sql\n    tables:\n      f: s3://lake/churn/features\n",
+    );
+    let o = p.scorch_env(
+        &["run", job.to_str().unwrap(), "--date", LAST_DAY],
+        &S3Server::env(),
+    );
+    assert_exit(&o, 0, &[]);
+    assert!(
+        stdout(&o).contains("1400 read, 1400 scored"),
+        "{}",
+        stdout(&o)
+    );
+}

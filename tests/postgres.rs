@@ -126,6 +126,17 @@ fn postgres_job_scores_like_the_parquet_job_and_binds_parameters() {
     assert_exit(&o, 0, &[]);
     assert!(!stdout(&o).contains(" 0 read"), "{}", stdout(&o));
 
+    // A date range as two bound dates: both generated days.
+    let job = pg_job(
+        &p,
+        "range",
+        "SELECT * FROM churn_features WHERE ds BETWEEN {{ ds_add(-1) }} AND {{ ds }}",
+        "",
+    );
+    let o = p.scorch_env(&["run", job.to_str().unwrap(), "--date", LAST_DAY], &env);
+    assert_exit(&o, 0, &[]);
+    assert!(stdout(&o).contains("2400 read"), "{}", stdout(&o));
+
     // SQL errors: exit 2, the server's message, the profile and the file.
     let job = pg_job(
         &p,

@@ -38,6 +38,8 @@ use crate::spec::template::{Redactor, TemplateVars, render};
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Placeholder {
     Ds,
+    /// `{{ ds_add(N) }}`: the run date moved by N days, bound as a date.
+    DsAdd(i64),
     DsNodash,
     Param(String),
 }
@@ -107,12 +109,15 @@ pub fn rewrite(sql: &str) -> std::result::Result<(String, Vec<Placeholder>), Str
                 let name = sql[i + 2..end].trim();
                 let ph = match name {
                     "ds" => Placeholder::Ds,
+                    n if crate::spec::template::parse_ds_add(n).is_some() => {
+                        Placeholder::DsAdd(crate::spec::template::parse_ds_add(n).expect("checked"))
+                    }
                     "ds_nodash" => Placeholder::DsNodash,
                     n => match n.strip_prefix("params.") {
                         Some(p) if !p.is_empty() => Placeholder::Param(p.to_string()),
                         _ => {
                             return Err(format!(
-                                "line {line}: unknown placeholder `{n}` (known: ds, ds_nodash, params.NAME)"
+                                "line {line}: unknown placeholder `{n}` (known: ds, ds_nodash, ds_add(N), params.NAME)"
                             ));
                         }
                     },
@@ -124,7 +129,7 @@ pub fn rewrite(sql: &str) -> std::result::Result<(String, Vec<Placeholder>), Str
                         found.len()
                     }
                 };
-                let ty = if ph == Placeholder::Ds {
+                let ty = if matches!(ph, Placeholder::Ds | Placeholder::DsAdd(_)) {
                     "date"
                 } else {
                     "text"
@@ -199,6 +204,11 @@ pub fn prepare(
     for ph in &placeholders {
         bound.push(match ph {
             Placeholder::Ds => Param::Date(vars.ds),
+            Placeholder::DsAdd(n) => Param::Date(
+                crate::spec::template::add_days(vars.ds, *n).ok_or_else(|| {
+                    Error::config(sql_file, format!("`ds_add({n})` leaves the calendar"))
+                })?,
+            ),
             Placeholder::DsNodash => Param::Text(vars.ds.format("%Y%m%d").to_string()),
             Placeholder::Param(name) => {
                 let t = params.get(name).ok_or_else(|| {
@@ -792,6 +802,9 @@ mod tests {
             ph,
             vec![Placeholder::Ds, Placeholder::Param("region".into())]
         );
+        let (sql, ph) = rewrite("WHERE ds BETWEEN {{ ds_add(-6) }} AND {{ ds }}").unwrap();
+        assert_eq!(sql, "WHERE ds BETWEEN $1::date AND $2::date");
+        assert_eq!(ph, vec![Placeholder::DsAdd(-6), Placeholder::Ds]);
     }
 
     #[test]

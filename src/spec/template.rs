@@ -1,8 +1,9 @@
 //! Rendering of templated strings in job specs.
 //!
 //! Two kinds of placeholders are understood:
-//! - `{{ ds }}` — the run's logical date as `YYYY-MM-DD` (Airflow's name), and
-//!   `{{ ds_nodash }}` — the same as `YYYYMMDD`;
+//! - `{{ ds }}` — the run's logical date as `YYYY-MM-DD` (Airflow's name),
+//!   `{{ ds_nodash }}` — the same as `YYYYMMDD`, and `{{ ds_add(N) }}` — the date N
+//!   days later (negative: earlier), as `YYYY-MM-DD`, for date ranges;
 //! - `${NAME}` — the environment variable `NAME` (for secrets and per-machine
 //!   settings). Its value is never written to any output: every rendered string
 //!   also has a *redacted* form, with `${NAME}` left in place, which is what
@@ -63,11 +64,17 @@ pub fn render_with(
             let v = match name {
                 "ds" => vars.ds.format("%Y-%m-%d").to_string(),
                 "ds_nodash" => vars.ds.format("%Y%m%d").to_string(),
-                other => {
-                    return Err(format!(
-                        "unknown template variable `{other}` in {template:?} (known: ds, ds_nodash)"
-                    ));
-                }
+                other => match parse_ds_add(other) {
+                    Some(days) => add_days(vars.ds, days)
+                        .ok_or_else(|| format!("`{other}` leaves the calendar in {template:?}"))?
+                        .format("%Y-%m-%d")
+                        .to_string(),
+                    None => {
+                        return Err(format!(
+                            "unknown template variable `{other}` in {template:?} (known: ds, ds_nodash, ds_add(N))"
+                        ));
+                    }
+                },
             };
             value.push_str(&v);
             redacted.push_str(&v);
@@ -101,6 +108,22 @@ pub fn render_with(
         redacted,
         secrets,
     })
+}
+
+/// Parses `ds_add(N)` (spaces allowed) into N.
+pub fn parse_ds_add(s: &str) -> Option<i64> {
+    let inner = s
+        .strip_prefix("ds_add")?
+        .trim_start()
+        .strip_prefix('(')?
+        .strip_suffix(')')?;
+    let n: i64 = inner.trim().parse().ok()?;
+    (n.abs() <= 100_000).then_some(n)
+}
+
+/// `ds` moved by `days` days.
+pub fn add_days(ds: NaiveDate, days: i64) -> Option<NaiveDate> {
+    ds.checked_add_signed(chrono::TimeDelta::try_days(days)?)
 }
 
 /// Renders `template` against the process environment.
@@ -150,6 +173,9 @@ mod tests {
                 .contains("`NOPE` is not set")
         );
         assert!(render_with("{{ ds ", &vars(), &none).is_err());
+        let r = render_with("{{ ds_add(-6) }}..{{ds_add( 3 )}}", &vars(), &none).unwrap();
+        assert_eq!(r.value, "2026-11-22..2026-12-01");
+        assert!(render_with("{{ ds_add(x) }}", &vars(), &none).is_err());
         assert!(check_syntax("a/${1X}").is_err());
         assert!(check_syntax("a/${X}/{{ ds }}").is_ok());
     }
