@@ -18,7 +18,7 @@ export SCORCH_PYTHON := $(PYTHON)
 BIN := $(CARGO_TARGET_DIR)/debug/scorch
 DEMO_DATE ?= 2026-11-28
 
-.PHONY: demo test setup build data model lint clean-output help pg-server pg-demo pg-stop bench-pg s3-server s3-demo s3-stop bench-s3
+.PHONY: demo test setup build data model lint clean-output help pg-server pg-demo pg-stop bench-pg s3-server s3-demo s3-stop bench-s3 azurite
 
 help:
 	@echo "make demo   - set up, build, generate example data, run jobs/churn_daily.yaml"
@@ -104,7 +104,17 @@ bench-s3: setup s3-server
 	cargo build --locked --example read_bench
 	bench/s3_read.sh "$(CARGO_TARGET_DIR)/debug/examples/read_bench" "$(PYTHON)" "$(S3S_FS)" $(or $(GB),1)
 
-test: setup pg-server s3-server
+# A real Azure Blob Storage emulator for the tests: Azurite from npm (3.35 runs on Node 20).
+AZURITE := $(SCORCH_CACHE)/azurite/node_modules/.bin/azurite-blob
+export SCORCH_AZURITE := $(AZURITE)
+azurite:
+	@if [ ! -x "$(AZURITE)" ]; then \
+	  command -v npm >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nodejs npm >/dev/null; }; \
+	  echo "installing azurite 3.35.0 into $(SCORCH_CACHE)/azurite (once, about 30 s)"; \
+	  mkdir -p "$(SCORCH_CACHE)/azurite" && npm install --prefix "$(SCORCH_CACHE)/azurite" --no-audit --no-fund --silent azurite@3.35.0; \
+	fi
+
+test: setup pg-server s3-server azurite
 	cargo build --locked --bin scorch
 	cargo test --locked --no-fail-fast
 

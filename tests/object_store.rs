@@ -276,3 +276,89 @@ fn date_ranges_select_partitions_on_s3() {
         stdout(&o)
     );
 }
+
+#[test]
+fn azure_blob_input_and_output_on_azurite() {
+    use object_store::ObjectStoreExt;
+    let az = common::azure::Azurite::start();
+    az.container("lake");
+    // SAFETY: set before any thread of this test reads it; other tests do not use it.
+    unsafe { std::env::set_var("AZURITE_BLOB_STORAGE_URL", az.url()) };
+    let p = Project::new(1, 700);
+    let settings = scorch::storage::Settings {
+        options: vec![("azure_storage_use_emulator".into(), "true".into())],
+        ..Default::default()
+    };
+    // Upload the day's features through the Azure protocol.
+    let local = p
+        .path()
+        .join("data/churn/features/ds=2026-11-28/part-0.parquet");
+    let (store, path) = scorch::storage::open(
+        "az://lake/churn/features/ds=2026-11-28/part-0.parquet",
+        &settings,
+    )
+    .unwrap();
+    scorch::storage::runtime()
+        .unwrap()
+        .block_on(
+            store
+                .store
+                .put(&path, std::fs::read(&local).unwrap().into()),
+        )
+        .unwrap();
+    std::fs::write(
+        p.path().join("profiles.yaml"),
+        "azure:\n  object_store:\n    options:\n      azure_storage_use_emulator: \"true\"\n",
+    )
+    .unwrap();
+    let job = p.job(
+        "from_azure",
+        &format!(
+            "name: from_azure\nsource:\n  parquet:\n    path: az://lake/churn/features/ds={{{{ ds }}}}/*.parquet\n\
+             keys: [customer_id]\nmodel: {}\nstorage_profile: azure\noutput:\n  path: az://lake/scores\n",
+            example_bundle().display()
+        ),
+    );
+    let env = [("AZURITE_BLOB_STORAGE_URL", az.url())];
+    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let o = p.scorch_env(&["run", job.to_str().unwrap(), "--date", LAST_DAY], &env);
+    assert_exit(&o, 0, &[]);
+    assert!(
+        stdout(&o).contains("700 read, 700 scored, 700 written"),
+        "{}",
+        stdout(&o)
+    );
+
+    // Read the committed manifest and the data file back over the Azure protocol.
+    let rt = scorch::storage::runtime().unwrap();
+    let get = |url: &str| {
+        let (s, path) = scorch::storage::open(url, &settings).unwrap();
+        rt.block_on(async { s.store.get(&path).await.unwrap().bytes().await.unwrap() })
+    };
+    let manifest: serde_json::Value =
+        serde_json::from_slice(&get("az://lake/scores/ds=2026-11-28/_manifest.json")).unwrap();
+    let file = manifest["output"]["files"][0]["path"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let bytes = get(&format!("az://lake/scores/ds=2026-11-28/{file}"));
+    let ours = ParquetReader::new(std::io::Cursor::new(bytes.to_vec()))
+        .finish()
+        .unwrap()
+        .sort(["customer_id"], Default::default())
+        .unwrap();
+    let local_job = p.standard_job("local", &example_bundle());
+    assert_exit(
+        &p.scorch(&["run", local_job.to_str().unwrap(), "--date", LAST_DAY]),
+        0,
+        &[],
+    );
+    let theirs = read_parquet(
+        &p.path()
+            .join("output/local/ds=2026-11-28/part-00000.parquet"),
+    );
+    assert_eq!(
+        ours.column("churn_probability").unwrap(),
+        theirs.column("churn_probability").unwrap()
+    );
+}

@@ -2,6 +2,7 @@
 //! throwaway projects with generated example data.
 #![allow(dead_code)]
 
+pub mod azure;
 pub mod pg;
 pub mod s3;
 
