@@ -143,14 +143,10 @@ fn sql_source_scores_the_same_rows_as_parquet() {
         assert_exit(&o, 0, &[]);
     }
     let read = |t: &str| {
-        use polars::prelude::*;
-        let f = p
-            .path()
-            .join(format!("output/{t}/ds=2026-11-27/part-00000.parquet"));
-        let df = ParquetReader::new(std::fs::File::open(f).unwrap())
-            .finish()
-            .unwrap();
-        df.sort(["customer_id"], Default::default()).unwrap()
+        read_sorted(
+            &p.path()
+                .join(format!("output/{t}/ds=2026-11-27/part-00000.parquet")),
+        )
     };
     let (a, b) = (read("by_parquet"), read("by_sql"));
     assert_eq!(a.height(), 1000);
@@ -173,7 +169,6 @@ fn sql_source_scores_the_same_rows_as_parquet() {
 
 #[test]
 fn multi_output_model_maps_to_named_score_columns() {
-    use polars::prelude::*;
     let p = Project::new(1, 2500);
     let bundle = p.path().join("models/two_heads/0.1.0");
     let expected = p.path().join("expected.parquet");
@@ -197,13 +192,7 @@ fn multi_output_model_maps_to_named_score_columns() {
         0,
         &[],
     );
-    let read = |f: &std::path::Path| {
-        ParquetReader::new(std::fs::File::open(f).unwrap())
-            .finish()
-            .unwrap()
-            .sort(["customer_id"], Default::default())
-            .unwrap()
-    };
+    let read = read_sorted;
     let ours = read(
         &p.path()
             .join("output/two_heads/ds=2026-11-28/part-00000.parquet"),

@@ -7,14 +7,6 @@ use common::s3::S3Server;
 use common::*;
 use polars::prelude::*;
 
-fn read_parquet(path: &std::path::Path) -> DataFrame {
-    ParquetReader::new(std::fs::File::open(path).unwrap())
-        .finish()
-        .unwrap()
-        .sort(["customer_id"], Default::default())
-        .unwrap()
-}
-
 fn s3_job(p: &Project, name: &str, source: &str) -> std::path::PathBuf {
     p.job(
         name,
@@ -98,8 +90,8 @@ fn s3_input_and_output_give_the_local_scores_and_commit_by_manifest() {
         0,
         &[],
     );
-    let a = read_parquet(&part.join(&data_file));
-    let b = read_parquet(
+    let a = read_sorted(&part.join(&data_file));
+    let b = read_sorted(
         &p.path()
             .join("output/local/ds=2026-11-28/part-00000.parquet"),
     );
@@ -353,7 +345,7 @@ fn azure_blob_input_and_output_on_azurite() {
         0,
         &[],
     );
-    let theirs = read_parquet(
+    let theirs = read_sorted(
         &p.path()
             .join("output/local/ds=2026-11-28/part-00000.parquet"),
     );

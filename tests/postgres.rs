@@ -10,14 +10,10 @@ use common::*;
 use polars::prelude::*;
 
 fn read_scores(p: &Project, table: &str, ds: &str) -> DataFrame {
-    let f = p
-        .path()
-        .join(format!("output/{table}/ds={ds}/part-00000.parquet"));
-    ParquetReader::new(std::fs::File::open(f).unwrap())
-        .finish()
-        .unwrap()
-        .sort(["customer_id"], Default::default())
-        .unwrap()
+    read_sorted(
+        &p.path()
+            .join(format!("output/{table}/ds={ds}/part-00000.parquet")),
+    )
 }
 
 fn pg_job(p: &Project, name: &str, sql: &str, params: &str) -> std::path::PathBuf {

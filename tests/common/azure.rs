@@ -3,29 +3,12 @@
 //! through `azure_storage_use_emulator` and `$AZURITE_BLOB_STORAGE_URL`.
 #![allow(dead_code)]
 
-use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
 
 pub struct Azurite {
     pub dir: tempfile::TempDir,
     pub port: u16,
     child: Child,
-}
-
-fn binary() -> PathBuf {
-    let p = std::env::var_os("SCORCH_AZURITE")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            PathBuf::from(std::env::var("HOME").unwrap_or_default())
-                .join(".cache/scorch/azurite/node_modules/.bin/azurite-blob")
-        });
-    assert!(
-        p.exists(),
-        "azurite-blob not found at {} — `make test` installs it",
-        p.display()
-    );
-    p
 }
 
 impl Azurite {
@@ -34,31 +17,26 @@ impl Azurite {
             .prefix("scorch-azurite-")
             .tempdir()
             .unwrap();
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        let child = Command::new(binary())
-            .args([
-                "--blobHost",
-                "127.0.0.1",
-                "--blobPort",
-                &port.to_string(),
-                "--silent",
-                "--skipApiVersionCheck",
-            ])
-            .arg("--location")
-            .arg(dir.path())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(Instant::now() < deadline, "azurite did not start");
-            std::thread::sleep(Duration::from_millis(100));
-        }
+        let port = super::free_port();
+        let child = Command::new(super::cached_tool(
+            "SCORCH_AZURITE",
+            "azurite/node_modules/.bin/azurite-blob",
+        ))
+        .args([
+            "--blobHost",
+            "127.0.0.1",
+            "--blobPort",
+            &port.to_string(),
+            "--silent",
+            "--skipApiVersionCheck",
+        ])
+        .arg("--location")
+        .arg(dir.path())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+        super::wait_for_port(port, "azurite");
         Azurite { dir, port, child }
     }
 

@@ -154,3 +154,46 @@ pub fn assert_exit(o: &Output, code: i32, fragments: &[&str]) {
         assert!(err.contains(f), "stderr lacks {f:?}:\n{err}");
     }
 }
+
+/// A free TCP port on loopback (bound and released).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// Waits until something listens on `port`.
+pub fn wait_for_port(port: u16, what: &str) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(std::time::Instant::now() < deadline, "{what} did not start");
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+}
+
+/// A tool installed into the cache by `make test`: `$env` if set, else `~/.cache/scorch/<rel>`.
+pub fn cached_tool(env: &str, rel: &str) -> PathBuf {
+    let p = std::env::var_os(env).map(PathBuf::from).unwrap_or_else(|| {
+        PathBuf::from(std::env::var("HOME").unwrap_or_default())
+            .join(".cache/scorch")
+            .join(rel)
+    });
+    assert!(
+        p.exists(),
+        "{} not found — `make test` installs it",
+        p.display()
+    );
+    p
+}
+
+/// Reads a Parquet file sorted by `customer_id`.
+pub fn read_sorted(path: &Path) -> polars::prelude::DataFrame {
+    use polars::prelude::*;
+    ParquetReader::new(std::fs::File::open(path).unwrap())
+        .finish()
+        .unwrap()
+        .sort(["customer_id"], Default::default())
+        .unwrap()
+}

@@ -37,14 +37,6 @@ fn find_bin() -> PathBuf {
         .expect("PostgreSQL server binaries not found: `make test` installs them (apt-get install -y postgresql)")
 }
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 impl PgServer {
     pub fn start() -> Self {
         let bin = find_bin();
@@ -64,7 +56,7 @@ impl PgServer {
         }
         let s = PgServer {
             dir,
-            port: free_port(),
+            port: super::free_port(),
             bin,
             as_postgres,
         };

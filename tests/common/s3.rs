@@ -6,7 +6,6 @@
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
 
 pub const ACCESS_KEY: &str = "scorch-test-key";
 pub const SECRET_KEY: &str = "scorch-test-secret-3a9f";
@@ -17,33 +16,14 @@ pub struct S3Server {
     child: Child,
 }
 
-fn binary() -> PathBuf {
-    let p = std::env::var_os("SCORCH_S3S_FS")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            PathBuf::from(std::env::var("HOME").unwrap_or_default())
-                .join(".cache/scorch/s3s-fs/bin/s3s-fs")
-        });
-    assert!(
-        p.exists(),
-        "s3s-fs not found at {} — `make test` installs it",
-        p.display()
-    );
-    p
-}
-
 impl S3Server {
     pub fn start() -> Self {
         let root = tempfile::Builder::new()
             .prefix("scorch-s3-")
             .tempdir()
             .unwrap();
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        let child = Command::new(binary())
+        let port = super::free_port();
+        let child = Command::new(super::cached_tool("SCORCH_S3S_FS", "s3s-fs/bin/s3s-fs"))
             .args(["--host", "127.0.0.1", "--port", &port.to_string()])
             .args(["--access-key", ACCESS_KEY, "--secret-key", SECRET_KEY])
             .arg(root.path())
@@ -51,11 +31,7 @@ impl S3Server {
             .stderr(Stdio::null())
             .spawn()
             .unwrap();
-        let deadline = Instant::now() + Duration::from_secs(20);
-        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(Instant::now() < deadline, "s3s-fs did not start");
-            std::thread::sleep(Duration::from_millis(50));
-        }
+        super::wait_for_port(port, "s3s-fs");
         S3Server { root, port, child }
     }
 
