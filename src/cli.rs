@@ -169,9 +169,11 @@ fn run(a: RunArgs, quiet: bool) -> Result<()> {
     if !quiet {
         let m = &s.manifest;
         let st = |k: &str| m.stages.get(k).copied().unwrap_or(0.0);
+        let rps = |k: &str| m.rows_per_second.get(k).copied().unwrap_or(0.0);
         println!(
             "scorch: job {} ds={} run {} succeeded\n  rows: {} read, {} scored, {} written\n  \
              seconds: read {:.3}, preprocess {:.3}, tensorize {:.3}, infer {:.3}, write {:.3}, total {:.3}\n  \
+             rows/s: {:.0} end to end; infer alone {:.0}\n  \
              output: {}\n  manifest: {}",
             m.job.name,
             m.ds,
@@ -185,6 +187,8 @@ fn run(a: RunArgs, quiet: bool) -> Result<()> {
             st("infer"),
             st("write"),
             st("total"),
+            rps("total"),
+            rps("infer"),
             s.partition,
             s.manifest_path
         );

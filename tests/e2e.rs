@@ -332,3 +332,56 @@ fn chunked_run_equals_single_chunk_run() {
         assert_eq!(a.column(c).unwrap(), b.column(c).unwrap(), "column {c}");
     }
 }
+
+#[test]
+fn empty_input_writes_an_empty_partition_with_the_schema() {
+    use polars::prelude::*;
+    let p = Project::new(1, 300);
+    std::fs::create_dir_all(p.path().join("sql")).unwrap();
+    std::fs::write(
+        p.path().join("sql/none.sql"),
+        "SELECT * FROM f WHERE ds = '{{ ds }}' AND num_logins_30d < 0",
+    )
+    .unwrap();
+    let job = p.job(
+        "empty",
+        &format!(
+            "name: empty\nsource:\n  sql:\n    query: sql/none.sql\n    tables:\n      f: data/churn/features\n\
+             keys: [customer_id]\nmodel: {}\noutput:\n  path: output/empty\n",
+            example_bundle().display()
+        ),
+    );
+    let o = p.scorch(&["run", job.to_str().unwrap(), "--date", LAST_DAY]);
+    assert_exit(&o, 0, &[]);
+    assert!(
+        stdout(&o).contains("0 read, 0 scored, 0 written"),
+        "{}",
+        stdout(&o)
+    );
+    let part = p.path().join("output/empty/ds=2026-11-28");
+    let df = ParquetReader::new(std::fs::File::open(part.join("part-00000.parquet")).unwrap())
+        .finish()
+        .unwrap();
+    assert_eq!(df.height(), 0);
+    let schema: Vec<String> = df
+        .schema()
+        .iter()
+        .map(|(n, t)| format!("{n}:{t}"))
+        .collect();
+    assert_eq!(
+        schema,
+        [
+            "customer_id:i64",
+            "churn_probability:f32",
+            "model_name:str",
+            "model_version:str",
+            "run_id:str",
+            "scored_at:datetime[μs, UTC]"
+        ]
+    );
+    let m: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(part.join("_manifest.json")).unwrap())
+            .unwrap();
+    assert_eq!(m["status"], "succeeded");
+    assert_eq!(m["rows"]["written"], 0);
+}

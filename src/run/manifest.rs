@@ -36,6 +36,8 @@ pub struct Manifest {
     pub rows: RowCounts,
     /// Seconds per stage: read, preprocess, tensorize, infer, write, total.
     pub stages: BTreeMap<&'static str, f64>,
+    /// Input rows per second of each stage's own time (and end to end for `total`).
+    pub rows_per_second: BTreeMap<&'static str, f64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub output: Option<OutputInfo>,
     pub inference: InferenceInfo,
@@ -92,4 +94,25 @@ pub struct InferenceInfo {
     pub device: String,
     pub threads: usize,
     pub batch_size: usize,
+}
+
+impl Manifest {
+    /// Fills `rows_per_second` from `stages` and the rows read.
+    pub fn compute_throughput(&mut self) {
+        let rows = self.rows.read as f64;
+        self.rows_per_second = self
+            .stages
+            .iter()
+            .map(|(k, secs)| {
+                (
+                    *k,
+                    if *secs > 0.0 {
+                        (rows / secs).round()
+                    } else {
+                        0.0
+                    },
+                )
+            })
+            .collect();
+    }
 }

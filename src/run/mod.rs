@@ -123,6 +123,7 @@ pub fn run(opts: &RunOptions) -> Result<RunSummary> {
         inputs: vec![],
         rows: RowCounts::default(),
         stages: BTreeMap::new(),
+        rows_per_second: BTreeMap::new(),
         output: None,
         inference: InferenceInfo {
             device: inference.device.clone(),
@@ -148,6 +149,7 @@ pub fn run(opts: &RunOptions) -> Result<RunSummary> {
         &mut m,
     );
     m.stages.insert("total", t0.elapsed().as_secs_f64());
+    m.compute_throughput();
     m.finished_at = now();
     match result {
         Ok(partition) => {
@@ -418,6 +420,7 @@ fn execute(
         staged_manifest
             .stages
             .insert("total", t0.elapsed().as_secs_f64());
+        staged_manifest.compute_throughput();
         write_manifest(
             &staged.dir().join(sink::PARTITION_MANIFEST),
             &staged_manifest,
