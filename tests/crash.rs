@@ -28,11 +28,7 @@ fn sigkill_mid_write_keeps_previous_partition() {
     let job = p.standard_job("crash", &example_bundle());
     let table = p.path().join("output/crash");
     let part = table.join("ds=2026-11-28");
-    assert_exit(
-        &p.scorch(&["run", job.to_str().unwrap(), "--date", LAST_DAY]),
-        0,
-        &[],
-    );
+    assert_exit(&p.run_job(&job, &[]), 0, &[]);
     let before = snapshot(&part);
     assert!(before.contains_key("part-00000.parquet"));
 
@@ -78,11 +74,7 @@ fn sigkill_mid_write_keeps_previous_partition() {
     );
 
     // The next run removes the dead run's staging folder and publishes.
-    assert_exit(
-        &p.scorch(&["run", job.to_str().unwrap(), "--date", LAST_DAY]),
-        0,
-        &[],
-    );
+    assert_exit(&p.run_job(&job, &[]), 0, &[]);
     assert!(
         !staged_dir.exists(),
         "stale staging folder was not cleaned up"

@@ -9,7 +9,7 @@ use common::*;
 fn scores_match_python_and_output_is_readable() {
     let p = Project::new(2, 3000);
     let job = p.standard_job("churn_e2e", &example_bundle());
-    let o = p.scorch(&["run", job.to_str().unwrap(), "--date", LAST_DAY]);
+    let o = p.run_job(&job, &[]);
     assert_exit(&o, 0, &[]);
     let out = stdout(&o);
     assert!(
@@ -95,7 +95,7 @@ fn rerun_replaces_the_partition_without_duplicates() {
     let part = p.path().join("output/churn_rerun/ds=2026-11-28");
     let mut run_ids = Vec::new();
     for _ in 0..2 {
-        let o = p.scorch(&["run", job.to_str().unwrap(), "--date", LAST_DAY]);
+        let o = p.run_job(&job, &[]);
         assert_exit(&o, 0, &[]);
         let files: Vec<_> = std::fs::read_dir(&part)
             .unwrap()
@@ -187,11 +187,7 @@ fn multi_output_model_maps_to_named_score_columns() {
     ]);
     assert!(o.status.success(), "{}", stderr(&o));
     let job = p.standard_job("two_heads", &bundle);
-    assert_exit(
-        &p.scorch(&["run", job.to_str().unwrap(), "--date", LAST_DAY]),
-        0,
-        &[],
-    );
+    assert_exit(&p.run_job(&job, &[]), 0, &[]);
     let read = read_sorted;
     let ours = read(
         &p.path()
@@ -246,11 +242,7 @@ fn env_secrets_are_used_but_never_written() {
         ),
     );
     // Unset: a clear config error, not an empty path.
-    assert_exit(
-        &p.scorch(&["run", job.to_str().unwrap(), "--date", LAST_DAY]),
-        2,
-        &["DATA_DIR", "not set"],
-    );
+    assert_exit(&p.run_job(&job, &[]), 2, &["DATA_DIR", "not set"]);
     let o = p.scorch_env(
         &[
             "--log-format",
@@ -351,7 +343,7 @@ fn empty_input_writes_an_empty_partition_with_the_schema() {
             example_bundle().display()
         ),
     );
-    let o = p.scorch(&["run", job.to_str().unwrap(), "--date", LAST_DAY]);
+    let o = p.run_job(&job, &[]);
     assert_exit(&o, 0, &[]);
     assert!(
         stdout(&o).contains("0 read, 0 scored, 0 written"),

@@ -4,10 +4,6 @@ mod common;
 
 use common::*;
 
-fn run(p: &Project, job: &std::path::Path) -> std::process::Output {
-    p.scorch(&["run", job.to_str().unwrap(), "--date", LAST_DAY])
-}
-
 /// Rewrites one day's feature file with `edit` applied (polars, in Rust).
 fn edit_features(
     p: &Project,
@@ -37,7 +33,7 @@ fn unknown_yaml_field_exits_2_naming_field_and_file() {
             example_bundle().display()
         ),
     );
-    let o = run(&p, &job);
+    let o = p.run_job(&job, &[]);
     assert_exit(&o, 2, &["compresion", "typo.yaml"]);
     // `scorch validate` reports the same problem without reading data.
     let v = p.scorch(&["validate", "jobs"]);
@@ -54,7 +50,7 @@ fn missing_column_exits_3_naming_it() {
     let p = Project::new(1, 200);
     edit_features(&p, |df| df.drop("monthly_charges").unwrap());
     let job = p.standard_job("missing", &example_bundle());
-    let o = run(&p, &job);
+    let o = p.run_job(&job, &[]);
     assert_exit(&o, 3, &["monthly_charges", "churn_features"]);
     assert!(!p.path().join("output/missing/ds=2026-11-28").exists());
     // The failed run still leaves a manifest saying why.
@@ -80,7 +76,7 @@ fn missing_key_column_exits_3() {
             example_bundle().display()
         ),
     );
-    assert_exit(&run(&p, &job), 3, &["account_id", "keys"]);
+    assert_exit(&p.run_job(&job, &[]), 3, &["account_id", "keys"]);
 }
 
 #[test]
@@ -97,7 +93,7 @@ fn wrong_column_type_exits_3_naming_column() {
         df
     });
     let job = p.standard_job("wrongtype", &example_bundle());
-    assert_exit(&run(&p, &job), 3, &["tenure_months", "str"]);
+    assert_exit(&p.run_job(&job, &[]), 3, &["tenure_months", "str"]);
 }
 
 #[test]
@@ -118,7 +114,11 @@ fn tampered_model_file_exits_4() {
     bytes[n / 2] ^= 0xff;
     std::fs::write(&model, bytes).unwrap();
     let job = p.standard_job("tampered", &bundle);
-    assert_exit(&run(&p, &job), 4, &["model.pt", "sha256", "refusing"]);
+    assert_exit(
+        &p.run_job(&job, &[]),
+        4,
+        &["model.pt", "sha256", "refusing"],
+    );
 }
 
 #[test]
@@ -133,7 +133,11 @@ fn preprocessing_mismatch_exits_4() {
             example_bundle().display()
         ),
     );
-    assert_exit(&run(&p, &job), 4, &["preprocessing", "2.0.0", "1.0.0"]);
+    assert_exit(
+        &p.run_job(&job, &[]),
+        4,
+        &["preprocessing", "2.0.0", "1.0.0"],
+    );
 }
 
 #[test]
@@ -148,7 +152,7 @@ fn edited_preprocessing_state_exits_4() {
     std::fs::write(&state, edited).unwrap();
     let job = p.standard_job("edited", &bundle);
     assert_exit(
-        &run(&p, &job),
+        &p.run_job(&job, &[]),
         4,
         &["preprocess.state.json", "modified after fitting"],
     );
@@ -164,7 +168,7 @@ fn model_output_shape_mismatch_exits_4() {
     assert_ne!(text, edited);
     std::fs::write(&b, edited).unwrap();
     let job = p.standard_job("shape", &bundle);
-    assert_exit(&run(&p, &job), 4, &["churn_probability", "shape"]);
+    assert_exit(&p.run_job(&job, &[]), 4, &["churn_probability", "shape"]);
 }
 
 #[test]
@@ -215,7 +219,7 @@ fn nan_feature_exits_3_naming_column_and_row() {
     });
     let job = p.standard_job("nan", &example_bundle());
     assert_exit(
-        &run(&p, &job),
+        &p.run_job(&job, &[]),
         3,
         &["monthly_charges", "NaN", "row 7", "customer_id="],
     );

@@ -35,7 +35,7 @@ fn s3_input_and_output_give_the_local_scores_and_commit_by_manifest() {
         "from_s3",
         "  parquet:\n    path: s3://lake/churn/features/ds={{ ds }}/*.parquet\n",
     );
-    let o = p.scorch_env(&["run", job.to_str().unwrap(), "--date", LAST_DAY], &env);
+    let o = p.run_job(&job, &env);
     assert_exit(&o, 0, &[]);
     assert!(
         stdout(&o).contains("1500 read, 1500 scored, 1500 written"),
@@ -85,11 +85,7 @@ fn s3_input_and_output_give_the_local_scores_and_commit_by_manifest() {
 
     // Same scores as the local job on the same rows.
     let local = p.standard_job("local", &example_bundle());
-    assert_exit(
-        &p.scorch(&["run", local.to_str().unwrap(), "--date", LAST_DAY]),
-        0,
-        &[],
-    );
+    assert_exit(&p.run_job(&local, &[]), 0, &[]);
     let a = read_sorted(&part.join(&data_file));
     let b = read_sorted(
         &p.path()
@@ -105,7 +101,7 @@ fn s3_input_and_output_give_the_local_scores_and_commit_by_manifest() {
     );
 
     // A rerun commits a new file and removes the old one: never both listed.
-    let o = p.scorch_env(&["run", job.to_str().unwrap(), "--date", LAST_DAY], &env);
+    let o = p.run_job(&job, &env);
     assert_exit(&o, 0, &[]);
     let files2 = names(&part);
     assert_eq!(files2.len(), 2, "{files2:?}");
@@ -125,7 +121,7 @@ fn s3_input_and_output_give_the_local_scores_and_commit_by_manifest() {
         "sql_s3",
         "  sql:\n    query: sql/s3.sql\n    tables:\n      f: s3://lake/churn/features\n",
     );
-    let o = p.scorch_env(&["run", job.to_str().unwrap(), "--date", LAST_DAY], &env);
+    let o = p.run_job(&job, &env);
     assert_exit(&o, 0, &[]);
     assert!(stdout(&o).contains("1500 read"), "{}", stdout(&o));
 }
@@ -162,8 +158,8 @@ fn object_store_failures_have_documented_codes() {
 
     // Wrong secret: refused by the server; the secret is never printed.
     let wrong = "wrong-secret-sentinel-77";
-    let o = p.scorch_env(
-        &["run", job.to_str().unwrap(), "--date", LAST_DAY],
+    let o = p.run_job(
+        &job,
         &[("S3_KEY", common::s3::ACCESS_KEY), ("S3_SECRET", wrong)],
     );
     assert_ne!(o.status.code(), Some(0));
@@ -175,19 +171,13 @@ fn object_store_failures_have_documented_codes() {
         s3.profile_yaml("lake").replace("aws_region", "aws_regoin"),
     )
     .unwrap();
-    let o = p.scorch_env(
-        &["run", job.to_str().unwrap(), "--date", LAST_DAY],
-        &S3Server::env(),
-    );
+    let o = p.run_job(&job, &S3Server::env());
     assert_exit(&o, 2, &["aws_regoin"]);
     std::fs::write(p.path().join("profiles.yaml"), s3.profile_yaml("lake")).unwrap();
 
     // Server gone: retried, then a runtime error (exit 1); nothing published.
     s3.stop();
-    let o = p.scorch_env(
-        &["run", job.to_str().unwrap(), "--date", LAST_DAY],
-        &S3Server::env(),
-    );
+    let o = p.run_job(&job, &S3Server::env());
     assert_exit(&o, 1, &["s3://lake"]);
     assert!(
         !s3.root
@@ -211,7 +201,7 @@ fn file_urls_read_like_local_paths() {
             example_bundle().display()
         ),
     );
-    let o = p.scorch(&["run", job.to_str().unwrap(), "--date", LAST_DAY]);
+    let o = p.run_job(&job, &[]);
     assert_exit(&o, 0, &[]);
     assert!(
         stdout(&o).contains("400 read, 400 scored, 400 written"),
@@ -257,10 +247,7 @@ fn date_ranges_select_partitions_on_s3() {
         "week",
         "  sql:\n    query: sql/week.sql\n    tables:\n      f: s3://lake/churn/features\n",
     );
-    let o = p.scorch_env(
-        &["run", job.to_str().unwrap(), "--date", LAST_DAY],
-        &S3Server::env(),
-    );
+    let o = p.run_job(&job, &S3Server::env());
     assert_exit(&o, 0, &[]);
     assert!(
         stdout(&o).contains("1400 read, 1400 scored"),
@@ -313,7 +300,7 @@ fn azure_blob_input_and_output_on_azurite() {
     );
     let env = [("AZURITE_BLOB_STORAGE_URL", az.url())];
     let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
-    let o = p.scorch_env(&["run", job.to_str().unwrap(), "--date", LAST_DAY], &env);
+    let o = p.run_job(&job, &env);
     assert_exit(&o, 0, &[]);
     assert!(
         stdout(&o).contains("700 read, 700 scored, 700 written"),
@@ -340,11 +327,7 @@ fn azure_blob_input_and_output_on_azurite() {
         .sort(["customer_id"], Default::default())
         .unwrap();
     let local_job = p.standard_job("local", &example_bundle());
-    assert_exit(
-        &p.scorch(&["run", local_job.to_str().unwrap(), "--date", LAST_DAY]),
-        0,
-        &[],
-    );
+    assert_exit(&p.run_job(&local_job, &[]), 0, &[]);
     let theirs = read_sorted(
         &p.path()
             .join("output/local/ds=2026-11-28/part-00000.parquet"),

@@ -51,7 +51,7 @@ fn postgres_job_scores_like_the_parquet_job_and_binds_parameters() {
         "-- the run date arrives as a bound DATE parameter\nSELECT * FROM churn_features WHERE ds = {{ ds }};\n",
         "",
     );
-    let o = p.scorch_env(&["run", job.to_str().unwrap(), "--date", LAST_DAY], &env);
+    let o = p.run_job(&job, &env);
     assert_exit(&o, 0, &[]);
     assert!(
         stdout(&o).contains("1200 read, 1200 scored, 1200 written"),
@@ -59,11 +59,7 @@ fn postgres_job_scores_like_the_parquet_job_and_binds_parameters() {
         stdout(&o)
     );
     let parquet_job = p.standard_job("from_parquet", &example_bundle());
-    assert_exit(
-        &p.scorch(&["run", parquet_job.to_str().unwrap(), "--date", LAST_DAY]),
-        0,
-        &[],
-    );
+    assert_exit(&p.run_job(&parquet_job, &[]), 0, &[]);
     let (a, b) = (
         read_scores(&p, "from_pg", LAST_DAY),
         read_scores(&p, "from_parquet", LAST_DAY),
@@ -99,7 +95,7 @@ fn postgres_job_scores_like_the_parquet_job_and_binds_parameters() {
             "SELECT * FROM churn_features WHERE ds = {{ ds }} AND region = {{ params.region }}",
             &format!("    params:\n      region: {hostile:?}\n"),
         );
-        let o = p.scorch_env(&["run", job.to_str().unwrap(), "--date", LAST_DAY], &env);
+        let o = p.run_job(&job, &env);
         assert_exit(&o, 0, &[]);
         assert!(
             stdout(&o).contains("0 read, 0 scored, 0 written"),
@@ -118,7 +114,7 @@ fn postgres_job_scores_like_the_parquet_job_and_binds_parameters() {
         "SELECT * FROM churn_features WHERE ds = {{ ds }} AND region = {{ params.region }}",
         "    params:\n      region: north\n",
     );
-    let o = p.scorch_env(&["run", job.to_str().unwrap(), "--date", LAST_DAY], &env);
+    let o = p.run_job(&job, &env);
     assert_exit(&o, 0, &[]);
     assert!(!stdout(&o).contains(" 0 read"), "{}", stdout(&o));
 
@@ -129,7 +125,7 @@ fn postgres_job_scores_like_the_parquet_job_and_binds_parameters() {
         "SELECT * FROM churn_features WHERE ds BETWEEN {{ ds_add(-1) }} AND {{ ds }}",
         "",
     );
-    let o = p.scorch_env(&["run", job.to_str().unwrap(), "--date", LAST_DAY], &env);
+    let o = p.run_job(&job, &env);
     assert_exit(&o, 0, &[]);
     assert!(stdout(&o).contains("2400 read"), "{}", stdout(&o));
 
@@ -140,7 +136,7 @@ fn postgres_job_scores_like_the_parquet_job_and_binds_parameters() {
         "SELECT * FROM no_such_table WHERE ds = {{ ds }}",
         "",
     );
-    let o = p.scorch_env(&["run", job.to_str().unwrap(), "--date", LAST_DAY], &env);
+    let o = p.run_job(&job, &env);
     assert_exit(
         &o,
         2,
@@ -158,7 +154,7 @@ fn postgres_job_scores_like_the_parquet_job_and_binds_parameters() {
         "SELECT * FROM churn_features WHERE ds = '{{ ds }}'",
         "",
     );
-    let o = p.scorch_env(&["run", job.to_str().unwrap(), "--date", LAST_DAY], &env);
+    let o = p.run_job(&job, &env);
     assert_exit(&o, 2, &["sql/quoted.sql", "string literal"]);
     // validate checks the profile and the SQL without running it.
     let o = p.scorch_env(&["validate", "jobs/from_pg.yaml", "jobs/quoted.yaml"], &env);
@@ -297,10 +293,7 @@ fn connection_failures_have_documented_codes_and_hide_passwords() {
 
     // Wrong password: configuration error, exit 2; neither password is printed.
     let wrong = "wrong-password-sentinel-91c";
-    let o = p.scorch_env(
-        &["run", job.to_str().unwrap(), "--date", LAST_DAY],
-        &[("WH_PASSWORD", wrong)],
-    );
+    let o = p.run_job(&job, &[("WH_PASSWORD", wrong)]);
     assert_exit(
         &o,
         2,
@@ -320,15 +313,11 @@ fn connection_failures_have_documented_codes_and_hide_passwords() {
     }
 
     // Unset password variable: exit 2 naming it.
-    let o = p.scorch(&["run", job.to_str().unwrap(), "--date", LAST_DAY]);
+    let o = p.run_job(&job, &[]);
     assert_exit(&o, 2, &["WH_PASSWORD", "not set"]);
 
     // Unreachable host (nothing listens on the port): runtime error, exit 1.
-    let closed = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let closed = free_port();
     std::fs::write(
         p.path().join("profiles.yaml"),
         format!(
@@ -336,10 +325,7 @@ fn connection_failures_have_documented_codes_and_hide_passwords() {
         ),
     )
     .unwrap();
-    let o = p.scorch_env(
-        &["run", job.to_str().unwrap(), "--date", LAST_DAY],
-        &[("WH_PASSWORD", wrong)],
-    );
+    let o = p.run_job(&job, &[("WH_PASSWORD", wrong)]);
     assert_exit(
         &o,
         1,
@@ -359,10 +345,7 @@ fn connection_failures_have_documented_codes_and_hide_passwords() {
             .replace("sslmode: disable", "sslmode: require"),
     )
     .unwrap();
-    let o = p.scorch_env(
-        &["run", job.to_str().unwrap(), "--date", LAST_DAY],
-        &[("WH_PASSWORD", pg::PASSWORD)],
-    );
+    let o = p.run_job(&job, &[("WH_PASSWORD", pg::PASSWORD)]);
     assert_exit(&o, 1, &["profile `warehouse`", "TLS"]);
 
     // Unknown profile: exit 2 listing the known ones.

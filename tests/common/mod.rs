@@ -92,6 +92,11 @@ impl Project {
         )
     }
 
+    /// Runs `scorch run JOB --date LAST_DAY` in the project folder, with extra environment.
+    pub fn run_job(&self, job: &Path, env: &[(&str, &str)]) -> Output {
+        self.scorch_env(&["run", job.to_str().unwrap(), "--date", LAST_DAY], env)
+    }
+
     /// Runs scorch in the project folder.
     pub fn scorch(&self, args: &[&str]) -> Output {
         self.scorch_env(args, &[])
