@@ -18,7 +18,7 @@ export SCORCH_PYTHON := $(PYTHON)
 BIN := $(CARGO_TARGET_DIR)/debug/scorch
 DEMO_DATE ?= 2026-11-28
 
-.PHONY: demo test setup build data model lint clean-output help pg-server pg-demo pg-stop bench-pg s3-server s3-demo s3-stop bench-s3 azurite
+.PHONY: demo test setup build data model lint clean-output help pg-server pg-demo pg-stop bench-pg s3-server s3rver s3-demo s3-stop bench-s3 azurite
 
 help:
 	@echo "make demo   - set up, build, generate example data, run jobs/churn_daily.yaml"
@@ -100,9 +100,17 @@ s3-demo: build data s3-server
 s3-stop:
 	scripts/s3-local.sh stop "$(S3_DIR)"
 
-bench-s3: setup s3-server
+# A second S3-compatible server for the read benchmark: s3rver from npm (Node.js).
+S3RVER := $(SCORCH_CACHE)/s3rver/node_modules/.bin/s3rver
+s3rver:
+	@if [ ! -x "$(S3RVER)" ]; then \
+	  mkdir -p "$(SCORCH_CACHE)/s3rver" && \
+	  npm install --prefix "$(SCORCH_CACHE)/s3rver" --no-audit --no-fund s3rver@3.7.1; \
+	fi
+
+bench-s3: setup s3-server s3rver
 	cargo build --locked --example read_bench
-	bench/s3_read.sh "$(CARGO_TARGET_DIR)/debug/examples/read_bench" "$(PYTHON)" "$(S3S_FS)" $(or $(GB),1)
+	bench/s3_read.sh "$(CARGO_TARGET_DIR)/debug/examples/read_bench" "$(PYTHON)" "$(S3S_FS)" "$(S3RVER)" $(or $(GB),1)
 
 # A real Azure Blob Storage emulator for the tests: Azurite from npm (3.35 runs on Node 20).
 AZURITE := $(SCORCH_CACHE)/azurite/node_modules/.bin/azurite-blob
