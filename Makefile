@@ -18,7 +18,7 @@ export SCORCH_PYTHON := $(PYTHON)
 BIN := $(CARGO_TARGET_DIR)/debug/scorch
 DEMO_DATE ?= 2026-11-28
 
-.PHONY: demo test setup build data model lint clean-output help pg-server pg-demo pg-stop bench-pg s3-server s3rver s3-demo s3-stop bench-s3 azurite
+.PHONY: demo test setup build data model lint clean-output help pg-server pg-demo pg-stop bench-pg s3-server s3rver s3-demo s3-stop bench-s3 azurite bench
 
 help:
 	@echo "make demo   - set up, build, generate example data, run jobs/churn_daily.yaml"
@@ -99,6 +99,15 @@ s3-demo: build data s3-server
 
 s3-stop:
 	scripts/s3-local.sh stop "$(S3_DIR)"
+
+# scorch end to end against pandas + torch and polars + torch, with the ceilings.
+# ROWS (default 5M), BIG_ROWS (memory check, default 20M), RUNS (default 3), HIDDEN.
+bench: setup
+	cargo build --locked --bin scorch --example forward_bench
+	"$(PYTHON)" bench/run.py --scorch "$(BIN)" --forward-bench "$(CARGO_TARGET_DIR)/debug/examples/forward_bench" \
+	  --rows $(or $(ROWS),5000000) --big-rows $(or $(BIG_ROWS),20000000) --runs $(or $(RUNS),3) --hidden $(or $(HIDDEN),256$(comma)128)
+
+comma := ,
 
 # A second S3-compatible server for the read benchmark: s3rver from npm (Node.js).
 S3RVER := $(SCORCH_CACHE)/s3rver/node_modules/.bin/s3rver

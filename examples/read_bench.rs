@@ -76,19 +76,13 @@ fn main() -> scorch::Result<()> {
     };
     let red = scorch::spec::template::Redactor::default();
     let t = Instant::now();
-    let (frame, inputs) = scorch::source::open_files(&target, true, &ctx, &red)?;
-    let bytes: u64 = inputs.iter().map(|i| i.bytes).sum();
-    let columns: Vec<String> = frame
-        .clone()
-        .collect_schema()?
+    let resolved = scorch::source::open_parquet(&target, true, &ctx, &red)?;
+    let bytes: u64 = resolved.inputs.iter().map(|i| i.bytes).sum();
+    let columns: Vec<String> = resolved
+        .schema()?
         .iter_names()
         .map(|n| n.to_string())
         .collect();
-    let resolved = scorch::source::Resolved {
-        frame: scorch::source::Frame::Lazy(Box::new(frame)),
-        inputs,
-        description: target.clone(),
-    };
     let mut rows = 0usize;
     for chunk in resolved.batches(&columns, 256 * 1024)? {
         rows += chunk?.height();

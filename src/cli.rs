@@ -68,6 +68,12 @@ pub struct RunArgs {
     /// Device: cpu, auto, cuda or cuda:N (overrides `inference.device`).
     #[arg(long)]
     pub device: Option<String>,
+    /// Model precision: f32, bf16 or f16 (overrides `inference.precision`).
+    #[arg(long)]
+    pub precision: Option<String>,
+    /// No progress bar (it is shown only when stderr is a terminal, and never with --quiet).
+    #[arg(long)]
+    pub no_progress: bool,
     /// Connection profiles file (default: $SCORCH_PROFILES, else profiles.yaml in the
     /// project folder).
     #[arg(long)]
@@ -163,6 +169,8 @@ fn run(a: RunArgs, quiet: bool) -> Result<()> {
         threads: a.threads,
         batch_size: a.batch_size,
         device: a.device,
+        precision: a.precision,
+        progress: !quiet && !a.no_progress && std::io::IsTerminal::is_terminal(&std::io::stderr()),
         profiles: a.profiles,
     };
     let s = crate::run::run(&opts)?;
@@ -172,7 +180,8 @@ fn run(a: RunArgs, quiet: bool) -> Result<()> {
         let rps = |k: &str| m.rows_per_second.get(k).copied().unwrap_or(0.0);
         println!(
             "scorch: job {} ds={} run {} succeeded\n  rows: {} read, {} scored, {} written\n  \
-             seconds: read {:.3}, preprocess {:.3}, tensorize {:.3}, infer {:.3}, write {:.3}, total {:.3}\n  \
+             busy seconds per stage (stages overlap): read {:.3}, preprocess {:.3}, tensorize {:.3}, \
+             infer {:.3}, write {:.3}; wall {:.3}\n  \
              rows/s: {:.0} end to end; infer alone {:.0}\n  \
              output: {}\n  manifest: {}",
             m.job.name,

@@ -71,12 +71,66 @@ impl DeviceChoice {
     }
 }
 
-/// Sets process-wide threading defaults for libtorch. Call once, early in `main`,
-/// before any other thread exists.
+/// The `inference.precision` setting: the floating-point type the model runs in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Precision {
+    /// 32-bit floats, as the model was exported (the default; bit-identical to Python).
+    #[default]
+    F32,
+    /// bfloat16 weights and inputs: 8 bits of mantissa; about 2-3 significant digits.
+    Bf16,
+    /// IEEE half precision: 11 bits of mantissa, a range of ±65504.
+    F16,
+}
+
+impl Precision {
+    /// Parses `f32`, `bf16` or `f16`.
+    pub fn parse(s: &str) -> std::result::Result<Self, String> {
+        match s {
+            "f32" | "fp32" | "float32" => Ok(Self::F32),
+            "bf16" | "bfloat16" => Ok(Self::Bf16),
+            "f16" | "fp16" | "float16" | "half" => Ok(Self::F16),
+            _ => Err(format!("{s:?} is not a precision: use f32, bf16 or f16")),
+        }
+    }
+
+    fn kind(self) -> Kind {
+        match self {
+            Self::F32 => Kind::Float,
+            Self::Bf16 => Kind::BFloat16,
+            Self::F16 => Kind::Half,
+        }
+    }
+
+    /// The name used in the manifest.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::F32 => "f32",
+            Self::Bf16 => "bf16",
+            Self::F16 => "f16",
+        }
+    }
+}
+
+/// Sets process-wide threading and memory defaults for libtorch. Call once, early
+/// in `main`, before any other thread exists.
+///
+/// libtorch allocates its tensors with the C library's `malloc`. glibc serves blocks
+/// of a few MiB (a batch's activations) with `mmap` and returns them with `munmap`,
+/// so every batch page-faults its memory back in; raising the mmap and trim
+/// thresholds keeps those blocks in the heap for reuse (the process's own Rust
+/// allocations go to jemalloc and are not affected).
 pub fn init_threading() {
     if std::env::var_os("OMP_WAIT_POLICY").is_none() {
         // SAFETY: called from `main` before any thread is spawned.
         unsafe { std::env::set_var("OMP_WAIT_POLICY", "PASSIVE") };
+    }
+    if std::env::var_os("MALLOC_MMAP_THRESHOLD_").is_none() {
+        // SAFETY: mallopt only changes allocator tuning; no allocation is in flight.
+        unsafe {
+            libc::mallopt(libc::M_MMAP_THRESHOLD, 256 << 20);
+            libc::mallopt(libc::M_TRIM_THRESHOLD, 512 << 20);
+        }
     }
 }
 
@@ -91,8 +145,13 @@ pub fn available_cores() -> usize {
 pub struct Engine {
     module: CModule,
     device: Device,
+    precision: Precision,
     n_features: usize,
     outputs: Vec<OutputSpec>,
+    /// The inference workers (also used for tensorizing).
+    pool: rayon::ThreadPool,
+    /// Batches scored at once: `threads` on CPU, 1 on CUDA (the device is the parallelism).
+    workers: usize,
 }
 
 impl Engine {
@@ -101,6 +160,8 @@ impl Engine {
     pub fn load(
         path: &Path,
         device: Device,
+        precision: Precision,
+        threads: usize,
         n_features: usize,
         outputs: &[OutputSpec],
     ) -> Result<Self> {
@@ -112,11 +173,36 @@ impl Engine {
             ))
         })?;
         module.set_eval();
+        if precision != Precision::F32 {
+            // `CModule::to` panics on a libtorch error; turn that into a model error.
+            std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                module.to(device, precision.kind(), false)
+            }))
+            .map_err(|_| {
+                Error::Model(format!(
+                    "cannot convert model {} to {}",
+                    path.display(),
+                    precision.name()
+                ))
+            })?;
+        }
+        // One libtorch intra-op thread per worker: parallelism comes from running
+        // `threads` batches at once, so libtorch's pool never competes with ours.
+        tch::set_num_threads(1);
+        let workers = if device.is_cuda() { 1 } else { threads.max(1) };
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(threads.max(1))
+            .thread_name(|i| format!("scorch-infer-{i}"))
+            .build()
+            .map_err(|e| Error::Internal(format!("cannot start inference threads: {e}")))?;
         let engine = Engine {
             module,
             device,
+            precision,
             n_features,
             outputs: outputs.to_vec(),
+            pool,
+            workers,
         };
         engine
             .forward(&vec![0f32; 2 * n_features], 2)
@@ -133,9 +219,24 @@ impl Engine {
     /// (`rows × width`), outputs in bundle order.
     fn forward(&self, features: &[f32], rows: usize) -> Result<Vec<f32>> {
         let _guard = tch::no_grad_guard();
-        let input = Tensor::from_slice(features)
-            .view([rows as i64, self.n_features as i64])
-            .to_device(self.device);
+        let host = Tensor::from_slice(features).view([rows as i64, self.n_features as i64]);
+        let kind = self.precision.kind();
+        let input = if self.device.is_cuda() {
+            // Page-locked host memory lets the copy run asynchronously to the device.
+            host.f_pin_memory(self.device)
+                .and_then(|t| t.f_to_device_(self.device, kind, true, false))
+        } else if kind != Kind::Float {
+            host.f_to_dtype(kind, false, false)
+        } else {
+            Ok(host)
+        };
+        let input = input.map_err(|e| {
+            Error::Model(format!(
+                "cannot move a batch of {rows} rows to {:?}: {}",
+                self.device,
+                first_line(&e.to_string())
+            ))
+        })?;
         let out = self
             .module
             .forward_is(&[IValue::Tensor(input)])
@@ -200,41 +301,39 @@ impl Engine {
         Ok(scores)
     }
 
-    /// Scores a row-major feature matrix in batches of `batch_size`, with `threads`
-    /// workers on CPU (one on CUDA). Returns one `Vec<f32>` per score column.
-    pub fn score(
-        &self,
-        features: &[f32],
-        batch_size: usize,
-        threads: usize,
-    ) -> Result<Vec<Vec<f32>>> {
+    /// Runs `op` on the inference workers' pool (for work that should share their
+    /// threads rather than add more, such as tensorizing).
+    pub fn install<R: Send>(&self, op: impl FnOnce() -> R + Send) -> R {
+        self.pool.install(op)
+    }
+
+    /// Scores a row-major feature matrix in batches of `batch_size`, `threads`
+    /// batches at once on CPU (one at a time on CUDA). Returns one `Vec<f32>` per
+    /// score column.
+    pub fn score(&self, features: &[f32], batch_size: usize) -> Result<Vec<Vec<f32>>> {
         let k = self.n_features;
         assert_eq!(features.len() % k.max(1), 0, "feature buffer is whole rows");
         let rows = features.len().checked_div(k).unwrap_or(0);
         let width = self.width();
         let mut out = vec![0f32; rows * width];
-        let threads = if self.device.is_cuda() {
-            1
-        } else {
-            threads.max(1)
+        let step = batch_size.max(1);
+        let run = |x: &[f32], y: &mut [f32]| {
+            let s = self.forward(x, x.len() / k.max(1))?;
+            y.copy_from_slice(&s);
+            Ok::<_, Error>(())
         };
-        tch::set_num_threads(1);
-        let pool = rayon::ThreadPoolBuilder::new()
-            .num_threads(threads)
-            .thread_name(|i| format!("scorch-infer-{i}"))
-            .build()
-            .map_err(|e| Error::Internal(format!("cannot start inference threads: {e}")))?;
-        pool.install(|| {
-            features
-                .par_chunks(batch_size * k)
-                .zip(out.par_chunks_mut(batch_size * width))
-                .try_for_each(|(x, y)| {
-                    let n = x.len() / k;
-                    let s = self.forward(x, n)?;
-                    y.copy_from_slice(&s);
-                    Ok::<_, Error>(())
-                })
-        })?;
+        if self.workers == 1 {
+            for (x, y) in features.chunks(step * k).zip(out.chunks_mut(step * width)) {
+                run(x, y)?;
+            }
+        } else {
+            self.pool.install(|| {
+                features
+                    .par_chunks(step * k)
+                    .zip(out.par_chunks_mut(step * width))
+                    .try_for_each(|(x, y)| run(x, y))
+            })?;
+        }
         let mut cols = vec![Vec::with_capacity(rows); width];
         for r in 0..rows {
             for (c, col) in cols.iter_mut().enumerate() {

@@ -6,6 +6,7 @@
 //! `python/scorch_prep.py` builds the same expressions with polars-python for
 //! training, and a test proves the two agree.
 
+pub mod fused;
 pub mod spec;
 pub mod state;
 
@@ -177,7 +178,8 @@ pub fn check_input_schema(spec: &PreprocessSpec, schema: &Schema) -> Result<()> 
     Ok(())
 }
 
-fn with_derived(lf: LazyFrame, spec: &PreprocessSpec) -> Result<LazyFrame> {
+/// Adds the spec's derived columns (Polars SQL expressions) to `lf`.
+pub fn with_derived(lf: LazyFrame, spec: &PreprocessSpec) -> Result<LazyFrame> {
     let mut lf = lf;
     for d in &spec.derived {
         let e = polars::sql::sql_expr(&d.sql).map_err(|e| {

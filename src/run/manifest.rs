@@ -65,6 +65,8 @@ pub struct PreprocessingInfo {
     pub name: String,
     pub version: String,
     pub state_hash: String,
+    /// `fused` (one pass into the model input) or `polars` (expressions, then tensorize).
+    pub path: &'static str,
 }
 
 #[derive(Debug, Clone, Default, Serialize)]
@@ -92,8 +94,13 @@ pub struct OutputFile {
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct InferenceInfo {
     pub device: String,
+    /// Inference workers (batches scored at once on CPU).
     pub threads: usize,
     pub batch_size: usize,
+    /// Rows per pipeline chunk.
+    pub chunk_rows: usize,
+    /// `f32`, `bf16` or `f16`.
+    pub precision: String,
 }
 
 impl Manifest {

@@ -2,6 +2,8 @@
 //! → sink, with a manifest recording every stage.
 
 pub mod manifest;
+pub mod pipeline;
+pub mod progress;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -11,13 +13,17 @@ use chrono::{NaiveDate, SecondsFormat, Utc};
 use polars::prelude::*;
 
 use crate::error::{Error, Result};
-use crate::infer::{DeviceChoice, Engine, available_cores, tensorize};
+use crate::infer::{DeviceChoice, Engine, Precision, available_cores};
 use crate::model::Bundle;
 use crate::preprocess;
 use crate::sink::{self, ParquetOptions};
 use crate::spec::job::JobSpec;
 use crate::spec::template::{Redactor, TemplateVars, render};
 use manifest::*;
+
+/// Set to `polars` to apply preprocessing with Polars expressions and a separate
+/// tensorize step instead of the fused path (same results; for comparison).
+pub const PREPROCESS_PATH_ENV: &str = "SCORCH_PREPROCESS_PATH";
 
 /// Test hook: when set, a run sleeps this many milliseconds after its files are
 /// staged and before it publishes them, so tests can kill it mid-write.
@@ -38,6 +44,10 @@ pub struct RunOptions {
     pub batch_size: Option<usize>,
     /// Overrides `inference.device`.
     pub device: Option<String>,
+    /// Overrides `inference.precision`.
+    pub precision: Option<String>,
+    /// Show a progress bar on stderr (the CLI sets this when stderr is a terminal).
+    pub progress: bool,
     /// The connection profiles file; default `$SCORCH_PROFILES`, else `<root>/profiles.yaml`.
     pub profiles: Option<PathBuf>,
 }
@@ -94,6 +104,9 @@ pub fn run(opts: &RunOptions) -> Result<RunSummary> {
     if let Some(d) = &opts.device {
         inference.device = d.clone();
     }
+    if let Some(p) = &opts.precision {
+        inference.precision = p.clone();
+    }
     let threads = if inference.threads == 0 {
         available_cores()
     } else {
@@ -129,6 +142,8 @@ pub fn run(opts: &RunOptions) -> Result<RunSummary> {
             device: inference.device.clone(),
             threads,
             batch_size: inference.batch_size,
+            chunk_rows: inference.chunk_rows.div_ceil(inference.batch_size) * inference.batch_size,
+            precision: inference.precision.clone(),
         },
     };
     let t0 = Instant::now();
@@ -219,6 +234,7 @@ fn execute(
         name: state.spec.name.clone(),
         version: state.spec.version.clone(),
         state_hash: state.content_hash.clone(),
+        path: "polars",
     });
     if let Some(pin) = &job.preprocessing {
         let hash_ok = pin
@@ -247,9 +263,14 @@ fn execute(
         .map_err(|e| Error::config(&opts.job_file, format!("field `inference.device`: {e}")))?
         .resolve()?;
     m.inference.device = format!("{device:?}").to_lowercase();
+    let precision = Precision::parse(&inference.precision)
+        .map_err(|e| Error::config(&opts.job_file, format!("field `inference.precision`: {e}")))?;
+    m.inference.precision = precision.name().to_string();
     let engine = Engine::load(
         &bundle.model_path,
         device,
+        precision,
+        threads,
         bundle.spec.features.len(),
         &bundle.spec.outputs,
     )?;
@@ -286,10 +307,22 @@ fn execute(
         }
     }
 
+    // The fused preprocessing path, unless a step or type needs the Polars path (or
+    // SCORCH_PREPROCESS_PATH=polars asks for it).
+    let fused = if std::env::var(PREPROCESS_PATH_ENV).is_ok_and(|v| v == "polars") {
+        None
+    } else {
+        let derived =
+            preprocess::with_derived(DataFrame::empty_with_schema(&schema).lazy(), &state.spec)?
+                .collect_schema()?;
+        preprocess::fused::Compiled::new(state, &derived)
+    };
+    m.preprocessing.as_mut().expect("set above").path =
+        if fused.is_some() { "fused" } else { "polars" };
+
     // Output: written chunk by chunk into the staging folder.
     let partition = format!("ds={}", m.ds);
     let staged = env.table.stage(&partition, &m.run_id)?;
-    let file_name = staged.data_file_name(0);
     let score_columns = bundle.spec.score_columns();
     let mut out_schema = Schema::default();
     for k in &job.keys {
@@ -330,88 +363,75 @@ fn execute(
         scored_at: Utc::now().timestamp_micros(),
     };
     let result = (|| -> Result<()> {
-        let mut writer = sink::BatchWriter::create(
-            &staged.dir().join(&file_name),
-            &out_schema,
-            &ParquetOptions {
-                zstd_level: job.output.zstd_level,
-                row_group_size: job.output.row_group_size,
-                metadata: meta,
-            },
-        )?;
-        let mut timings = [0f64; 5];
-        let mut t = Instant::now();
         // Chunks are whole multiples of the inference batch, so the model sees the same
         // batches whatever the source's own chunking: scores do not depend on it.
         let batch = inference.batch_size;
         let chunk_rows = inference.chunk_rows.div_ceil(batch) * batch;
-        let chunks = crate::source::exact_chunks(src.batches(&needed, chunk_rows)?, chunk_rows);
-        for chunk in chunks {
-            let raw = chunk.map_err(|e| e.context(format!("reading {}", src.description)))?;
-            timings[0] += t.elapsed().as_secs_f64();
-            let offset = m.rows.read as usize;
-            m.rows.read += raw.height() as u64;
-
-            t = Instant::now();
-            let features = preprocess::apply(raw.clone().lazy(), state, &[])?
-                .collect()
-                .map_err(|e| {
-                    Error::from(e).context(format!(
-                        "preprocessing {} {}",
-                        state.spec.name, state.spec.version
-                    ))
-                })?;
-            timings[1] += t.elapsed().as_secs_f64();
-
-            t = Instant::now();
-            let matrix =
-                tensorize::to_row_major(&features, &state.feature_names, &raw, &job.keys, offset)
-                    .map_err(|e| e.context(&src.description))?;
-            drop(features);
-            timings[2] += t.elapsed().as_secs_f64();
-
-            t = Instant::now();
-            let scores = engine.score(&matrix, inference.batch_size, threads)?;
-            drop(matrix);
-            timings[3] += t.elapsed().as_secs_f64();
-            m.rows.scored += raw.height() as u64;
-
-            t = Instant::now();
-            let mut out = output_frame(&raw, &job.keys, &score_columns, scores, &constants)?;
-            drop(raw);
-            writer.write(&mut out)?;
-            m.rows.written += out.height() as u64;
-            timings[4] += t.elapsed().as_secs_f64();
-            tracing::debug!(rows = m.rows.read, "chunk done");
-            t = Instant::now();
-        }
-        t = Instant::now();
-        let bytes = writer.finish()?;
-        timings[4] += t.elapsed().as_secs_f64();
-        for (name, secs) in ["read", "preprocess", "tensorize", "infer", "write"]
-            .iter()
-            .zip(timings)
-        {
+        let plan = pipeline::Plan {
+            source: &src,
+            columns: &needed,
+            keys: &job.keys,
+            chunk_rows,
+            batch_size: batch,
+            state,
+            fused: fused.as_ref(),
+            engine: &engine,
+        };
+        let file_name = |i: usize| staged.data_file_name(i);
+        let frame = |keys: &DataFrame, scores: Vec<Vec<f32>>| {
+            output_frame(keys, &job.keys, &score_columns, scores, &constants)
+        };
+        let output = pipeline::Output {
+            dir: staged.dir(),
+            file_name: &file_name,
+            schema: &out_schema,
+            parquet: ParquetOptions {
+                zstd_level: job.output.zstd_level,
+                row_group_size: job.output.row_group_size,
+                metadata: meta,
+            },
+            max_file_bytes: job.output.max_file_mb.saturating_mul(1 << 20),
+            frame: &frame,
+        };
+        let bar = progress::Bar::new(opts.progress, src.total_rows());
+        let done = pipeline::run(&plan, &output, &|rows| bar.set(rows));
+        bar.finish();
+        let done = done?;
+        m.rows.read = done.rows_read;
+        m.rows.scored = done.rows_scored;
+        m.rows.written = done.rows_written;
+        let sec = done.seconds;
+        for (name, secs) in [
+            ("read", sec.read),
+            ("preprocess", sec.preprocess),
+            ("tensorize", sec.tensorize),
+            ("infer", sec.infer),
+            ("write", sec.write),
+        ] {
             m.stages.insert(name, secs);
         }
         tracing::info!(
             rows = m.rows.read,
-            read_s = timings[0],
-            preprocess_s = timings[1],
-            tensorize_s = timings[2],
-            infer_s = timings[3],
-            write_s = timings[4],
+            read_s = sec.read,
+            preprocess_s = sec.preprocess,
+            tensorize_s = sec.tensorize,
+            infer_s = sec.infer,
+            write_s = sec.write,
             threads,
             "scored"
         );
         m.output = Some(OutputInfo {
             table: redactor.redact(&env.table.location()),
             partition: redactor.redact(&staged.target()),
-            files: vec![OutputFile {
-                path: file_name.clone(),
-                bytes,
-                rows: m.rows.written,
-            }],
+            files: done
+                .files
+                .iter()
+                .map(|f| OutputFile {
+                    path: f.name.clone(),
+                    bytes: f.bytes,
+                    rows: f.rows,
+                })
+                .collect(),
             columns: out_schema.iter_names().map(|c| c.to_string()).collect(),
         });
         let mut staged_manifest = m.clone();

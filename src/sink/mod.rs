@@ -76,7 +76,7 @@ pub fn write_parquet(df: &mut DataFrame, path: &Path, opts: &ParquetOptions) -> 
         .map_err(|e| Error::usage(format!("output.zstd_level: {e}")))?;
     ParquetWriter::new(&file)
         .with_compression(ParquetCompression::Zstd(Some(level)))
-        .with_statistics(StatisticsOptions::full())
+        .with_statistics(StatisticsOptions::default())
         .with_row_group_size(Some(opts.row_group_size))
         .with_key_value_metadata(Some(KeyValueMetadata::from_static(opts.metadata.clone())))
         .finish(df)
@@ -101,7 +101,7 @@ impl BatchWriter {
             .map_err(|e| Error::usage(format!("output.zstd_level: {e}")))?;
         let inner = ParquetWriter::new(handle)
             .with_compression(ParquetCompression::Zstd(Some(level)))
-            .with_statistics(StatisticsOptions::full())
+            .with_statistics(StatisticsOptions::default())
             .with_row_group_size(Some(opts.row_group_size))
             .with_key_value_metadata(Some(KeyValueMetadata::from_static(opts.metadata.clone())))
             .batched(schema)

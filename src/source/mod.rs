@@ -3,6 +3,7 @@
 //! warehouse), and queries on a PostgreSQL-protocol warehouse ([`postgres`]).
 //! Nothing is read until the run asks for the columns it needs, so only those are read.
 
+pub mod files;
 pub mod postgres;
 
 use std::path::{Path, PathBuf};
@@ -36,8 +37,11 @@ pub struct InputFile {
 
 /// What a resolved source reads from.
 pub enum Frame {
-    /// A lazy Polars plan (Parquet files, Polars SQL).
+    /// A lazy Polars plan (Polars SQL).
     Lazy(Box<LazyFrame>),
+    /// Parquet files, read row group by row group ([`files`]); the lazy scan over
+    /// them serves whole reads.
+    Files(Box<files::ParquetFiles>, Box<LazyFrame>),
     /// A query on a PostgreSQL-protocol warehouse.
     Postgres(Box<postgres::PgQuery>),
 }
@@ -55,7 +59,17 @@ impl Resolved {
     pub fn schema(&self) -> Result<Schema> {
         match &self.frame {
             Frame::Lazy(lf) => Ok(lf.as_ref().clone().collect_schema()?.as_ref().clone()),
+            Frame::Files(f, _) => Ok(f.schema.clone()),
             Frame::Postgres(q) => q.schema(),
+        }
+    }
+
+    /// The number of rows the source will yield, when it is known without reading
+    /// (local Parquet files: from their footers).
+    pub fn total_rows(&self) -> Option<u64> {
+        match &self.frame {
+            Frame::Files(f, _) => f.total_rows(),
+            _ => None,
         }
     }
 
@@ -77,6 +91,7 @@ impl Resolved {
                     )?;
                 Ok(Box::new(it.map(|r| r.map_err(Error::from))))
             }
+            Frame::Files(f, _) => Ok(Box::new(f.row_groups(columns)?)),
             Frame::Postgres(q) => q.batches(columns),
         }
     }
@@ -84,7 +99,7 @@ impl Resolved {
     /// Reads `columns`, in this order, into one frame.
     pub fn read(&self, columns: &[String]) -> Result<DataFrame> {
         match &self.frame {
-            Frame::Lazy(lf) => Ok(lf
+            Frame::Lazy(lf) | Frame::Files(_, lf) => Ok(lf
                 .as_ref()
                 .clone()
                 .select(columns.iter().map(|c| col(c.as_str())).collect::<Vec<_>>())
@@ -153,13 +168,19 @@ fn render_field(t: &str, field: &str, vars: &TemplateVars, red: &mut Redactor) -
     Ok(r.value)
 }
 
+/// The files a path or URL names, listed.
+pub struct Listed {
+    /// A lazy scan over them.
+    pub lazy: LazyFrame,
+    /// Their sizes and versions, for the manifest.
+    pub inputs: Vec<InputFile>,
+    pub files: Vec<files::FileRef>,
+    /// The object store they are on, if any.
+    pub store: Option<crate::storage::Store>,
+}
+
 /// Lists the files a path or URL names and opens a lazy scan over them.
-pub fn open_files(
-    pattern: &str,
-    hive: bool,
-    ctx: &Context<'_>,
-    red: &Redactor,
-) -> Result<(LazyFrame, Vec<InputFile>)> {
+pub fn open_files(pattern: &str, hive: bool, ctx: &Context<'_>, red: &Redactor) -> Result<Listed> {
     if crate::storage::is_url(pattern) {
         let (store, metas) =
             crate::storage::list_parquet(pattern, ctx.storage).map_err(|e| match e {
@@ -185,11 +206,53 @@ pub fn open_files(
                 etag: m.e_tag.clone(),
             })
             .collect();
-        Ok((scan_paths(paths, hive, Some(store.cloud.clone()))?, inputs))
+        let files = metas
+            .iter()
+            .zip(&paths)
+            .map(|(m, p)| files::FileRef::Object {
+                path: m.location.clone(),
+                url: p.as_str().to_string(),
+            })
+            .collect();
+        Ok(Listed {
+            lazy: scan_paths(paths, hive, Some(store.cloud.clone()))?,
+            inputs,
+            files,
+            store: Some(store),
+        })
     } else {
-        let files = expand(ctx.root, pattern).map_err(|e| Error::DataContract(red.redact(&e)))?;
-        Ok((scan(&files, hive)?, describe_files(&files, red)))
+        let found = expand(ctx.root, pattern).map_err(|e| Error::DataContract(red.redact(&e)))?;
+        Ok(Listed {
+            lazy: scan(&found, hive)?,
+            inputs: describe_files(&found, red),
+            files: found.into_iter().map(files::FileRef::Local).collect(),
+            store: None,
+        })
     }
+}
+
+/// Opens Parquet files (a path, folder, glob or URL) as a source read row group by row group.
+pub fn open_parquet(
+    pattern: &str,
+    hive: bool,
+    ctx: &Context<'_>,
+    red: &Redactor,
+) -> Result<Resolved> {
+    let listed = open_files(pattern, hive, ctx, red)?;
+    let schema = listed.lazy.clone().collect_schema()?.as_ref().clone();
+    Ok(Resolved {
+        frame: Frame::Files(
+            Box::new(files::ParquetFiles {
+                files: listed.files,
+                hive,
+                schema,
+                store: listed.store,
+            }),
+            Box::new(listed.lazy),
+        ),
+        inputs: listed.inputs,
+        description: format!("parquet {}", red.redact(pattern)),
+    })
 }
 
 fn parquet(
@@ -199,12 +262,7 @@ fn parquet(
     red: &mut Redactor,
 ) -> Result<Resolved> {
     let pattern = render_field(&p.path, "source.parquet.path", vars, red)?;
-    let (frame, inputs) = open_files(&pattern, p.hive_partitioning, ctx, red)?;
-    Ok(Resolved {
-        frame: Frame::Lazy(Box::new(frame)),
-        inputs,
-        description: format!("parquet {}", red.redact(&pattern)),
-    })
+    open_parquet(&pattern, p.hive_partitioning, ctx, red)
 }
 
 fn sql(
@@ -228,10 +286,10 @@ fn sql(
     let mut inputs = Vec::new();
     for (name, t) in &s.tables {
         let pattern = render_field(t, &format!("source.sql.tables.{name}"), vars, red)?;
-        let (frame, files) = open_files(&pattern, true, ctx, red)
+        let listed = open_files(&pattern, true, ctx, red)
             .map_err(|e| e.context(format!("table `{name}`")))?;
-        sql_ctx.register(name, frame);
-        inputs.extend(files);
+        sql_ctx.register(name, listed.lazy);
+        inputs.extend(listed.inputs);
     }
     let frame = sql_ctx
         .execute(&text.value)

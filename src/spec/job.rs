@@ -116,6 +116,10 @@ pub struct OutputSpec {
     /// Rows per Parquet row group.
     #[serde(default = "default_row_group_size")]
     pub row_group_size: usize,
+    /// Start a new data file (`part-00001.parquet`, …) once the current one reaches this
+    /// many MiB. Files roll over between chunks, so a file may exceed it by one chunk.
+    #[serde(default = "default_max_file_mb")]
+    pub max_file_mb: u64,
 }
 
 /// How inference is run.
@@ -137,6 +141,11 @@ pub struct InferenceSpec {
     /// profile's `fetch_rows` instead.)
     #[serde(default = "default_chunk_rows")]
     pub chunk_rows: usize,
+    /// The floating-point type the model runs in: `f32` (default, as exported),
+    /// `bf16` or `f16`. Lower precision is faster on GPUs with tensor cores and changes
+    /// scores slightly (see the README for measured differences).
+    #[serde(default = "default_precision")]
+    pub precision: String,
 }
 
 impl Default for InferenceSpec {
@@ -146,6 +155,7 @@ impl Default for InferenceSpec {
             threads: 0,
             device: default_device(),
             chunk_rows: default_chunk_rows(),
+            precision: default_precision(),
         }
     }
 }
@@ -176,7 +186,13 @@ fn default_batch_size() -> usize {
     4096
 }
 fn default_chunk_rows() -> usize {
-    256 * 1024
+    128 * 1024
+}
+fn default_precision() -> String {
+    "f32".to_string()
+}
+fn default_max_file_mb() -> u64 {
+    512
 }
 fn default_device() -> String {
     "cpu".to_string()
@@ -269,6 +285,12 @@ impl JobSpec {
         }
         if self.inference.batch_size == 0 || self.inference.batch_size > 1 << 24 {
             p.push("inference.batch_size", "must be between 1 and 16777216");
+        }
+        if self.output.max_file_mb == 0 {
+            p.push("output.max_file_mb", "must be at least 1");
+        }
+        if let Err(e) = crate::infer::Precision::parse(&self.inference.precision) {
+            p.push("inference.precision", e);
         }
         if self.inference.chunk_rows == 0 {
             p.push("inference.chunk_rows", "must be at least 1");
