@@ -304,6 +304,10 @@ fn pieces(lens: &[usize], r0: usize, n: usize) -> Vec<(usize, usize, usize, usiz
 
 /// Applies `ops` to rows `r0..r0 + n` of `ca`, writing column `col` of `block`.
 /// False when a result is null, NaN or infinite.
+///
+/// Works a tile of rows at a time, one operation over the whole tile before the
+/// next, so each operation is a tight loop; values that are null at that point
+/// are computed on and ignored (a later `fill_null` replaces them).
 fn numeric(
     ca: &Float64Chunked,
     ops: &[NumOp],
@@ -313,76 +317,97 @@ fn numeric(
     k: usize,
     col: usize,
 ) -> bool {
+    const TILE: usize = 256;
     let mut ok = true;
     let arrays: Vec<_> = ca.downcast_iter().collect();
     let lens: Vec<usize> = arrays.iter().map(|a| a.len()).collect();
+    let mut buf = [0f64; TILE];
+    let mut valid = [true; TILE];
     for (idx, at, off, len) in pieces(&lens, r0, n) {
         let arr = arrays[idx];
-        let values = &arr.values()[off..off + len];
+        let values = arr.values();
         let validity = arr.validity();
-        for (i, &x) in values.iter().enumerate() {
-            let mut v = Some(x);
-            if let Some(bits) = validity
-                && !bits.get_bit(off + i)
-            {
-                v = None;
+        let mut t0 = 0;
+        while t0 < len {
+            let m = TILE.min(len - t0);
+            let (x, v) = (&mut buf[..m], &mut valid[..m]);
+            x.copy_from_slice(&values[off + t0..off + t0 + m]);
+            match validity {
+                Some(bits) => {
+                    for (i, flag) in v.iter_mut().enumerate() {
+                        *flag = bits.get_bit(off + t0 + i);
+                    }
+                }
+                None => v.fill(true),
             }
             for op in ops {
-                v = match (op, v) {
-                    (NumOp::Fill(f), None) => Some(*f),
-                    (_, None) => None,
-                    (NumOp::Fill(_), some) => some,
-                    (NumOp::Clip(lo, hi), Some(x)) => Some(match (lo, hi) {
-                        (Some(lo), Some(hi)) => {
-                            if x < *lo {
-                                *lo
-                            } else if x > *hi {
-                                *hi
-                            } else {
-                                x
-                            }
-                        }
-                        (Some(lo), None) => {
-                            if x < *lo {
-                                *lo
-                            } else {
-                                x
-                            }
-                        }
-                        (None, Some(hi)) => {
-                            if x > *hi {
-                                *hi
-                            } else {
-                                x
-                            }
-                        }
-                        (None, None) => x,
-                    }),
-                    (NumOp::Log1p, Some(x)) => Some(x.ln_1p()),
-                    (NumOp::Standardize { mean, std }, Some(x)) => Some((x - mean) / std),
-                    (NumOp::MinMax { min, range }, Some(x)) => Some((x - min) / range),
-                    // Polars orders NaN above every number in comparisons; leave NaN
-                    // to the Polars path rather than guess.
-                    (NumOp::Bucketize(_), Some(x)) if x.is_nan() => Some(f64::NAN),
-                    (NumOp::Bucketize(bs), Some(x)) => Some(if bs.is_empty() {
-                        x * 0.0
-                    } else {
-                        let mut acc = if x >= bs[0] { 1.0 } else { 0.0 };
-                        for b in &bs[1..] {
-                            acc += if x >= *b { 1.0 } else { 0.0 };
-                        }
-                        acc
-                    }),
-                    (NumOp::ToF32, Some(x)) => Some(x as f32 as f64),
-                };
+                apply(op, x, v);
             }
-            match v {
-                Some(x) if x.is_finite() => block[(at + i) * k + col] = x as f32,
-                _ => ok = false,
+            for (i, (&y, &ok_i)) in x.iter().zip(v.iter()).enumerate() {
+                if ok_i && y.is_finite() {
+                    block[(at + t0 + i) * k + col] = y as f32;
+                } else {
+                    ok = false;
+                }
             }
+            t0 += m;
         }
     }
     ok
+}
+
+/// One operation over a tile (`v`: which values are not null).
+fn apply(op: &NumOp, x: &mut [f64], v: &mut [bool]) {
+    match op {
+        NumOp::Fill(f) => {
+            for (y, flag) in x.iter_mut().zip(v.iter_mut()) {
+                if !*flag {
+                    *y = *f;
+                    *flag = true;
+                }
+            }
+        }
+        // `clamp` as Polars writes it: NaN stays NaN.
+        NumOp::Clip(Some(lo), Some(hi)) => x.iter_mut().for_each(|y| {
+            *y = if *y < *lo {
+                *lo
+            } else if *y > *hi {
+                *hi
+            } else {
+                *y
+            }
+        }),
+        NumOp::Clip(Some(lo), None) => x.iter_mut().for_each(|y| {
+            if *y < *lo {
+                *y = *lo
+            }
+        }),
+        NumOp::Clip(None, Some(hi)) => x.iter_mut().for_each(|y| {
+            if *y > *hi {
+                *y = *hi
+            }
+        }),
+        NumOp::Clip(None, None) => {}
+        NumOp::Log1p => x.iter_mut().for_each(|y| *y = y.ln_1p()),
+        NumOp::Standardize { mean, std } => x.iter_mut().for_each(|y| *y = (*y - mean) / std),
+        NumOp::MinMax { min, range } => x.iter_mut().for_each(|y| *y = (*y - min) / range),
+        NumOp::Bucketize(bs) => x.iter_mut().for_each(|y| {
+            // Polars orders NaN above every number in comparisons; leave NaN to the
+            // Polars path rather than guess.
+            *y = if y.is_nan() {
+                f64::NAN
+            } else if bs.is_empty() {
+                *y * 0.0
+            } else {
+                let mut acc = if *y >= bs[0] { 1.0 } else { 0.0 };
+                for b in &bs[1..] {
+                    acc += if *y >= *b { 1.0 } else { 0.0 };
+                }
+                acc
+            }
+        }),
+        NumOp::ToF32 => x.iter_mut().for_each(|y| *y = *y as f32 as f64),
+    }
 }
 
 /// Encodes rows `r0..r0 + n` of `ca` (one-hot columns `col..col + len + 1`, or one
@@ -413,5 +438,58 @@ fn categorical(
                 row[col] = c.map_or(0.0, |p| (p + 1) as f32);
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pieces_cover_a_block_across_array_boundaries() {
+        // Arrays of 3, 4 and 5 rows; block rows 2..9.
+        assert_eq!(
+            pieces(&[3, 4, 5], 2, 7),
+            [(0, 0, 2, 1), (1, 1, 0, 4), (2, 5, 0, 2)]
+        );
+        assert!(pieces(&[3], 5, 2).is_empty());
+    }
+
+    fn state(yaml: &str) -> FittedState {
+        let spec: super::super::spec::PreprocessSpec = serde_saphyr::from_str(yaml).unwrap();
+        let df = df!(
+            "x" => [1.0f64, 2.0, 3.0],
+            "i" => [1i64, 2, 3],
+            "f" => [1.0f32, 2.0, 3.0],
+            "s" => ["a", "b", "a"]
+        )
+        .unwrap();
+        crate::preprocess::fit(&spec, df.lazy(), "test").unwrap()
+    }
+
+    fn schema() -> Schema {
+        Schema::from_iter([
+            Field::new("x".into(), DataType::Float64),
+            Field::new("i".into(), DataType::Int64),
+            Field::new("f".into(), DataType::Float32),
+            Field::new("s".into(), DataType::String),
+        ])
+    }
+
+    #[test]
+    fn compiles_only_what_it_reproduces_exactly() {
+        let ok = state(
+            "name: t\nversion: '1'\nfeatures:\n  - column: x\n    steps: [log1p, standardize]\n  \
+             - column: i\n    steps: [{clip: {max: 2}}]\n  - column: s\n    steps: [{one_hot: {}}]\n",
+        );
+        let c = Compiled::new(&ok, &schema()).expect("compiles");
+        assert_eq!(c.width(), 1 + 1 + 3);
+        // Float32 inputs and one-hot over integers stay on the Polars path.
+        let f32_input =
+            state("name: t\nversion: '1'\nfeatures:\n  - column: f\n    steps: [standardize]\n");
+        assert!(Compiled::new(&f32_input, &schema()).is_none());
+        let int_one_hot =
+            state("name: t\nversion: '1'\nfeatures:\n  - column: i\n    steps: [{one_hot: {}}]\n");
+        assert!(Compiled::new(&int_one_hot, &schema()).is_none());
     }
 }

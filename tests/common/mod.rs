@@ -57,6 +57,8 @@ impl Project {
             &days.to_string(),
             "--rows",
             &rows.to_string(),
+            "--customers",
+            &(rows * 2).max(200_000).to_string(),
             "--end",
             LAST_DAY,
         ]);
