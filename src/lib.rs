@@ -19,3 +19,9 @@ pub mod storage;
 pub mod validate;
 
 pub use error::{Error, ExitCode, Result};
+
+// jemalloc, as Polars' own Python builds use on Linux: it reuses freed chunk
+// buffers instead of returning them to the kernel and faulting them back in. Set
+// here, in the library, so the binary, the examples and the tests all use it.
+#[global_allocator]
+static GLOBAL: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;

@@ -10,8 +10,3 @@ fn main() {
     let code = scorch::cli::execute(cli);
     std::process::exit(code.code());
 }
-
-// jemalloc, as Polars' own Python builds use on Linux: it reuses freed chunk
-// buffers instead of returning them to the kernel and faulting them back in.
-#[global_allocator]
-static GLOBAL: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;

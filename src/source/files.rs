@@ -5,8 +5,8 @@
 //! model), so its memory grows with the input. This reader decodes one row group
 //! when the pipeline asks for it, with Polars' own Parquet decoder (columns in
 //! parallel), so a run holds a row group and the chunks in flight, whatever the input
-//! size. Object-store files are fetched whole, the next one while the current one is
-//! decoded: memory is bounded by twice the largest input file.
+//! size. Object-store files are fetched whole, the next two while the current one is
+//! decoded: memory is bounded by three times the largest input file.
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -50,11 +50,25 @@ pub struct ParquetFiles {
     pub store: Option<Store>,
 }
 
-/// The bytes of a file, ready for the decoder.
-enum Opened {
-    Local(std::fs::File),
-    Memory(std::io::Cursor<bytes::Bytes>),
+/// The bytes of a file, ready for the decoder: a local file mapped once (not once
+/// per row group, which would fault its pages in again each time), or an object
+/// fetched whole.
+#[derive(Clone)]
+enum Bytes {
+    Mapped(Arc<polars::polars_utils::mmap::MMapSemaphore>),
+    Fetched(bytes::Bytes),
 }
+
+impl AsRef<[u8]> for Bytes {
+    fn as_ref(&self) -> &[u8] {
+        match self {
+            Bytes::Mapped(m) => m.as_ref().as_ref(),
+            Bytes::Fetched(b) => b.as_ref(),
+        }
+    }
+}
+
+type Opened = std::io::Cursor<Bytes>;
 
 impl ParquetFiles {
     /// Total rows, from the footers, when the files are local (object stores: `None`,
@@ -94,11 +108,15 @@ impl ParquetFiles {
             columns: columns.to_vec(),
             next_file: 0,
             current: None,
-            prefetch: None,
+            prefetch: std::collections::VecDeque::new(),
             runtime,
         })
     }
 }
+
+/// Object-store files downloaded ahead of the one being decoded. Memory is bounded
+/// by (1 + this) × the largest input file.
+const PREFETCH_FILES: usize = 2;
 
 type Fetch = tokio::task::JoinHandle<std::result::Result<bytes::Bytes, object_store::Error>>;
 
@@ -121,7 +139,8 @@ pub struct RowGroups {
     columns: Vec<String>,
     next_file: usize,
     current: Option<Current>,
-    prefetch: Option<(usize, Fetch)>,
+    /// Object-store downloads in flight, in file order.
+    prefetch: std::collections::VecDeque<(usize, Fetch)>,
     runtime: Option<Arc<tokio::runtime::Runtime>>,
 }
 
@@ -138,7 +157,7 @@ impl RowGroups {
             use object_store::ObjectStoreExt;
             store.get(&path).await?.bytes().await
         });
-        self.prefetch = Some((index, handle));
+        self.prefetch.push_back((index, handle));
     }
 
     fn open(&mut self, index: usize) -> Result<Current> {
@@ -146,13 +165,23 @@ impl RowGroups {
         let name = file.name();
         let opened = match file {
             FileRef::Local(p) => {
-                Opened::Local(std::fs::File::open(p).map_err(|e| Error::io("open", p, e))?)
+                let f = std::fs::File::open(p).map_err(|e| Error::io("open", p, e))?;
+                let map = polars::polars_utils::mmap::MMapSemaphore::new_from_file(&f)
+                    .map_err(|e| Error::Internal(format!("cannot map {}: {e}", p.display())))?;
+                std::io::Cursor::new(Bytes::Mapped(Arc::new(map)))
             }
             FileRef::Object { .. } => {
-                if self.prefetch.as_ref().is_none_or(|(i, _)| *i != index) {
-                    self.start_fetch(index);
+                // This file and the next PREFETCH_FILES download concurrently with
+                // the decoding of this one.
+                if self.prefetch.front().is_none_or(|(i, _)| *i != index) {
+                    self.prefetch.clear();
                 }
-                let (_, handle) = self.prefetch.take().expect("fetch started");
+                let mut next = self.prefetch.back().map_or(index, |(i, _)| i + 1);
+                while next <= index + PREFETCH_FILES {
+                    self.start_fetch(next);
+                    next += 1;
+                }
+                let (_, handle) = self.prefetch.pop_front().expect("fetch started");
                 let rt = self
                     .runtime
                     .clone()
@@ -161,30 +190,18 @@ impl RowGroups {
                     .block_on(handle)
                     .map_err(|e| Error::Internal(format!("fetching {name}: {e}")))?
                     .map_err(|e| crate::storage::runtime_error(&format!("reading {name}"), e))?;
-                // The next file downloads while this one is decoded.
-                self.start_fetch(index + 1);
-                Opened::Memory(std::io::Cursor::new(bytes))
+                std::io::Cursor::new(Bytes::Fetched(bytes))
             }
         };
         let bad = |e: PolarsError| {
             Error::DataContract(format!("{name} is not a readable Parquet file: {e}"))
         };
-        let (metadata, file_schema) = match &opened {
-            Opened::Local(f) => {
-                let mut r =
-                    ParquetReader::new(f.try_clone().map_err(|e| Error::io("open", &name, e))?);
-                (
-                    r.get_metadata().map_err(bad)?.clone(),
-                    r.schema().map_err(bad)?,
-                )
-            }
-            Opened::Memory(c) => {
-                let mut r = ParquetReader::new(c.clone());
-                (
-                    r.get_metadata().map_err(bad)?.clone(),
-                    r.schema().map_err(bad)?,
-                )
-            }
+        let (metadata, file_schema) = {
+            let mut r = ParquetReader::new(opened.clone());
+            (
+                r.get_metadata().map_err(bad)?.clone(),
+                r.schema().map_err(bad)?,
+            )
         };
         let hive_values = if self.set.hive {
             hive_values(&name)
@@ -238,28 +255,12 @@ impl RowGroups {
         let read = |df: PolarsResult<DataFrame>| {
             df.map_err(|e| Error::DataContract(format!("{name}: cannot read row group: {e}")))
         };
-        let df = match &cur.opened {
-            Opened::Local(f) => {
-                let f = match f.try_clone() {
-                    Ok(f) => f,
-                    Err(e) => return Some(Err(Error::io("read", &name, e))),
-                };
-                let mut r = ParquetReader::new(f)
-                    .with_columns(Some(cur.file_columns.clone()))
-                    .with_slice(Some(slice))
-                    .read_parallel(ParallelStrategy::Columns);
-                r.set_metadata(cur.metadata.clone());
-                read(r.finish())
-            }
-            Opened::Memory(c) => {
-                let mut r = ParquetReader::new(c.clone())
-                    .with_columns(Some(cur.file_columns.clone()))
-                    .with_slice(Some(slice))
-                    .read_parallel(ParallelStrategy::Columns);
-                r.set_metadata(cur.metadata.clone());
-                read(r.finish())
-            }
-        };
+        let mut r = ParquetReader::new(cur.opened.clone())
+            .with_columns(Some(cur.file_columns.clone()))
+            .with_slice(Some(slice))
+            .read_parallel(ParallelStrategy::Columns);
+        r.set_metadata(cur.metadata.clone());
+        let df = read(r.finish());
         Some(df.and_then(|df| self.shape(df, rows, &name)))
     }
 
