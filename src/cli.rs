@@ -179,7 +179,7 @@ fn run(a: RunArgs, quiet: bool) -> Result<()> {
         let st = |k: &str| m.stages.get(k).copied().unwrap_or(0.0);
         let rps = |k: &str| m.rows_per_second.get(k).copied().unwrap_or(0.0);
         println!(
-            "scorch: job {} ds={} run {} succeeded\n  rows: {} read, {} scored, {} written\n  \
+            "scorch: job {} ds={} run {} succeeded\n  rows: {} read, {} scored, {} written{}\n  \
              busy seconds per stage (stages overlap): read {:.3}, preprocess {:.3}, tensorize {:.3}, \
              infer {:.3}, write {:.3}; wall {:.3}\n  \
              rows/s: {:.0} end to end; infer alone {:.0}\n  \
@@ -190,6 +190,11 @@ fn run(a: RunArgs, quiet: bool) -> Result<()> {
             m.rows.read,
             m.rows.scored,
             m.rows.written,
+            if m.rows.quarantined > 0 {
+                format!(", {} quarantined", m.rows.quarantined)
+            } else {
+                String::new()
+            },
             st("read"),
             st("preprocess"),
             st("tensorize"),
@@ -201,6 +206,9 @@ fn run(a: RunArgs, quiet: bool) -> Result<()> {
             s.partition,
             s.manifest_path
         );
+        if let Some(q) = m.contract.as_ref().and_then(|c| c.quarantine.as_ref()) {
+            println!("  quarantine: {q}");
+        }
     }
     Ok(())
 }

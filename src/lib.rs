@@ -1,12 +1,13 @@
 //! scorch: batch scoring and ETL job runner.
 //!
 //! The data's way through a run, one module per stage:
-//! [`spec`] (job YAML) → [`source`] (Parquet, SQL) → [`preprocess`] (Polars) →
+//! [`spec`] (job YAML) → [`source`] (Parquet, SQL) → [`contract`] (data contract) → [`preprocess`] (Polars) →
 //! [`infer`] (LibTorch) → [`sink`] (Parquet table) → [`run`] (orchestration and
 //! manifest). [`storage`] opens object stores for sources and sinks. [`model`] holds model bundles; [`validate`] checks files without
 //! reading data; [`cli`] is the command line.
 
 pub mod cli;
+pub mod contract;
 pub mod error;
 pub mod infer;
 pub mod model;

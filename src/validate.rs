@@ -33,6 +33,12 @@ fn kind_of(path: &Path) -> &'static str {
         .is_some_and(|n| n == "preprocess")
     {
         "preprocess"
+    } else if path
+        .parent()
+        .and_then(|p| p.file_name())
+        .is_some_and(|n| n == "schemas")
+    {
+        "contract"
     } else {
         "job"
     }
@@ -76,6 +82,10 @@ pub fn check_file(path: &Path, root: &Path, profiles: &Path) -> Checked {
             .into_iter()
             .collect(),
         "preprocess" => crate::preprocess::load_spec(path)
+            .err()
+            .into_iter()
+            .collect(),
+        "contract" => crate::contract::Contract::load(path)
             .err()
             .into_iter()
             .collect(),
@@ -174,6 +184,11 @@ fn check_job(path: &Path, root: &Path, profiles: &Path) -> Vec<Error> {
             }
             Err(e) => errors.push(e),
         },
+    }
+    if let Some(c) = &job.contract
+        && let Err(e) = crate::contract::Contract::load(&root.join(c))
+    {
+        errors.push(e.context(format!("{}: field `contract`", path.display())));
     }
     if let Some(name) = &job.storage_profile
         && let Err(e) = crate::spec::profiles::storage(profiles, name)

@@ -337,3 +337,51 @@ fn azure_blob_input_and_output_on_azurite() {
         theirs.column("churn_probability").unwrap()
     );
 }
+
+#[test]
+fn quarantined_rows_are_uploaded_beside_an_s3_table() {
+    let s3 = S3Server::start();
+    let p = Project::new(1, 2000);
+    std::fs::write(p.path().join("profiles.yaml"), s3.profile_yaml("lake")).unwrap();
+    std::fs::create_dir_all(p.path().join("schemas")).unwrap();
+    std::fs::write(
+        p.path().join("schemas/c.yaml"),
+        "name: c\ncolumns:\n  age: {max: 120}\nmax_invalid_fraction: 0.1\n",
+    )
+    .unwrap();
+    let job = p.job(
+        "checked",
+        &format!(
+            "name: checked\nsource:\n  parquet:\n    path: data/churn/features\nkeys: [customer_id]\n\
+             contract: schemas/c.yaml\nmodel: {}\nstorage_profile: lake\noutput:\n  path: s3://lake/scores/checked\n",
+            example_bundle().display()
+        ),
+    );
+    let o = p.run_job(&job, &S3Server::env());
+    assert_exit(&o, 0, &[]);
+    let out = stdout(&o);
+    let q = out
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("quarantine: "))
+        .unwrap_or_else(|| panic!("no quarantine line in {out}"));
+    assert!(
+        q.starts_with("s3://lake/scores/checked/_quarantine/ds=2026-11-28/"),
+        "{q}"
+    );
+    // The server holds it, and it holds the rows with age > 120.
+    let key = q.trim_start_matches("s3://lake/");
+    let file = s3.root.path().join("lake").join(key);
+    let df = ParquetReader::new(std::fs::File::open(&file).unwrap())
+        .finish()
+        .unwrap();
+    assert!(df.height() > 0);
+    let ages = df.column("age").unwrap().f64().unwrap();
+    assert!(ages.into_no_null_iter().all(|a| a > 120.0));
+    // No temporary file is left behind locally.
+    assert!(!std::fs::read_dir(std::env::temp_dir()).unwrap().any(|e| {
+        e.unwrap()
+            .file_name()
+            .to_string_lossy()
+            .contains("scorch-quarantine-")
+    }));
+}

@@ -41,6 +41,19 @@ pub struct Manifest {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub output: Option<OutputInfo>,
     pub inference: InferenceInfo,
+    /// The data contract applied, if any.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub contract: Option<ContractInfo>,
+}
+
+/// The data contract of a run and where its quarantined rows went.
+#[derive(Debug, Clone, Serialize)]
+pub struct ContractInfo {
+    pub name: String,
+    pub file: String,
+    /// The quarantine file (only when rows were quarantined).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub quarantine: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -74,6 +87,8 @@ pub struct RowCounts {
     pub read: u64,
     pub scored: u64,
     pub written: u64,
+    /// Rows the data contract set aside (not scored).
+    pub quarantined: u64,
 }
 
 #[derive(Debug, Clone, Serialize)]

@@ -138,6 +138,7 @@ pub fn run(opts: &RunOptions) -> Result<RunSummary> {
         stages: BTreeMap::new(),
         rows_per_second: BTreeMap::new(),
         output: None,
+        contract: None,
         inference: InferenceInfo {
             device: inference.device.clone(),
             threads,
@@ -306,6 +307,27 @@ fn execute(
             needed.push(c);
         }
     }
+    let checker = match &job.contract {
+        Some(c) => {
+            let file = opts.root.join(c);
+            let contract = crate::contract::Contract::load(&file)?;
+            contract.check_schema(&file, &schema)?;
+            for c in contract.columns_read() {
+                if !needed.contains(&c) {
+                    needed.push(c);
+                }
+            }
+            m.contract = Some(ContractInfo {
+                name: contract.name.clone(),
+                file: c.clone(),
+                quarantine: None,
+            });
+            Some(std::sync::Mutex::new(crate::contract::Checker::new(
+                contract, file,
+            )))
+        }
+        None => None,
+    };
 
     // The fused preprocessing path, unless a step or type needs the Polars path (or
     // SCORCH_PREPROCESS_PATH=polars asks for it).
@@ -362,6 +384,18 @@ fn execute(
         run_id: m.run_id.clone(),
         scored_at: Utc::now().timestamp_micros(),
     };
+    let quarantine_tmp = checker
+        .as_ref()
+        .map(|_| env.table.quarantine_tmp(&partition, &m.run_id))
+        .transpose()?;
+    let mut quarantine_schema = Schema::default();
+    for c in &needed {
+        quarantine_schema.insert(
+            c.as_str().into(),
+            schema.get(c.as_str()).expect("checked").clone(),
+        );
+    }
+    quarantine_schema.insert(crate::contract::REASON_COLUMN.into(), DataType::String);
     let result = (|| -> Result<()> {
         // Chunks are whole multiples of the inference batch, so the model sees the same
         // batches whatever the source's own chunking: scores do not depend on it.
@@ -376,6 +410,7 @@ fn execute(
             state,
             fused: fused.as_ref(),
             engine: &engine,
+            contract: checker.as_ref(),
         };
         let file_name = |i: usize| staged.data_file_name(i);
         let frame = |keys: &DataFrame, scores: Vec<Vec<f32>>| {
@@ -392,6 +427,7 @@ fn execute(
             },
             max_file_bytes: job.output.max_file_mb.saturating_mul(1 << 20),
             frame: &frame,
+            quarantine: quarantine_tmp.as_deref().map(|p| (p, &quarantine_schema)),
         };
         let bar = progress::Bar::new(opts.progress, src.total_rows());
         let done = pipeline::run(&plan, &output, &|rows| bar.set(rows));
@@ -400,6 +436,19 @@ fn execute(
         m.rows.read = done.rows_read;
         m.rows.scored = done.rows_scored;
         m.rows.written = done.rows_written;
+        m.rows.quarantined = done.rows_quarantined;
+        if let Some(checker) = &checker {
+            // Quarantined rows are kept for inspection even when the contract fails the run.
+            if done.rows_quarantined > 0
+                && let Some(tmp) = &quarantine_tmp
+            {
+                let at = env.table.publish_quarantine(tmp, &partition, &m.run_id)?;
+                if let Some(c) = m.contract.as_mut() {
+                    c.quarantine = Some(redactor.redact(&at));
+                }
+            }
+            checker.lock().expect("contract lock").finish(opts.ds)?;
+        }
         let sec = done.seconds;
         for (name, secs) in [
             ("read", sec.read),
@@ -407,8 +456,11 @@ fn execute(
             ("tensorize", sec.tensorize),
             ("infer", sec.infer),
             ("write", sec.write),
+            ("contract", sec.contract),
         ] {
-            m.stages.insert(name, secs);
+            if name != "contract" || checker.is_some() {
+                m.stages.insert(name, secs);
+            }
         }
         tracing::info!(
             rows = m.rows.read,
@@ -447,6 +499,9 @@ fn execute(
             redactor,
         )
     })();
+    if let Some(tmp) = &quarantine_tmp {
+        let _ = std::fs::remove_file(tmp);
+    }
     if let Err(e) = result {
         staged.abandon();
         return Err(e);

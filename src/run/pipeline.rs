@@ -17,6 +17,7 @@ use std::time::Instant;
 
 use polars::prelude::*;
 
+use crate::contract::Checker;
 use crate::error::{Error, Result};
 use crate::infer::{Engine, tensorize};
 use crate::preprocess::fused::Compiled;
@@ -32,6 +33,8 @@ pub struct StageSeconds {
     pub tensorize: f64,
     pub infer: f64,
     pub write: f64,
+    /// Data-contract checks.
+    pub contract: f64,
 }
 
 /// What the pipeline reads and how it scores.
@@ -47,6 +50,8 @@ pub struct Plan<'a> {
     /// The state compiled for the fused path, when it applies (see [`crate::preprocess::fused`]).
     pub fused: Option<&'a Compiled>,
     pub engine: &'a Engine,
+    /// The job's data contract, applied to each chunk before preprocessing.
+    pub contract: Option<&'a std::sync::Mutex<Checker>>,
 }
 
 /// Where and how the output is written.
@@ -61,6 +66,9 @@ pub struct Output<'a> {
     pub max_file_bytes: u64,
     /// Builds the output frame of a chunk from its keys and scores.
     pub frame: &'a FrameFn<'a>,
+    /// Where quarantined rows go (a local file, created with the first such row) and
+    /// their schema (the columns read plus the reason).
+    pub quarantine: Option<(&'a Path, &'a Schema)>,
 }
 
 /// Builds a chunk's output frame from its key columns and score columns.
@@ -78,6 +86,8 @@ pub struct WrittenFile {
 #[derive(Debug, Default)]
 pub struct Outcome {
     pub rows_read: u64,
+    /// Rows set aside by the data contract (written to the quarantine file).
+    pub rows_quarantined: u64,
     pub rows_scored: u64,
     pub rows_written: u64,
     pub files: Vec<WrittenFile>,
@@ -91,12 +101,14 @@ pub type Progress<'a> = &'a (dyn Fn(u64) + Sync);
 struct Features {
     keys: DataFrame,
     matrix: Vec<f32>,
+    quarantined: Option<DataFrame>,
 }
 
 /// A scored chunk.
 struct Scored {
     keys: DataFrame,
     scores: Vec<Vec<f32>>,
+    quarantined: Option<DataFrame>,
 }
 
 /// Runs the pipeline to the end. Files are written into `out.dir`; nothing is published.
@@ -119,11 +131,13 @@ pub fn run(plan: &Plan<'_>, out: &Output<'_>, progress: Progress<'_>) -> Result<
             .map_err(|e| Error::Internal(format!("cannot start the inference thread: {e}")))?;
         let written = write_stage(out, score_rx, progress);
         let (rows_read, read) = reader.join().map_err(|_| panicked("reader"))?;
-        let (preprocess, tensorize) = prep.join().map_err(|_| panicked("preprocessing"))?;
+        let (preprocess, tensorize, contract) =
+            prep.join().map_err(|_| panicked("preprocessing"))?;
         let (rows_scored, infer) = infer.join().map_err(|_| panicked("inference"))?;
-        let (files, write) = written?;
+        let (files, rows_quarantined, write) = written?;
         Ok(Outcome {
             rows_read,
+            rows_quarantined,
             rows_scored,
             rows_written: files.iter().map(|f| f.rows).sum(),
             files,
@@ -133,6 +147,7 @@ pub fn run(plan: &Plan<'_>, out: &Output<'_>, progress: Progress<'_>) -> Result<
                 tensorize,
                 infer,
                 write,
+                contract,
             },
         })
     })
@@ -176,16 +191,26 @@ fn read_stage(plan: &Plan<'_>, tx: SyncSender<Result<DataFrame>>) -> (u64, f64) 
     (rows, busy)
 }
 
-/// Preprocesses and tensorizes. Returns busy seconds of both.
+/// Applies the contract, preprocesses and tensorizes. Returns busy seconds of
+/// preprocessing, tensorizing and contract checks.
 fn prep_stage(
     plan: &Plan<'_>,
     rx: Receiver<Result<DataFrame>>,
     tx: SyncSender<Result<Features>>,
-) -> (f64, f64) {
-    let (mut prep, mut tens) = (0.0, 0.0);
+) -> (f64, f64, f64) {
+    let (mut prep, mut tens, mut checks) = (0.0, 0.0, 0.0);
     let mut offset = 0usize;
     for raw in rx {
         let out = raw.and_then(|raw| {
+            let (raw, quarantined) = match plan.contract {
+                Some(c) => {
+                    let t = Instant::now();
+                    let split = c.lock().expect("contract lock").split(raw)?;
+                    checks += t.elapsed().as_secs_f64();
+                    (split.valid, split.quarantined)
+                }
+                None => (raw, None),
+            };
             if let Some(fused) = plan.fused {
                 let t = Instant::now();
                 let frame = if plan.state.spec.derived.is_empty() {
@@ -199,7 +224,11 @@ fn prep_stage(
                 if let Some(matrix) = matrix {
                     offset += raw.height();
                     let keys = raw.select(plan.keys.iter().map(|k| k.as_str()))?;
-                    return Ok(Features { keys, matrix });
+                    return Ok(Features {
+                        keys,
+                        matrix,
+                        quarantined,
+                    });
                 }
                 // A null, NaN or infinite feature: the Polars path below reports it.
             }
@@ -228,14 +257,18 @@ fn prep_stage(
             tens += t.elapsed().as_secs_f64();
             offset += raw.height();
             let keys = raw.select(plan.keys.iter().map(|k| k.as_str()))?;
-            Ok(Features { keys, matrix })
+            Ok(Features {
+                keys,
+                matrix,
+                quarantined,
+            })
         });
         let failed = out.is_err();
         if tx.send(out).is_err() || failed {
             break;
         }
     }
-    (prep, tens)
+    (prep, tens, checks)
 }
 
 /// Scores. Returns rows scored and busy seconds.
@@ -255,6 +288,7 @@ fn infer_stage(
             Ok(Scored {
                 keys: f.keys,
                 scores,
+                quarantined: f.quarantined,
             })
         });
         let failed = out.is_err();
@@ -270,8 +304,10 @@ fn write_stage(
     out: &Output<'_>,
     rx: Receiver<Result<Scored>>,
     progress: Progress<'_>,
-) -> Result<(Vec<WrittenFile>, f64)> {
+) -> Result<(Vec<WrittenFile>, u64, f64)> {
     let mut busy = 0.0;
+    let mut quarantine: Option<BatchWriter> = None;
+    let mut quarantined = 0u64;
     let mut files: Vec<WrittenFile> = Vec::new();
     let mut current: Option<(BatchWriter, PathBuf, WrittenFile)> = None;
     let mut total = 0u64;
@@ -292,6 +328,13 @@ fn write_stage(
     for scored in rx {
         let scored = scored?;
         let t = Instant::now();
+        if let (Some(mut q), Some((path, schema))) = (scored.quarantined, out.quarantine) {
+            if quarantine.is_none() {
+                quarantine = Some(BatchWriter::create(path, schema, &out.parquet)?);
+            }
+            quarantined += q.height() as u64;
+            quarantine.as_mut().expect("created").write(&mut q)?;
+        }
         let mut frame = (out.frame)(&scored.keys, scored.scores)?;
         drop(scored.keys);
         if current.is_none() {
@@ -320,6 +363,9 @@ fn write_stage(
         info.bytes = w.finish()?;
         files.push(info);
     }
+    if let Some(q) = quarantine {
+        q.finish()?;
+    }
     busy += t.elapsed().as_secs_f64();
-    Ok((files, busy))
+    Ok((files, quarantined, busy))
 }

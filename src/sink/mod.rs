@@ -333,6 +333,44 @@ impl Table {
         }
     }
 
+    /// A local file for a run's quarantined rows, until [`Table::publish_quarantine`].
+    pub fn quarantine_tmp(&self, partition: &str, run_id: &str) -> Result<PathBuf> {
+        let dir = match self {
+            Table::Local(dir) => dir.join(QUARANTINE_DIR).join(partition),
+            Table::Remote { .. } => std::env::temp_dir(),
+        };
+        std::fs::create_dir_all(&dir).map_err(|e| Error::io("create folder", &dir, e))?;
+        Ok(dir.join(format!(".scorch-quarantine-{run_id}.parquet.tmp")))
+    }
+
+    /// Moves (local) or uploads (object store) a finished quarantine file to
+    /// `<table>/_quarantine/<partition>/<run id>.parquet`; returns where it is.
+    pub fn publish_quarantine(&self, tmp: &Path, partition: &str, run_id: &str) -> Result<String> {
+        let name = format!("{run_id}.parquet");
+        match self {
+            Table::Local(dir) => {
+                let dest = dir.join(QUARANTINE_DIR).join(partition).join(&name);
+                std::fs::rename(tmp, &dest).map_err(|e| Error::io("publish", &dest, e))?;
+                Ok(dest.display().to_string())
+            }
+            Table::Remote { url, store, prefix } => {
+                use object_store::ObjectStoreExt;
+                let path = prefix
+                    .clone()
+                    .join(QUARANTINE_DIR)
+                    .join(partition)
+                    .join(name.as_str());
+                let what = format!("{url}/{QUARANTINE_DIR}/{partition}/{name}");
+                let bytes = std::fs::read(tmp).map_err(|e| Error::io("read", tmp, e))?;
+                crate::storage::runtime()?
+                    .block_on(async { store.store.put(&path, bytes.into()).await })
+                    .map_err(|e| crate::storage::runtime_error(&format!("writing {what}"), e))?;
+                let _ = std::fs::remove_file(tmp);
+                Ok(what)
+            }
+        }
+    }
+
     /// Starts writing `partition` (e.g. `ds=2026-11-28`).
     pub fn stage(&self, partition: &str, run_id: &str) -> Result<Staged> {
         match self {
@@ -353,6 +391,9 @@ impl Table {
         }
     }
 }
+
+/// Folder of a table holding quarantined rows, `<partition>/<run id>.parquet`.
+pub const QUARANTINE_DIR: &str = "_quarantine";
 
 /// Name of the manifest that commits a partition.
 pub const PARTITION_MANIFEST: &str = "_manifest.json";

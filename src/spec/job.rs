@@ -42,6 +42,11 @@ pub struct JobSpec {
     /// bundle's pin, else the run stops with exit 4 before reading data.
     #[serde(default)]
     pub preprocessing: Option<PreprocessingPin>,
+    /// A data contract (`schemas/<name>.yaml`, relative to the project folder) the
+    /// input must satisfy: schema checked before reading, rows that break a rule
+    /// quarantined, dataset rules checked before publishing.
+    #[serde(default)]
+    pub contract: Option<String>,
     /// Where and how the scored table is written.
     pub output: OutputSpec,
     /// Batching and threading of inference.
