@@ -11,12 +11,15 @@ and ``bundle.yaml`` into ``--out``.
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 import os
 import shutil
+import sys
 
 import torch
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "python"))
+import scorch_prep  # noqa: E402
 
 
 def main() -> int:
@@ -52,27 +55,8 @@ def main() -> int:
     with torch.no_grad():
         torch.jit.trace(model, torch.zeros(2, n_in)).save(path)
     shutil.copyfile(state_src, os.path.join(a.out, "preprocess.state.json"))
-    digest = hashlib.sha256(open(path, "rb").read()).hexdigest()
     arch = "-".join(str(x) for x in [n_in, *hidden, 1])
-    bundle = {
-        "name": "churn_wide",
-        "version": "1.0.0",
-        "description": f"benchmark MLP {arch}, random weights",
-        "format": "torchscript",
-        "model_file": "model.pt",
-        "model_sha256": digest,
-        "features": state["feature_names"],
-        "outputs": [{"name": "churn_probability", "shape": []}],
-        "preprocessing": {
-            "name": state["spec"]["name"],
-            "version": state["spec"]["version"],
-            "state_file": "preprocess.state.json",
-            "state_hash": state["content_hash"],
-        },
-    }
-    with open(os.path.join(a.out, "bundle.yaml"), "w", encoding="utf-8") as f:
-        for k, v in bundle.items():
-            f.write(f"{k}: {json.dumps(v)}\n")
+    scorch_prep.write_bundle(a.out, "churn_wide", "1.0.0", f"benchmark MLP {arch}, random weights", state)
     print(f"wrote {a.out} (MLP {arch})")
     return 0
 

@@ -13,7 +13,9 @@ Every step builds the same Polars expression as ``src/preprocess/mod.rs``; a tes
 
 from __future__ import annotations
 
+import hashlib
 import json
+import os
 from typing import Any
 
 import polars as pl
@@ -129,3 +131,38 @@ def to_matrix(frame: pl.LazyFrame | pl.DataFrame, state: dict[str, Any]):
     """Applies the state and returns a float32 numpy matrix (rows × features)."""
     df = apply(frame, state).collect()
     return df.to_numpy().astype("float32", copy=False)
+
+
+def sha256(path: str) -> str:
+    """Hex SHA-256 of a file (what a bundle's ``model_sha256`` holds)."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def write_bundle(out: str, name: str, version: str, description: str, state: dict[str, Any], header: str = "") -> None:
+    """Writes ``out/bundle.yaml`` for ``out/model.pt`` (one output, ``churn_probability``)
+    and the fitted state in ``out/preprocess.state.json``."""
+    bundle = {
+        "name": name,
+        "version": version,
+        "description": description,
+        "format": "torchscript",
+        "model_file": "model.pt",
+        "model_sha256": sha256(os.path.join(out, "model.pt")),
+        "features": state["feature_names"],
+        "outputs": [{"name": "churn_probability", "shape": []}],
+        "preprocessing": {
+            "name": state["spec"]["name"],
+            "version": state["spec"]["version"],
+            "state_file": "preprocess.state.json",
+            "state_hash": state["content_hash"],
+        },
+    }
+    # YAML is a superset of JSON; keep one key per line for readable diffs.
+    with open(os.path.join(out, "bundle.yaml"), "w", encoding="utf-8") as f:
+        f.write(header)
+        for k, v in bundle.items():
+            f.write(f"{k}: {json.dumps(v)}\n")

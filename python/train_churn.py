@@ -14,8 +14,6 @@
 from __future__ import annotations
 
 import argparse
-import hashlib
-import json
 import os
 import subprocess
 import sys
@@ -42,14 +40,6 @@ class ChurnMLP(torch.nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         # One churn probability per row: shape [n].
         return torch.sigmoid(self.net(x)).squeeze(-1)
-
-
-def sha256(path: str) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -114,28 +104,14 @@ def main(argv: list[str] | None = None) -> int:
         scripted = torch.jit.trace(model, torch.zeros(2, X.shape[1]))
     scripted.save(model_path)
 
-    bundle = {
-        "name": "churn",
-        "version": a.version,
-        "description": f"MLP {X.shape[1]}-64-32-1 trained on {a.train_days} ({X.shape[0]} rows); "
-        f"validation log loss {vl:.4f}",
-        "format": "torchscript",
-        "model_file": "model.pt",
-        "model_sha256": sha256(model_path),
-        "features": state["feature_names"],
-        "outputs": [{"name": "churn_probability", "shape": []}],
-        "preprocessing": {
-            "name": state["spec"]["name"],
-            "version": state["spec"]["version"],
-            "state_file": "preprocess.state.json",
-            "state_hash": state["content_hash"],
-        },
-    }
-    # YAML is a superset of JSON; keep one key per line for readable diffs.
-    with open(os.path.join(a.out, "bundle.yaml"), "w", encoding="utf-8") as f:
-        f.write("# Written by python/train_churn.py; edit the script, not this file.\n")
-        for k, v in bundle.items():
-            f.write(f"{k}: {json.dumps(v)}\n")
+    scorch_prep.write_bundle(
+        a.out,
+        "churn",
+        a.version,
+        f"MLP {X.shape[1]}-64-32-1 trained on {a.train_days} ({X.shape[0]} rows); validation log loss {vl:.4f}",
+        state,
+        header="# Written by python/train_churn.py; edit the script, not this file.\n",
+    )
     print(f"wrote bundle {a.out}")
     return 0
 

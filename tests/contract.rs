@@ -31,6 +31,28 @@ fn read(path: &std::path::Path) -> DataFrame {
         .unwrap()
 }
 
+/// The generated features of one day.
+fn day(p: &Project, ds: &str) -> DataFrame {
+    let dir = p.path().join(format!("data/churn/features/ds={ds}"));
+    read(
+        &std::fs::read_dir(dir)
+            .unwrap()
+            .next()
+            .unwrap()
+            .unwrap()
+            .path(),
+    )
+}
+
+fn ids(df: &DataFrame) -> Vec<i64> {
+    df.column("customer_id")
+        .unwrap()
+        .i64()
+        .unwrap()
+        .into_no_null_iter()
+        .collect()
+}
+
 fn run_manifest(p: &Project, table: &str) -> serde_json::Value {
     let dir = p.path().join(format!("output/{table}/_runs"));
     let f = std::fs::read_dir(&dir)
@@ -59,26 +81,11 @@ fn rows_breaking_rules_are_quarantined_with_reasons_and_not_scored() {
         &[],
     );
     assert_exit(&o, 0, &[]);
-    let input = read(
-        &std::fs::read_dir(p.path().join(format!("data/churn/features/ds={LAST_DAY}")))
-            .unwrap()
-            .next()
-            .unwrap()
-            .unwrap()
-            .path(),
-    );
-    let bad_ids: Vec<i64> = input
-        .clone()
+    let bad_ids = ids(&day(&p, LAST_DAY)
         .lazy()
         .filter(col("age").gt(lit(120.0)))
         .collect()
-        .unwrap()
-        .column("customer_id")
-        .unwrap()
-        .i64()
-        .unwrap()
-        .into_no_null_iter()
-        .collect();
+        .unwrap());
     assert!(!bad_ids.is_empty(), "the generator plants outliers");
     let m = run_manifest(&p, "checked");
     assert_eq!(m["rows"]["read"], 5000);
@@ -87,14 +94,7 @@ fn rows_breaking_rules_are_quarantined_with_reasons_and_not_scored() {
     let q_path = m["contract"]["quarantine"].as_str().unwrap();
     assert!(q_path.contains("_quarantine/ds=2026-11-28/"), "{q_path}");
     let q = read(&p.path().join(q_path));
-    let q_ids: Vec<i64> = q
-        .column("customer_id")
-        .unwrap()
-        .i64()
-        .unwrap()
-        .into_no_null_iter()
-        .collect();
-    assert_eq!(q_ids, bad_ids);
+    assert_eq!(ids(&q), bad_ids);
     for r in q
         .column("quarantine_reason")
         .unwrap()
@@ -111,13 +111,7 @@ fn rows_breaking_rules_are_quarantined_with_reasons_and_not_scored() {
             .join(format!("output/checked/ds={LAST_DAY}/part-00000.parquet")),
     );
     assert_eq!(out.height(), 5000 - bad_ids.len());
-    let scored: std::collections::HashSet<i64> = out
-        .column("customer_id")
-        .unwrap()
-        .i64()
-        .unwrap()
-        .into_no_null_iter()
-        .collect();
+    let scored: std::collections::HashSet<i64> = ids(&out).into_iter().collect();
     assert!(bad_ids.iter().all(|id| !scored.contains(id)));
 }
 
@@ -177,40 +171,9 @@ fn repeated_keys_are_quarantined_after_their_first_row() {
     );
     let o = p.run_job(&job(&p, "unique", "data/churn/features", &c), &[]);
     assert_exit(&o, 0, &[]);
-    let all = ParquetReader::new(
-        std::fs::File::open(
-            std::fs::read_dir(p.path().join("data/churn/features/ds=2026-11-27"))
-                .unwrap()
-                .next()
-                .unwrap()
-                .unwrap()
-                .path(),
-        )
-        .unwrap(),
-    )
-    .finish()
-    .unwrap();
-    let day2 = read(
-        &std::fs::read_dir(p.path().join("data/churn/features/ds=2026-11-28"))
-            .unwrap()
-            .next()
-            .unwrap()
-            .unwrap()
-            .path(),
-    );
-    let first: std::collections::HashSet<i64> = all
-        .column("customer_id")
-        .unwrap()
-        .i64()
-        .unwrap()
-        .into_no_null_iter()
-        .collect();
-    let repeats = day2
-        .column("customer_id")
-        .unwrap()
-        .i64()
-        .unwrap()
-        .into_no_null_iter()
+    let first: std::collections::HashSet<i64> = ids(&day(&p, "2026-11-27")).into_iter().collect();
+    let repeats = ids(&day(&p, LAST_DAY))
+        .into_iter()
         .filter(|id| first.contains(id))
         .count();
     assert!(repeats > 0);

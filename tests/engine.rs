@@ -113,15 +113,17 @@ fn bf16_precision_changes_scores_slightly_and_is_recorded() {
     assert_exit(&f32_run, 0, &[]);
     let dir = p.path().join(format!("output/prec/ds={LAST_DAY}"));
     let (a, _) = read_partition(&dir);
-    let o = p.scorch(&[
-        "run",
-        job.to_str().unwrap(),
-        "--date",
-        LAST_DAY,
-        "--precision",
-        "bf16",
-    ]);
-    assert_exit(&o, 0, &[]);
+    let with_precision = |prec: &str| {
+        p.scorch(&[
+            "run",
+            job.to_str().unwrap(),
+            "--date",
+            LAST_DAY,
+            "--precision",
+            prec,
+        ])
+    };
+    assert_exit(&with_precision("bf16"), 0, &[]);
     let (b, _) = read_partition(&dir);
     assert_eq!(manifest(&dir)["inference"]["precision"], "bf16");
     let x = a.column("churn_probability").unwrap().f32().unwrap();
@@ -135,15 +137,7 @@ fn bf16_precision_changes_scores_slightly_and_is_recorded() {
     assert!(max > 0.0, "bf16 should not be bit-identical to f32");
     assert!(max < 0.05, "bf16 scores differ by up to {max}");
     // A bad precision is a config error naming the field.
-    let o = p.scorch(&[
-        "run",
-        job.to_str().unwrap(),
-        "--date",
-        LAST_DAY,
-        "--precision",
-        "int3",
-    ]);
-    assert_exit(&o, 2, &["inference.precision", "int3"]);
+    assert_exit(&with_precision("int3"), 2, &["inference.precision", "int3"]);
 }
 
 #[test]
