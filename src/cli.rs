@@ -12,7 +12,8 @@ use crate::error::{Error, ExitCode, Result};
 /// preprocessing → LibTorch → Parquet table.
 ///
 /// Exit codes: 0 ok, 1 internal error, 2 usage/config/job-spec error, 3 data
-/// contract violation, 4 model or bundle error.
+/// contract violation, 4 model or bundle error, 5 a `fail` quality check (outputs
+/// and reports were written).
 #[derive(Debug, Parser)]
 #[command(name = "scorch", version, max_term_width = 100)]
 pub struct Cli {
@@ -208,6 +209,17 @@ fn run(a: RunArgs, quiet: bool) -> Result<()> {
         );
         if let Some(q) = m.contract.as_ref().and_then(|c| c.quarantine.as_ref()) {
             println!("  quarantine: {q}");
+        }
+        if let Some(r) = &m.report {
+            let failed = m.checks.iter().filter(|c| c.status != "pass").count();
+            println!(
+                "  report: {r} ({} checks, {} passed)",
+                m.checks.len(),
+                m.checks.len() - failed
+            );
+        }
+        for w in &m.warnings {
+            println!("  warning: {w}");
         }
     }
     Ok(())

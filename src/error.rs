@@ -18,6 +18,8 @@ pub enum ExitCode {
     Config = 2,
     DataContract = 3,
     Model = 4,
+    /// A `fail`-severity quality check failed; outputs and reports were written.
+    QualityGate = 5,
 }
 
 impl ExitCode {
@@ -42,6 +44,10 @@ pub enum Error {
     /// A model bundle is unusable: hash mismatch, load failure, shape or preprocessing mismatch.
     #[error("model bundle: {0}")]
     Model(String),
+    /// Quality checks of `severity: fail` did not hold. The scored output, the report
+    /// and the manifest were written first.
+    #[error("quality gate: {0}")]
+    QualityGate(String),
     /// A file could not be read or written.
     #[error("{op} {}: {source}", .path.display())]
     Io {
@@ -106,6 +112,7 @@ impl Error {
             Error::Config { .. } => ExitCode::Config,
             Error::DataContract(_) => ExitCode::DataContract,
             Error::Model(_) => ExitCode::Model,
+            Error::QualityGate(_) => ExitCode::QualityGate,
             Error::Io { .. } | Error::Internal(_) => ExitCode::Internal,
         }
     }
@@ -122,6 +129,7 @@ impl Error {
             },
             Error::DataContract(m) => Error::DataContract(format!("{ctx}: {m}")),
             Error::Model(m) => Error::Model(format!("{ctx}: {m}")),
+            Error::QualityGate(m) => Error::QualityGate(format!("{ctx}: {m}")),
             Error::Internal(m) => Error::Internal(format!("{ctx}: {m}")),
             io @ Error::Io { .. } => Error::Internal(format!("{ctx}: {io}")),
         }

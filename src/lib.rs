@@ -2,8 +2,8 @@
 //!
 //! The data's way through a run, one module per stage:
 //! [`spec`] (job YAML) → [`source`] (Parquet, SQL) → [`contract`] (data contract) → [`preprocess`] (Polars) →
-//! [`infer`] (LibTorch) → [`sink`] (Parquet table) → [`run`] (orchestration and
-//! manifest). [`storage`] opens object stores for sources and sinks. [`model`] holds model bundles; [`validate`] checks files without
+//! [`infer`] (LibTorch) → [`sink`] (Parquet table) → [`reports`] (column metrics) →
+//! [`run`] (orchestration and manifest). [`storage`] opens object stores for sources and sinks. [`model`] holds model bundles; [`validate`] checks files without
 //! reading data; [`cli`] is the command line.
 
 pub mod cli;
@@ -12,6 +12,7 @@ pub mod error;
 pub mod infer;
 pub mod model;
 pub mod preprocess;
+pub mod reports;
 pub mod run;
 pub mod sink;
 pub mod source;

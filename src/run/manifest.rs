@@ -41,6 +41,15 @@ pub struct Manifest {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub output: Option<OutputInfo>,
     pub inference: InferenceInfo,
+    /// Quality checks and their outcome.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub checks: Vec<crate::reports::CheckResult>,
+    /// Warnings (checks of severity warn that did not hold).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub warnings: Vec<String>,
+    /// The run report (`report.json`), when the job asks for one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub report: Option<String>,
     /// The data contract applied, if any.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub contract: Option<ContractInfo>,

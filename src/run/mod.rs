@@ -138,6 +138,9 @@ pub fn run(opts: &RunOptions) -> Result<RunSummary> {
         stages: BTreeMap::new(),
         rows_per_second: BTreeMap::new(),
         output: None,
+        report: None,
+        checks: vec![],
+        warnings: vec![],
         contract: None,
         inference: InferenceInfo {
             device: inference.device.clone(),
@@ -179,7 +182,11 @@ pub fn run(opts: &RunOptions) -> Result<RunSummary> {
             })
         }
         Err(e) => {
-            m.status = "failed";
+            m.status = if matches!(e, Error::QualityGate(_)) {
+                "checks_failed"
+            } else {
+                "failed"
+            };
             m.exit_code = e.exit_code().code();
             m.error = Some(redactor.redact(&e.to_string()));
             if let Err(w) = table.write_run_manifest(&m.run_id, &manifest_bytes(&m, &redactor)) {
@@ -307,6 +314,39 @@ fn execute(
             needed.push(c);
         }
     }
+    let profile = match &job.report {
+        Some(r) => {
+            let mut cols: Vec<String> = if r.columns.is_empty() {
+                needed.clone()
+            } else {
+                r.columns.clone()
+            };
+            for chk in &r.checks {
+                for c in chk.columns() {
+                    if !cols.contains(&c) {
+                        cols.push(c);
+                    }
+                }
+            }
+            let mut sch = Schema::default();
+            for c in &cols {
+                let dt = schema.get(c.as_str()).ok_or_else(|| {
+                    Error::DataContract(format!(
+                        "report column `{c}` (job field `report.columns`) is not in the input {}",
+                        src.description
+                    ))
+                })?;
+                sch.insert(c.as_str().into(), dt.clone());
+                if !needed.contains(c) {
+                    needed.push(c.clone());
+                }
+            }
+            Some(std::sync::Mutex::new(crate::reports::Profile::new(
+                &sch, &r.checks,
+            )))
+        }
+        None => None,
+    };
     let checker = match &job.contract {
         Some(c) => {
             let file = opts.root.join(c);
@@ -384,6 +424,8 @@ fn execute(
         run_id: m.run_id.clone(),
         scored_at: Utc::now().timestamp_micros(),
     };
+    // Names of failed `fail` checks: the run publishes, then exits 5.
+    let mut gate: Vec<String> = Vec::new();
     let quarantine_tmp = checker
         .as_ref()
         .map(|_| env.table.quarantine_tmp(&partition, &m.run_id))
@@ -411,6 +453,7 @@ fn execute(
             fused: fused.as_ref(),
             engine: &engine,
             contract: checker.as_ref(),
+            profile: profile.as_ref(),
         };
         let file_name = |i: usize| staged.data_file_name(i);
         let frame = |keys: &DataFrame, scores: Vec<Vec<f32>>| {
@@ -437,6 +480,35 @@ fn execute(
         m.rows.scored = done.rows_scored;
         m.rows.written = done.rows_written;
         m.rows.quarantined = done.rows_quarantined;
+        if let Some(profile) = &profile {
+            let profile = profile.lock().expect("profile lock");
+            let checks = profile.check_results();
+            for c in &checks {
+                match c.status {
+                    "fail" => gate.push(c.name.clone()),
+                    "warn" => m
+                        .warnings
+                        .push(format!("check {} is {:?}", c.name, c.value)),
+                    _ => {}
+                }
+            }
+            m.checks = checks.clone();
+            let report = crate::reports::Report {
+                report_version: crate::reports::REPORT_VERSION,
+                run_id: m.run_id.clone(),
+                job: job.name.clone(),
+                ds: m.ds.clone(),
+                rows: done.rows_read,
+                columns: profile.columns.iter().map(|c| c.metrics()).collect(),
+                checks,
+            };
+            let text = serde_json::to_string_pretty(&report).expect("report serializes");
+            let at = env.table.write_run_file(
+                &format!("{}.report.json", m.run_id),
+                format!("{}\n", redactor.redact(&text)).as_bytes(),
+            )?;
+            m.report = Some(redactor.redact(&at));
+        }
         if let Some(checker) = &checker {
             // Quarantined rows are kept for inspection even when the contract fails the run.
             if done.rows_quarantined > 0
@@ -456,9 +528,9 @@ fn execute(
             ("tensorize", sec.tensorize),
             ("infer", sec.infer),
             ("write", sec.write),
-            ("contract", sec.contract),
+            ("checks", sec.contract),
         ] {
-            if name != "contract" || checker.is_some() {
+            if name != "checks" || checker.is_some() || profile.is_some() {
                 m.stages.insert(name, secs);
             }
         }
@@ -487,7 +559,11 @@ fn execute(
             columns: out_schema.iter_names().map(|c| c.to_string()).collect(),
         });
         let mut staged_manifest = m.clone();
-        staged_manifest.status = "succeeded";
+        staged_manifest.status = if gate.is_empty() {
+            "succeeded"
+        } else {
+            "checks_failed"
+        };
         staged_manifest.finished_at = now();
         staged_manifest
             .stages
@@ -514,6 +590,16 @@ fn execute(
     }
     let target = staged.publish()?;
     tracing::info!(partition = %redactor.redact(&target), rows = m.rows.written, "published");
+    if !gate.is_empty() {
+        return Err(Error::QualityGate(format!(
+            "{} check(s) of severity fail did not hold: {}; the output was published to {} \
+             and the report written to {}",
+            gate.len(),
+            gate.join(", "),
+            redactor.redact(&target),
+            m.report.clone().unwrap_or_default()
+        )));
+    }
     Ok(target)
 }
 

@@ -33,7 +33,7 @@ pub struct StageSeconds {
     pub tensorize: f64,
     pub infer: f64,
     pub write: f64,
-    /// Data-contract checks.
+    /// Data-contract checks and column statistics.
     pub contract: f64,
 }
 
@@ -52,6 +52,8 @@ pub struct Plan<'a> {
     pub engine: &'a Engine,
     /// The job's data contract, applied to each chunk before preprocessing.
     pub contract: Option<&'a std::sync::Mutex<Checker>>,
+    /// Column statistics of the input, updated with every chunk read.
+    pub profile: Option<&'a std::sync::Mutex<crate::reports::Profile>>,
 }
 
 /// Where and how the output is written.
@@ -202,6 +204,11 @@ fn prep_stage(
     let mut offset = 0usize;
     for raw in rx {
         let out = raw.and_then(|raw| {
+            if let Some(p) = plan.profile {
+                let t = Instant::now();
+                p.lock().expect("profile lock").update(&raw)?;
+                checks += t.elapsed().as_secs_f64();
+            }
             let (raw, quarantined) = match plan.contract {
                 Some(c) => {
                     let t = Instant::now();

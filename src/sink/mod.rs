@@ -314,16 +314,21 @@ impl Table {
 
     /// Writes a run's manifest to `_runs/<run id>.json`.
     pub fn write_run_manifest(&self, run_id: &str, bytes: &[u8]) -> Result<String> {
+        self.write_run_file(&format!("{run_id}.json"), bytes)
+    }
+
+    /// Writes a file of a run (manifest, report) to `_runs/<name>`.
+    pub fn write_run_file(&self, name: &str, bytes: &[u8]) -> Result<String> {
         match self {
             Table::Local(dir) => {
-                let p = dir.join(RUNS_DIR).join(format!("{run_id}.json"));
+                let p = dir.join(RUNS_DIR).join(name);
                 write_file_atomic(&p, bytes)?;
                 Ok(p.display().to_string())
             }
             Table::Remote { url, store, prefix } => {
                 use object_store::ObjectStoreExt;
-                let path = prefix.clone().join(RUNS_DIR).join(format!("{run_id}.json"));
-                let what = format!("{url}/{RUNS_DIR}/{run_id}.json");
+                let path = prefix.clone().join(RUNS_DIR).join(name);
+                let what = format!("{url}/{RUNS_DIR}/{name}");
                 let payload = object_store::PutPayload::from(bytes.to_vec());
                 crate::storage::runtime()?
                     .block_on(async { store.store.put(&path, payload).await })

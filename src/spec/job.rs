@@ -47,6 +47,10 @@ pub struct JobSpec {
     /// quarantined, dataset rules checked before publishing.
     #[serde(default)]
     pub contract: Option<String>,
+    /// Column metrics of the input, computed while scoring and written to
+    /// `<table>/_runs/<run id>.report.json`. Present (even empty: `report: {}`) to enable.
+    #[serde(default)]
+    pub report: Option<ReportSpec>,
     /// Where and how the scored table is written.
     pub output: OutputSpec,
     /// Batching and threading of inference.
@@ -106,6 +110,18 @@ pub struct SqlSource {
     /// Table name → Parquet path, folder or glob (templated like `parquet.path`). Hive
     /// partition folders become columns, so a query can filter on `ds`.
     pub tables: BTreeMap<String, String>,
+}
+
+/// What the run report covers.
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct ReportSpec {
+    /// Input columns to profile; empty (the default): every column the run reads.
+    #[serde(default)]
+    pub columns: Vec<String>,
+    /// Quality checks on the metrics, each `warn` or `fail`.
+    #[serde(default)]
+    pub checks: Vec<crate::reports::CheckSpec>,
 }
 
 /// Where the scored table goes.
@@ -290,6 +306,13 @@ impl JobSpec {
         }
         if self.inference.batch_size == 0 || self.inference.batch_size > 1 << 24 {
             p.push("inference.batch_size", "must be between 1 and 16777216");
+        }
+        if let Some(r) = &self.report {
+            for (i, c) in r.checks.iter().enumerate() {
+                if let Err(e) = c.validate() {
+                    p.push(format!("report.checks[{i}]"), e);
+                }
+            }
         }
         if self.output.max_file_mb == 0 {
             p.push("output.max_file_mb", "must be at least 1");

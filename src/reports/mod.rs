@@ -1,0 +1,541 @@
+//! Reports: what the input of a run looked like, computed while it is scored.
+//!
+//! This first part computes Deequ's basic column metrics in one streaming pass,
+//! chunk by chunk, with statistics that merge exactly (so shards of one date can be
+//! combined later):
+//!
+//! | metric | definition |
+//! |---|---|
+//! | `count` | rows |
+//! | `completeness` | non-null rows / rows (Deequ `Completeness`) |
+//! | `approx_distinct` | HyperLogLog estimate of distinct non-null values (2^12 registers: standard error 1.6%) |
+//! | `distinctness` | `approx_distinct` / non-null rows (Deequ `Distinctness`, approximate) |
+//! | `min`, `max` | of non-null, non-NaN values (numeric columns) |
+//! | `mean`, `stddev` | of non-null, non-NaN values; population standard deviation (Deequ `StandardDeviation`), merged with Chan et al.'s pairwise formula |
+//!
+//! Drift against a reference profile, quality checks with severities, the HTML report
+//! and the metrics history come in later parts of the same issue.
+
+use polars::prelude::*;
+use serde::{Deserialize, Serialize};
+
+/// Registers of the HyperLogLog sketch, as a power of two.
+const HLL_P: u32 = 12;
+
+/// A HyperLogLog sketch of 64-bit hashes (Flajolet et al. 2007, with the small-range
+/// correction). Sketches of the same precision merge by taking register maxima.
+#[derive(Debug, Clone)]
+pub struct Hll {
+    registers: Vec<u8>,
+}
+
+impl Default for Hll {
+    fn default() -> Self {
+        Hll {
+            registers: vec![0; 1 << HLL_P],
+        }
+    }
+}
+
+impl Hll {
+    pub fn add(&mut self, hash: u64) {
+        let idx = (hash >> (64 - HLL_P)) as usize;
+        let rest = hash << HLL_P;
+        let rank = (rest.leading_zeros() + 1).min(64 - HLL_P + 1) as u8;
+        if rank > self.registers[idx] {
+            self.registers[idx] = rank;
+        }
+    }
+
+    pub fn merge(&mut self, other: &Hll) {
+        for (a, b) in self.registers.iter_mut().zip(&other.registers) {
+            *a = (*a).max(*b);
+        }
+    }
+
+    pub fn estimate(&self) -> f64 {
+        let m = self.registers.len() as f64;
+        let alpha = 0.7213 / (1.0 + 1.079 / m);
+        let sum: f64 = self.registers.iter().map(|&r| 2f64.powi(-(r as i32))).sum();
+        let e = alpha * m * m / sum;
+        let zeros = self.registers.iter().filter(|&&r| r == 0).count();
+        if e <= 2.5 * m && zeros > 0 {
+            m * (m / zeros as f64).ln()
+        } else {
+            e
+        }
+    }
+}
+
+/// Mergeable statistics of one column.
+#[derive(Debug, Clone)]
+pub struct ColumnStats {
+    pub name: String,
+    pub dtype: String,
+    pub numeric: bool,
+    pub count: u64,
+    pub nulls: u64,
+    /// Non-null, non-NaN numeric values (the base of min/max/mean/stddev).
+    pub n: u64,
+    pub min: Option<f64>,
+    pub max: Option<f64>,
+    pub mean: f64,
+    /// Sum of squared deviations from the mean.
+    pub m2: f64,
+    pub hll: Hll,
+}
+
+impl ColumnStats {
+    pub fn new(name: &str, dtype: &DataType) -> Self {
+        ColumnStats {
+            name: name.to_string(),
+            dtype: dtype.to_string(),
+            numeric: dtype.is_primitive_numeric(),
+            count: 0,
+            nulls: 0,
+            n: 0,
+            min: None,
+            max: None,
+            mean: 0.0,
+            m2: 0.0,
+            hll: Hll::default(),
+        }
+    }
+
+    /// Adds a chunk of the column.
+    pub fn update(&mut self, c: &Column) -> PolarsResult<()> {
+        let s = c.as_materialized_series();
+        self.count += s.len() as u64;
+        self.nulls += s.null_count() as u64;
+        let non_null = s.drop_nulls();
+        let mut hashes = Vec::with_capacity(non_null.len());
+        non_null.vec_hash(
+            PlSeedableRandomStateQuality::seed_from_u64(0x5C0C),
+            &mut hashes,
+        )?;
+        for h in hashes {
+            self.hll.add(h);
+        }
+        if self.numeric {
+            let x = non_null.cast(&DataType::Float64)?;
+            let x = x.f64()?;
+            let vals: Vec<f64> = x.into_no_null_iter().filter(|v| !v.is_nan()).collect();
+            if !vals.is_empty() {
+                let n = vals.len() as f64;
+                let mean = vals.iter().sum::<f64>() / n;
+                let m2 = vals.iter().map(|v| (v - mean) * (v - mean)).sum::<f64>();
+                let (lo, hi) = vals
+                    .iter()
+                    .fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), &v| {
+                        (a.min(v), b.max(v))
+                    });
+                self.merge_moments(vals.len() as u64, mean, m2, lo, hi);
+            }
+        }
+        Ok(())
+    }
+
+    fn merge_moments(&mut self, n_b: u64, mean_b: f64, m2_b: f64, lo: f64, hi: f64) {
+        let n_a = self.n as f64;
+        let nb = n_b as f64;
+        let n = n_a + nb;
+        let delta = mean_b - self.mean;
+        self.mean += delta * nb / n;
+        self.m2 += m2_b + delta * delta * n_a * nb / n;
+        self.n += n_b;
+        self.min = Some(self.min.map_or(lo, |m| m.min(lo)));
+        self.max = Some(self.max.map_or(hi, |m| m.max(hi)));
+    }
+
+    /// Combines the statistics of another part of the same column (another shard).
+    pub fn merge(&mut self, other: &ColumnStats) {
+        self.count += other.count;
+        self.nulls += other.nulls;
+        self.hll.merge(&other.hll);
+        if other.n > 0 {
+            self.merge_moments(
+                other.n,
+                other.mean,
+                other.m2,
+                other.min.unwrap_or(f64::NAN),
+                other.max.unwrap_or(f64::NAN),
+            );
+        }
+    }
+
+    /// The metrics, as they go into `report.json`.
+    pub fn metrics(&self) -> ColumnMetrics {
+        let non_null = self.count - self.nulls;
+        let distinct = if non_null == 0 {
+            0.0
+        } else {
+            self.hll.estimate().min(non_null as f64).round()
+        };
+        let numeric = self.numeric && self.n > 0;
+        ColumnMetrics {
+            name: self.name.clone(),
+            dtype: self.dtype.clone(),
+            count: self.count,
+            nulls: self.nulls,
+            completeness: if self.count == 0 {
+                None
+            } else {
+                Some(non_null as f64 / self.count as f64)
+            },
+            approx_distinct: distinct as u64,
+            distinctness: (non_null > 0).then(|| distinct / non_null as f64),
+            min: numeric.then_some(self.min).flatten(),
+            max: numeric.then_some(self.max).flatten(),
+            mean: numeric.then_some(self.mean),
+            stddev: numeric.then(|| (self.m2 / self.n as f64).sqrt()),
+        }
+    }
+}
+
+/// The metrics of one column in a report.
+#[derive(Debug, Clone, Serialize)]
+pub struct ColumnMetrics {
+    pub name: String,
+    pub dtype: String,
+    pub count: u64,
+    pub nulls: u64,
+    pub completeness: Option<f64>,
+    pub approx_distinct: u64,
+    pub distinctness: Option<f64>,
+    pub min: Option<f64>,
+    pub max: Option<f64>,
+    pub mean: Option<f64>,
+    pub stddev: Option<f64>,
+}
+
+/// How bad a failed check is.
+#[derive(Debug, Clone, Copy, Default, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum Severity {
+    /// Flagged in the summary and the report; the run exits 0.
+    Warn,
+    /// The run writes its output, report and manifest, then exits 5.
+    #[default]
+    Fail,
+}
+
+/// A quality check (Deequ style): a column metric within bounds, or the share of
+/// rows satisfying a Polars SQL predicate.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct CheckSpec {
+    /// Shown in the report; default: made from the check.
+    #[serde(default)]
+    pub name: Option<String>,
+    /// The column a metric check is about.
+    #[serde(default)]
+    pub column: Option<String>,
+    /// `count`, `completeness`, `approx_distinct`, `distinctness`, `min`, `max`,
+    /// `mean` or `stddev`.
+    #[serde(default)]
+    pub metric: Option<String>,
+    /// A Polars SQL predicate over the input columns; the check's value is its
+    /// compliance: the fraction of rows where it is true (null counts as false).
+    #[serde(default)]
+    pub sql: Option<String>,
+    /// The value must be at least this.
+    #[serde(default)]
+    pub min: Option<f64>,
+    /// The value must be at most this.
+    #[serde(default)]
+    pub max: Option<f64>,
+    /// For `sql` checks: the fraction of rows that must comply (default 1: all).
+    #[serde(default)]
+    pub mostly: Option<f64>,
+    /// `fail` (default) or `warn`.
+    #[serde(default)]
+    pub severity: Severity,
+}
+
+const METRICS: &[&str] = &[
+    "count",
+    "completeness",
+    "approx_distinct",
+    "distinctness",
+    "min",
+    "max",
+    "mean",
+    "stddev",
+];
+
+impl CheckSpec {
+    /// Pure checks of the spec.
+    pub fn validate(&self) -> std::result::Result<(), String> {
+        match (&self.column, &self.metric, &self.sql) {
+            (Some(_), Some(m), None) => {
+                if !METRICS.contains(&m.as_str()) {
+                    return Err(format!("metric {m:?} is not one of {}", METRICS.join(", ")));
+                }
+                if self.mostly.is_some() {
+                    return Err(
+                        "`mostly` applies to `sql` checks; bound a metric with min/max".into(),
+                    );
+                }
+                if self.min.is_none() && self.max.is_none() {
+                    return Err("a metric check needs `min`, `max` or both".into());
+                }
+            }
+            (None, None, Some(sql)) => {
+                let _ = polars::sql::sql_expr(sql)
+                    .map_err(|e| format!("`sql` is not a predicate: {e}"))?;
+            }
+            _ => return Err("give either `column` and `metric`, or `sql`".into()),
+        }
+        if let (Some(lo), Some(hi)) = (self.min, self.max)
+            && lo > hi
+        {
+            return Err(format!("min {lo} is above max {hi}"));
+        }
+        if let Some(m) = self.mostly
+            && !(0.0..=1.0).contains(&m)
+        {
+            return Err("`mostly` must be between 0 and 1".into());
+        }
+        Ok(())
+    }
+
+    fn label(&self) -> String {
+        if let Some(n) = &self.name {
+            return n.clone();
+        }
+        match (&self.column, &self.metric, &self.sql) {
+            (Some(c), Some(m), _) => format!("{m}({c})"),
+            (_, _, Some(sql)) => format!("compliance({sql})"),
+            _ => "check".into(),
+        }
+    }
+
+    /// Columns the check reads.
+    pub fn columns(&self) -> Vec<String> {
+        match (&self.column, &self.sql) {
+            (Some(c), _) => vec![c.clone()],
+            (None, Some(sql)) => polars::sql::sql_expr(sql)
+                .map(|e| {
+                    e.meta()
+                        .root_names()
+                        .iter()
+                        .map(|n| n.to_string())
+                        .collect()
+                })
+                .unwrap_or_default(),
+            _ => vec![],
+        }
+    }
+}
+
+/// The outcome of one check.
+#[derive(Debug, Clone, Serialize)]
+pub struct CheckResult {
+    pub name: String,
+    pub severity: Severity,
+    /// The measured value (None when the metric does not exist, e.g. the mean of an
+    /// empty column: the check then fails).
+    pub value: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub min: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max: Option<f64>,
+    /// `pass`, `warn` or `fail`.
+    pub status: &'static str,
+}
+
+/// Statistics of every profiled column of a run's input, and the compliance counts
+/// of `sql` checks.
+#[derive(Debug, Clone, Default)]
+pub struct Profile {
+    pub columns: Vec<ColumnStats>,
+    checks: Vec<CheckSpec>,
+    /// Per check: rows where its predicate held (sql checks only).
+    passed: Vec<u64>,
+    rows: u64,
+}
+
+impl Profile {
+    /// A profile of the columns of `schema`, with `checks` to evaluate.
+    pub fn new(schema: &Schema, checks: &[CheckSpec]) -> Self {
+        Profile {
+            columns: schema
+                .iter()
+                .map(|(n, dt)| ColumnStats::new(n.as_str(), dt))
+                .collect(),
+            checks: checks.to_vec(),
+            passed: vec![0; checks.len()],
+            rows: 0,
+        }
+    }
+
+    pub fn update(&mut self, df: &DataFrame) -> PolarsResult<()> {
+        for c in &mut self.columns {
+            c.update(df.column(c.name.as_str())?)?;
+        }
+        self.rows += df.height() as u64;
+        let exprs: Vec<Expr> = self
+            .checks
+            .iter()
+            .enumerate()
+            .filter_map(|(i, c)| {
+                let sql = c.sql.as_ref()?;
+                let e = polars::sql::sql_expr(sql).ok()?;
+                Some(
+                    e.fill_null(lit(false))
+                        .cast(DataType::UInt64)
+                        .sum()
+                        .alias(format!("c{i}")),
+                )
+            })
+            .collect();
+        if !exprs.is_empty() {
+            let out = df.clone().lazy().select(exprs).collect()?;
+            for (i, c) in self.checks.iter().enumerate() {
+                if c.sql.is_some() {
+                    let n = out
+                        .column(&format!("c{i}"))?
+                        .get(0)?
+                        .extract::<u64>()
+                        .unwrap_or(0);
+                    self.passed[i] += n;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Evaluates every check.
+    pub fn check_results(&self) -> Vec<CheckResult> {
+        let metrics: Vec<ColumnMetrics> = self.columns.iter().map(|c| c.metrics()).collect();
+        self.checks
+            .iter()
+            .enumerate()
+            .map(|(i, c)| {
+                let (value, min, max) = if c.sql.is_some() {
+                    let v = if self.rows == 0 {
+                        Some(1.0)
+                    } else {
+                        Some(self.passed[i] as f64 / self.rows as f64)
+                    };
+                    (
+                        v,
+                        Some(c.mostly.unwrap_or(1.0).max(c.min.unwrap_or(0.0))),
+                        c.max,
+                    )
+                } else {
+                    let m = metrics.iter().find(|m| Some(&m.name) == c.column.as_ref());
+                    let v = m.and_then(|m| match c.metric.as_deref() {
+                        Some("count") => Some(m.count as f64),
+                        Some("completeness") => m.completeness,
+                        Some("approx_distinct") => Some(m.approx_distinct as f64),
+                        Some("distinctness") => m.distinctness,
+                        Some("min") => m.min,
+                        Some("max") => m.max,
+                        Some("mean") => m.mean,
+                        Some("stddev") => m.stddev,
+                        _ => None,
+                    });
+                    (v, c.min, c.max)
+                };
+                let ok = value
+                    .is_some_and(|v| min.is_none_or(|lo| v >= lo) && max.is_none_or(|hi| v <= hi));
+                CheckResult {
+                    name: c.label(),
+                    severity: c.severity,
+                    value,
+                    min,
+                    max,
+                    status: match (ok, c.severity) {
+                        (true, _) => "pass",
+                        (false, Severity::Warn) => "warn",
+                        (false, Severity::Fail) => "fail",
+                    },
+                }
+            })
+            .collect()
+    }
+}
+
+/// `report.json`: the version of its layout.
+pub const REPORT_VERSION: u32 = 1;
+
+/// The run report written beside the run manifest.
+#[derive(Debug, Clone, Serialize)]
+pub struct Report {
+    pub report_version: u32,
+    pub run_id: String,
+    pub job: String,
+    pub ds: String,
+    /// Rows read (before any quarantine).
+    pub rows: u64,
+    pub columns: Vec<ColumnMetrics>,
+    pub checks: Vec<CheckResult>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hll_is_within_its_error_and_merges() {
+        let mut a = Hll::default();
+        let mut b = Hll::default();
+        let s = PlSeedableRandomStateQuality::seed_from_u64(1);
+        let mut hashes = Vec::new();
+        Series::new("x".into(), (0..200_000i64).collect::<Vec<_>>())
+            .vec_hash(s, &mut hashes)
+            .unwrap();
+        for (i, h) in hashes.iter().enumerate() {
+            if i % 2 == 0 { a.add(*h) } else { b.add(*h) }
+        }
+        let half = a.estimate();
+        assert!((half / 100_000.0 - 1.0).abs() < 0.05, "{half}");
+        a.merge(&b);
+        let all = a.estimate();
+        assert!((all / 200_000.0 - 1.0).abs() < 0.05, "{all}");
+        // Small sets are counted (nearly) exactly by the linear-counting correction.
+        let mut c = Hll::default();
+        for h in &hashes[..100] {
+            c.add(*h);
+        }
+        assert!((c.estimate() - 100.0).abs() <= 2.0, "{}", c.estimate());
+    }
+
+    #[test]
+    fn chunked_moments_equal_whole_column_moments() {
+        let v: Vec<Option<f64>> = (0..10_000)
+            .map(|i| match i % 7 {
+                0 => None,
+                3 => Some(f64::NAN),
+                _ => Some((i as f64).sin() * 100.0 + i as f64 / 50.0),
+            })
+            .collect();
+        let col = Column::new("x".into(), v.clone());
+        let mut whole = ColumnStats::new("x", &DataType::Float64);
+        whole.update(&col).unwrap();
+        let mut parts = ColumnStats::new("x", &DataType::Float64);
+        let mut other = ColumnStats::new("x", &DataType::Float64);
+        parts.update(&col.slice(0, 3_333)).unwrap();
+        other.update(&col.slice(3_333, 10_000)).unwrap();
+        parts.merge(&other);
+        let (a, b) = (whole.metrics(), parts.metrics());
+        let clean: Vec<f64> = v
+            .iter()
+            .flatten()
+            .copied()
+            .filter(|x| !x.is_nan())
+            .collect();
+        let mean = clean.iter().sum::<f64>() / clean.len() as f64;
+        let sd =
+            (clean.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / clean.len() as f64).sqrt();
+        for m in [&a, &b] {
+            assert_eq!(m.count, 10_000);
+            assert_eq!(m.nulls, v.iter().filter(|x| x.is_none()).count() as u64);
+            assert!((m.mean.unwrap() - mean).abs() <= 1e-9 * mean.abs().max(1.0));
+            assert!((m.stddev.unwrap() - sd).abs() <= 1e-9 * sd);
+            assert_eq!(m.min, clean.iter().copied().reduce(f64::min));
+            assert_eq!(m.max, clean.iter().copied().reduce(f64::max));
+        }
+    }
+}

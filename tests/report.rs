@@ -1,0 +1,139 @@
+//! The run report: column metrics computed while scoring, checked against Polars'
+//! exact values on the same rows.
+
+mod common;
+use common::*;
+
+use polars::prelude::*;
+
+#[test]
+fn report_metrics_match_exact_values_on_the_same_rows() {
+    let p = Project::new(2, 6000);
+    let job = p.job(
+        "rep",
+        &format!(
+            "name: rep\nsource:\n  parquet:\n    path: data/churn/features\nkeys: [customer_id]\n\
+             model: {}\nreport: {{}}\noutput:\n  path: output/rep\ninference:\n  chunk_rows: 1000\n  batch_size: 500\n",
+            example_bundle().display()
+        ),
+    );
+    let o = p.run_job(&job, &[]);
+    assert_exit(&o, 0, &[]);
+    let runs = p.path().join("output/rep/_runs");
+    let manifest_file = std::fs::read_dir(&runs)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|f| !f.to_string_lossy().ends_with(".report.json"))
+        .unwrap();
+    let m: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(manifest_file).unwrap()).unwrap();
+    let report_path = p.path().join(m["report"].as_str().unwrap());
+    let r: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(report_path).unwrap()).unwrap();
+    assert_eq!(r["report_version"], 1);
+    assert_eq!(r["rows"], 12000);
+    // The same rows, read whole by Polars.
+    let all = LazyFrame::scan_parquet(
+        PlRefPath::new(
+            p.path()
+                .join("data/churn/features/**/*.parquet")
+                .to_string_lossy()
+                .as_ref(),
+        ),
+        Default::default(),
+    )
+    .unwrap()
+    .collect()
+    .unwrap();
+    let cols = r["columns"].as_array().unwrap();
+    assert!(cols.len() >= 20, "every column read is profiled");
+    for c in cols {
+        let name = c["name"].as_str().unwrap();
+        let s = all.column(name).unwrap().as_materialized_series().clone();
+        assert_eq!(c["count"], 12000, "{name}");
+        assert_eq!(
+            c["nulls"].as_u64().unwrap(),
+            s.null_count() as u64,
+            "{name}"
+        );
+        let exact = s.drop_nulls().n_unique().unwrap() as f64;
+        let approx = c["approx_distinct"].as_f64().unwrap();
+        assert!(
+            (approx - exact).abs() <= (0.05 * exact).max(2.0),
+            "{name}: approx distinct {approx}, exact {exact}"
+        );
+        if s.dtype().is_primitive_numeric() {
+            let x = s.cast(&DataType::Float64).unwrap();
+            let x = x.f64().unwrap();
+            let mean = x.mean().unwrap();
+            let sd = x.std(0).unwrap();
+            let close = |a: f64, b: f64| (a - b).abs() <= 1e-9 * b.abs().max(1.0);
+            assert!(close(c["mean"].as_f64().unwrap(), mean), "{name} mean");
+            assert!(close(c["stddev"].as_f64().unwrap(), sd), "{name} stddev");
+            assert_eq!(c["min"].as_f64().unwrap(), x.min().unwrap(), "{name} min");
+            assert_eq!(c["max"].as_f64().unwrap(), x.max().unwrap(), "{name} max");
+        } else {
+            assert!(c["mean"].is_null(), "{name}");
+        }
+    }
+}
+
+#[test]
+fn failing_checks_publish_then_exit_5_and_warnings_exit_0() {
+    let p = Project::new(1, 3000);
+    let job = |name: &str, checks: &str| {
+        p.job(
+            name,
+            &format!(
+                "name: {name}\nsource:\n  parquet:\n    path: data/churn/features\nkeys: [customer_id]\n\
+                 model: {}\nreport:\n  checks:\n{checks}output:\n  path: output/{name}\n",
+                example_bundle().display()
+            ),
+        )
+    };
+    // The generator leaves some `nps_score` values null and plants ages of 150.
+    let checks = "    - {column: customer_id, metric: completeness, min: 1}\n\
+                  \x20   - {column: nps_score, metric: completeness, min: 0.999, severity: warn}\n\
+                  \x20   - {sql: \"age IS NULL OR age <= 120\", mostly: 0.99}\n";
+    let o = p.run_job(&job("warned", checks), &[]);
+    assert_exit(&o, 0, &[]);
+    let out = stdout(&o);
+    assert!(out.contains("(3 checks, 2 passed)"), "{out}");
+    assert!(
+        out.contains("warning: check completeness(nps_score)"),
+        "{out}"
+    );
+
+    let failing = "    - {sql: \"age <= 120\", name: sane_age}\n\
+                   \x20   - {column: monthly_charges, metric: max, max: 1}\n";
+    let o = p.run_job(&job("gated", failing), &[]);
+    assert_exit(&o, 5, &["quality gate", "sane_age", "max(monthly_charges)"]);
+    // Output and report were written first; the manifests say what happened.
+    let part = p.path().join(format!("output/gated/ds={LAST_DAY}"));
+    assert!(part.join("part-00000.parquet").exists());
+    let m: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(part.join("_manifest.json")).unwrap())
+            .unwrap();
+    assert_eq!(m["status"], "checks_failed");
+    let sane = m["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["name"] == "sane_age")
+        .unwrap();
+    assert_eq!(sane["status"], "fail");
+    assert!(sane["value"].as_f64().unwrap() < 1.0);
+    let run: Vec<serde_json::Value> = std::fs::read_dir(p.path().join("output/gated/_runs"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|f| !f.to_string_lossy().ends_with(".report.json"))
+        .map(|f| serde_json::from_str(&std::fs::read_to_string(f).unwrap()).unwrap())
+        .collect();
+    assert_eq!(run[0]["exit_code"], 5);
+    assert_eq!(run[0]["status"], "checks_failed");
+
+    // A malformed check is a config error naming it.
+    let bad = "    - {column: age, metric: median, min: 1}\n";
+    let o = p.run_job(&job("bad", bad), &[]);
+    assert_exit(&o, 2, &["report.checks[0]", "median"]);
+}
