@@ -112,6 +112,8 @@ def main(argv: list[str] | None = None) -> int:
         state,
         header="# Written by python/train_churn.py; edit the script, not this file.\n",
     )
+    # The reference profile of the training days, for drift reports.
+    subprocess.run([a.scorch, "--quiet", "profile", "--bundle", a.out, "--data", feat_glob], check=True)
     print(f"wrote bundle {a.out}")
     return 0
 

@@ -46,6 +46,23 @@ pub enum Command {
     /// Fit or apply a preprocessing spec.
     #[command(subcommand)]
     Preprocess(PreprocessCommand),
+    /// Profile training data into a model bundle (the reference for drift reports).
+    Profile(ProfileArgs),
+}
+
+/// Arguments of `scorch profile`.
+#[derive(Debug, Args)]
+pub struct ProfileArgs {
+    /// The model bundle folder; gets `reference.profile.json` and a
+    /// `reference_profile` line in its `bundle.yaml`.
+    #[arg(long)]
+    pub bundle: PathBuf,
+    /// The training data: a Parquet file, folder or glob (hive folders become columns).
+    #[arg(long)]
+    pub data: String,
+    /// Quantile bins per numeric column (PSI uses them).
+    #[arg(long, default_value_t = 10)]
+    pub bins: usize,
 }
 
 /// Arguments of `scorch run`.
@@ -141,6 +158,7 @@ pub fn execute(cli: Cli) -> ExitCode {
         Command::Run(a) => run(a, quiet),
         Command::Validate(a) => return validate(a, quiet),
         Command::Preprocess(p) => preprocess(p, quiet),
+        Command::Profile(a) => profile(a, quiet),
     };
     match result {
         Ok(()) => ExitCode::Ok,
@@ -255,6 +273,25 @@ fn validate(a: ValidateArgs, quiet: bool) -> ExitCode {
         println!("{} file(s) checked, {bad} with problems", results.len());
     }
     crate::validate::exit_code(&results)
+}
+
+fn profile(a: ProfileArgs, quiet: bool) -> Result<()> {
+    if !(2..=1000).contains(&a.bins) {
+        return Err(Error::usage("--bins must be between 2 and 1000"));
+    }
+    let files =
+        crate::source::expand(std::path::Path::new("."), &a.data).map_err(Error::DataContract)?;
+    let lf = crate::source::scan(&files, true)?;
+    let p = crate::model::write_reference_profile(&a.bundle, lf, &a.data, a.bins)?;
+    if !quiet {
+        println!(
+            "profiled {} rows, {} columns into {}",
+            p.rows,
+            p.columns.len(),
+            a.bundle.join(crate::model::PROFILE_FILE).display()
+        );
+    }
+    Ok(())
 }
 
 fn preprocess(p: PreprocessCommand, quiet: bool) -> Result<()> {

@@ -137,3 +137,85 @@ fn failing_checks_publish_then_exit_5_and_warnings_exit_0() {
     let o = p.run_job(&job("bad", bad), &[]);
     assert_exit(&o, 2, &["report.checks[0]", "median"]);
 }
+
+#[test]
+fn drift_psi_matches_numpy_and_flags_only_the_drifted_days() {
+    // 30 days; the generator drifts the last 14 (2026-11-15 …).
+    let p = Project::new(30, 3000);
+    let bundle = p.copy_bundle();
+    let o = p.scorch(&[
+        "profile",
+        "--bundle",
+        bundle.to_str().unwrap(),
+        "--data",
+        "data/churn/features/ds=2026-11-0[1-8]/*.parquet",
+    ]);
+    assert_exit(&o, 0, &[]);
+    assert!(
+        stdout(&o).contains("profiled 24000 rows, 20 columns"),
+        "{}",
+        stdout(&o)
+    );
+    let job = p.job(
+        "drift",
+        &format!(
+            "name: drift\nsource:\n  parquet:\n    path: data/churn/features/ds={{{{ ds }}}}/*.parquet\n\
+             keys: [customer_id]\nmodel: {}\nreport:\n  drift: {{}}\noutput:\n  path: output/drift\n",
+            bundle.display()
+        ),
+    );
+    // The partition's manifest names the run's report.
+    let report_of = |ds: &str| {
+        let m: serde_json::Value = serde_json::from_str(
+            &std::fs::read_to_string(
+                p.path()
+                    .join(format!("output/drift/ds={ds}/_manifest.json")),
+            )
+            .unwrap(),
+        )
+        .unwrap();
+        p.path().join(m["report"].as_str().unwrap())
+    };
+    // A quiet day: no column drifts.
+    let quiet = p.scorch(&["run", job.to_str().unwrap(), "--date", "2026-11-10"]);
+    assert_exit(&quiet, 0, &[]);
+    let r: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(report_of("2026-11-10")).unwrap()).unwrap();
+    assert_eq!(r["drift_share"], 0.0, "{}", r["drift"]);
+    // A drifted day: charges, support calls and the new `family` plan fail the gate
+    // (exit 5) after the output and report are written.
+    let drifted = p.run_job(&job, &[]);
+    assert_exit(&drifted, 5, &["drift(monthly_charges)", "drift(plan)"]);
+    let report = report_of(LAST_DAY);
+    let r: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&report).unwrap()).unwrap();
+    let plan = r["drift"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|d| d["column"] == "plan")
+        .unwrap();
+    assert_eq!(plan["status"], "fail");
+    assert_eq!(plan["new_categories"], 1);
+    assert!(
+        p.path()
+            .join("output/drift/ds=2026-11-28/part-00000.parquet")
+            .exists()
+    );
+    // numpy agrees on every column, from the same profile and rows.
+    let check = run_python(&[
+        repo().join("tests/py/psi_check.py").to_str().unwrap(),
+        bundle.join("reference.profile.json").to_str().unwrap(),
+        report.to_str().unwrap(),
+        p.path()
+            .join("data/churn/features/ds=2026-11-28/*.parquet")
+            .to_str()
+            .unwrap(),
+    ]);
+    assert!(
+        check.status.success(),
+        "{}{}",
+        stdout(&check),
+        stderr(&check)
+    );
+}

@@ -52,6 +52,19 @@ pub struct BundleSpec {
     pub outputs: Vec<OutputSpec>,
     /// The preprocessing the model was trained with.
     pub preprocessing: PreprocessingPin,
+    /// A profile of the training data for drift reports (`scorch profile` writes it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reference_profile: Option<ProfilePin>,
+}
+
+/// The reference profile a bundle carries.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct ProfilePin {
+    /// The profile file, relative to the bundle folder.
+    pub file: String,
+    /// Its hex SHA-256.
+    pub sha256: String,
 }
 
 /// Supported model formats.
@@ -115,6 +128,8 @@ pub struct Bundle {
     pub spec: BundleSpec,
     pub model_path: PathBuf,
     pub state: FittedState,
+    /// The training data's profile, when the bundle carries one (hash verified).
+    pub reference: Option<crate::reports::drift::ReferenceProfile>,
 }
 
 impl BundleSpec {
@@ -253,11 +268,75 @@ impl Bundle {
                     .unwrap_or(spec.features.len().min(state.feature_names.len()))
             )));
         }
+        let reference = match &spec.reference_profile {
+            None => None,
+            Some(pin) => {
+                let path = dir.join(&pin.file);
+                let actual = sha256_file(&path).map_err(|e| {
+                    Error::Model(format!(
+                        "cannot read reference profile {}: {e}",
+                        path.display()
+                    ))
+                })?;
+                if !actual.eq_ignore_ascii_case(&pin.sha256) {
+                    return Err(Error::Model(format!(
+                        "reference profile {} has sha256 {actual}, but {} says {}",
+                        path.display(),
+                        file.display(),
+                        pin.sha256
+                    )));
+                }
+                let text = std::fs::read_to_string(&path)
+                    .map_err(|e| Error::Model(format!("cannot read {}: {e}", path.display())))?;
+                Some(serde_json::from_str(&text).map_err(|e| {
+                    Error::Model(format!(
+                        "{} is not a reference profile: {e}",
+                        path.display()
+                    ))
+                })?)
+            }
+        };
         Ok(Bundle {
             dir: dir.to_path_buf(),
             spec,
             model_path,
             state,
+            reference,
         })
     }
+}
+
+/// Name of the reference profile `scorch profile` writes into a bundle.
+pub const PROFILE_FILE: &str = "reference.profile.json";
+
+/// Profiles `data` (a Parquet path or glob) for the bundle in `dir`: every input column
+/// of its preprocessing, `bins` quantile bins per numeric column. Writes
+/// [`PROFILE_FILE`] and points `bundle.yaml`'s `reference_profile` at it (replacing the
+/// line if there is one). Returns the profile.
+pub fn write_reference_profile(
+    dir: &Path,
+    lf: polars::prelude::LazyFrame,
+    data: &str,
+    bins: usize,
+) -> Result<crate::reports::drift::ReferenceProfile> {
+    let bundle = Bundle::open(dir)?;
+    let columns = bundle.state.spec.input_columns();
+    let profile = crate::reports::drift::ReferenceProfile::build(lf, &columns, bins, data)?;
+    let path = dir.join(PROFILE_FILE);
+    let text = serde_json::to_string_pretty(&profile).expect("profile serializes");
+    crate::sink::write_file_atomic(&path, format!("{text}\n").as_bytes())?;
+    let sha = sha256_file(&path).map_err(|e| Error::io("read", &path, e))?;
+    let file = dir.join(BUNDLE_FILE);
+    let yaml = std::fs::read_to_string(&file).map_err(|e| Error::io("read", &file, e))?;
+    let mut lines: Vec<String> = yaml
+        .lines()
+        .filter(|l| !l.starts_with("reference_profile:"))
+        .map(str::to_string)
+        .collect();
+    lines.push(format!(
+        "reference_profile: {{\"file\": \"{PROFILE_FILE}\", \"sha256\": \"{sha}\"}}"
+    ));
+    crate::sink::write_file_atomic(&file, format!("{}\n", lines.join("\n")).as_bytes())?;
+    Bundle::open(dir)?;
+    Ok(profile)
 }

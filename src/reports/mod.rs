@@ -16,6 +16,8 @@
 //! Drift against a reference profile, quality checks with severities, the HTML report
 //! and the metrics history come in later parts of the same issue.
 
+pub mod drift;
+
 use polars::prelude::*;
 use serde::{Deserialize, Serialize};
 
@@ -353,6 +355,8 @@ pub struct Profile {
     /// Per check: rows where its predicate held (sql checks only).
     passed: Vec<u64>,
     rows: u64,
+    /// Counts in the reference profile's bins, when drift is asked for.
+    pub drift: Option<drift::DriftCounter>,
 }
 
 impl Profile {
@@ -366,6 +370,7 @@ impl Profile {
             checks: checks.to_vec(),
             passed: vec![0; checks.len()],
             rows: 0,
+            drift: None,
         }
     }
 
@@ -374,6 +379,9 @@ impl Profile {
             c.update(df.column(c.name.as_str())?)?;
         }
         self.rows += df.height() as u64;
+        if let Some(d) = &mut self.drift {
+            d.update(df)?;
+        }
         let exprs: Vec<Expr> = self
             .checks
             .iter()
@@ -471,6 +479,12 @@ pub struct Report {
     pub rows: u64,
     pub columns: Vec<ColumnMetrics>,
     pub checks: Vec<CheckResult>,
+    /// PSI per input column against the bundle's reference profile (when asked for).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub drift: Vec<drift::ColumnDrift>,
+    /// Share of columns whose drift is `warn` or `fail`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub drift_share: Option<f64>,
 }
 
 #[cfg(test)]

@@ -341,9 +341,33 @@ fn execute(
                     needed.push(c.clone());
                 }
             }
-            Some(std::sync::Mutex::new(crate::reports::Profile::new(
-                &sch, &r.checks,
-            )))
+            let mut prof = crate::reports::Profile::new(&sch, &r.checks);
+            if r.drift.is_some() {
+                let Some(reference) = bundle.reference.clone() else {
+                    return Err(Error::config(
+                        &opts.job_file,
+                        format!(
+                            "field `report.drift`: model bundle {} has no reference profile; \
+                             create one with `scorch profile --bundle {} --data <training data>`",
+                            model_dir.redacted, model_dir.redacted
+                        ),
+                    ));
+                };
+                let counter = crate::reports::drift::DriftCounter::new(reference);
+                for c in counter.columns() {
+                    if schema.get(c.as_str()).is_none() {
+                        return Err(Error::DataContract(format!(
+                            "the reference profile has column `{c}`, which is not in the input {}",
+                            src.description
+                        )));
+                    }
+                    if !needed.contains(&c) {
+                        needed.push(c);
+                    }
+                }
+                prof.drift = Some(counter);
+            }
+            Some(std::sync::Mutex::new(prof))
         }
         None => None,
     };
@@ -493,6 +517,25 @@ fn execute(
                 }
             }
             m.checks = checks.clone();
+            let drift = match (
+                &profile.drift,
+                job.report.as_ref().and_then(|r| r.drift.as_ref()),
+            ) {
+                (Some(counter), Some(d)) => counter.results(d.psi_warn, d.psi_fail),
+                _ => vec![],
+            };
+            for d in &drift {
+                match d.status {
+                    "fail" => gate.push(format!("drift({}) psi {:.3}", d.column, d.psi)),
+                    "warn" => m
+                        .warnings
+                        .push(format!("drift of {}: psi {:.3}", d.column, d.psi)),
+                    _ => {}
+                }
+            }
+            let drift_share = (!drift.is_empty()).then(|| {
+                drift.iter().filter(|d| d.status != "pass").count() as f64 / drift.len() as f64
+            });
             let report = crate::reports::Report {
                 report_version: crate::reports::REPORT_VERSION,
                 run_id: m.run_id.clone(),
@@ -501,6 +544,8 @@ fn execute(
                 rows: done.rows_read,
                 columns: profile.columns.iter().map(|c| c.metrics()).collect(),
                 checks,
+                drift,
+                drift_share,
             };
             let text = serde_json::to_string_pretty(&report).expect("report serializes");
             let at = env.table.write_run_file(

@@ -122,6 +122,28 @@ pub struct ReportSpec {
     /// Quality checks on the metrics, each `warn` or `fail`.
     #[serde(default)]
     pub checks: Vec<crate::reports::CheckSpec>,
+    /// Drift against the model bundle's reference profile (`scorch profile`).
+    #[serde(default)]
+    pub drift: Option<DriftSpec>,
+}
+
+/// Drift thresholds (Population Stability Index).
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct DriftSpec {
+    /// A column whose PSI reaches this is flagged (`warn`). Default 0.1.
+    #[serde(default = "default_psi_warn")]
+    pub psi_warn: f64,
+    /// A column whose PSI reaches this fails the run (exit 5, after writing). Default 0.25.
+    #[serde(default = "default_psi_fail")]
+    pub psi_fail: f64,
+}
+
+fn default_psi_warn() -> f64 {
+    0.1
+}
+fn default_psi_fail() -> f64 {
+    0.25
 }
 
 /// Where the scored table goes.
@@ -308,6 +330,11 @@ impl JobSpec {
             p.push("inference.batch_size", "must be between 1 and 16777216");
         }
         if let Some(r) = &self.report {
+            if let Some(d) = &r.drift
+                && !(d.psi_warn >= 0.0 && d.psi_warn <= d.psi_fail)
+            {
+                p.push("report.drift", "needs 0 <= psi_warn <= psi_fail");
+            }
             for (i, c) in r.checks.iter().enumerate() {
                 if let Err(e) = c.validate() {
                     p.push(format!("report.checks[{i}]"), e);
