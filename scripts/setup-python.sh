@@ -16,6 +16,6 @@ echo "setup-python: installing torch 2.13.0 and tools into $venv (once; about 2 
 mkdir -p "$(dirname "$venv")"
 [ -x "$venv/bin/python" ] || python3 -m venv "$venv"
 "$venv/bin/pip" install --quiet --disable-pip-version-check -r "$req"
-"$venv/bin/python" -c "import torch, polars, pyarrow, duckdb, numpy, pandas; assert torch.__version__.split('+')[0] == '2.13.0', torch.__version__"
+"$venv/bin/python" -c "import torch, polars, pyarrow, duckdb, numpy, pandas, scipy; assert torch.__version__.split('+')[0] == '2.13.0', torch.__version__"
 cp "$req" "$stamp"
 echo "setup-python: ready: $venv" >&2

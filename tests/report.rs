@@ -202,9 +202,9 @@ fn drift_psi_matches_numpy_and_flags_only_the_drifted_days() {
             .join("output/drift/ds=2026-11-28/part-00000.parquet")
             .exists()
     );
-    // numpy agrees on every column, from the same profile and rows.
+    // numpy and scipy agree on every column and statistic, from the same profile and rows.
     let check = run_python(&[
-        repo().join("tests/py/psi_check.py").to_str().unwrap(),
+        repo().join("tests/py/drift_check.py").to_str().unwrap(),
         bundle.join("reference.profile.json").to_str().unwrap(),
         report.to_str().unwrap(),
         p.path()

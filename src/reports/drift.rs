@@ -164,6 +164,14 @@ pub struct DriftCounter {
 pub struct ColumnDrift {
     pub column: String,
     pub psi: f64,
+    /// Jensen-Shannon distance (natural log) between the binned distributions, as
+    /// `scipy.spatial.distance.jensenshannon` over the same bins (no flooring).
+    pub js_distance: f64,
+    /// Chi-square test of the reference and run category counts (categorical
+    /// columns), as `scipy.stats.chi2_contingency` on the 2 × k table of the
+    /// categories, the "other" bin and nulls, columns empty on both sides dropped.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub chi2: Option<Chi2>,
     /// Categories of this run the reference never saw (categorical columns).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub new_categories: Option<u64>,
@@ -255,9 +263,12 @@ impl DriftCounter {
                     }
                 };
                 let p = psi(&r, &cur);
+                let chi2 = new.map(|_| chi2_contingency(&r, &cur));
                 ColumnDrift {
                     column: c.name().to_string(),
                     psi: p,
+                    js_distance: js_distance(&r, &cur),
+                    chi2,
                     new_categories: new,
                     status: if p >= fail {
                         "fail"
@@ -287,6 +298,146 @@ pub fn psi(reference: &[u64], current: &[u64]) -> f64 {
         .sum()
 }
 
+/// Jensen-Shannon distance of two count vectors over the same bins.
+pub fn js_distance(p: &[u64], q: &[u64]) -> f64 {
+    let ps = p.iter().sum::<u64>() as f64;
+    let qs = q.iter().sum::<u64>() as f64;
+    if ps == 0.0 || qs == 0.0 {
+        return f64::NAN;
+    }
+    let rel = |x: f64, y: f64| if x > 0.0 { x * (x / y).ln() } else { 0.0 };
+    let mut js = 0.0;
+    for (&a, &b) in p.iter().zip(q) {
+        let (a, b) = (a as f64 / ps, b as f64 / qs);
+        let m = (a + b) / 2.0;
+        js += rel(a, m) + rel(b, m);
+    }
+    (js / 2.0).max(0.0).sqrt()
+}
+
+/// A chi-square test result.
+#[derive(Debug, Clone, Serialize)]
+pub struct Chi2 {
+    pub statistic: f64,
+    pub p_value: f64,
+    pub dof: u64,
+}
+
+/// Pearson's chi-square test of independence on the 2 × k table (`a`, `b`), with
+/// Yates' continuity correction when there is one degree of freedom, as scipy's
+/// `chi2_contingency(..., correction=True)`. Columns empty in both rows are dropped.
+pub fn chi2_contingency(a: &[u64], b: &[u64]) -> Chi2 {
+    let cols: Vec<(f64, f64)> = a
+        .iter()
+        .zip(b)
+        .filter(|(x, y)| **x + **y > 0)
+        .map(|(&x, &y)| (x as f64, y as f64))
+        .collect();
+    let dof = cols.len().saturating_sub(1) as u64;
+    let ra: f64 = cols.iter().map(|c| c.0).sum();
+    let rb: f64 = cols.iter().map(|c| c.1).sum();
+    let n = ra + rb;
+    if dof == 0 || ra == 0.0 || rb == 0.0 {
+        return Chi2 {
+            statistic: 0.0,
+            p_value: 1.0,
+            dof,
+        };
+    }
+    let mut stat = 0.0;
+    for &(x, y) in &cols {
+        let t = x + y;
+        for (o, e) in [(x, ra * t / n), (y, rb * t / n)] {
+            let o = if dof == 1 {
+                // scipy: observed + 0.5 * sign(expected - observed), capped at expected.
+                let d = e - o;
+                o + (0.5f64).min(d.abs()) * d.signum()
+            } else {
+                o
+            };
+            stat += (o - e) * (o - e) / e;
+        }
+    }
+    Chi2 {
+        statistic: stat,
+        p_value: gamma_q(dof as f64 / 2.0, stat / 2.0),
+        dof,
+    }
+}
+
+/// The regularized upper incomplete gamma function Q(a, x) (the chi-square survival
+/// function is Q(dof/2, x/2)): a series for x < a + 1, Lentz's continued fraction
+/// otherwise (Numerical Recipes 6.2), to about 1e-15 relative.
+pub fn gamma_q(a: f64, x: f64) -> f64 {
+    if x <= 0.0 {
+        return 1.0;
+    }
+    let ln_pre = a * x.ln() - x - ln_gamma(a);
+    if x < a + 1.0 {
+        let (mut sum, mut term, mut ap) = (1.0 / a, 1.0 / a, a);
+        for _ in 0..10_000 {
+            ap += 1.0;
+            term *= x / ap;
+            sum += term;
+            if term.abs() < sum.abs() * 1e-17 {
+                break;
+            }
+        }
+        1.0 - sum * ln_pre.exp()
+    } else {
+        let tiny = 1e-300;
+        let mut b = x + 1.0 - a;
+        let mut c = 1.0 / tiny;
+        let mut d = 1.0 / b;
+        let mut h = d;
+        for i in 1..10_000 {
+            let an = -(i as f64) * (i as f64 - a);
+            b += 2.0;
+            d = an * d + b;
+            if d.abs() < tiny {
+                d = tiny;
+            }
+            c = b + an / c;
+            if c.abs() < tiny {
+                c = tiny;
+            }
+            d = 1.0 / d;
+            let del = d * c;
+            h *= del;
+            if (del - 1.0).abs() < 1e-16 {
+                break;
+            }
+        }
+        ln_pre.exp() * h
+    }
+}
+
+/// ln Γ(a) for a > 0 (Lanczos, g = 7, n = 9; about 1e-15 relative).
+fn ln_gamma(a: f64) -> f64 {
+    const G: [f64; 9] = [
+        0.999_999_999_999_809_9,
+        676.520_368_121_885_1,
+        -1_259.139_216_722_402_8,
+        771.323_428_777_653_1,
+        -176.615_029_162_140_6,
+        12.507_343_278_686_905,
+        -0.138_571_095_265_720_12,
+        9.984_369_578_019_572e-6,
+        1.505_632_735_149_311_6e-7,
+    ];
+    if a < 0.5 {
+        let pi = std::f64::consts::PI;
+        return (pi / (pi * a).sin()).ln() - ln_gamma(1.0 - a);
+    }
+    let a = a - 1.0;
+    let mut x = G[0];
+    for (i, g) in G.iter().enumerate().skip(1) {
+        x += g / (a + i as f64);
+    }
+    let t = a + 7.5;
+    0.5 * (2.0 * std::f64::consts::PI).ln() + (a + 0.5) * t.ln() - t + x.ln()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -299,6 +450,23 @@ mod tests {
         assert!(small > 0.0 && large > small);
         // An empty bin is floored, not infinite.
         assert!(psi(&[100, 0], &[50, 50]).is_finite());
+    }
+
+    #[test]
+    fn chi_square_survival_matches_known_values() {
+        // scipy.stats.chi2.sf(x, k) (scipy 1.17.1) for a few (x, k).
+        for (x, k, want) in [
+            (3.841458820694124, 1.0, 0.04999999999999989),
+            (18.307038053275146, 10.0, 0.05000000000000005),
+            (0.5, 3.0, 0.9188914116546758),
+            (250.0, 4.0, 6.509689997375721e-53),
+        ] {
+            let got = gamma_q(k / 2.0, x / 2.0);
+            assert!(
+                (got / want - 1.0).abs() < 1e-9,
+                "x={x} k={k}: {got} vs {want}"
+            );
+        }
     }
 
     #[test]
