@@ -18,7 +18,7 @@ export SCORCH_PYTHON := $(PYTHON)
 BIN := $(CARGO_TARGET_DIR)/debug/scorch
 DEMO_DATE ?= 2026-11-28
 
-.PHONY: demo test setup build data model lint clean-output help pg-server pg-demo pg-stop bench-pg s3-server s3rver s3-demo s3-stop bench-s3 azurite bench
+.PHONY: demo test setup build data model lint clean-output help pg-server pg-demo pg-stop bench-pg chromium s3-server s3rver s3-demo s3-stop bench-s3 azurite bench
 
 help:
 	@echo "make demo   - set up, build, generate example data, run jobs/churn_daily.yaml"
@@ -52,6 +52,13 @@ demo: build data
 	@echo "                $(BIN) run jobs/churn_daily_sql.yaml --date $(DEMO_DATE)"
 
 # PostgreSQL server binaries for the tests (they start their own throwaway servers).
+# Headless Chromium for the test that opens report.html (Debian's package).
+chromium:
+	@if ! command -v chromium >/dev/null 2>&1; then \
+	  echo "installing Chromium (apt-get install -y chromium)"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; \
+	fi
+
 pg-server:
 	@if ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then \
 	  echo "installing PostgreSQL server binaries (apt-get install -y postgresql)"; \
@@ -131,7 +138,7 @@ azurite:
 	  mkdir -p "$(SCORCH_CACHE)/azurite" && npm install --prefix "$(SCORCH_CACHE)/azurite" --no-audit --no-fund --silent azurite@3.35.0; \
 	fi
 
-test: setup pg-server s3-server azurite
+test: setup pg-server s3-server azurite chromium
 	cargo build --locked --bin scorch
 	cargo test --locked --no-fail-fast
 

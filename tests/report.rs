@@ -23,7 +23,7 @@ fn report_metrics_match_exact_values_on_the_same_rows() {
     let manifest_file = std::fs::read_dir(&runs)
         .unwrap()
         .map(|e| e.unwrap().path())
-        .find(|f| !f.to_string_lossy().ends_with(".report.json"))
+        .find(|f| !f.to_string_lossy().contains(".report."))
         .unwrap();
     let m: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(manifest_file).unwrap()).unwrap();
@@ -126,7 +126,7 @@ fn failing_checks_publish_then_exit_5_and_warnings_exit_0() {
     let run: Vec<serde_json::Value> = std::fs::read_dir(p.path().join("output/gated/_runs"))
         .unwrap()
         .map(|e| e.unwrap().path())
-        .filter(|f| !f.to_string_lossy().ends_with(".report.json"))
+        .filter(|f| !f.to_string_lossy().contains(".report."))
         .map(|f| serde_json::from_str(&std::fs::read_to_string(f).unwrap()).unwrap())
         .collect();
     assert_eq!(run[0]["exit_code"], 5);
@@ -218,4 +218,84 @@ fn drift_psi_matches_numpy_and_flags_only_the_drifted_days() {
         stdout(&check),
         stderr(&check)
     );
+}
+
+#[test]
+fn html_report_opens_in_headless_chromium_without_console_errors() {
+    let p = Project::new(1, 4000);
+    let job = p.job(
+        "page",
+        &format!(
+            "name: page\nsource:\n  parquet:\n    path: data/churn/features\nkeys: [customer_id]\n\
+             model: {}\nreport:\n  checks:\n    - {{column: customer_id, metric: completeness, min: 1}}\n  \
+             drift: {{psi_fail: 100}}\noutput:\n  path: output/page\n",
+            example_bundle().display()
+        ),
+    );
+    let o = p.run_job(&job, &[]);
+    assert_exit(&o, 0, &[]);
+    let m: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(p.path().join("output/page/ds=2026-11-28/_manifest.json"))
+            .unwrap(),
+    )
+    .unwrap();
+    let page = p.path().join(m["report_html"].as_str().unwrap());
+    let html = std::fs::read_to_string(&page).unwrap();
+    assert!(html.starts_with("<!DOCTYPE html>"));
+    assert!(!html.contains("<script"), "the page runs no script");
+    // No network: the only URLs are the SVG namespace.
+    assert_eq!(
+        html.matches("http").count(),
+        html.matches("xmlns=\"http://www.w3.org/2000/svg\"").count()
+    );
+    assert_eq!(
+        html.matches("<svg").count(),
+        20,
+        "one chart per profiled column"
+    );
+    // The drift table is sorted by PSI: the new `family` plan puts `plan` first.
+    let table = &html[html.find("<h2>Drift</h2>").unwrap()..];
+    let first_row = &table[table.find("<tr><td").unwrap()..];
+    assert!(
+        first_row.starts_with("<tr><td class=\"l\">plan</td>"),
+        "{}",
+        &first_row[..80]
+    );
+
+    // Headless Chromium renders it with no console messages; the screenshot is kept.
+    let chromium = std::env::var("SCORCH_CHROMIUM").unwrap_or_else(|_| "chromium".into());
+    let artifacts = std::path::PathBuf::from(
+        std::env::var("CARGO_TARGET_DIR").unwrap_or_else(|_| "target".into()),
+    )
+    .join("test-artifacts");
+    std::fs::create_dir_all(&artifacts).unwrap();
+    let shot = artifacts.join("report.png");
+    let _ = std::fs::remove_file(&shot);
+    let profile = tempfile::tempdir().unwrap();
+    let out = std::process::Command::new(&chromium)
+        .args([
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-quic",
+            "--no-first-run",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+            "--enable-logging=stderr",
+            "--v=0",
+            "--window-size=1280,2400",
+        ])
+        .arg(format!("--user-data-dir={}", profile.path().display()))
+        .arg(format!("--screenshot={}", shot.display()))
+        .arg(format!("file://{}", page.display()))
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run {chromium} (`make test` installs it): {e}"));
+    let log = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{log}");
+    let console: Vec<&str> = log.lines().filter(|l| l.contains("CONSOLE")).collect();
+    assert!(console.is_empty(), "console messages: {console:?}");
+    let png = std::fs::metadata(&shot).expect("screenshot written").len();
+    assert!(png > 20_000, "screenshot of {png} bytes looks empty");
+    println!("screenshot: {}", shot.display());
 }

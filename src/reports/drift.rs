@@ -283,6 +283,101 @@ impl DriftCounter {
     }
 }
 
+/// Reference and run shares per bin of one column, for charts.
+#[derive(Debug, Clone)]
+pub struct Histogram {
+    pub column: String,
+    pub labels: Vec<String>,
+    pub reference: Vec<f64>,
+    pub current: Vec<f64>,
+}
+
+impl DriftCounter {
+    /// Per column, the shares of rows per bin (null bin last), reference and run.
+    pub fn histograms(&self) -> Vec<Histogram> {
+        let shares = |v: &[u64]| {
+            let t = v.iter().sum::<u64>().max(1) as f64;
+            v.iter().map(|&x| x as f64 / t).collect::<Vec<f64>>()
+        };
+        // Short labels: the chart has little room per bin.
+        let fmt = |x: f64| {
+            if x.abs() >= 1e5 || (x != 0.0 && x.abs() < 1e-2) {
+                format!("{x:.1e}")
+            } else if x.abs() >= 100.0 {
+                format!("{x:.0}")
+            } else if x.abs() >= 1.0 {
+                format!("{x:.1}")
+            } else {
+                format!("{x:.2}")
+            }
+        };
+        self.reference
+            .columns
+            .iter()
+            .enumerate()
+            .map(|(i, c)| match c {
+                ColumnRef::Numeric {
+                    name,
+                    edges,
+                    counts,
+                    nulls,
+                } => {
+                    let mut labels = Vec::with_capacity(edges.len() + 2);
+                    for k in 0..=edges.len() {
+                        labels.push(match (k.checked_sub(1).map(|j| edges[j]), edges.get(k)) {
+                            (None, Some(hi)) => format!("< {}", fmt(*hi)),
+                            (Some(lo), Some(_)) => format!("{}+", fmt(lo)),
+                            (Some(lo), None) => format!(">= {}", fmt(lo)),
+                            (None, None) => "all".to_string(),
+                        });
+                    }
+                    labels.push("null".into());
+                    let mut r = counts.clone();
+                    r.push(*nulls);
+                    let mut cur = self.numeric[i].clone();
+                    cur.push(self.nulls[i]);
+                    Histogram {
+                        column: name.clone(),
+                        labels,
+                        reference: shares(&r),
+                        current: shares(&cur),
+                    }
+                }
+                ColumnRef::Categorical {
+                    name,
+                    categories,
+                    nulls,
+                } => {
+                    let mut labels: Vec<String> = categories.keys().cloned().collect();
+                    let mut r: Vec<u64> = categories.values().copied().collect();
+                    let mut cur: Vec<u64> = categories
+                        .keys()
+                        .map(|k| self.categories[i].get(k).copied().unwrap_or(0))
+                        .collect();
+                    labels.push("other".into());
+                    r.push(0);
+                    cur.push(
+                        self.categories[i]
+                            .iter()
+                            .filter(|(k, _)| !categories.contains_key(*k))
+                            .map(|(_, v)| v)
+                            .sum(),
+                    );
+                    labels.push("null".into());
+                    r.push(*nulls);
+                    cur.push(self.nulls[i]);
+                    Histogram {
+                        column: name.clone(),
+                        labels,
+                        reference: shares(&r),
+                        current: shares(&cur),
+                    }
+                }
+            })
+            .collect()
+    }
+}
+
 /// PSI of two count vectors over the same bins (shares floored at [`EPSILON`]).
 pub fn psi(reference: &[u64], current: &[u64]) -> f64 {
     let rt = reference.iter().sum::<u64>().max(1) as f64;

@@ -17,6 +17,7 @@
 //! and the metrics history come in later parts of the same issue.
 
 pub mod drift;
+pub mod html;
 
 use polars::prelude::*;
 use serde::{Deserialize, Serialize};

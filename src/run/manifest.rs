@@ -50,6 +50,9 @@ pub struct Manifest {
     /// The run report (`report.json`), when the job asks for one.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub report: Option<String>,
+    /// The same report as a self-contained page (`report.html`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub report_html: Option<String>,
     /// The data contract applied, if any.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub contract: Option<ContractInfo>,

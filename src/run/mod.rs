@@ -139,6 +139,7 @@ pub fn run(opts: &RunOptions) -> Result<RunSummary> {
         rows_per_second: BTreeMap::new(),
         output: None,
         report: None,
+        report_html: None,
         checks: vec![],
         warnings: vec![],
         contract: None,
@@ -553,6 +554,17 @@ fn execute(
                 format!("{}\n", redactor.redact(&text)).as_bytes(),
             )?;
             m.report = Some(redactor.redact(&at));
+            let histograms = profile
+                .drift
+                .as_ref()
+                .map(|d| d.histograms())
+                .unwrap_or_default();
+            let page = crate::reports::html::render(&report, &histograms);
+            let at = env.table.write_run_file(
+                &format!("{}.report.html", m.run_id),
+                redactor.redact(&page).as_bytes(),
+            )?;
+            m.report_html = Some(redactor.redact(&at));
         }
         if let Some(checker) = &checker {
             // Quarantined rows are kept for inspection even when the contract fails the run.

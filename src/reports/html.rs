@@ -1,0 +1,213 @@
+//! `report.html`: the run report as one self-contained page — no script, no network,
+//! inline CSS and SVG — that a browser opens from disk or an object store.
+//!
+//! Sections: the run; quality checks (pass / warn / fail); drift, sorted by PSI
+//! with a reference-versus-run histogram per column; column metrics.
+
+use std::fmt::Write;
+
+use super::Report;
+use super::drift::Histogram;
+
+/// Escapes text for HTML content and attribute values.
+fn esc(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#39;"),
+            _ => out.push(c),
+        }
+    }
+    out
+}
+
+fn num(v: Option<f64>) -> String {
+    match v {
+        None => "–".into(),
+        Some(x) if x == x.trunc() && x.abs() < 1e15 => format!("{x:.0}"),
+        Some(x) if x.abs() >= 1e-3 && x.abs() < 1e6 => format!("{x:.4}"),
+        Some(x) => format!("{x:.3e}"),
+    }
+}
+
+const STYLE: &str = "body{font:14px/1.4 system-ui,sans-serif;margin:24px;color:#222}\
+h1{font-size:20px}h2{font-size:16px;margin-top:28px}\
+table{border-collapse:collapse;margin:8px 0}td,th{border:1px solid #ddd;padding:3px 8px;text-align:right}\
+th{background:#f4f4f4}td.l,th.l{text-align:left}\
+.pass{color:#1a7f37}.warn{color:#9a6700;font-weight:600}.fail{color:#cf222e;font-weight:700}\
+.hist{display:inline-block;margin:6px 18px 6px 0;vertical-align:top}\
+.legend span{display:inline-block;width:10px;height:10px;margin:0 4px 0 12px}";
+
+/// One histogram as an SVG bar chart: reference and run shares side by side per bin.
+fn svg(h: &Histogram) -> String {
+    let (w, ht, pad) = (360.0, 140.0, 18.0);
+    let n = h.labels.len().max(1) as f64;
+    let top = h
+        .reference
+        .iter()
+        .chain(&h.current)
+        .cloned()
+        .fold(0.0f64, f64::max)
+        .max(1e-9);
+    let slot = (w - 2.0 * pad) / n;
+    let bar = slot * 0.4;
+    let mut s = format!(
+        "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{w}\" height=\"{}\" role=\"img\" aria-label=\"{}\">",
+        ht + 40.0,
+        esc(&h.column)
+    );
+    for (i, (r, c)) in h.reference.iter().zip(&h.current).enumerate() {
+        let x = pad + i as f64 * slot;
+        let rh = r / top * ht;
+        let ch = c / top * ht;
+        let _ = write!(
+            s,
+            "<rect x=\"{x:.1}\" y=\"{:.1}\" width=\"{bar:.1}\" height=\"{rh:.1}\" fill=\"#8c959f\"><title>{} reference {:.4}</title></rect>\
+             <rect x=\"{:.1}\" y=\"{:.1}\" width=\"{bar:.1}\" height=\"{ch:.1}\" fill=\"#0969da\"><title>{} run {:.4}</title></rect>",
+            ht - rh + 4.0,
+            esc(&h.labels[i]),
+            r,
+            x + bar,
+            ht - ch + 4.0,
+            esc(&h.labels[i]),
+            c
+        );
+        if h.labels.len() <= 12 {
+            let label: String = h.labels[i].chars().take(10).collect();
+            let _ = write!(
+                s,
+                "<text x=\"{:.1}\" y=\"{:.1}\" font-size=\"9\" text-anchor=\"middle\">{}</text>",
+                x + bar,
+                ht + 18.0,
+                esc(&label)
+            );
+        }
+    }
+    let _ = write!(
+        s,
+        "<line x1=\"{pad}\" y1=\"{:.1}\" x2=\"{:.1}\" y2=\"{:.1}\" stroke=\"#555\"/></svg>",
+        ht + 4.0,
+        w - pad,
+        ht + 4.0
+    );
+    s
+}
+
+/// Renders the report page.
+pub fn render(r: &Report, histograms: &[Histogram]) -> String {
+    let mut s = String::with_capacity(64 * 1024);
+    let _ = write!(
+        s,
+        "<!DOCTYPE html><html lang=\"en\"><head><meta charset=\"utf-8\">\
+         <title>scorch report {job} {ds}</title><style>{STYLE}</style></head><body>\
+         <h1>scorch report: {job}, ds={ds}</h1>\
+         <p>run <code>{run}</code> · {rows} rows read · report version {v}</p>",
+        job = esc(&r.job),
+        ds = esc(&r.ds),
+        run = esc(&r.run_id),
+        rows = r.rows,
+        v = r.report_version
+    );
+    // Checks.
+    s.push_str("<h2>Quality checks</h2>");
+    if r.checks.is_empty() {
+        s.push_str("<p>No checks configured.</p>");
+    } else {
+        s.push_str("<table><tr><th class=\"l\">check</th><th>value</th><th>min</th><th>max</th><th class=\"l\">severity</th><th class=\"l\">status</th></tr>");
+        for c in &r.checks {
+            let _ = write!(
+                s,
+                "<tr><td class=\"l\">{}</td><td>{}</td><td>{}</td><td>{}</td><td class=\"l\">{}</td><td class=\"l {st}\">{st}</td></tr>",
+                esc(&c.name),
+                num(c.value),
+                num(c.min),
+                num(c.max),
+                match c.severity {
+                    super::Severity::Warn => "warn",
+                    super::Severity::Fail => "fail",
+                },
+                st = c.status
+            );
+        }
+        s.push_str("</table>");
+    }
+    // Drift, most drifted first.
+    s.push_str("<h2>Drift</h2>");
+    if r.drift.is_empty() {
+        s.push_str("<p>Drift is not computed for this job (<code>report.drift</code>).</p>");
+    } else {
+        let mut order: Vec<usize> = (0..r.drift.len()).collect();
+        order.sort_by(|&a, &b| r.drift[b].psi.total_cmp(&r.drift[a].psi));
+        let _ = write!(
+            s,
+            "<p>Share of drifted columns: {:.1}%</p><table><tr><th class=\"l\">column</th><th>PSI</th>\
+             <th>Jensen-Shannon</th><th>chi-square</th><th>p-value</th><th>new categories</th><th class=\"l\">status</th></tr>",
+            r.drift_share.unwrap_or(0.0) * 100.0
+        );
+        for &i in &order {
+            let d = &r.drift[i];
+            let _ = write!(
+                s,
+                "<tr><td class=\"l\">{}</td><td>{:.4}</td><td>{:.4}</td><td>{}</td><td>{}</td><td>{}</td><td class=\"l {st}\">{st}</td></tr>",
+                esc(&d.column),
+                d.psi,
+                d.js_distance,
+                num(d.chi2.as_ref().map(|c| c.statistic)),
+                num(d.chi2.as_ref().map(|c| c.p_value)),
+                d.new_categories.map_or("–".to_string(), |n| n.to_string()),
+                st = d.status
+            );
+        }
+        s.push_str(
+            "</table><p class=\"legend\"><span style=\"background:#8c959f\"></span>reference\
+                    <span style=\"background:#0969da\"></span>this run (share of rows per bin)</p>",
+        );
+        for &i in &order {
+            if let Some(h) = histograms.iter().find(|h| h.column == r.drift[i].column) {
+                let _ = write!(
+                    s,
+                    "<div class=\"hist\"><div><b>{}</b> PSI {:.3}</div>{}</div>",
+                    esc(&h.column),
+                    r.drift[i].psi,
+                    svg(h)
+                );
+            }
+        }
+    }
+    // Metrics.
+    s.push_str("<h2>Column metrics</h2><table><tr><th class=\"l\">column</th><th class=\"l\">type</th><th>completeness</th>\
+                <th>approx. distinct</th><th>min</th><th>max</th><th>mean</th><th>stddev</th></tr>");
+    for c in &r.columns {
+        let _ = write!(
+            s,
+            "<tr><td class=\"l\">{}</td><td class=\"l\">{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+            esc(&c.name),
+            esc(&c.dtype),
+            num(c.completeness),
+            c.approx_distinct,
+            num(c.min),
+            num(c.max),
+            num(c.mean),
+            num(c.stddev)
+        );
+    }
+    s.push_str("</table></body></html>\n");
+    s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn text_is_escaped() {
+        assert_eq!(
+            esc("<a href=\"x\">&'"),
+            "&lt;a href=&quot;x&quot;&gt;&amp;&#39;"
+        );
+    }
+}
