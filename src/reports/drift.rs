@@ -223,6 +223,40 @@ impl DriftCounter {
         Ok(())
     }
 
+    /// Column `i`'s reference and run counts over the same bins — the value bins
+    /// (numeric) or the reference's categories then "other" (categorical), then
+    /// nulls — and, for categorical columns, how many categories are new.
+    fn table(&self, i: usize) -> (Vec<u64>, Vec<u64>, Option<u64>) {
+        match &self.reference.columns[i] {
+            ColumnRef::Numeric { counts, nulls, .. } => {
+                let mut r = counts.clone();
+                r.push(*nulls);
+                let mut cur = self.numeric[i].clone();
+                cur.push(self.nulls[i]);
+                (r, cur, None)
+            }
+            ColumnRef::Categorical {
+                categories, nulls, ..
+            } => {
+                let seen = &self.categories[i];
+                let mut r: Vec<u64> = categories.values().copied().collect();
+                let mut cur: Vec<u64> = categories
+                    .keys()
+                    .map(|k| seen.get(k).copied().unwrap_or(0))
+                    .collect();
+                let unseen = seen.iter().filter(|(k, _)| !categories.contains_key(*k));
+                let (mut new, mut other) = (0u64, 0u64);
+                for (_, v) in unseen {
+                    new += 1;
+                    other += v;
+                }
+                r.extend([0, *nulls]);
+                cur.extend([other, self.nulls[i]]);
+                (r, cur, Some(new))
+            }
+        }
+    }
+
     /// PSI per column, judged against `warn` and `fail` thresholds.
     pub fn results(&self, warn: f64, fail: f64) -> Vec<ColumnDrift> {
         self.reference
@@ -230,38 +264,7 @@ impl DriftCounter {
             .iter()
             .enumerate()
             .map(|(i, c)| {
-                let (r, cur, new) = match c {
-                    ColumnRef::Numeric { counts, nulls, .. } => {
-                        let mut r = counts.clone();
-                        r.push(*nulls);
-                        let mut cur = self.numeric[i].clone();
-                        cur.push(self.nulls[i]);
-                        (r, cur, None)
-                    }
-                    ColumnRef::Categorical {
-                        categories, nulls, ..
-                    } => {
-                        let mut r: Vec<u64> = categories.values().copied().collect();
-                        let mut cur: Vec<u64> = categories
-                            .keys()
-                            .map(|k| self.categories[i].get(k).copied().unwrap_or(0))
-                            .collect();
-                        let other: u64 = self.categories[i]
-                            .iter()
-                            .filter(|(k, _)| !categories.contains_key(*k))
-                            .map(|(_, v)| v)
-                            .sum();
-                        let new = self.categories[i]
-                            .keys()
-                            .filter(|k| !categories.contains_key(*k))
-                            .count() as u64;
-                        r.push(0);
-                        cur.push(other);
-                        r.push(*nulls);
-                        cur.push(self.nulls[i]);
-                        (r, cur, Some(new))
-                    }
-                };
+                let (r, cur, new) = self.table(i);
                 let p = psi(&r, &cur);
                 let chi2 = new.map(|_| chi2_contingency(&r, &cur));
                 ColumnDrift {
@@ -316,12 +319,7 @@ impl DriftCounter {
             .iter()
             .enumerate()
             .map(|(i, c)| match c {
-                ColumnRef::Numeric {
-                    name,
-                    edges,
-                    counts,
-                    nulls,
-                } => {
+                ColumnRef::Numeric { name, edges, .. } => {
                     let mut labels = Vec::with_capacity(edges.len() + 2);
                     for k in 0..=edges.len() {
                         labels.push(match (k.checked_sub(1).map(|j| edges[j]), edges.get(k)) {
@@ -332,10 +330,7 @@ impl DriftCounter {
                         });
                     }
                     labels.push("null".into());
-                    let mut r = counts.clone();
-                    r.push(*nulls);
-                    let mut cur = self.numeric[i].clone();
-                    cur.push(self.nulls[i]);
+                    let (r, cur, _) = self.table(i);
                     Histogram {
                         column: name.clone(),
                         labels,
@@ -344,28 +339,12 @@ impl DriftCounter {
                     }
                 }
                 ColumnRef::Categorical {
-                    name,
-                    categories,
-                    nulls,
+                    name, categories, ..
                 } => {
                     let mut labels: Vec<String> = categories.keys().cloned().collect();
-                    let mut r: Vec<u64> = categories.values().copied().collect();
-                    let mut cur: Vec<u64> = categories
-                        .keys()
-                        .map(|k| self.categories[i].get(k).copied().unwrap_or(0))
-                        .collect();
                     labels.push("other".into());
-                    r.push(0);
-                    cur.push(
-                        self.categories[i]
-                            .iter()
-                            .filter(|(k, _)| !categories.contains_key(*k))
-                            .map(|(_, v)| v)
-                            .sum(),
-                    );
                     labels.push("null".into());
-                    r.push(*nulls);
-                    cur.push(self.nulls[i]);
+                    let (r, cur, _) = self.table(i);
                     Histogram {
                         column: name.clone(),
                         labels,
