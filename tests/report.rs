@@ -299,3 +299,91 @@ fn html_report_opens_in_headless_chromium_without_console_errors() {
     assert!(png > 20_000, "screenshot of {png} bytes looks empty");
     println!("screenshot: {}", shot.display());
 }
+
+#[test]
+fn metrics_history_grows_per_run_and_anomalies_are_flagged() {
+    let p = Project::new(8, 1000);
+    let job = p.job(
+        "hist",
+        &format!(
+            "name: hist\nsource:\n  parquet:\n    path: data/churn/features/ds={{{{ ds }}}}/*.parquet\n\
+             keys: [customer_id]\nmodel: {}\nreport:\n  anomalies:\n    - {{metric: row_count, min_history: 5, severity: fail}}\n\
+             \x20   - {{metric: completeness, column: age}}\noutput:\n  path: output/hist\n",
+            example_bundle().display()
+        ),
+    );
+    for day in 21..=27 {
+        let o = p.scorch(&[
+            "run",
+            job.to_str().unwrap(),
+            "--date",
+            &format!("2026-11-{day}"),
+        ]);
+        assert_exit(&o, 0, &[]);
+    }
+    // The last day arrives with half its rows: far outside mean ± 3σ of the history.
+    let dir = p.path().join(format!("data/churn/features/ds={LAST_DAY}"));
+    let file = std::fs::read_dir(&dir)
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .path();
+    let mut half = ParquetReader::new(std::fs::File::open(&file).unwrap())
+        .finish()
+        .unwrap()
+        .head(Some(500));
+    ParquetWriter::new(std::fs::File::create(&file).unwrap())
+        .finish(&mut half)
+        .unwrap();
+    let o = p.run_job(&job, &[]);
+    assert_exit(&o, 5, &["anomaly(row_count)"]);
+    // One history file per run, one row_count row per day.
+    let history = LazyFrame::scan_parquet(
+        PlRefPath::new(
+            p.path()
+                .join("output/hist/_metrics/*/*.parquet")
+                .to_string_lossy()
+                .as_ref(),
+        ),
+        Default::default(),
+    )
+    .unwrap()
+    .filter(col("metric").eq(lit("row_count")))
+    .sort(["ds"], Default::default())
+    .collect()
+    .unwrap();
+    let counts: Vec<f64> = history
+        .column("value")
+        .unwrap()
+        .f64()
+        .unwrap()
+        .into_no_null_iter()
+        .collect();
+    assert_eq!(
+        counts,
+        [
+            1000.0, 1000.0, 1000.0, 1000.0, 1000.0, 1000.0, 1000.0, 500.0
+        ]
+    );
+    let m: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(
+            p.path()
+                .join(format!("output/hist/ds={LAST_DAY}/_manifest.json")),
+        )
+        .unwrap(),
+    )
+    .unwrap();
+    let checks = m["checks"].as_array().unwrap();
+    let rc = checks
+        .iter()
+        .find(|c| c["name"] == "anomaly(row_count)")
+        .unwrap();
+    assert_eq!(rc["status"], "fail");
+    assert_eq!(rc["min"], 1000.0);
+    let age = checks
+        .iter()
+        .find(|c| c["name"] == "anomaly(completeness(age))")
+        .unwrap();
+    assert_ne!(age["status"], "fail", "a warn check never fails the run");
+}

@@ -17,6 +17,7 @@
 //! and the metrics history come in later parts of the same issue.
 
 pub mod drift;
+pub mod history;
 pub mod html;
 
 use polars::prelude::*;
@@ -486,6 +487,51 @@ pub struct Report {
     /// Share of columns whose drift is `warn` or `fail`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub drift_share: Option<f64>,
+}
+
+impl Report {
+    /// Assembles the report of a finished run: column metrics, checks (the job's and
+    /// its anomaly checks against `history`, the table's earlier metrics), drift.
+    pub fn assemble(
+        profile: &Profile,
+        spec: &crate::spec::job::ReportSpec,
+        (run_id, job, ds): (&str, &str, &str),
+        rows: u64,
+        history: Option<&DataFrame>,
+    ) -> PolarsResult<Report> {
+        let drift = match (&profile.drift, &spec.drift) {
+            (Some(counter), Some(d)) => counter.results(d.psi_warn, d.psi_fail),
+            _ => vec![],
+        };
+        let drift_share = (!drift.is_empty()).then(|| {
+            drift.iter().filter(|d| d.status != "pass").count() as f64 / drift.len() as f64
+        });
+        let mut report = Report {
+            report_version: REPORT_VERSION,
+            run_id: run_id.to_string(),
+            job: job.to_string(),
+            ds: ds.to_string(),
+            rows,
+            columns: profile.columns.iter().map(|c| c.metrics()).collect(),
+            checks: profile.check_results(),
+            drift,
+            drift_share,
+        };
+        if !spec.anomalies.is_empty() {
+            let now = history::rows(&report);
+            let empty = DataFrame::empty();
+            for a in &spec.anomalies {
+                let column = a.column.clone().unwrap_or_default();
+                let value = now
+                    .iter()
+                    .find(|r| r.column == column && r.metric == a.metric)
+                    .map(|r| r.value);
+                let past = history::series(history.unwrap_or(&empty), &column, &a.metric, ds)?;
+                report.checks.push(a.judge(value, &past));
+            }
+        }
+        Ok(report)
+    }
 }
 
 #[cfg(test)]

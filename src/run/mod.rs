@@ -505,10 +505,21 @@ fn execute(
         m.rows.scored = done.rows_scored;
         m.rows.written = done.rows_written;
         m.rows.quarantined = done.rows_quarantined;
-        if let Some(profile) = &profile {
+        if let (Some(profile), Some(spec)) = (&profile, &job.report) {
             let profile = profile.lock().expect("profile lock");
-            let checks = profile.check_results();
-            for c in &checks {
+            let history = if spec.anomalies.is_empty() {
+                None
+            } else {
+                Some(env.table.read_history()?)
+            };
+            let report = crate::reports::Report::assemble(
+                &profile,
+                spec,
+                (&m.run_id, &job.name, &m.ds),
+                done.rows_read,
+                history.as_ref(),
+            )?;
+            for c in &report.checks {
                 match c.status {
                     "fail" => gate.push(c.name.clone()),
                     "warn" => m
@@ -517,15 +528,7 @@ fn execute(
                     _ => {}
                 }
             }
-            m.checks = checks.clone();
-            let drift = match (
-                &profile.drift,
-                job.report.as_ref().and_then(|r| r.drift.as_ref()),
-            ) {
-                (Some(counter), Some(d)) => counter.results(d.psi_warn, d.psi_fail),
-                _ => vec![],
-            };
-            for d in &drift {
+            for d in &report.drift {
                 match d.status {
                     "fail" => gate.push(format!("drift({}) psi {:.3}", d.column, d.psi)),
                     "warn" => m
@@ -534,20 +537,7 @@ fn execute(
                     _ => {}
                 }
             }
-            let drift_share = (!drift.is_empty()).then(|| {
-                drift.iter().filter(|d| d.status != "pass").count() as f64 / drift.len() as f64
-            });
-            let report = crate::reports::Report {
-                report_version: crate::reports::REPORT_VERSION,
-                run_id: m.run_id.clone(),
-                job: job.name.clone(),
-                ds: m.ds.clone(),
-                rows: done.rows_read,
-                columns: profile.columns.iter().map(|c| c.metrics()).collect(),
-                checks,
-                drift,
-                drift_share,
-            };
+            m.checks = report.checks.clone();
             let text = serde_json::to_string_pretty(&report).expect("report serializes");
             let at = env.table.write_run_file(
                 &format!("{}.report.json", m.run_id),
@@ -565,6 +555,9 @@ fn execute(
                 redactor.redact(&page).as_bytes(),
             )?;
             m.report_html = Some(redactor.redact(&at));
+            let mut rows =
+                crate::reports::history::frame(&report, &crate::reports::history::rows(&report))?;
+            env.table.append_history(&partition, &m.run_id, &mut rows)?;
         }
         if let Some(checker) = &checker {
             // Quarantined rows are kept for inspection even when the contract fails the run.

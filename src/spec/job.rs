@@ -125,6 +125,9 @@ pub struct ReportSpec {
     /// Drift against the model bundle's reference profile (`scorch profile`).
     #[serde(default)]
     pub drift: Option<DriftSpec>,
+    /// Anomaly checks of this run's metrics against the table's metrics history.
+    #[serde(default)]
+    pub anomalies: Vec<crate::reports::history::AnomalySpec>,
 }
 
 /// Drift thresholds (Population Stability Index).
@@ -338,6 +341,11 @@ impl JobSpec {
             for (i, c) in r.checks.iter().enumerate() {
                 if let Err(e) = c.validate() {
                     p.push(format!("report.checks[{i}]"), e);
+                }
+            }
+            for (i, a) in r.anomalies.iter().enumerate() {
+                if let Err(e) = a.validate() {
+                    p.push(format!("report.anomalies[{i}]"), e);
                 }
             }
         }

@@ -1,0 +1,216 @@
+//! The metrics history: every run appends its metrics, one row per run × column ×
+//! metric, to `<table>/_metrics/ds=<date>/<run id>.parquet`, a Parquet table users
+//! chart over time (`read_parquet('<table>/_metrics/*/*.parquet')`). Anomaly checks
+//! (Deequ's OnlineNormal idea) compare a run's metric with the mean ± k·σ of the same
+//! metric over the previous runs.
+//!
+//! Columns: `run_id`, `job`, `ds` (date), `column` (empty for dataset metrics),
+//! `metric`, `value` (Float64).
+
+use polars::prelude::*;
+use serde::{Deserialize, Serialize};
+
+use super::{CheckResult, Report, Severity};
+
+/// Folder of a table holding the metrics history.
+pub const HISTORY_DIR: &str = "_metrics";
+
+/// One metric of one run.
+#[derive(Debug, Clone, PartialEq)]
+pub struct MetricRow {
+    pub column: String,
+    pub metric: String,
+    pub value: f64,
+}
+
+/// The rows a report adds to the history: `row_count`; per column `completeness`,
+/// `approx_distinct`, `distinctness`, `min`, `max`, `mean`, `stddev`; per drifted
+/// column `psi` and `js_distance`. Missing values are left out.
+pub fn rows(r: &Report) -> Vec<MetricRow> {
+    let mut out = vec![MetricRow {
+        column: String::new(),
+        metric: "row_count".into(),
+        value: r.rows as f64,
+    }];
+    let mut push = |column: &str, metric: &str, v: Option<f64>| {
+        if let Some(value) = v.filter(|v| v.is_finite()) {
+            out.push(MetricRow {
+                column: column.to_string(),
+                metric: metric.to_string(),
+                value,
+            });
+        }
+    };
+    for c in &r.columns {
+        push(&c.name, "completeness", c.completeness);
+        push(&c.name, "approx_distinct", Some(c.approx_distinct as f64));
+        push(&c.name, "distinctness", c.distinctness);
+        push(&c.name, "min", c.min);
+        push(&c.name, "max", c.max);
+        push(&c.name, "mean", c.mean);
+        push(&c.name, "stddev", c.stddev);
+    }
+    for d in &r.drift {
+        push(&d.column, "psi", Some(d.psi));
+        push(&d.column, "js_distance", Some(d.js_distance));
+    }
+    out
+}
+
+/// The history rows of one run as a frame.
+pub fn frame(r: &Report, metrics: &[MetricRow]) -> PolarsResult<DataFrame> {
+    let n = metrics.len();
+    let ds = chrono::NaiveDate::parse_from_str(&r.ds, "%Y-%m-%d")
+        .map(|d| {
+            (d - chrono::NaiveDate::from_ymd_opt(1970, 1, 1).expect("valid")).num_days() as i32
+        })
+        .map_err(|e| polars_err!(ComputeError: "ds {}: {e}", r.ds))?;
+    df!(
+        "run_id" => vec![r.run_id.as_str(); n],
+        "job" => vec![r.job.as_str(); n],
+        "ds" => Series::new("ds".into(), vec![ds; n]).cast(&DataType::Date)?,
+        "column" => metrics.iter().map(|m| m.column.as_str()).collect::<Vec<_>>(),
+        "metric" => metrics.iter().map(|m| m.metric.as_str()).collect::<Vec<_>>(),
+        "value" => metrics.iter().map(|m| m.value).collect::<Vec<_>>(),
+    )
+}
+
+/// An anomaly check on the history.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct AnomalySpec {
+    /// The metric (`row_count`, `completeness`, `mean`, … any history metric).
+    pub metric: String,
+    /// The column; empty or absent for dataset metrics (`row_count`).
+    #[serde(default)]
+    pub column: Option<String>,
+    /// Previous runs (latest run per date, dates before this run's) to compare with.
+    #[serde(default = "default_window")]
+    pub window: usize,
+    /// Allowed distance from the mean, in standard deviations.
+    #[serde(default = "default_sigmas")]
+    pub sigmas: f64,
+    /// With fewer previous runs than this the check passes (not enough history).
+    #[serde(default = "default_min_history")]
+    pub min_history: usize,
+    /// `warn` (default) or `fail`.
+    #[serde(default = "default_severity")]
+    pub severity: Severity,
+}
+
+fn default_window() -> usize {
+    14
+}
+fn default_sigmas() -> f64 {
+    3.0
+}
+fn default_min_history() -> usize {
+    5
+}
+fn default_severity() -> Severity {
+    Severity::Warn
+}
+
+impl AnomalySpec {
+    pub fn validate(&self) -> std::result::Result<(), String> {
+        if self.window < 2 {
+            return Err("`window` must be at least 2".into());
+        }
+        if !(self.sigmas.is_finite() && self.sigmas > 0.0) {
+            return Err("`sigmas` must be a positive number".into());
+        }
+        if self.min_history < 2 || self.min_history > self.window {
+            return Err("`min_history` must be between 2 and `window`".into());
+        }
+        Ok(())
+    }
+
+    /// Judges `value` against `history` (the metric's values of the previous runs,
+    /// oldest first): |value − mean| ≤ sigmas · σ (population σ of the last
+    /// `window` values).
+    pub fn judge(&self, value: Option<f64>, history: &[f64]) -> CheckResult {
+        let name = match self.column.as_deref().filter(|c| !c.is_empty()) {
+            Some(c) => format!("anomaly({}({c}))", self.metric),
+            None => format!("anomaly({})", self.metric),
+        };
+        let recent = &history[history.len().saturating_sub(self.window)..];
+        if recent.len() < self.min_history {
+            return CheckResult {
+                name,
+                severity: self.severity,
+                value,
+                min: None,
+                max: None,
+                status: "pass",
+            };
+        }
+        let n = recent.len() as f64;
+        let mean = recent.iter().sum::<f64>() / n;
+        let sd = (recent.iter().map(|v| (v - mean) * (v - mean)).sum::<f64>() / n).sqrt();
+        let (lo, hi) = (mean - self.sigmas * sd, mean + self.sigmas * sd);
+        let ok = value.is_some_and(|v| v >= lo && v <= hi);
+        CheckResult {
+            name,
+            severity: self.severity,
+            value,
+            min: Some(lo),
+            max: Some(hi),
+            status: match (ok, self.severity) {
+                (true, _) => "pass",
+                (false, Severity::Warn) => "warn",
+                (false, Severity::Fail) => "fail",
+            },
+        }
+    }
+}
+
+/// The values of `metric` of `column` in `history` (all runs of the table), latest
+/// run per date, for dates before `ds`, oldest first.
+pub fn series(history: &DataFrame, column: &str, metric: &str, ds: &str) -> PolarsResult<Vec<f64>> {
+    if history.height() == 0 {
+        return Ok(vec![]);
+    }
+    let before = chrono::NaiveDate::parse_from_str(ds, "%Y-%m-%d")
+        .map_err(|e| polars_err!(ComputeError: "ds {ds}: {e}"))?;
+    let out = history
+        .clone()
+        .lazy()
+        .filter(
+            col("column")
+                .eq(lit(column))
+                .and(col("metric").eq(lit(metric)))
+                .and(col("ds").lt(lit(before))),
+        )
+        .sort(["ds", "run_id"], Default::default())
+        .group_by_stable([col("ds")])
+        .agg([col("value").last()])
+        .sort(["ds"], Default::default())
+        .collect()?;
+    Ok(out.column("value")?.f64()?.into_no_null_iter().collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn anomalies_are_judged_against_mean_and_sigma_of_the_window() {
+        let spec = AnomalySpec {
+            metric: "row_count".into(),
+            column: None,
+            window: 4,
+            sigmas: 2.0,
+            min_history: 3,
+            severity: Severity::Fail,
+        };
+        // Only the last 4 values count: mean 100, σ = sqrt(2).
+        let h = [1e9, 99.0, 101.0, 99.0, 101.0];
+        assert_eq!(spec.judge(Some(102.0), &h).status, "pass");
+        assert_eq!(spec.judge(Some(103.0), &h).status, "fail");
+        assert_eq!(
+            spec.judge(Some(103.0), &h[..2]).status,
+            "pass",
+            "too little history"
+        );
+    }
+}
