@@ -385,3 +385,53 @@ fn quarantined_rows_are_uploaded_beside_an_s3_table() {
             .contains("scorch-quarantine-")
     }));
 }
+
+#[test]
+fn reports_and_metrics_history_live_beside_an_s3_table() {
+    let s3 = S3Server::start();
+    let p = Project::new(3, 800);
+    std::fs::write(p.path().join("profiles.yaml"), s3.profile_yaml("lake")).unwrap();
+    std::fs::create_dir_all(s3.root.path().join("lake")).unwrap(); // the bucket
+    let job = p.job(
+        "hist",
+        &format!(
+            "name: hist\nsource:\n  parquet:\n    path: data/churn/features/ds={{{{ ds }}}}/*.parquet\n\
+             keys: [customer_id]\nmodel: {}\nstorage_profile: lake\n\
+             report:\n  anomalies:\n    - {{metric: row_count, min_history: 2}}\noutput:\n  path: s3://lake/scores/hist\n",
+            example_bundle().display()
+        ),
+    );
+    for day in ["2026-11-26", "2026-11-27", "2026-11-28"] {
+        let o = p.scorch_env(
+            &["run", job.to_str().unwrap(), "--date", day],
+            &S3Server::env(),
+        );
+        assert_exit(&o, 0, &[]);
+        assert!(
+            stdout(&o).contains("report: s3://lake/scores/hist/_runs/"),
+            "{}",
+            stdout(&o)
+        );
+    }
+    // Three history files on the server; the last run read the first two.
+    let root = s3.root.path().join("lake/scores/hist/_metrics");
+    let mut days: Vec<String> = std::fs::read_dir(&root)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().to_string())
+        .collect();
+    days.sort();
+    assert_eq!(days, ["ds=2026-11-26", "ds=2026-11-27", "ds=2026-11-28"]);
+    let m: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(
+            s3.root
+                .path()
+                .join("lake/scores/hist/ds=2026-11-28/_manifest.json"),
+        )
+        .unwrap(),
+    )
+    .unwrap();
+    let rc = &m["checks"][0];
+    assert_eq!(rc["name"], "anomaly(row_count)");
+    assert_eq!(rc["status"], "pass");
+    assert_eq!(rc["min"], 800.0, "judged against the two earlier runs");
+}
