@@ -497,7 +497,14 @@ fn execute(
             frame: &frame,
             quarantine: quarantine_tmp.as_deref().map(|p| (p, &quarantine_schema)),
         };
-        let bar = progress::Bar::new(opts.progress, src.total_rows());
+        let bar = progress::Bar::new(
+            opts.progress,
+            if opts.progress {
+                src.total_rows()
+            } else {
+                None
+            },
+        );
         let done = pipeline::run(&plan, &output, &|rows| bar.set(rows));
         bar.finish();
         let done = done?;
@@ -507,57 +514,16 @@ fn execute(
         m.rows.quarantined = done.rows_quarantined;
         if let (Some(profile), Some(spec)) = (&profile, &job.report) {
             let profile = profile.lock().expect("profile lock");
-            let history = if spec.anomalies.is_empty() {
-                None
-            } else {
-                Some(env.table.read_history()?)
-            };
-            let report = crate::reports::Report::assemble(
+            gate = write_report(
                 &profile,
                 spec,
-                (&m.run_id, &job.name, &m.ds),
+                env,
+                &partition,
+                &job.name,
                 done.rows_read,
-                history.as_ref(),
+                m,
+                redactor,
             )?;
-            for c in &report.checks {
-                match c.status {
-                    "fail" => gate.push(c.name.clone()),
-                    "warn" => m
-                        .warnings
-                        .push(format!("check {} is {:?}", c.name, c.value)),
-                    _ => {}
-                }
-            }
-            for d in &report.drift {
-                match d.status {
-                    "fail" => gate.push(format!("drift({}) psi {:.3}", d.column, d.psi)),
-                    "warn" => m
-                        .warnings
-                        .push(format!("drift of {}: psi {:.3}", d.column, d.psi)),
-                    _ => {}
-                }
-            }
-            m.checks = report.checks.clone();
-            let text = serde_json::to_string_pretty(&report).expect("report serializes");
-            let at = env.table.write_run_file(
-                &format!("{}.report.json", m.run_id),
-                format!("{}\n", redactor.redact(&text)).as_bytes(),
-            )?;
-            m.report = Some(redactor.redact(&at));
-            let histograms = profile
-                .drift
-                .as_ref()
-                .map(|d| d.histograms())
-                .unwrap_or_default();
-            let page = crate::reports::html::render(&report, &histograms);
-            let at = env.table.write_run_file(
-                &format!("{}.report.html", m.run_id),
-                redactor.redact(&page).as_bytes(),
-            )?;
-            m.report_html = Some(redactor.redact(&at));
-            let mut rows =
-                crate::reports::history::frame(&report, &crate::reports::history::rows(&report))?;
-            env.table.append_history(&partition, &m.run_id, &mut rows)?;
         }
         if let Some(checker) = &checker {
             // Quarantined rows are kept for inspection even when the contract fails the run.
@@ -651,6 +617,76 @@ fn execute(
         )));
     }
     Ok(target)
+}
+
+/// Assembles the run report of a finished pipeline and writes it: `report.json` and
+/// `report.html` beside the run manifest, and the run's rows of the metrics history.
+/// Records them in the manifest; returns the names of failed `fail` checks.
+#[allow(clippy::too_many_arguments)]
+fn write_report(
+    profile: &crate::reports::Profile,
+    spec: &crate::spec::job::ReportSpec,
+    env: &Env<'_>,
+    partition: &str,
+    job_name: &str,
+    rows_read: u64,
+    m: &mut Manifest,
+    redactor: &Redactor,
+) -> Result<Vec<String>> {
+    let mut gate = Vec::new();
+    let history = if spec.anomalies.is_empty() {
+        None
+    } else {
+        Some(env.table.read_history()?)
+    };
+    let report = crate::reports::Report::assemble(
+        profile,
+        spec,
+        (&m.run_id, job_name, &m.ds),
+        rows_read,
+        history.as_ref(),
+    )?;
+    for c in &report.checks {
+        match c.status {
+            "fail" => gate.push(c.name.clone()),
+            "warn" => m
+                .warnings
+                .push(format!("check {} is {:?}", c.name, c.value)),
+            _ => {}
+        }
+    }
+    for d in &report.drift {
+        match d.status {
+            "fail" => gate.push(format!("drift({}) psi {:.3}", d.column, d.psi)),
+            "warn" => m
+                .warnings
+                .push(format!("drift of {}: psi {:.3}", d.column, d.psi)),
+            _ => {}
+        }
+    }
+    m.checks = report.checks.clone();
+    let text = serde_json::to_string_pretty(&report).expect("report serializes");
+    let at = env.table.write_run_file(
+        &format!("{}.report.json", m.run_id),
+        format!("{}\n", redactor.redact(&text)).as_bytes(),
+    )?;
+    m.report = Some(redactor.redact(&at));
+    let histograms = profile
+        .drift
+        .as_ref()
+        .map(|d| d.histograms())
+        .unwrap_or_default();
+    let page = crate::reports::html::render(&report, &histograms);
+    let at = env.table.write_run_file(
+        &format!("{}.report.html", m.run_id),
+        redactor.redact(&page).as_bytes(),
+    )?;
+    m.report_html = Some(redactor.redact(&at));
+    let mut rows =
+        crate::reports::history::frame(&report, &crate::reports::history::rows(&report))?;
+    env.table.append_history(partition, &m.run_id, &mut rows)?;
+
+    Ok(gate)
 }
 
 fn scored_at_dtype() -> DataType {
