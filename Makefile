@@ -48,10 +48,12 @@ demo: build data
 	@echo
 	@echo "Scored table:   output/churn_scores/ds=$(DEMO_DATE)/part-00000.parquet"
 	@echo "Run manifest:   output/churn_scores/ds=$(DEMO_DATE)/_manifest.json (every run: output/churn_scores/_runs/)"
-	@echo "Try:            $(BIN) validate jobs/"
+	@echo "Run report:     $$(ls -t output/churn_scores/_runs/*.report.html | head -n 1) (and .report.json beside it)"
+	@echo "Metrics:        output/churn_scores/_metrics/ (one Parquet file per run)"
+	@echo "Try:            $(BIN) validate jobs/ schemas/"
+	@echo "                $(BIN) run jobs/churn_daily_contract.yaml --date $(DEMO_DATE)"
 	@echo "                $(BIN) run jobs/churn_daily_sql.yaml --date $(DEMO_DATE)"
 
-# PostgreSQL server binaries for the tests (they start their own throwaway servers).
 # Headless Chromium for the test that opens report.html (Debian's package).
 chromium:
 	@if ! command -v chromium >/dev/null 2>&1; then \
@@ -59,6 +61,7 @@ chromium:
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; \
 	fi
 
+# PostgreSQL server binaries for the tests (they start their own throwaway servers).
 pg-server:
 	@if ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then \
 	  echo "installing PostgreSQL server binaries (apt-get install -y postgresql)"; \
