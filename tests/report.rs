@@ -152,7 +152,7 @@ fn drift_psi_matches_numpy_and_flags_only_the_drifted_days() {
     ]);
     assert_exit(&o, 0, &[]);
     assert!(
-        stdout(&o).contains("profiled 24000 rows, 20 columns"),
+        stdout(&o).contains("profiled 24000 rows, 21 columns"),
         "{}",
         stdout(&o)
     );
@@ -197,6 +197,14 @@ fn drift_psi_matches_numpy_and_flags_only_the_drifted_days() {
         .unwrap();
     assert_eq!(plan["status"], "fail");
     assert_eq!(plan["new_categories"], 1);
+    // The model's score drifts too (its reference: the model run on the profiled days).
+    let score = r["drift"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|d| d["column"] == "churn_probability")
+        .unwrap();
+    assert!(score["psi"].as_f64().unwrap() > 0.1, "{score}");
     assert!(
         p.path()
             .join("output/drift/ds=2026-11-28/part-00000.parquet")
@@ -209,6 +217,10 @@ fn drift_psi_matches_numpy_and_flags_only_the_drifted_days() {
         report.to_str().unwrap(),
         p.path()
             .join("data/churn/features/ds=2026-11-28/*.parquet")
+            .to_str()
+            .unwrap(),
+        p.path()
+            .join("output/drift/ds=2026-11-28/*.parquet")
             .to_str()
             .unwrap(),
     ]);
@@ -250,8 +262,8 @@ fn html_report_opens_in_headless_chromium_without_console_errors() {
     );
     assert_eq!(
         html.matches("<svg").count(),
-        20,
-        "one chart per profiled column"
+        21,
+        "one chart per profiled column and score"
     );
     // The drift table is sorted by PSI: the new `family` plan puts `plan` first.
     let table = &html[html.find("<h2>Drift</h2>").unwrap()..];

@@ -310,7 +310,8 @@ impl Bundle {
 pub const PROFILE_FILE: &str = "reference.profile.json";
 
 /// Profiles `data` (a Parquet path or glob) for the bundle in `dir`: every input column
-/// of its preprocessing, `bins` quantile bins per numeric column. Writes
+/// of its preprocessing and every score column of its model (run on the same rows),
+/// `bins` quantile bins per numeric column. The data is read into memory once. Writes
 /// [`PROFILE_FILE`] and points `bundle.yaml`'s `reference_profile` at it (replacing the
 /// line if there is one). Returns the profile.
 pub fn write_reference_profile(
@@ -321,7 +322,50 @@ pub fn write_reference_profile(
 ) -> Result<crate::reports::drift::ReferenceProfile> {
     let bundle = Bundle::open(dir)?;
     let columns = bundle.state.spec.input_columns();
-    let profile = crate::reports::drift::ReferenceProfile::build(lf, &columns, bins, data)?;
+    let mut profile =
+        crate::reports::drift::ReferenceProfile::build(lf.clone(), &columns, bins, data)?;
+    // The model's scores on the same rows, for score drift.
+    let input = lf.collect()?;
+    let features = crate::preprocess::apply(
+        polars::prelude::IntoLazy::lazy(input.clone()),
+        &bundle.state,
+        &[],
+    )?
+    .collect()
+    .map_err(|e| Error::from(e).context(format!("preprocessing {data}")))?;
+    let matrix = crate::infer::tensorize::to_row_major(
+        &features,
+        &bundle.state.feature_names,
+        &input,
+        &[],
+        0,
+    )
+    .map_err(|e| e.context(data))?;
+    drop(features);
+    let engine = crate::infer::Engine::load(
+        &bundle.model_path,
+        tch::Device::Cpu,
+        crate::infer::Precision::F32,
+        crate::infer::available_cores(),
+        bundle.spec.features.len(),
+        &bundle.spec.outputs,
+    )?;
+    let scores = engine.score(&matrix, 4096)?;
+    let names = bundle.spec.score_columns();
+    let cols: Vec<polars::prelude::Column> = names
+        .iter()
+        .zip(scores)
+        .map(|(n, v)| polars::prelude::Column::new(n.as_str().into(), v))
+        .collect();
+    let scored = polars::prelude::DataFrame::new(input.height(), cols)?;
+    let score_profile = crate::reports::drift::ReferenceProfile::build(
+        polars::prelude::IntoLazy::lazy(scored),
+        &names,
+        bins,
+        data,
+    )?;
+    profile.columns.extend(score_profile.columns);
+    profile.scores = names;
     let path = dir.join(PROFILE_FILE);
     let text = serde_json::to_string_pretty(&profile).expect("profile serializes");
     crate::sink::write_file_atomic(&path, format!("{text}\n").as_bytes())?;

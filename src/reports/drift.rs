@@ -67,6 +67,10 @@ pub struct ReferenceProfile {
     /// Quantile bins per numeric column.
     pub bins: usize,
     pub columns: Vec<ColumnRef>,
+    /// Which of `columns` are the model's score columns (the model run on the
+    /// profiled data), as opposed to input columns.
+    #[serde(default)]
+    pub scores: Vec<String>,
 }
 
 impl ReferenceProfile {
@@ -116,6 +120,7 @@ impl ReferenceProfile {
             data: data.to_string(),
             bins,
             columns: out,
+            scores: vec![],
         })
     }
 }
@@ -204,11 +209,16 @@ impl DriftCounter {
             .columns
             .iter()
             .map(|c| c.name().to_string())
+            .filter(|n| !self.reference.scores.contains(n))
             .collect()
     }
 
-    pub fn update(&mut self, df: &DataFrame) -> PolarsResult<()> {
+    /// Counts a chunk of input rows (`scores: false`) or of scores (`scores: true`).
+    pub fn update(&mut self, df: &DataFrame, scores: bool) -> PolarsResult<()> {
         for (i, c) in self.reference.columns.iter().enumerate() {
+            if self.reference.scores.iter().any(|s| s == c.name()) != scores {
+                continue;
+            }
             let s = df.column(c.name())?.as_materialized_series();
             match c {
                 ColumnRef::Numeric { edges, .. } => {

@@ -382,7 +382,7 @@ impl Profile {
         }
         self.rows += df.height() as u64;
         if let Some(d) = &mut self.drift {
-            d.update(df)?;
+            d.update(df, false)?;
         }
         let exprs: Vec<Expr> = self
             .checks
@@ -411,6 +411,14 @@ impl Profile {
                     self.passed[i] += n;
                 }
             }
+        }
+        Ok(())
+    }
+
+    /// Counts a chunk of scores for score drift (when the reference has score columns).
+    pub fn update_scores(&mut self, scores: &DataFrame) -> PolarsResult<()> {
+        if let Some(d) = &mut self.drift {
+            d.update(scores, true)?;
         }
         Ok(())
     }

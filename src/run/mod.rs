@@ -479,6 +479,7 @@ fn execute(
             engine: &engine,
             contract: checker.as_ref(),
             profile: profile.as_ref(),
+            score_columns: &score_columns,
         };
         let file_name = |i: usize| staged.data_file_name(i);
         let frame = |keys: &DataFrame, scores: Vec<Vec<f32>>| {

@@ -52,8 +52,11 @@ pub struct Plan<'a> {
     pub engine: &'a Engine,
     /// The job's data contract, applied to each chunk before preprocessing.
     pub contract: Option<&'a std::sync::Mutex<Checker>>,
-    /// Column statistics of the input, updated with every chunk read.
+    /// Column statistics of the input, updated with every chunk read (and with
+    /// every chunk of scores, for score drift).
     pub profile: Option<&'a std::sync::Mutex<crate::reports::Profile>>,
+    /// The names of the score columns, in the order the engine returns them.
+    pub score_columns: &'a [String],
 }
 
 /// Where and how the output is written.
@@ -291,6 +294,16 @@ fn infer_stage(
             let t = Instant::now();
             let scores = plan.engine.score(&f.matrix, plan.batch_size)?;
             busy += t.elapsed().as_secs_f64();
+            if let Some(p) = plan.profile {
+                let cols = plan
+                    .score_columns
+                    .iter()
+                    .zip(&scores)
+                    .map(|(n, v)| Column::new(n.as_str().into(), v))
+                    .collect();
+                let df = DataFrame::new(f.keys.height(), cols)?;
+                p.lock().expect("profile lock").update_scores(&df)?;
+            }
             rows += f.keys.height() as u64;
             Ok(Scored {
                 keys: f.keys,

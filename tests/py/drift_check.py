@@ -4,7 +4,9 @@ Jensen-Shannon distance with scipy.spatial.distance.jensenshannon, the chi-squar
 test of categorical columns with scipy.stats.chi2_contingency — and checks that
 they agree within 1e-9 (relative). Prints the largest difference.
 
-    python tests/py/drift_check.py REFERENCE_PROFILE REPORT_JSON 'DATA_GLOB'
+    python tests/py/drift_check.py REFERENCE_PROFILE REPORT_JSON 'DATA_GLOB' ['SCORES_GLOB']
+
+Score columns (the profile's `scores`) are read from SCORES_GLOB, the run's output.
 """
 
 import json
@@ -27,6 +29,9 @@ def psi(ref: np.ndarray, cur: np.ndarray) -> float:
 profile = json.load(open(sys.argv[1]))
 report = json.load(open(sys.argv[2]))
 df = pl.read_parquet(sys.argv[3], hive_partitioning=False)
+if profile.get("scores"):
+    scores = pl.read_parquet(sys.argv[4], hive_partitioning=False)
+    df = df.with_columns([scores[c] for c in profile["scores"]])
 got = {d["column"]: d for d in report["drift"]}
 worst = 0.0
 
