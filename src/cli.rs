@@ -41,7 +41,7 @@ pub enum LogFormat {
 pub enum Command {
     /// Run a job for one date: read, preprocess, score, write the partition and manifest.
     Run(RunArgs),
-    /// Check jobs, model bundles and preprocessing specs without reading data.
+    /// Check jobs, model bundles, preprocessing specs and data contracts without reading data.
     Validate(ValidateArgs),
     /// Fit or apply a preprocessing spec.
     #[command(subcommand)]
@@ -102,7 +102,8 @@ pub struct RunArgs {
 #[derive(Debug, Args)]
 pub struct ValidateArgs {
     /// Files or folders to check. YAML files named `bundle.yaml` are model bundles,
-    /// files in a `preprocess/` folder are preprocessing specs, all others are jobs.
+    /// files in a `preprocess/` folder preprocessing specs, files in a `schemas/`
+    /// folder data contracts, `profiles.yaml` connection profiles, all others jobs.
     #[arg(default_value = "jobs")]
     pub paths: Vec<PathBuf>,
     /// Project folder that relative paths in jobs resolve against.

@@ -198,6 +198,16 @@ fn check_job(path: &Path, root: &Path, profiles: &Path) -> Vec<Error> {
     match field("model", &job.model) {
         Ok(m) => match Bundle::open(&root.join(&m.value)) {
             Ok(b) => {
+                if job.report.as_ref().is_some_and(|r| r.drift.is_some()) && b.reference.is_none() {
+                    errors.push(Error::config(
+                        path,
+                        format!(
+                            "field `report.drift`: model bundle {} has no reference profile; \
+                             create one with `scorch profile --bundle {} --data <training data>`",
+                            m.value, m.value
+                        ),
+                    ));
+                }
                 if let Some(pin) = &job.preprocessing {
                     let s = &b.state;
                     if pin.name != s.spec.name

@@ -399,3 +399,39 @@ fn metrics_history_grows_per_run_and_anomalies_are_flagged() {
         .unwrap();
     assert_ne!(age["status"], "fail", "a warn check never fails the run");
 }
+
+#[test]
+fn drift_without_a_reference_profile_is_a_config_error() {
+    let p = Project::new(1, 200);
+    // A bundle without a reference profile: drop the file and its line.
+    let bundle = p.copy_bundle();
+    std::fs::remove_file(bundle.join("reference.profile.json")).unwrap();
+    let yaml = std::fs::read_to_string(bundle.join("bundle.yaml")).unwrap();
+    let kept: Vec<&str> = yaml
+        .lines()
+        .filter(|l| !l.starts_with("reference_profile:"))
+        .collect();
+    std::fs::write(bundle.join("bundle.yaml"), kept.join("\n")).unwrap();
+    let job = p.job(
+        "nodrift",
+        &format!(
+            "name: nodrift\nsource:\n  parquet:\n    path: data/churn/features\nkeys: [customer_id]\n\
+             model: {}\nreport:\n  drift: {{}}\noutput:\n  path: output/nodrift\n",
+            bundle.display()
+        ),
+    );
+    for o in [
+        p.scorch(&["validate", job.to_str().unwrap()]),
+        p.run_job(&job, &[]),
+    ] {
+        assert_exit(
+            &o,
+            2,
+            &[
+                "report.drift",
+                "no reference profile",
+                "scorch profile --bundle",
+            ],
+        );
+    }
+}
