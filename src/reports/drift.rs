@@ -180,7 +180,8 @@ pub struct ColumnDrift {
     /// Categories of this run the reference never saw (categorical columns).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub new_categories: Option<u64>,
-    /// `pass`, `warn` or `fail` against the job's thresholds.
+    /// `pass`, `warn` or `fail` against the job's thresholds; `no_data` when the run
+    /// read no rows (the statistics are then null).
     pub status: &'static str,
 }
 
@@ -275,6 +276,17 @@ impl DriftCounter {
             .enumerate()
             .map(|(i, c)| {
                 let (r, cur, new) = self.table(i);
+                if cur.iter().sum::<u64>() == 0 {
+                    // No rows: there is no distribution to compare.
+                    return ColumnDrift {
+                        column: c.name().to_string(),
+                        psi: f64::NAN,
+                        js_distance: f64::NAN,
+                        chi2: None,
+                        new_categories: new,
+                        status: "no_data",
+                    };
+                }
                 let p = psi(&r, &cur);
                 let chi2 = new.map(|_| chi2_contingency(&r, &cur));
                 ColumnDrift {
@@ -551,6 +563,29 @@ mod tests {
                 "x={x} k={k}: {got} vs {want}"
             );
         }
+    }
+
+    #[test]
+    fn an_empty_run_has_no_drift_verdict() {
+        let reference = ReferenceProfile {
+            profile_version: PROFILE_VERSION,
+            rows: 3,
+            data: "t".into(),
+            bins: 2,
+            columns: vec![ColumnRef::Numeric {
+                name: "x".into(),
+                edges: vec![1.0],
+                counts: vec![1, 2],
+                nulls: 0,
+            }],
+            scores: vec![],
+        };
+        let mut d = DriftCounter::new(reference);
+        let empty = DataFrame::new(0, vec![Column::new("x".into(), Vec::<f64>::new())]).unwrap();
+        d.update(&empty, false).unwrap();
+        let r = &d.results(0.1, 0.25)[0];
+        assert_eq!(r.status, "no_data");
+        assert!(r.psi.is_nan());
     }
 
     #[test]

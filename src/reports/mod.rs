@@ -511,8 +511,13 @@ impl Report {
             (Some(counter), Some(d)) => counter.results(d.psi_warn, d.psi_fail),
             _ => vec![],
         };
-        let drift_share = (!drift.is_empty()).then(|| {
-            drift.iter().filter(|d| d.status != "pass").count() as f64 / drift.len() as f64
+        let judged = drift.iter().filter(|d| d.status != "no_data").count();
+        let drift_share = (judged > 0).then(|| {
+            drift
+                .iter()
+                .filter(|d| matches!(d.status, "warn" | "fail"))
+                .count() as f64
+                / judged as f64
         });
         let mut report = Report {
             report_version: REPORT_VERSION,
