@@ -340,39 +340,31 @@ impl DriftCounter {
             .columns
             .iter()
             .enumerate()
-            .map(|(i, c)| match c {
-                ColumnRef::Numeric { name, edges, .. } => {
-                    let mut labels = Vec::with_capacity(edges.len() + 2);
-                    for k in 0..=edges.len() {
-                        labels.push(match (k.checked_sub(1).map(|j| edges[j]), edges.get(k)) {
-                            (None, Some(hi)) => format!("< {}", fmt(*hi)),
-                            (Some(lo), Some(_)) => format!("{}+", fmt(lo)),
-                            (Some(lo), None) => format!(">= {}", fmt(lo)),
-                            (None, None) => "all".to_string(),
-                        });
-                    }
-                    labels.push("null".into());
-                    let (r, cur, _) = self.table(i);
-                    Histogram {
-                        column: name.clone(),
-                        labels,
-                        reference: shares(&r),
-                        current: shares(&cur),
-                    }
-                }
-                ColumnRef::Categorical {
-                    name, categories, ..
-                } => {
-                    let mut labels: Vec<String> = categories.keys().cloned().collect();
-                    labels.push("other".into());
-                    labels.push("null".into());
-                    let (r, cur, _) = self.table(i);
-                    Histogram {
-                        column: name.clone(),
-                        labels,
-                        reference: shares(&r),
-                        current: shares(&cur),
-                    }
+            .map(|(i, c)| {
+                let mut labels: Vec<String> = match c {
+                    ColumnRef::Numeric { edges, .. } => (0..=edges.len())
+                        .map(
+                            |k| match (k.checked_sub(1).map(|j| edges[j]), edges.get(k)) {
+                                (None, Some(hi)) => format!("< {}", fmt(*hi)),
+                                (Some(lo), Some(_)) => format!("{}+", fmt(lo)),
+                                (Some(lo), None) => format!(">= {}", fmt(lo)),
+                                (None, None) => "all".to_string(),
+                            },
+                        )
+                        .collect(),
+                    ColumnRef::Categorical { categories, .. } => categories
+                        .keys()
+                        .cloned()
+                        .chain(std::iter::once("other".to_string()))
+                        .collect(),
+                };
+                labels.push("null".into());
+                let (r, cur, _) = self.table(i);
+                Histogram {
+                    column: c.name().to_string(),
+                    labels,
+                    reference: shares(&r),
+                    current: shares(&cur),
                 }
             })
             .collect()
