@@ -8,9 +8,7 @@ use polars::prelude::*;
 
 fn contract_file(p: &Project, name: &str, yaml: &str) -> String {
     let rel = format!("schemas/{name}.yaml");
-    let path = p.path().join(&rel);
-    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
-    std::fs::write(&path, yaml).unwrap();
+    p.write(&rel, yaml);
     rel
 }
 
@@ -70,12 +68,10 @@ const TODAY: &str = "data/churn/features/ds={{ ds }}/*.parquet";
 fn rows_breaking_rules_are_quarantined_with_reasons_and_not_scored() {
     let p = Project::new(1, 5000);
     // The repository's example contract: the generator plants ages of 150.
-    std::fs::create_dir_all(p.path().join("schemas")).unwrap();
-    std::fs::copy(
-        repo().join("schemas/churn_features.yaml"),
-        p.path().join("schemas/churn_features.yaml"),
-    )
-    .unwrap();
+    p.write(
+        "schemas/churn_features.yaml",
+        &std::fs::read_to_string(repo().join("schemas/churn_features.yaml")).unwrap(),
+    );
     let o = p.run_job(
         &job(&p, "checked", TODAY, "schemas/churn_features.yaml"),
         &[],

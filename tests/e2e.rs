@@ -124,12 +124,10 @@ fn rerun_replaces_the_partition_without_duplicates() {
 fn sql_source_scores_the_same_rows_as_parquet() {
     let p = Project::new(3, 1000);
     let parquet_job = p.standard_job("by_parquet", &example_bundle());
-    std::fs::create_dir_all(p.path().join("sql")).unwrap();
-    std::fs::write(
-        p.path().join("sql/day.sql"),
+    p.write(
+        "sql/day.sql",
         "SELECT * FROM features WHERE ds = '{{ ds }}' AND num_logins_30d >= 0",
-    )
-    .unwrap();
+    );
     let sql_job = p.job(
         "by_sql",
         &format!(
@@ -329,12 +327,10 @@ fn chunked_run_equals_single_chunk_run() {
 fn empty_input_writes_an_empty_partition_with_the_schema() {
     use polars::prelude::*;
     let p = Project::new(1, 300);
-    std::fs::create_dir_all(p.path().join("sql")).unwrap();
-    std::fs::write(
-        p.path().join("sql/none.sql"),
+    p.write(
+        "sql/none.sql",
         "SELECT * FROM f WHERE ds = '{{ ds }}' AND num_logins_30d < 0",
-    )
-    .unwrap();
+    );
     let job = p.job(
         "empty",
         &format!(

@@ -27,7 +27,7 @@ fn s3_input_and_output_give_the_local_scores_and_commit_by_manifest() {
         "churn/features",
         &p.path().join("data/churn/features"),
     );
-    std::fs::write(p.path().join("profiles.yaml"), s3.profile_yaml("lake")).unwrap();
+    p.write("profiles.yaml", &s3.profile_yaml("lake"));
     let env = S3Server::env();
 
     let job = s3_job(
@@ -135,7 +135,7 @@ fn object_store_failures_have_documented_codes() {
         "churn/features",
         &p.path().join("data/churn/features"),
     );
-    std::fs::write(p.path().join("profiles.yaml"), s3.profile_yaml("lake")).unwrap();
+    p.write("profiles.yaml", &s3.profile_yaml("lake"));
     let job = s3_job(
         &p,
         "fail",
@@ -173,7 +173,7 @@ fn object_store_failures_have_documented_codes() {
     .unwrap();
     let o = p.run_job(&job, &S3Server::env());
     assert_exit(&o, 2, &["aws_regoin"]);
-    std::fs::write(p.path().join("profiles.yaml"), s3.profile_yaml("lake")).unwrap();
+    p.write("profiles.yaml", &s3.profile_yaml("lake"));
 
     // Server gone: retried, then a runtime error (exit 1); nothing published.
     s3.stop();
@@ -234,14 +234,12 @@ fn date_ranges_select_partitions_on_s3() {
         "churn/features",
         &p.path().join("data/churn/features"),
     );
-    std::fs::write(p.path().join("profiles.yaml"), s3.profile_yaml("lake")).unwrap();
-    std::fs::create_dir_all(p.path().join("sql")).unwrap();
+    p.write("profiles.yaml", &s3.profile_yaml("lake"));
     // The last 7 days up to the run date, pruned by partition.
-    std::fs::write(
-        p.path().join("sql/week.sql"),
+    p.write(
+        "sql/week.sql",
         "SELECT * FROM f WHERE ds BETWEEN '{{ ds_add(-6) }}' AND '{{ ds }}'",
-    )
-    .unwrap();
+    );
     let job = s3_job(
         &p,
         "week",
@@ -342,13 +340,11 @@ fn azure_blob_input_and_output_on_azurite() {
 fn quarantined_rows_are_uploaded_beside_an_s3_table() {
     let s3 = S3Server::start();
     let p = Project::new(1, 2000);
-    std::fs::write(p.path().join("profiles.yaml"), s3.profile_yaml("lake")).unwrap();
-    std::fs::create_dir_all(p.path().join("schemas")).unwrap();
-    std::fs::write(
-        p.path().join("schemas/c.yaml"),
+    p.write("profiles.yaml", &s3.profile_yaml("lake"));
+    p.write(
+        "schemas/c.yaml",
         "name: c\ncolumns:\n  age: {max: 120}\nmax_invalid_fraction: 0.1\n",
-    )
-    .unwrap();
+    );
     let job = p.job(
         "checked",
         &format!(
@@ -390,7 +386,7 @@ fn quarantined_rows_are_uploaded_beside_an_s3_table() {
 fn reports_and_metrics_history_live_beside_an_s3_table() {
     let s3 = S3Server::start();
     let p = Project::new(3, 800);
-    std::fs::write(p.path().join("profiles.yaml"), s3.profile_yaml("lake")).unwrap();
+    p.write("profiles.yaml", &s3.profile_yaml("lake"));
     std::fs::create_dir_all(s3.root.path().join("lake")).unwrap(); // the bucket
     let job = p.job(
         "hist",

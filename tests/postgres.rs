@@ -17,8 +17,7 @@ fn read_scores(p: &Project, table: &str, ds: &str) -> DataFrame {
 }
 
 fn pg_job(p: &Project, name: &str, sql: &str, params: &str) -> std::path::PathBuf {
-    std::fs::create_dir_all(p.path().join("sql")).unwrap();
-    std::fs::write(p.path().join(format!("sql/{name}.sql")), sql).unwrap();
+    p.write(&format!("sql/{name}.sql"), sql);
     p.job(
         name,
         &format!(

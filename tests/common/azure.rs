@@ -17,26 +17,26 @@ impl Azurite {
             .prefix("scorch-azurite-")
             .tempdir()
             .unwrap();
-        let port = super::free_port();
-        let child = Command::new(super::cached_tool(
-            "SCORCH_AZURITE",
-            "azurite/node_modules/.bin/azurite-blob",
-        ))
-        .args([
-            "--blobHost",
-            "127.0.0.1",
-            "--blobPort",
-            &port.to_string(),
-            "--silent",
-            "--skipApiVersionCheck",
-        ])
-        .arg("--location")
-        .arg(dir.path())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-        super::wait_for_port(port, "azurite");
+        let (port, child) = super::spawn_on_free_port("azurite", |port| {
+            Command::new(super::cached_tool(
+                "SCORCH_AZURITE",
+                "azurite/node_modules/.bin/azurite-blob",
+            ))
+            .args([
+                "--blobHost",
+                "127.0.0.1",
+                "--blobPort",
+                &port.to_string(),
+                "--silent",
+                "--skipApiVersionCheck",
+            ])
+            .arg("--location")
+            .arg(dir.path())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap()
+        });
         Azurite { dir, port, child }
     }
 

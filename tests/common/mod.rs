@@ -74,12 +74,17 @@ impl Project {
         self.dir.path()
     }
 
+    /// Writes `text` to `rel` (relative to the project, folders created) and returns its path.
+    pub fn write(&self, rel: &str, text: &str) -> PathBuf {
+        let p = self.path().join(rel);
+        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+        std::fs::write(&p, text).unwrap();
+        p
+    }
+
     /// Writes a job file into `jobs/<name>.yaml` of the project and returns its path.
     pub fn job(&self, name: &str, yaml: &str) -> PathBuf {
-        let p = self.path().join("jobs").join(format!("{name}.yaml"));
-        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
-        std::fs::write(&p, yaml).unwrap();
-        p
+        self.write(&format!("jobs/{name}.yaml"), yaml)
     }
 
     /// A standard job over the generated data, scoring with `bundle`.
@@ -169,6 +174,26 @@ pub fn free_port() -> u16 {
         .local_addr()
         .unwrap()
         .port()
+}
+
+/// Starts a server on a free loopback port: `spawn(port)` starts it, then this waits
+/// until the port answers *and* the child is still running. The free port can be
+/// taken by another test's server between the check and the bind; the child then
+/// exits while the port answers for someone else, so this tries again on a new port.
+pub fn spawn_on_free_port(
+    what: &str,
+    spawn: impl Fn(u16) -> std::process::Child,
+) -> (u16, std::process::Child) {
+    for _ in 0..5 {
+        let port = free_port();
+        let mut child = spawn(port);
+        wait_for_port(port, what);
+        std::thread::sleep(std::time::Duration::from_millis(100));
+        if child.try_wait().unwrap().is_none() {
+            return (port, child);
+        }
+    }
+    panic!("{what} could not start on a free port in 5 tries");
 }
 
 /// Waits until something listens on `port`.

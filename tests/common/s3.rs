@@ -22,16 +22,16 @@ impl S3Server {
             .prefix("scorch-s3-")
             .tempdir()
             .unwrap();
-        let port = super::free_port();
-        let child = Command::new(super::cached_tool("SCORCH_S3S_FS", "s3s-fs/bin/s3s-fs"))
-            .args(["--host", "127.0.0.1", "--port", &port.to_string()])
-            .args(["--access-key", ACCESS_KEY, "--secret-key", SECRET_KEY])
-            .arg(root.path())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        super::wait_for_port(port, "s3s-fs");
+        let (port, child) = super::spawn_on_free_port("s3s-fs", |port| {
+            Command::new(super::cached_tool("SCORCH_S3S_FS", "s3s-fs/bin/s3s-fs"))
+                .args(["--host", "127.0.0.1", "--port", &port.to_string()])
+                .args(["--access-key", ACCESS_KEY, "--secret-key", SECRET_KEY])
+                .arg(root.path())
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .unwrap()
+        });
         S3Server { root, port, child }
     }
 
