@@ -18,7 +18,7 @@ export SCORCH_PYTHON := $(PYTHON)
 BIN := $(CARGO_TARGET_DIR)/debug/scorch
 DEMO_DATE ?= 2026-11-28
 
-.PHONY: demo test setup build data model lint clean-output help pg-server pg-demo pg-stop bench-pg chromium s3-server s3rver s3-demo s3-stop bench-s3 azurite bench
+.PHONY: demo test setup build data model lint clean-output help pg-server pg-demo pg-stop bench-pg chromium s3-server s3rver s3-demo s3-stop bench-s3 azurite bench bench-score bench-drift evidently
 
 help:
 	@echo "make demo   - set up, build, generate example data, run jobs/churn_daily.yaml"
@@ -112,12 +112,28 @@ s3-stop:
 
 # scorch end to end against pandas + torch and polars + torch, with the ceilings.
 # ROWS (default 5M), BIG_ROWS (memory check, default 20M), RUNS (default 3), HIDDEN.
-bench: setup
+bench: bench-score bench-drift
+
+bench-score: setup
 	cargo build --locked --bin scorch --example forward_bench
 	"$(PYTHON)" bench/run.py --scorch "$(BIN)" --forward-bench "$(CARGO_TARGET_DIR)/debug/examples/forward_bench" \
 	  --rows $(or $(ROWS),5000000) --big-rows $(or $(BIG_ROWS),20000000) --runs $(or $(RUNS),3) --hidden $(or $(HIDDEN),256$(comma)128)
 
 comma := ,
+
+# Evidently for the drift benchmark, in its own venv (Evidently 0.7 needs pandas < 3).
+EVIDENTLY_VENV := $(SCORCH_CACHE)/evidently-0.7.23
+evidently:
+	@if [ ! -x "$(EVIDENTLY_VENV)/bin/python" ] || ! "$(EVIDENTLY_VENV)/bin/python" -c "import evidently" 2>/dev/null; then \
+	  echo "installing Evidently 0.7.23 into $(EVIDENTLY_VENV) (once, about a minute)"; \
+	  python3 -m venv "$(EVIDENTLY_VENV)" && \
+	  "$(EVIDENTLY_VENV)/bin/pip" install --quiet --disable-pip-version-check evidently==0.7.23 "pandas<3" pyarrow; \
+	fi
+
+# Quality + drift on DRIFT_ROWS x DRIFT_COLS (default 10M x 20): scorch drift next to Evidently.
+bench-drift: build evidently
+	"$(PYTHON)" bench/drift_bench.py "$(BIN)" "$(EVIDENTLY_VENV)/bin/python" "$(SCORCH_CACHE)/bench-drift" \
+	  $(or $(DRIFT_ROWS),10000000) $(or $(DRIFT_COLS),20)
 
 # A second S3-compatible server for the read benchmark: s3rver from npm (Node.js).
 S3RVER := $(SCORCH_CACHE)/s3rver/node_modules/.bin/s3rver

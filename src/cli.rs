@@ -48,6 +48,33 @@ pub enum Command {
     Preprocess(PreprocessCommand),
     /// Profile training data into a model bundle (the reference for drift reports).
     Profile(ProfileArgs),
+    /// Drift between two full datasets, every statistic exact (KS, Wasserstein, PSI,
+    /// Jensen-Shannon, chi-square), and both sides' column metrics, as JSON.
+    Drift(DriftArgs),
+}
+
+/// Arguments of `scorch drift`.
+#[derive(Debug, Args)]
+pub struct DriftArgs {
+    /// The reference data (e.g. training data): a Parquet file, folder or glob.
+    #[arg(long)]
+    pub reference: String,
+    /// The data to compare with it: a Parquet file, folder or glob.
+    #[arg(long)]
+    pub current: String,
+    /// Columns to compare, comma-separated (default: every column both have).
+    #[arg(long, value_delimiter = ',')]
+    pub columns: Vec<String>,
+    /// Bins per numeric column for PSI and Jensen-Shannon (`quantile` binning).
+    #[arg(long, default_value_t = 10)]
+    pub bins: usize,
+    /// Numeric binning: `quantile` (the reference's quantiles, as `scorch profile`) or
+    /// `evidently` (numpy's Sturges bins over both samples, as Evidently's PSI test).
+    #[arg(long, value_enum, default_value_t = crate::reports::exact::Binning::Quantile)]
+    pub binning: crate::reports::exact::Binning,
+    /// Write the JSON here instead of to standard output.
+    #[arg(long)]
+    pub out: Option<PathBuf>,
 }
 
 /// Arguments of `scorch profile`.
@@ -63,6 +90,10 @@ pub struct ProfileArgs {
     /// Quantile bins per numeric column (PSI uses them).
     #[arg(long, default_value_t = 10)]
     pub bins: usize,
+    /// Points of the quantile sketch per numeric column (KS and Wasserstein use it;
+    /// their error bounds shrink about as 1/N).
+    #[arg(long, default_value_t = crate::reports::drift::DEFAULT_SKETCH)]
+    pub sketch: usize,
 }
 
 /// Arguments of `scorch run`.
@@ -160,6 +191,7 @@ pub fn execute(cli: Cli) -> ExitCode {
         Command::Validate(a) => return validate(a, quiet),
         Command::Preprocess(p) => preprocess(p, quiet),
         Command::Profile(a) => profile(a, quiet),
+        Command::Drift(a) => drift(a, quiet),
     };
     match result {
         Ok(()) => ExitCode::Ok,
@@ -280,10 +312,13 @@ fn profile(a: ProfileArgs, quiet: bool) -> Result<()> {
     if !(2..=1000).contains(&a.bins) {
         return Err(Error::usage("--bins must be between 2 and 1000"));
     }
+    if !(2..=100_000).contains(&a.sketch) {
+        return Err(Error::usage("--sketch must be between 2 and 100000"));
+    }
     let files =
         crate::source::expand(std::path::Path::new("."), &a.data).map_err(Error::DataContract)?;
     let lf = crate::source::scan(&files, true)?;
-    let p = crate::model::write_reference_profile(&a.bundle, lf, &a.data, a.bins)?;
+    let p = crate::model::write_reference_profile(&a.bundle, lf, &a.data, a.bins, a.sketch)?;
     if !quiet {
         println!(
             "profiled {} rows, {} columns into {}",
@@ -291,6 +326,75 @@ fn profile(a: ProfileArgs, quiet: bool) -> Result<()> {
             p.columns.len(),
             a.bundle.join(crate::model::PROFILE_FILE).display()
         );
+    }
+    Ok(())
+}
+
+fn drift(a: DriftArgs, quiet: bool) -> Result<()> {
+    if !(2..=1000).contains(&a.bins) {
+        return Err(Error::usage("--bins must be between 2 and 1000"));
+    }
+    let root = std::path::Path::new(".");
+    let read = |data: &str| -> Result<polars::prelude::DataFrame> {
+        let files = crate::source::expand(root, data).map_err(Error::DataContract)?;
+        let lf = crate::source::scan(&files, true)?;
+        lf.collect()
+            .map_err(|e| Error::from(e).context(format!("reading {data}")))
+    };
+    let started = std::time::Instant::now();
+    let (reference, current) = (read(&a.reference)?, read(&a.current)?);
+    let columns: Vec<String> = if a.columns.is_empty() {
+        reference
+            .get_column_names()
+            .into_iter()
+            .filter(|c| current.column(c.as_str()).is_ok())
+            .map(|c| c.to_string())
+            .collect()
+    } else {
+        for c in &a.columns {
+            for (side, df) in [(&a.reference, &reference), (&a.current, &current)] {
+                if df.column(c.as_str()).is_err() {
+                    return Err(Error::DataContract(format!(
+                        "column `{c}` (from --columns) is not in {side}"
+                    )));
+                }
+            }
+        }
+        a.columns.clone()
+    };
+    let read_s = started.elapsed().as_secs_f64();
+    let out =
+        crate::reports::exact::drift_exact(&reference, &current, &columns, a.bins, a.binning)?;
+    let (q_ref, q_cur) = rayon::join(
+        || crate::reports::exact::quality(&reference, &columns),
+        || crate::reports::exact::quality(&current, &columns),
+    );
+    let (q_ref, q_cur) = (q_ref?, q_cur?);
+    let doc = serde_json::json!({
+        "reference": a.reference,
+        "current": a.current,
+        "reference_rows": reference.height(),
+        "current_rows": current.height(),
+        "binning": a.binning,
+        "bins": a.bins,
+        "read_seconds": read_s,
+        "compute_seconds": started.elapsed().as_secs_f64() - read_s,
+        "columns": out,
+        "quality": {"reference": q_ref, "current": q_cur},
+    });
+    let text = format!("{}\n", serde_json::to_string_pretty(&doc).expect("json"));
+    match &a.out {
+        Some(p) => {
+            crate::sink::write_file_atomic(p, text.as_bytes())?;
+            if !quiet {
+                println!(
+                    "{} columns compared; JSON in {}",
+                    columns.len(),
+                    p.display()
+                );
+            }
+        }
+        None => print!("{text}"),
     }
     Ok(())
 }

@@ -57,6 +57,29 @@ fn report_metrics_match_exact_values_on_the_same_rows() {
             "{name}"
         );
         let exact = s.drop_nulls().n_unique().unwrap() as f64;
+        assert_eq!(c["distinct"].as_f64().unwrap(), exact, "{name} distinct");
+        // Deequ: values occurring once over non-null rows, and over distinct values.
+        let counts = s
+            .drop_nulls()
+            .value_counts(false, false, "n".into(), false)
+            .unwrap();
+        let once = counts
+            .column("n")
+            .unwrap()
+            .as_materialized_series()
+            .equal(1)
+            .unwrap()
+            .sum()
+            .unwrap_or(0) as f64;
+        let non_null = (12000 - s.null_count()) as f64;
+        assert!(
+            (c["uniqueness"].as_f64().unwrap() - once / non_null).abs() < 1e-12,
+            "{name} uniqueness"
+        );
+        assert!(
+            (c["unique_value_ratio"].as_f64().unwrap() - once / exact).abs() < 1e-12,
+            "{name} unique_value_ratio"
+        );
         let approx = c["approx_distinct"].as_f64().unwrap();
         assert!(
             (approx - exact).abs() <= (0.05 * exact).max(2.0),
@@ -72,6 +95,17 @@ fn report_metrics_match_exact_values_on_the_same_rows() {
             assert!(close(c["stddev"].as_f64().unwrap(), sd), "{name} stddev");
             assert_eq!(c["min"].as_f64().unwrap(), x.min().unwrap(), "{name} min");
             assert_eq!(c["max"].as_f64().unwrap(), x.max().unwrap(), "{name} max");
+            // Quantiles: within 1% (relative) of the value at rank floor(q (n-1)).
+            let mut sorted: Vec<f64> = x.iter().flatten().filter(|v| !v.is_nan()).collect();
+            sorted.sort_by(f64::total_cmp);
+            for (key, q) in [("p01", 0.01), ("p25", 0.25), ("p50", 0.5), ("p99", 0.99)] {
+                let want = sorted[(q * (sorted.len() - 1) as f64).floor() as usize];
+                let got = c["quantiles"][key].as_f64().unwrap();
+                assert!(
+                    (got - want).abs() <= 0.010_000_01 * want.abs() + 1e-300,
+                    "{name} {key}: {got} vs {want}"
+                );
+            }
         } else {
             assert!(c["mean"].is_null(), "{name}");
         }
@@ -223,12 +257,21 @@ fn drift_psi_matches_numpy_and_flags_only_the_drifted_days() {
             .join("output/drift/ds=2026-11-28/*.parquet")
             .to_str()
             .unwrap(),
+        p.path()
+            .join("data/churn/features/ds=2026-11-0[1-8]/*.parquet")
+            .to_str()
+            .unwrap(),
     ]);
     assert!(
         check.status.success(),
         "{}{}",
         stdout(&check),
         stderr(&check)
+    );
+    assert!(
+        stdout(&check).contains("sketch bounds hold"),
+        "{}",
+        stdout(&check)
     );
 }
 
@@ -434,4 +477,38 @@ fn drift_without_a_reference_profile_is_a_config_error() {
             ],
         );
     }
+}
+
+#[test]
+fn exact_drift_statistics_equal_scipy_on_many_distributions() {
+    // Ties, a constant column, NaN, an all-null sample, a categorical column, and
+    // every regime of scipy's KS p-value (tests/py/ks_check.py).
+    let dir = tempfile::tempdir().unwrap();
+    let check = run_python(&[
+        repo().join("tests/py/ks_check.py").to_str().unwrap(),
+        bin().to_str().unwrap(),
+        dir.path().to_str().unwrap(),
+    ]);
+    assert!(
+        check.status.success(),
+        "{}{}",
+        stdout(&check),
+        stderr(&check)
+    );
+    assert!(stdout(&check).contains("max relative difference"));
+}
+
+#[test]
+fn drift_command_names_a_missing_column() {
+    let p = Project::new(2, 100);
+    let o = p.scorch(&[
+        "drift",
+        "--reference",
+        "data/churn/features/ds=2026-11-27/*.parquet",
+        "--current",
+        "data/churn/features/ds=2026-11-28/*.parquet",
+        "--columns",
+        "tenure_months,nope",
+    ]);
+    assert_exit(&o, 3, &["column `nope`"]);
 }

@@ -207,6 +207,12 @@ impl Bundle {
     /// preprocessing state. Every failure is a bundle error (exit 4). The model itself
     /// is not loaded here (see `crate::infer::Engine::load`).
     pub fn open(dir: &Path) -> Result<Self> {
+        Self::open_with(dir, true)
+    }
+
+    /// Opens a bundle; `with_profile: false` skips its reference profile (for
+    /// `scorch profile`, which replaces it, even when it is outdated or damaged).
+    pub fn open_with(dir: &Path, with_profile: bool) -> Result<Self> {
         let file = dir.join(BUNDLE_FILE);
         if !file.is_file() {
             return Err(Error::Model(format!(
@@ -269,6 +275,7 @@ impl Bundle {
             )));
         }
         let reference = match &spec.reference_profile {
+            _ if !with_profile => None,
             None => None,
             Some(pin) => {
                 let path = dir.join(&pin.file);
@@ -288,12 +295,23 @@ impl Bundle {
                 }
                 let text = std::fs::read_to_string(&path)
                     .map_err(|e| Error::Model(format!("cannot read {}: {e}", path.display())))?;
-                Some(serde_json::from_str(&text).map_err(|e| {
-                    Error::Model(format!(
-                        "{} is not a reference profile: {e}",
-                        path.display()
-                    ))
-                })?)
+                let profile: crate::reports::drift::ReferenceProfile = serde_json::from_str(&text)
+                    .map_err(|e| {
+                        Error::Model(format!(
+                            "{} is not a reference profile: {e}",
+                            path.display()
+                        ))
+                    })?;
+                if profile.profile_version > crate::reports::drift::PROFILE_VERSION {
+                    return Err(Error::Model(format!(
+                        "{} has profile_version {}; this scorch reads up to {}: upgrade scorch \
+                         or rerun `scorch profile` with this one",
+                        path.display(),
+                        profile.profile_version,
+                        crate::reports::drift::PROFILE_VERSION
+                    )));
+                }
+                Some(profile)
             }
         };
         Ok(Bundle {
@@ -319,11 +337,12 @@ pub fn write_reference_profile(
     lf: polars::prelude::LazyFrame,
     data: &str,
     bins: usize,
+    sketch: usize,
 ) -> Result<crate::reports::drift::ReferenceProfile> {
-    let bundle = Bundle::open(dir)?;
+    let bundle = Bundle::open_with(dir, false)?;
     let columns = bundle.state.spec.input_columns();
     let mut profile =
-        crate::reports::drift::ReferenceProfile::build(lf.clone(), &columns, bins, data)?;
+        crate::reports::drift::ReferenceProfile::build(lf.clone(), &columns, bins, sketch, data)?;
     // The model's scores on the same rows, for score drift.
     let input = lf.collect()?;
     let features = crate::preprocess::apply(
@@ -362,12 +381,14 @@ pub fn write_reference_profile(
         polars::prelude::IntoLazy::lazy(scored),
         &names,
         bins,
+        sketch,
         data,
     )?;
     profile.columns.extend(score_profile.columns);
     profile.scores = names;
     let path = dir.join(PROFILE_FILE);
-    let text = serde_json::to_string_pretty(&profile).expect("profile serializes");
+    // Compact: the sketches hold thousands of numbers.
+    let text = serde_json::to_string(&profile).expect("profile serializes");
     crate::sink::write_file_atomic(&path, format!("{text}\n").as_bytes())?;
     let sha = sha256_file(&path).map_err(|e| Error::io("read", &path, e))?;
     let file = dir.join(BUNDLE_FILE);

@@ -16,14 +16,213 @@
 //! `k` = the number of edges `<= x` (numpy's `searchsorted(edges, x, side="right")`);
 //! NaN counts as null. Given the edges and counts, the index is exact (tests compare
 //! it with numpy on the same rows within 1e-9).
+//!
+//! For the Kolmogorov–Smirnov statistic and the Wasserstein-1 distance the profile
+//! also keeps a finer **quantile sketch** of each numeric column (`--sketch`, 1000 by
+//! default): the reference values at ranks `⌊k(n−1)/Q⌋`, k = 0..=Q, of its sorted
+//! non-null values (duplicates dropped; so the minimum and maximum are points), with
+//! the reference rows in each interval `(p_{k−1}, p_k]` (and how many of them are
+//! below `p_k`), and the exact mean and
+//! standard deviation. A run counts its values into the same intervals (plus the
+//! sums of distances below the minimum and above the maximum), so both CDFs are
+//! known exactly at every point. From them:
+//!
+//! - `ks_statistic` = the largest `|F − G|` at the points and just below them (the
+//!   sketch also counts, per interval, the rows strictly below its right point), a
+//!   lower bound of the true statistic;
+//!   between two points each CDF can rise by at most its interval's mass, so the
+//!   true statistic lies in `[ks_statistic, ks_statistic + ks_error]`, with `ks_error`
+//!   computed from the counts and reported. `ks_p_value` is scipy's `ks_2samp`
+//!   p-value for that statistic and the two sample sizes.
+//! - `wasserstein` = `∫ |F − G| dx / max(σ_ref, 0.001)` (Evidently's normalisation),
+//!   exact outside the reference's range and, inside each interval, with both CDFs
+//!   taken as linear; `wasserstein_error` bounds the difference from the exact value
+//!   (the integral of the largest and smallest differences the counts allow).
+//!
+//! `scorch drift` computes all statistics exactly from two full datasets instead
+//! (`drift_exact`), equal to scipy's within 1e-9.
 
 use std::collections::BTreeMap;
 
 use polars::prelude::*;
 use serde::{Deserialize, Serialize};
 
-/// Layout version of `reference.profile.json`.
-pub const PROFILE_VERSION: u32 = 1;
+/// Layout version of `reference.profile.json` (2: numeric columns carry a `sketch`).
+pub const PROFILE_VERSION: u32 = 2;
+
+/// Default points of the quantile sketch per numeric column.
+pub const DEFAULT_SKETCH: usize = 1000;
+
+/// A quantile sketch of a numeric reference column (see the module docs).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct Sketch {
+    /// Reference values at evenly spaced ranks, increasing, first = min, last = max.
+    pub points: Vec<f64>,
+    /// Reference rows `<= points[0]`, then in each `(points[k-1], points[k]]`.
+    pub counts: Vec<u64>,
+    /// Of those, the rows strictly below `points[k]` (so the CDF just below each
+    /// point is known too: exact statistics for discrete data).
+    pub inside: Vec<u64>,
+    /// Mean of the non-null values.
+    pub mean: f64,
+    /// Population standard deviation (ddof 0) of the non-null values.
+    pub std: f64,
+}
+
+impl Sketch {
+    /// The sketch of sorted, NaN-free values with `q` intervals.
+    pub fn from_sorted(x: &[f64], q: usize) -> Option<Sketch> {
+        if x.is_empty() {
+            return None;
+        }
+        let n = x.len();
+        let mut points: Vec<f64> = Vec::with_capacity(q + 1);
+        for k in 0..=q {
+            let v = x[((k as u128 * (n as u128 - 1)) / q as u128) as usize];
+            if points.last().is_none_or(|&l| v > l) {
+                points.push(v);
+            }
+        }
+        let mut counts = vec![0u64; points.len()];
+        let mut inside = vec![0u64; points.len()];
+        let mut j = 0;
+        for &v in x {
+            while points[j] < v {
+                j += 1;
+            }
+            counts[j] += 1;
+            if v < points[j] {
+                inside[j] += 1;
+            }
+        }
+        let mean = x.iter().sum::<f64>() / n as f64;
+        let var = x.iter().map(|v| (v - mean) * (v - mean)).sum::<f64>() / n as f64;
+        Some(Sketch {
+            points,
+            counts,
+            inside,
+            mean,
+            std: var.sqrt(),
+        })
+    }
+}
+
+/// A run's values of one numeric column in the cells of a reference [`Sketch`].
+#[derive(Debug, Clone, Default)]
+pub struct SketchCounts {
+    /// Rows `<= points[0]`, in each `(points[k-1], points[k]]`, then `> points[last]`.
+    pub counts: Vec<u64>,
+    /// Of those, the rows strictly below `points[k]` (`k < points.len()`).
+    pub inside: Vec<u64>,
+    /// `Σ (points[0] − x)` over values below the reference's minimum.
+    pub below: f64,
+    /// `Σ (x − points[last])` over values above the reference's maximum.
+    pub above: f64,
+}
+
+impl SketchCounts {
+    fn new(sketch: &Sketch) -> Self {
+        SketchCounts {
+            counts: vec![0; sketch.points.len() + 1],
+            inside: vec![0; sketch.points.len()],
+            below: 0.0,
+            above: 0.0,
+        }
+    }
+
+    fn add(&mut self, points: &[f64], v: f64) {
+        let k = points.partition_point(|&p| p < v);
+        self.counts[k] += 1;
+        if k < points.len() && v < points[k] {
+            self.inside[k] += 1;
+        }
+        if v < points[0] {
+            self.below += points[0] - v;
+        } else if k == points.len() {
+            self.above += v - points[k - 1];
+        }
+    }
+
+    /// Adds another run's (or shard's) counts of the same sketch.
+    pub fn merge(&mut self, other: &SketchCounts) {
+        for (a, b) in self.counts.iter_mut().zip(&other.counts) {
+            *a += b;
+        }
+        for (a, b) in self.inside.iter_mut().zip(&other.inside) {
+            *a += b;
+        }
+        self.below += other.below;
+        self.above += other.above;
+    }
+}
+
+/// KS and Wasserstein estimates from a sketch and a run's counts in it, with the
+/// bounds of their errors (see the module docs).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct SketchDrift {
+    pub ks: super::ks::Ks,
+    pub ks_error: f64,
+    pub wasserstein: f64,
+    pub wasserstein_error: f64,
+}
+
+/// Compares a run's counts with the reference sketch; `None` when either side is empty.
+pub fn sketch_drift(reference: &Sketch, run: &SketchCounts) -> Option<SketchDrift> {
+    let rn: u64 = reference.counts.iter().sum();
+    let cn: u64 = run.counts.iter().sum();
+    if rn == 0 || cn == 0 {
+        return None;
+    }
+    let (rnf, cnf) = (rn as f64, cn as f64);
+    let pts = &reference.points;
+    // CDFs at each point (f, g) and just below it (fm, gm).
+    let n = pts.len();
+    let (mut f, mut g) = (Vec::with_capacity(n), Vec::with_capacity(n));
+    let (mut fm, mut gm) = (Vec::with_capacity(n), Vec::with_capacity(n));
+    let (mut fr, mut gr) = (0u64, 0u64);
+    for k in 0..n {
+        fm.push((fr + reference.inside[k]) as f64 / rnf);
+        gm.push((gr + run.inside[k]) as f64 / cnf);
+        fr += reference.counts[k];
+        gr += run.counts[k];
+        f.push(fr as f64 / rnf);
+        g.push(gr as f64 / cnf);
+    }
+    let mut d_lo: f64 = 0.0;
+    for k in 0..n {
+        d_lo = d_lo.max((f[k] - g[k]).abs()).max((fm[k] - gm[k]).abs());
+    }
+    // Upper bound: inside (p_{k-1}, p_k) each CDF stays between its value at p_{k-1}
+    // and just below p_k. Below the reference's minimum F = 0; above its maximum F = 1.
+    let mut d_hi = d_lo.max(gm[0]).max(1.0 - g[n - 1]);
+    let mut w = (run.below + run.above) / cnf;
+    let mut w_err = 0.0;
+    for k in 1..n {
+        let (f0, f1, g0, g1) = (f[k - 1], fm[k], g[k - 1], gm[k]);
+        let hi = (f1 - g0).max(g1 - f0).max(0.0);
+        let lo = (f0 - g1).max(g0 - f1).max(0.0);
+        d_hi = d_hi.max(hi);
+        let width = pts[k] - pts[k - 1];
+        // ∫_0^1 |a + b t| dt with both CDFs linear in the interval.
+        let a = f0 - g0;
+        let b = (f1 - g1) - a;
+        let mid = if a * (a + b) >= 0.0 {
+            (a + b / 2.0).abs()
+        } else {
+            (a * a + (a + b) * (a + b)) / (2.0 * b.abs())
+        };
+        w += width * mid;
+        w_err += width * (hi - mid).max(mid - lo).max(0.0);
+    }
+    let norm = reference.std.max(0.001);
+    Some(SketchDrift {
+        ks: super::ks::ks_from_statistic(d_lo, rn, cn),
+        ks_error: d_hi - d_lo,
+        wasserstein: w / norm,
+        wasserstein_error: w_err / norm,
+    })
+}
 
 /// Shares below this are raised to it in the PSI formula.
 pub const EPSILON: f64 = 1e-4;
@@ -38,6 +237,9 @@ pub enum ColumnRef {
         edges: Vec<f64>,
         counts: Vec<u64>,
         nulls: u64,
+        /// The finer sketch for KS and Wasserstein (profiles from scorch 0.1 lack it).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        sketch: Option<Sketch>,
     },
     Categorical {
         name: String,
@@ -74,8 +276,15 @@ pub struct ReferenceProfile {
 }
 
 impl ReferenceProfile {
-    /// Profiles `columns` of `lf` with `bins` quantile bins per numeric column.
-    pub fn build(lf: LazyFrame, columns: &[String], bins: usize, data: &str) -> PolarsResult<Self> {
+    /// Profiles `columns` of `lf` with `bins` quantile bins and a `sketch`-point
+    /// quantile sketch per numeric column.
+    pub fn build(
+        lf: LazyFrame,
+        columns: &[String],
+        bins: usize,
+        sketch: usize,
+        data: &str,
+    ) -> PolarsResult<Self> {
         let df = lf
             .select(columns.iter().map(|c| col(c.as_str())).collect::<Vec<_>>())
             .collect()?;
@@ -87,22 +296,17 @@ impl ReferenceProfile {
                 let x = s.cast(&DataType::Float64)?;
                 let x = x.f64()?;
                 let clean = nan_as_null(x);
-                let mut edges: Vec<f64> = Vec::with_capacity(bins.saturating_sub(1));
-                for i in 1..bins {
-                    if let Some(q) =
-                        clean.quantile(i as f64 / bins as f64, QuantileMethod::Linear)?
-                        && edges.last().is_none_or(|&l| q > l)
-                    {
-                        edges.push(q);
-                    }
-                }
+                let mut values: Vec<f64> = clean.iter().flatten().collect();
+                super::ks::radix_sort(&mut values);
+                let edges = super::exact::quantile_edges(&values, bins);
                 let mut counts = vec![0u64; edges.len() + 1];
-                let nulls = count_numeric(&clean, &edges, &mut counts);
+                let nulls = count_numeric(&clean, &edges, &mut counts, None);
                 out.push(ColumnRef::Numeric {
                     name: c.clone(),
                     edges,
                     counts,
                     nulls,
+                    sketch: Sketch::from_sorted(&values, sketch),
                 });
             } else {
                 let mut categories = BTreeMap::new();
@@ -130,12 +334,23 @@ fn nan_as_null(x: &Float64Chunked) -> Float64Chunked {
     x.iter().map(|v| v.filter(|x| !x.is_nan())).collect()
 }
 
-/// Counts non-null values of `x` into `counts` by `edges`; returns the nulls (and NaN).
-fn count_numeric(x: &Float64Chunked, edges: &[f64], counts: &mut [u64]) -> u64 {
+/// Counts non-null values of `x` into `counts` by `edges` (and into the sketch's
+/// cells, when given); returns the nulls (and NaN).
+fn count_numeric(
+    x: &Float64Chunked,
+    edges: &[f64],
+    counts: &mut [u64],
+    mut fine: Option<(&Sketch, &mut SketchCounts)>,
+) -> u64 {
     let mut nulls = 0;
     for v in x.iter() {
         match v {
-            Some(v) if !v.is_nan() => counts[edges.partition_point(|&e| e <= v)] += 1,
+            Some(v) if !v.is_nan() => {
+                counts[edges.partition_point(|&e| e <= v)] += 1;
+                if let Some((s, c)) = &mut fine {
+                    c.add(&s.points, v);
+                }
+            }
             _ => nulls += 1,
         }
     }
@@ -162,6 +377,8 @@ pub struct DriftCounter {
     numeric: Vec<Vec<u64>>,
     categories: Vec<BTreeMap<String, u64>>,
     nulls: Vec<u64>,
+    /// Per column: counts in the reference sketch (numeric columns that have one).
+    fine: Vec<Option<SketchCounts>>,
 }
 
 /// The drift of one column.
@@ -180,9 +397,28 @@ pub struct ColumnDrift {
     /// Categories of this run the reference never saw (categorical columns).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub new_categories: Option<u64>,
-    /// `pass`, `warn` or `fail` against the job's thresholds; `no_data` when the run
-    /// read no rows (the statistics are then null).
+    /// Two-sample Kolmogorov–Smirnov statistic from the reference sketch (numeric
+    /// columns); the exact statistic lies in `[ks_statistic, ks_statistic + ks_error]`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ks_statistic: Option<f64>,
+    /// scipy `ks_2samp`'s p-value for `ks_statistic` and the two sample sizes.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ks_p_value: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ks_error: Option<f64>,
+    /// Wasserstein-1 distance divided by `max(reference std, 0.001)`; within
+    /// `wasserstein_error` of the exact value.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub wasserstein: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub wasserstein_error: Option<f64>,
+    /// `pass`, `warn` or `fail` against the job's thresholds (the worst verdict over
+    /// the judged statistics); `no_data` when the run read no rows (the statistics
+    /// are then null).
     pub status: &'static str,
+    /// The thresholds reached, e.g. `psi 0.31 >= 0.25`.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub reasons: Vec<String>,
 }
 
 impl DriftCounter {
@@ -196,11 +432,22 @@ impl DriftCounter {
                 ColumnRef::Categorical { .. } => vec![],
             })
             .collect();
+        let fine = reference
+            .columns
+            .iter()
+            .map(|c| match c {
+                ColumnRef::Numeric {
+                    sketch: Some(s), ..
+                } => Some(SketchCounts::new(s)),
+                _ => None,
+            })
+            .collect();
         DriftCounter {
             reference,
             numeric,
             categories: vec![BTreeMap::new(); n],
             nulls: vec![0; n],
+            fine,
         }
     }
 
@@ -222,9 +469,10 @@ impl DriftCounter {
             }
             let s = df.column(c.name())?.as_materialized_series();
             match c {
-                ColumnRef::Numeric { edges, .. } => {
+                ColumnRef::Numeric { edges, sketch, .. } => {
                     let x = s.cast(&DataType::Float64)?;
-                    self.nulls[i] += count_numeric(x.f64()?, edges, &mut self.numeric[i]);
+                    let fine = sketch.as_ref().zip(self.fine[i].as_mut());
+                    self.nulls[i] += count_numeric(x.f64()?, edges, &mut self.numeric[i], fine);
                 }
                 ColumnRef::Categorical { .. } => {
                     self.nulls[i] += count_categories(s, &mut self.categories[i])?;
@@ -268,44 +516,106 @@ impl DriftCounter {
         }
     }
 
-    /// PSI per column, judged against `warn` and `fail` thresholds.
-    pub fn results(&self, warn: f64, fail: f64) -> Vec<ColumnDrift> {
+    /// Adds the counts of another counter over the same reference (another shard of
+    /// the same run); exact.
+    pub fn merge(&mut self, other: &DriftCounter) {
+        for (a, b) in self.numeric.iter_mut().zip(&other.numeric) {
+            for (x, y) in a.iter_mut().zip(b) {
+                *x += y;
+            }
+        }
+        for (a, b) in self.categories.iter_mut().zip(&other.categories) {
+            for (k, v) in b {
+                *a.entry(k.clone()).or_insert(0) += v;
+            }
+        }
+        for (a, b) in self.nulls.iter_mut().zip(&other.nulls) {
+            *a += b;
+        }
+        for (a, b) in self.fine.iter_mut().zip(&other.fine) {
+            if let (Some(a), Some(b)) = (a, b) {
+                a.merge(b);
+            }
+        }
+    }
+
+    /// The drift of every column, judged against the job's thresholds.
+    pub fn results(&self, spec: &crate::spec::job::DriftSpec) -> Vec<ColumnDrift> {
         self.reference
             .columns
             .iter()
             .enumerate()
             .map(|(i, c)| {
                 let (r, cur, new) = self.table(i);
+                let mut d = ColumnDrift {
+                    column: c.name().to_string(),
+                    psi: f64::NAN,
+                    js_distance: f64::NAN,
+                    chi2: None,
+                    new_categories: new,
+                    ks_statistic: None,
+                    ks_p_value: None,
+                    ks_error: None,
+                    wasserstein: None,
+                    wasserstein_error: None,
+                    status: "no_data",
+                    reasons: vec![],
+                };
                 if cur.iter().sum::<u64>() == 0 {
                     // No rows: there is no distribution to compare.
-                    return ColumnDrift {
-                        column: c.name().to_string(),
-                        psi: f64::NAN,
-                        js_distance: f64::NAN,
-                        chi2: None,
-                        new_categories: new,
-                        status: "no_data",
-                    };
+                    return d;
                 }
-                let p = psi(&r, &cur);
-                let chi2 = new.map(|_| chi2_contingency(&r, &cur));
-                ColumnDrift {
-                    column: c.name().to_string(),
-                    psi: p,
-                    js_distance: js_distance(&r, &cur),
-                    chi2,
-                    new_categories: new,
-                    status: if p >= fail {
-                        "fail"
-                    } else if p >= warn {
-                        "warn"
-                    } else {
-                        "pass"
+                d.psi = psi(&r, &cur);
+                d.js_distance = js_distance(&r, &cur);
+                d.chi2 = new.map(|_| chi2_contingency(&r, &cur));
+                if let (
+                    ColumnRef::Numeric {
+                        sketch: Some(s), ..
                     },
+                    Some(counts),
+                ) = (c, &self.fine[i])
+                    && let Some(sd) = sketch_drift(s, counts)
+                {
+                    d.ks_statistic = Some(sd.ks.statistic);
+                    d.ks_p_value = Some(sd.ks.p_value);
+                    d.ks_error = Some(sd.ks_error);
+                    d.wasserstein = Some(sd.wasserstein);
+                    d.wasserstein_error = Some(sd.wasserstein_error);
                 }
+                judge(&mut d, spec);
+                d
             })
             .collect()
     }
+}
+
+/// Sets `d.status` and `d.reasons` from the thresholds in `spec`.
+pub fn judge(d: &mut ColumnDrift, spec: &crate::spec::job::DriftSpec) {
+    let mut status = "pass";
+    let mut check = |name: &str, value: Option<f64>, warn: Option<f64>, fail: Option<f64>| {
+        let Some(v) = value.filter(|v| !v.is_nan()) else {
+            return;
+        };
+        if let Some(t) = fail.filter(|&t| v >= t) {
+            status = "fail";
+            d.reasons.push(format!("{name} {v:.3} >= {t}"));
+        } else if let Some(t) = warn.filter(|&t| v >= t) {
+            if status == "pass" {
+                status = "warn";
+            }
+            d.reasons.push(format!("{name} {v:.3} >= {t}"));
+        }
+    };
+    check("psi", Some(d.psi), Some(spec.psi_warn), Some(spec.psi_fail));
+    check("ks", d.ks_statistic, spec.ks_warn, spec.ks_fail);
+    check(
+        "wasserstein",
+        d.wasserstein,
+        spec.wasserstein_warn,
+        spec.wasserstein_fail,
+    );
+    check("js", Some(d.js_distance), spec.js_warn, spec.js_fail);
+    d.status = status;
 }
 
 /// Reference and run shares per bin of one column, for charts.
@@ -569,15 +879,67 @@ mod tests {
                 edges: vec![1.0],
                 counts: vec![1, 2],
                 nulls: 0,
+                sketch: None,
             }],
             scores: vec![],
         };
         let mut d = DriftCounter::new(reference);
         let empty = DataFrame::new(0, vec![Column::new("x".into(), Vec::<f64>::new())]).unwrap();
         d.update(&empty, false).unwrap();
-        let r = &d.results(0.1, 0.25)[0];
+        let r = &d.results(&Default::default())[0];
         assert_eq!(r.status, "no_data");
         assert!(r.psi.is_nan());
+    }
+
+    #[test]
+    fn shard_counters_merge_to_the_whole_runs_results() {
+        let reference: Vec<f64> = (0..5000).map(|i| (i as f64 * 0.7).sin() * 3.0).collect();
+        let current: Vec<Option<f64>> = (0..4000)
+            .map(|i| (i % 17 != 0).then(|| (i as f64 * 0.3).cos() * 3.5 + 0.2))
+            .collect();
+        let df = |v: Vec<Option<f64>>| {
+            DataFrame::new(v.len(), vec![Column::new("x".into(), v)]).unwrap()
+        };
+        let profile = ReferenceProfile::build(
+            df(reference.iter().map(|&x| Some(x)).collect()).lazy(),
+            &["x".to_string()],
+            10,
+            200,
+            "t",
+        )
+        .unwrap();
+        let mut whole = DriftCounter::new(profile.clone());
+        whole.update(&df(current.clone()), false).unwrap();
+        let mut a = DriftCounter::new(profile.clone());
+        let mut b = DriftCounter::new(profile);
+        a.update(&df(current[..1234].to_vec()), false).unwrap();
+        b.update(&df(current[1234..].to_vec()), false).unwrap();
+        a.merge(&b);
+        let spec = crate::spec::job::DriftSpec::default();
+        let (w, m) = (&whole.results(&spec)[0], &a.results(&spec)[0]);
+        assert_eq!(w.psi, m.psi);
+        assert_eq!(w.ks_statistic, m.ks_statistic);
+        assert_eq!(w.ks_p_value, m.ks_p_value);
+        assert_eq!(w.ks_error, m.ks_error);
+        assert!((w.wasserstein.unwrap() - m.wasserstein.unwrap()).abs() < 1e-12);
+        // The exact KS statistic lies within the reported bound.
+        let mut r = reference.clone();
+        let mut c: Vec<f64> = current.iter().flatten().copied().collect();
+        r.sort_by(f64::total_cmp);
+        c.sort_by(f64::total_cmp);
+        let exact = super::super::ks::ks_statistic(&r, &c);
+        let (lo, err) = (w.ks_statistic.unwrap(), w.ks_error.unwrap());
+        assert!(
+            lo <= exact + 1e-12 && exact <= lo + err + 1e-12,
+            "{exact} vs {lo}+{err}"
+        );
+        let ew = super::super::ks::wasserstein(&r, &c).unwrap() / profile_std(&r).max(0.001);
+        assert!((ew - w.wasserstein.unwrap()).abs() <= w.wasserstein_error.unwrap() + 1e-12);
+    }
+
+    fn profile_std(x: &[f64]) -> f64 {
+        let m = x.iter().sum::<f64>() / x.len() as f64;
+        (x.iter().map(|v| (v - m) * (v - m)).sum::<f64>() / x.len() as f64).sqrt()
     }
 
     #[test]
@@ -594,7 +956,7 @@ mod tests {
         .into_iter()
         .collect();
         let mut counts = vec![0; 4];
-        let nulls = count_numeric(&x, &edges, &mut counts);
+        let nulls = count_numeric(&x, &edges, &mut counts, None);
         assert_eq!(counts, [1, 1, 1, 1]);
         assert_eq!(nulls, 2);
     }

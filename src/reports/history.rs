@@ -42,17 +42,15 @@ pub fn rows(r: &Report) -> Vec<MetricRow> {
         }
     };
     for c in &r.columns {
-        push(&c.name, "completeness", c.completeness);
-        push(&c.name, "approx_distinct", Some(c.approx_distinct as f64));
-        push(&c.name, "distinctness", c.distinctness);
-        push(&c.name, "min", c.min);
-        push(&c.name, "max", c.max);
-        push(&c.name, "mean", c.mean);
-        push(&c.name, "stddev", c.stddev);
+        for m in super::METRICS.iter().filter(|m| **m != "count") {
+            push(&c.name, m, c.get(m));
+        }
     }
     for d in &r.drift {
         push(&d.column, "psi", Some(d.psi));
         push(&d.column, "js_distance", Some(d.js_distance));
+        push(&d.column, "ks_statistic", d.ks_statistic);
+        push(&d.column, "wasserstein", d.wasserstein);
     }
     out
 }

@@ -141,25 +141,48 @@ pub fn render(r: &Report, histograms: &[Histogram]) -> String {
         s.push_str("<p>Drift is not computed for this job (<code>report.drift</code>).</p>");
     } else {
         let mut order: Vec<usize> = (0..r.drift.len()).collect();
-        order.sort_by(|&a, &b| r.drift[b].psi.total_cmp(&r.drift[a].psi));
+        // Most severe first: fail, warn, pass, no data; then by PSI.
+        let rank = |st: &str| match st {
+            "fail" => 3,
+            "warn" => 2,
+            "pass" => 1,
+            _ => 0,
+        };
+        order.sort_by(|&a, &b| {
+            let (x, y) = (&r.drift[a], &r.drift[b]);
+            rank(y.status)
+                .cmp(&rank(x.status))
+                .then(y.psi.total_cmp(&x.psi))
+        });
         let _ = write!(
             s,
             "<p>Share of drifted columns: {:.1}%</p><table><tr><th class=\"l\">column</th><th>PSI</th>\
-             <th>Jensen-Shannon</th><th>chi-square</th><th>p-value</th><th>new categories</th><th class=\"l\">status</th></tr>",
+             <th>Jensen-Shannon</th><th>KS</th><th>KS p-value</th><th>Wasserstein (σ)</th>\
+             <th>chi-square</th><th>p-value</th><th>new categories</th><th class=\"l\">status</th></tr>",
             r.drift_share.unwrap_or(0.0) * 100.0
         );
         for &i in &order {
             let d = &r.drift[i];
             let _ = write!(
                 s,
-                "<tr><td class=\"l\">{}</td><td>{:.4}</td><td>{:.4}</td><td>{}</td><td>{}</td><td>{}</td><td class=\"l {st}\">{st}</td></tr>",
+                "<tr><td class=\"l\">{}</td><td>{:.4}</td><td>{:.4}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td class=\"l {st}\" title=\"{why}\">{st}</td></tr>",
                 esc(&d.column),
                 d.psi,
                 d.js_distance,
+                match (d.ks_statistic, d.ks_error) {
+                    (Some(k), Some(e)) => format!("{k:.4} <small>+{e:.4}</small>"),
+                    _ => "–".into(),
+                },
+                num(d.ks_p_value),
+                match (d.wasserstein, d.wasserstein_error) {
+                    (Some(w), Some(e)) => format!("{w:.4} <small>±{e:.4}</small>"),
+                    _ => "–".into(),
+                },
                 num(d.chi2.as_ref().map(|c| c.statistic)),
                 num(d.chi2.as_ref().map(|c| c.p_value)),
                 d.new_categories.map_or("–".to_string(), |n| n.to_string()),
-                st = d.status
+                st = d.status,
+                why = esc(&d.reasons.join("; "))
             );
         }
         s.push_str(
@@ -180,16 +203,21 @@ pub fn render(r: &Report, histograms: &[Histogram]) -> String {
     }
     // Metrics.
     s.push_str("<h2>Column metrics</h2><table><tr><th class=\"l\">column</th><th class=\"l\">type</th><th>completeness</th>\
-                <th>approx. distinct</th><th>min</th><th>max</th><th>mean</th><th>stddev</th></tr>");
+                <th>distinct</th><th>uniqueness</th><th>min</th><th>p05</th><th>median</th><th>p95</th><th>max</th><th>mean</th><th>stddev</th></tr>");
     for c in &r.columns {
         let _ = write!(
             s,
-            "<tr><td class=\"l\">{}</td><td class=\"l\">{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+            "<tr><td class=\"l\">{}</td><td class=\"l\">{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
             esc(&c.name),
             esc(&c.dtype),
             num(c.completeness),
-            c.approx_distinct,
+            c.distinct
+                .map_or(format!("≈{}", c.approx_distinct), |d| d.to_string()),
+            num(c.uniqueness),
             num(c.min),
+            num(c.get("p05")),
+            num(c.get("p50")),
+            num(c.get("p95")),
             num(c.max),
             num(c.mean),
             num(c.stddev)

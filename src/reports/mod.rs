@@ -10,15 +10,23 @@
 //! | `completeness` | non-null rows / rows (Deequ `Completeness`) |
 //! | `approx_distinct` | HyperLogLog estimate of distinct non-null values (2^12 registers: standard error 1.6%) |
 //! | `distinctness` | `approx_distinct` / non-null rows (Deequ `Distinctness`, approximate) |
+//! | `distinct` | exact number of distinct non-null values (values compared by a 64-bit hash) |
+//! | `uniqueness` | non-null values that occur exactly once / non-null rows (Deequ `Uniqueness`) |
+//! | `unique_value_ratio` | values that occur exactly once / distinct values (Deequ `UniqueValueRatio`) |
 //! | `min`, `max` | of non-null, non-NaN values (numeric columns) |
 //! | `mean`, `stddev` | of non-null, non-NaN values; population standard deviation (Deequ `StandardDeviation`), merged with Chan et al.'s pairwise formula |
+//! | `p01` … `p99` | quantiles 0.01, 0.05, 0.25, 0.5, 0.75, 0.95, 0.99 of non-null, non-NaN values from a DDSketch (Masson et al. 2019): within 1% (relative) of the value at rank `⌊q·(n−1)⌋` of the sorted values |
 //!
-//! Drift against a reference profile, quality checks with severities, the HTML report
-//! and the metrics history come in later parts of the same issue.
+//! `distinct`, `uniqueness` and `unique_value_ratio` count every value's frequency;
+//! a column with more distinct values than `report.max_exact_distinct` (default
+//! 1 000 000; about 32 bytes each) stops counting and reports them as null.
+//! All statistics merge exactly across chunks and shards.
 
 pub mod drift;
+pub mod exact;
 pub mod history;
 pub mod html;
+pub mod ks;
 
 use polars::prelude::*;
 use serde::{Deserialize, Serialize};
@@ -71,6 +79,133 @@ impl Hll {
     }
 }
 
+/// Relative accuracy of [`QuantileSketch`].
+pub const QUANTILE_ALPHA: f64 = 0.01;
+
+/// The quantiles every numeric column reports, with their metric names.
+pub const QUANTILES: [(&str, f64); 7] = [
+    ("p01", 0.01),
+    ("p05", 0.05),
+    ("p25", 0.25),
+    ("p50", 0.5),
+    ("p75", 0.75),
+    ("p95", 0.95),
+    ("p99", 0.99),
+];
+
+/// A DDSketch (Masson, Rim & Lee 2019): values in logarithmic buckets of ratio
+/// `γ = (1+α)/(1−α)`, so any quantile is returned within relative error α.
+/// Bucket counts add, so sketches merge exactly. Buckets are dense arrays over the
+/// range seen so far (a few thousand for data spanning many orders of magnitude).
+#[derive(Debug, Clone, Default)]
+pub struct QuantileSketch {
+    positive: Buckets,
+    negative: Buckets,
+    zeros: u64,
+    n: u64,
+}
+
+/// Dense bucket counts from index `offset` on.
+#[derive(Debug, Clone, Default)]
+struct Buckets {
+    offset: i32,
+    counts: Vec<u64>,
+}
+
+impl Buckets {
+    fn add(&mut self, k: i32, c: u64) {
+        if self.counts.is_empty() {
+            self.offset = k;
+        }
+        if k < self.offset {
+            let grow = (self.offset - k) as usize;
+            self.counts.splice(0..0, std::iter::repeat_n(0, grow));
+            self.offset = k;
+        }
+        let i = (k - self.offset) as usize;
+        if i >= self.counts.len() {
+            self.counts.resize(i + 1, 0);
+        }
+        self.counts[i] += c;
+    }
+
+    fn iter(&self) -> impl DoubleEndedIterator<Item = (i32, u64)> + '_ {
+        self.counts
+            .iter()
+            .enumerate()
+            .filter(|(_, c)| **c > 0)
+            .map(|(i, c)| (self.offset + i as i32, *c))
+    }
+}
+
+impl QuantileSketch {
+    fn gamma_ln() -> f64 {
+        ((1.0 + QUANTILE_ALPHA) / (1.0 - QUANTILE_ALPHA)).ln()
+    }
+
+    fn bucket(x: f64) -> i32 {
+        (x.ln() / Self::gamma_ln()).ceil() as i32
+    }
+
+    /// The value a bucket stands for: within α of every value in it.
+    fn value(k: i32) -> f64 {
+        let g = Self::gamma_ln();
+        2.0 * (k as f64 * g).exp() / (1.0 + g.exp())
+    }
+
+    pub fn add(&mut self, x: f64) {
+        // Magnitudes below 1e-300 count as zero (they would underflow the buckets).
+        if x > 1e-300 {
+            self.positive.add(Self::bucket(x), 1);
+        } else if x < -1e-300 {
+            self.negative.add(Self::bucket(-x), 1);
+        } else {
+            self.zeros += 1;
+        }
+        self.n += 1;
+    }
+
+    pub fn merge(&mut self, other: &QuantileSketch) {
+        for (k, c) in other.positive.iter() {
+            self.positive.add(k, c);
+        }
+        for (k, c) in other.negative.iter() {
+            self.negative.add(k, c);
+        }
+        self.zeros += other.zeros;
+        self.n += other.n;
+    }
+
+    /// The value at rank `⌊q·(n−1)⌋` (0-based) of the sorted values, within α.
+    pub fn quantile(&self, q: f64) -> Option<f64> {
+        if self.n == 0 {
+            return None;
+        }
+        let rank = (q * (self.n - 1) as f64).floor() as u64;
+        let mut seen = 0u64;
+        for (k, c) in self.negative.iter().rev() {
+            seen += c;
+            if seen > rank {
+                return Some(-Self::value(k));
+            }
+        }
+        seen += self.zeros;
+        if seen > rank {
+            return Some(0.0);
+        }
+        for (k, c) in self.positive.iter() {
+            seen += c;
+            if seen > rank {
+                return Some(Self::value(k));
+            }
+        }
+        None
+    }
+}
+
+/// Default of `report.max_exact_distinct`.
+pub const DEFAULT_MAX_EXACT_DISTINCT: usize = 1_000_000;
+
 /// Mergeable statistics of one column.
 #[derive(Debug, Clone)]
 pub struct ColumnStats {
@@ -87,6 +222,10 @@ pub struct ColumnStats {
     /// Sum of squared deviations from the mean.
     pub m2: f64,
     pub hll: Hll,
+    /// Value hash → occurrences, until there are more than `max_distinct` values.
+    pub freq: Option<std::collections::HashMap<u64, u64>>,
+    pub max_distinct: usize,
+    pub quantiles: QuantileSketch,
 }
 
 impl ColumnStats {
@@ -103,6 +242,9 @@ impl ColumnStats {
             mean: 0.0,
             m2: 0.0,
             hll: Hll::default(),
+            freq: Some(Default::default()),
+            max_distinct: DEFAULT_MAX_EXACT_DISTINCT,
+            quantiles: QuantileSketch::default(),
         }
     }
 
@@ -117,13 +259,27 @@ impl ColumnStats {
             PlSeedableRandomStateQuality::seed_from_u64(0x5C0C),
             &mut hashes,
         )?;
-        for h in hashes {
+        for &h in &hashes {
             self.hll.add(h);
+        }
+        if let Some(f) = &mut self.freq {
+            for h in hashes {
+                *f.entry(h).or_insert(0) += 1;
+                if f.len() > self.max_distinct {
+                    break;
+                }
+            }
+            if f.len() > self.max_distinct {
+                self.freq = None; // too many to count exactly: report null
+            }
         }
         if self.numeric {
             let x = non_null.cast(&DataType::Float64)?;
             let x = x.f64()?;
             let vals: Vec<f64> = x.into_no_null_iter().filter(|v| !v.is_nan()).collect();
+            for &v in &vals {
+                self.quantiles.add(v);
+            }
             if !vals.is_empty() {
                 let n = vals.len() as f64;
                 let mean = vals.iter().sum::<f64>() / n;
@@ -156,6 +312,16 @@ impl ColumnStats {
         self.count += other.count;
         self.nulls += other.nulls;
         self.hll.merge(&other.hll);
+        self.quantiles.merge(&other.quantiles);
+        self.freq = match (self.freq.take(), &other.freq) {
+            (Some(mut a), Some(b)) => {
+                for (k, v) in b {
+                    *a.entry(*k).or_insert(0) += v;
+                }
+                (a.len() <= self.max_distinct).then_some(a)
+            }
+            _ => None,
+        };
         if other.n > 0 {
             self.merge_moments(
                 other.n,
@@ -176,6 +342,10 @@ impl ColumnStats {
             self.hll.estimate().min(non_null as f64).round()
         };
         let numeric = self.numeric && self.n > 0;
+        let exact = self.freq.as_ref().map(|f| {
+            let once = f.values().filter(|&&c| c == 1).count() as f64;
+            (f.len() as u64, once)
+        });
         ColumnMetrics {
             name: self.name.clone(),
             dtype: self.dtype.clone(),
@@ -188,6 +358,19 @@ impl ColumnStats {
             },
             approx_distinct: distinct as u64,
             distinctness: (non_null > 0).then(|| distinct / non_null as f64),
+            distinct: exact.map(|e| e.0),
+            uniqueness: exact
+                .filter(|_| non_null > 0)
+                .map(|(_, once)| once / non_null as f64),
+            unique_value_ratio: exact.filter(|e| e.0 > 0).map(|(d, once)| once / d as f64),
+            quantiles: if numeric {
+                QUANTILES
+                    .iter()
+                    .filter_map(|(name, q)| Some((name.to_string(), self.quantiles.quantile(*q)?)))
+                    .collect()
+            } else {
+                Default::default()
+            },
             min: numeric.then_some(self.min).flatten(),
             max: numeric.then_some(self.max).flatten(),
             mean: numeric.then_some(self.mean),
@@ -206,10 +389,37 @@ pub struct ColumnMetrics {
     pub completeness: Option<f64>,
     pub approx_distinct: u64,
     pub distinctness: Option<f64>,
+    /// Exact distinct non-null values (null past `report.max_exact_distinct`).
+    pub distinct: Option<u64>,
+    pub uniqueness: Option<f64>,
+    pub unique_value_ratio: Option<f64>,
     pub min: Option<f64>,
     pub max: Option<f64>,
     pub mean: Option<f64>,
     pub stddev: Option<f64>,
+    /// `p01` … `p99` (numeric columns), from the quantile sketch.
+    #[serde(skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub quantiles: std::collections::BTreeMap<String, f64>,
+}
+
+impl ColumnMetrics {
+    /// A metric by its name in [`METRICS`].
+    pub fn get(&self, metric: &str) -> Option<f64> {
+        match metric {
+            "count" => Some(self.count as f64),
+            "completeness" => self.completeness,
+            "approx_distinct" => Some(self.approx_distinct as f64),
+            "distinctness" => self.distinctness,
+            "distinct" => self.distinct.map(|d| d as f64),
+            "uniqueness" => self.uniqueness,
+            "unique_value_ratio" => self.unique_value_ratio,
+            "min" => self.min,
+            "max" => self.max,
+            "mean" => self.mean,
+            "stddev" => self.stddev,
+            q => self.quantiles.get(q).copied(),
+        }
+    }
 }
 
 /// How bad a failed check is.
@@ -234,8 +444,9 @@ pub struct CheckSpec {
     /// The column a metric check is about.
     #[serde(default)]
     pub column: Option<String>,
-    /// `count`, `completeness`, `approx_distinct`, `distinctness`, `min`, `max`,
-    /// `mean` or `stddev`.
+    /// One of the column metrics: `count`, `completeness`, `approx_distinct`,
+    /// `distinctness`, `distinct`, `uniqueness`, `unique_value_ratio`, `min`, `max`,
+    /// `mean`, `stddev`, `p01`, `p05`, `p25`, `p50`, `p75`, `p95`, `p99`.
     #[serde(default)]
     pub metric: Option<String>,
     /// A Polars SQL predicate over the input columns; the check's value is its
@@ -256,15 +467,26 @@ pub struct CheckSpec {
     pub severity: Severity,
 }
 
-const METRICS: &[&str] = &[
+/// Every column metric, by name (checks and the metrics history use these).
+pub const METRICS: &[&str] = &[
     "count",
     "completeness",
     "approx_distinct",
     "distinctness",
+    "distinct",
+    "uniqueness",
+    "unique_value_ratio",
     "min",
     "max",
     "mean",
     "stddev",
+    "p01",
+    "p05",
+    "p25",
+    "p50",
+    "p75",
+    "p95",
+    "p99",
 ];
 
 impl CheckSpec {
@@ -363,11 +585,15 @@ pub struct Profile {
 
 impl Profile {
     /// A profile of the columns of `schema`, with `checks` to evaluate.
-    pub fn new(schema: &Schema, checks: &[CheckSpec]) -> Self {
+    pub fn new(schema: &Schema, checks: &[CheckSpec], max_distinct: usize) -> Self {
         Profile {
             columns: schema
                 .iter()
-                .map(|(n, dt)| ColumnStats::new(n.as_str(), dt))
+                .map(|(n, dt)| {
+                    let mut c = ColumnStats::new(n.as_str(), dt);
+                    c.max_distinct = max_distinct;
+                    c
+                })
                 .collect(),
             checks: checks.to_vec(),
             passed: vec![0; checks.len()],
@@ -443,17 +669,7 @@ impl Profile {
                     )
                 } else {
                     let m = metrics.iter().find(|m| Some(&m.name) == c.column.as_ref());
-                    let v = m.and_then(|m| match c.metric.as_deref() {
-                        Some("count") => Some(m.count as f64),
-                        Some("completeness") => m.completeness,
-                        Some("approx_distinct") => Some(m.approx_distinct as f64),
-                        Some("distinctness") => m.distinctness,
-                        Some("min") => m.min,
-                        Some("max") => m.max,
-                        Some("mean") => m.mean,
-                        Some("stddev") => m.stddev,
-                        _ => None,
-                    });
+                    let v = m.and_then(|m| m.get(c.metric.as_deref()?));
                     (v, c.min, c.max)
                 };
                 let ok = value
@@ -508,7 +724,7 @@ impl Report {
         history: Option<&DataFrame>,
     ) -> PolarsResult<Report> {
         let drift = match (&profile.drift, &spec.drift) {
-            (Some(counter), Some(d)) => counter.results(d.psi_warn, d.psi_fail),
+            (Some(counter), Some(d)) => counter.results(d),
             _ => vec![],
         };
         let judged = drift.iter().filter(|d| d.status != "no_data").count();
@@ -611,5 +827,54 @@ mod tests {
             assert_eq!(m.min, clean.iter().copied().reduce(f64::min));
             assert_eq!(m.max, clean.iter().copied().reduce(f64::max));
         }
+        // Shards merge exactly: frequency metrics and quantiles too.
+        assert_eq!(a.distinct, b.distinct);
+        assert_eq!(a.uniqueness, b.uniqueness);
+        assert_eq!(a.unique_value_ratio, b.unique_value_ratio);
+        assert_eq!(a.quantiles, b.quantiles);
+        assert_eq!(a.quantiles.len(), QUANTILES.len());
+    }
+
+    #[test]
+    fn quantile_sketch_is_within_one_percent() {
+        let mut s = QuantileSketch::default();
+        let mut v: Vec<f64> = (0..20_001)
+            .map(|i| {
+                let x = (i as f64 * 0.37).sin() * 10f64.powi((i % 9) - 4);
+                if i % 13 == 0 { 0.0 } else { x }
+            })
+            .collect();
+        for &x in &v {
+            s.add(x);
+        }
+        v.sort_by(f64::total_cmp);
+        for q in [0.0, 0.01, 0.1, 0.33, 0.5, 0.77, 0.99, 1.0] {
+            let want = v[(q * (v.len() - 1) as f64).floor() as usize];
+            let got = s.quantile(q).unwrap();
+            assert!(
+                (got - want).abs() <= 0.010_000_01 * want.abs(),
+                "q={q}: {got} vs {want}"
+            );
+        }
+        assert_eq!(QuantileSketch::default().quantile(0.5), None);
+    }
+
+    #[test]
+    fn frequency_metrics_stop_past_the_cap() {
+        let col = Column::new("x".into(), (0..100).map(|i| i % 40).collect::<Vec<i64>>());
+        let mut c = ColumnStats::new("x", &DataType::Int64);
+        c.update(&col).unwrap();
+        let m = c.metrics();
+        assert_eq!(m.distinct, Some(40));
+        // 20 values occur twice, 20 three times: none once.
+        assert_eq!(m.uniqueness, Some(0.0));
+        let mut capped = ColumnStats::new("x", &DataType::Int64);
+        capped.max_distinct = 10;
+        capped.update(&col).unwrap();
+        let m = capped.metrics();
+        assert_eq!(
+            (m.distinct, m.uniqueness, m.unique_value_ratio),
+            (None, None, None)
+        );
     }
 }

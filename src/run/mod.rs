@@ -342,7 +342,7 @@ fn execute(
                     needed.push(c.clone());
                 }
             }
-            let mut prof = crate::reports::Profile::new(&sch, &r.checks);
+            let mut prof = crate::reports::Profile::new(&sch, &r.checks, r.max_exact_distinct);
             if r.drift.is_some() {
                 let Some(reference) = bundle.reference.clone() else {
                     return Err(Error::config(
@@ -658,10 +658,10 @@ fn write_report(
     }
     for d in &report.drift {
         match d.status {
-            "fail" => gate.push(format!("drift({}) psi {:.3}", d.column, d.psi)),
+            "fail" => gate.push(format!("drift({}) {}", d.column, d.reasons.join(", "))),
             "warn" => m
                 .warnings
-                .push(format!("drift of {}: psi {:.3}", d.column, d.psi)),
+                .push(format!("drift of {}: {}", d.column, d.reasons.join(", "))),
             _ => {}
         }
     }

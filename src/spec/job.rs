@@ -113,7 +113,7 @@ pub struct SqlSource {
 }
 
 /// What the run report covers.
-#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct ReportSpec {
     /// Input columns to profile; empty (the default): every column the run reads.
@@ -128,9 +128,31 @@ pub struct ReportSpec {
     /// Anomaly checks of this run's metrics against the table's metrics history.
     #[serde(default)]
     pub anomalies: Vec<crate::reports::history::AnomalySpec>,
+    /// Count value frequencies (for `distinct`, `uniqueness`, `unique_value_ratio`) up
+    /// to this many distinct values per column (about 32 bytes each); past it those
+    /// metrics are null. Default 1000000.
+    #[serde(default = "default_max_exact_distinct")]
+    pub max_exact_distinct: usize,
 }
 
-/// Drift thresholds (Population Stability Index).
+fn default_max_exact_distinct() -> usize {
+    crate::reports::DEFAULT_MAX_EXACT_DISTINCT
+}
+
+impl Default for ReportSpec {
+    fn default() -> Self {
+        ReportSpec {
+            columns: vec![],
+            checks: vec![],
+            drift: None,
+            anomalies: vec![],
+            max_exact_distinct: default_max_exact_distinct(),
+        }
+    }
+}
+
+/// Drift thresholds. PSI is always judged; the other statistics are judged only
+/// when their thresholds are set. A column's status is the worst of its verdicts.
 #[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct DriftSpec {
@@ -140,6 +162,40 @@ pub struct DriftSpec {
     /// A column whose PSI reaches this fails the run (exit 5, after writing). Default 0.25.
     #[serde(default = "default_psi_fail")]
     pub psi_fail: f64,
+    /// Flag a numeric column whose Kolmogorov–Smirnov statistic reaches this. Default: not judged.
+    #[serde(default)]
+    pub ks_warn: Option<f64>,
+    /// Fail the run when a numeric column's KS statistic reaches this. Default: not judged.
+    #[serde(default)]
+    pub ks_fail: Option<f64>,
+    /// Flag a numeric column whose Wasserstein-1 distance, divided by the reference's
+    /// standard deviation, reaches this (Evidently's default threshold is 0.1). Default: not judged.
+    #[serde(default)]
+    pub wasserstein_warn: Option<f64>,
+    /// Fail the run when a numeric column's normalised Wasserstein distance reaches this. Default: not judged.
+    #[serde(default)]
+    pub wasserstein_fail: Option<f64>,
+    /// Flag a column whose Jensen–Shannon distance reaches this. Default: not judged.
+    #[serde(default)]
+    pub js_warn: Option<f64>,
+    /// Fail the run when a column's Jensen–Shannon distance reaches this. Default: not judged.
+    #[serde(default)]
+    pub js_fail: Option<f64>,
+}
+
+impl Default for DriftSpec {
+    fn default() -> Self {
+        DriftSpec {
+            psi_warn: default_psi_warn(),
+            psi_fail: default_psi_fail(),
+            ks_warn: None,
+            ks_fail: None,
+            wasserstein_warn: None,
+            wasserstein_fail: None,
+            js_warn: None,
+            js_fail: None,
+        }
+    }
 }
 
 fn default_psi_warn() -> f64 {
@@ -337,6 +393,22 @@ impl JobSpec {
                 && !(d.psi_warn >= 0.0 && d.psi_warn <= d.psi_fail)
             {
                 p.push("report.drift", "needs 0 <= psi_warn <= psi_fail");
+            }
+            if let Some(d) = &r.drift {
+                for (name, w, f) in [
+                    ("ks", d.ks_warn, d.ks_fail),
+                    ("wasserstein", d.wasserstein_warn, d.wasserstein_fail),
+                    ("js", d.js_warn, d.js_fail),
+                ] {
+                    if let (Some(w), Some(f)) = (w, f)
+                        && !(0.0 <= w && w <= f)
+                    {
+                        p.push(
+                            "report.drift",
+                            format!("needs 0 <= {name}_warn <= {name}_fail"),
+                        );
+                    }
+                }
             }
             for (i, c) in r.checks.iter().enumerate() {
                 if let Err(e) = c.validate() {

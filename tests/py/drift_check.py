@@ -4,9 +4,15 @@ Jensen-Shannon distance with scipy.spatial.distance.jensenshannon, the chi-squar
 test of categorical columns with scipy.stats.chi2_contingency — and checks that
 they agree within 1e-9 (relative). Prints the largest difference.
 
-    python tests/py/drift_check.py REFERENCE_PROFILE REPORT_JSON 'DATA_GLOB' ['SCORES_GLOB']
+    python tests/py/drift_check.py REFERENCE_PROFILE REPORT_JSON 'DATA_GLOB' ['SCORES_GLOB' ['REFERENCE_GLOB']]
 
 Score columns (the profile's `scores`) are read from SCORES_GLOB, the run's output.
+With REFERENCE_GLOB (the profiled data), the sketch-based KS statistic and
+Wasserstein distance of every input column are checked against scipy's exact
+values on the full data: the exact KS statistic must lie in
+[ks_statistic, ks_statistic + ks_error], the exact normalised Wasserstein distance
+within wasserstein_error of the reported one, and the p-value must be scipy's for
+the reported statistic and the two sample sizes.
 """
 
 import json
@@ -15,7 +21,7 @@ import sys
 import numpy as np
 import polars as pl
 from scipy.spatial.distance import jensenshannon
-from scipy.stats import chi2_contingency
+from scipy.stats import chi2_contingency, ks_2samp, kstwo, wasserstein_distance
 
 EPS = 1e-4
 
@@ -78,3 +84,30 @@ for col in profile["columns"]:
         close(name, "chi2 p-value", d["chi2"]["p_value"], float(res.pvalue))
         assert d["chi2"]["dof"] == res.dof, (name, d["chi2"]["dof"], res.dof)
 print(f"max relative difference {worst:.3e} over {len(profile['columns'])} columns")
+
+if len(sys.argv) > 5:
+    ref_df = pl.read_parquet(sys.argv[5], hive_partitioning=False)
+    checked, ks_err, w_err = 0, 0.0, 0.0
+    for col in profile["columns"]:
+        name = col["name"]
+        if col["kind"] != "numeric" or name in profile.get("scores", []):
+            continue
+        d = got[name]
+        r = ref_df[name].cast(pl.Float64).to_numpy()
+        c = df[name].cast(pl.Float64).to_numpy()
+        r, c = r[~np.isnan(r)], c[~np.isnan(c)]
+        exact = float(ks_2samp(r, c).statistic)
+        lo, err = d["ks_statistic"], d["ks_error"]
+        if not (lo - 1e-12 <= exact <= lo + err + 1e-12):
+            sys.exit(f"{name}: exact KS {exact} outside [{lo}, {lo + err}]")
+        # The p-value is scipy's for the reported statistic and sizes.
+        m, n = sorted([len(r), len(c)], reverse=True)
+        if m > 10000:
+            close(name, "ks p-value", d["ks_p_value"], float(kstwo.sf(lo, np.round(m * n / (m + n)))))
+        w = wasserstein_distance(r, c) / max(np.std(r), 0.001)
+        if abs(w - d["wasserstein"]) > d["wasserstein_error"] + 1e-12:
+            sys.exit(f"{name}: exact Wasserstein {w}, reported {d['wasserstein']} ± {d['wasserstein_error']}")
+        checked += 1
+        ks_err, w_err = max(ks_err, err), max(w_err, d["wasserstein_error"])
+    assert checked > 0
+    print(f"sketch bounds hold on {checked} columns: KS error <= {ks_err:.2e}, Wasserstein error <= {w_err:.2e}")

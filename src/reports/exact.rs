@@ -1,0 +1,327 @@
+//! Drift between two full datasets (`scorch drift`), every statistic computed
+//! exactly from all values rather than from a reference profile:
+//!
+//! - numeric columns: two-sample KS statistic and p-value (`scipy.stats.ks_2samp`),
+//!   Wasserstein-1 (`scipy.stats.wasserstein_distance`, and divided by
+//!   `max(reference std, 0.001)`), PSI and Jensen–Shannon distance over bins —
+//!   `quantile` binning: the reference's quantiles `1/B … (B−1)/B` (numpy's default
+//!   linear interpolation), the same bins `scorch profile` writes; `evidently`
+//!   binning: `numpy.histogram_bin_edges(reference ∪ current, "sturges")` with
+//!   Evidently's replacement of empty shares, so PSI equals Evidently's `psi` test;
+//! - other columns: PSI, Jensen–Shannon and chi-square over the reference's
+//!   categories, an "other" bin for new ones, and nulls (as in run reports).
+//!
+//! Nulls and NaN are left out of the numeric statistics (scipy would return NaN).
+//! Columns are processed in parallel; values are sorted with a radix sort.
+
+use polars::prelude::*;
+use rayon::prelude::*;
+use serde::Serialize;
+use std::collections::BTreeMap;
+
+use super::drift::{Chi2, chi2_contingency, js_distance, psi};
+use super::ks::{self, radix_sort};
+
+/// How numeric columns are binned for PSI and Jensen–Shannon.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Binning {
+    /// The reference's quantiles (as `scorch profile`; PSI shares floored at 1e-4).
+    Quantile,
+    /// numpy's Sturges bins over both samples, empty shares replaced as Evidently does.
+    Evidently,
+}
+
+/// The drift of one column between two datasets.
+#[derive(Debug, Clone, Serialize)]
+pub struct ExactDrift {
+    pub column: String,
+    /// Non-null (and, for numeric columns, non-NaN) values on each side.
+    pub reference_values: u64,
+    pub current_values: u64,
+    pub psi: Option<f64>,
+    pub js_distance: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ks_statistic: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ks_p_value: Option<f64>,
+    /// Wasserstein-1 distance in the column's units.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub wasserstein_distance: Option<f64>,
+    /// `wasserstein_distance / max(reference std, 0.001)`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub wasserstein: Option<f64>,
+    /// The bin edges used for PSI (numeric columns).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub edges: Option<Vec<f64>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub chi2: Option<Chi2>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub new_categories: Option<u64>,
+}
+
+/// numpy's `quantile(x, q)` (method "linear") of sorted values.
+pub fn quantile_linear(sorted: &[f64], q: f64) -> f64 {
+    let n = sorted.len();
+    let pos = q * (n - 1) as f64;
+    let lo = pos.floor() as usize;
+    let hi = (lo + 1).min(n - 1);
+    let t = pos - lo as f64;
+    let (a, b) = (sorted[lo], sorted[hi]);
+    // numpy's _lerp: a + (b - a) t, computed from the nearer end.
+    let diff = b - a;
+    if t >= 0.5 {
+        b - diff * (1.0 - t)
+    } else {
+        a + diff * t
+    }
+}
+
+/// Inner bin edges at the quantiles `1/B … (B−1)/B` of sorted values, duplicates dropped.
+pub fn quantile_edges(sorted: &[f64], bins: usize) -> Vec<f64> {
+    let mut edges: Vec<f64> = Vec::with_capacity(bins.saturating_sub(1));
+    if sorted.is_empty() {
+        return edges;
+    }
+    for i in 1..bins {
+        let q = quantile_linear(sorted, i as f64 / bins as f64);
+        if edges.last().is_none_or(|&l| q > l) {
+            edges.push(q);
+        }
+    }
+    edges
+}
+
+/// Counts of sorted values in the bins of inner `edges` (value `x` in bin = number of
+/// edges `<= x`).
+fn bin_sorted(sorted: &[f64], edges: &[f64]) -> Vec<u64> {
+    let mut counts = Vec::with_capacity(edges.len() + 1);
+    let mut prev = 0usize;
+    for &e in edges {
+        let at = sorted.partition_point(|&v| v < e);
+        counts.push((at - prev) as u64);
+        prev = at;
+    }
+    counts.push((sorted.len() - prev) as u64);
+    counts
+}
+
+/// Evidently's PSI on sorted samples (numeric columns with more than 20 distinct
+/// reference values): Sturges bins over both, shares of each sample, zero shares
+/// replaced by `min(nonzero share)/1e6` (if that minimum is at most 1e-4) or 1e-4.
+fn evidently_psi(r: &[f64], c: &[f64]) -> (f64, f64, Vec<f64>) {
+    let n = r.len() + c.len();
+    let lo = r[0].min(c[0]);
+    let hi = r[r.len() - 1].max(c[c.len() - 1]);
+    // numpy: width = ptp / (log2(size) + 1); bins = ceil((last - first) / width).
+    let width = (hi - lo) / ((n as f64).log2() + 1.0);
+    let (lo, hi) = if lo == hi {
+        (lo - 0.5, hi + 0.5)
+    } else {
+        (lo, hi)
+    };
+    let nbins = if width != 0.0 {
+        ((hi - lo) / width).ceil() as usize
+    } else {
+        1
+    };
+    // numpy.linspace(lo, hi, nbins + 1)
+    let step = (hi - lo) / nbins as f64;
+    let mut edges: Vec<f64> = (0..=nbins).map(|i| lo + i as f64 * step).collect();
+    edges[nbins] = hi;
+    let hist = |x: &[f64]| -> Vec<f64> {
+        // np.histogram: [e_i, e_{i+1}), the last bin closed.
+        let inner = &edges[1..nbins];
+        let mut h = bin_sorted(x, inner);
+        // Values equal to the last edge belong to the last bin already.
+        let len = x.len() as f64;
+        h.iter_mut().map(|v| *v as f64 / len).collect()
+    };
+    let fill = |mut p: Vec<f64>| {
+        let m = p
+            .iter()
+            .cloned()
+            .filter(|&v| v != 0.0)
+            .fold(f64::INFINITY, f64::min);
+        let z = if m <= 1e-4 { m / 1e6 } else { 1e-4 };
+        p.iter_mut().filter(|v| **v == 0.0).for_each(|v| *v = z);
+        p
+    };
+    let (rp, cp) = (fill(hist(r)), fill(hist(c)));
+    let psi: f64 = rp
+        .iter()
+        .zip(&cp)
+        .map(|(&a, &b)| (a - b) * (a / b).ln())
+        .sum();
+    let js = js_of_shares(&rp, &cp);
+    (psi, js, edges)
+}
+
+fn js_of_shares(p: &[f64], q: &[f64]) -> f64 {
+    let (ps, qs): (f64, f64) = (p.iter().sum(), q.iter().sum());
+    let rel = |x: f64, y: f64| if x > 0.0 { x * (x / y).ln() } else { 0.0 };
+    let mut js = 0.0;
+    for (&a, &b) in p.iter().zip(q) {
+        let (a, b) = (a / ps, b / qs);
+        let m = (a + b) / 2.0;
+        js += rel(a, m) + rel(b, m);
+    }
+    (js / 2.0).max(0.0).sqrt()
+}
+
+fn sorted_values(s: &Series) -> PolarsResult<Vec<f64>> {
+    let x = s.cast(&DataType::Float64)?;
+    let mut v: Vec<f64> = x.f64()?.iter().flatten().filter(|v| !v.is_nan()).collect();
+    radix_sort(&mut v);
+    Ok(v)
+}
+
+fn numeric(
+    name: &str,
+    r: &Series,
+    c: &Series,
+    bins: usize,
+    binning: Binning,
+) -> PolarsResult<ExactDrift> {
+    let (r, c) = rayon::join(|| sorted_values(r), || sorted_values(c));
+    let (r, c) = (r?, c?);
+    let mut d = ExactDrift {
+        column: name.to_string(),
+        reference_values: r.len() as u64,
+        current_values: c.len() as u64,
+        psi: None,
+        js_distance: None,
+        ks_statistic: None,
+        ks_p_value: None,
+        wasserstein_distance: None,
+        wasserstein: None,
+        edges: None,
+        chi2: None,
+        new_categories: None,
+    };
+    if r.is_empty() || c.is_empty() {
+        return Ok(d);
+    }
+    let k = ks::ks_2samp(&r, &c).expect("non-empty");
+    d.ks_statistic = Some(k.statistic);
+    d.ks_p_value = Some(k.p_value);
+    let w = ks::wasserstein(&r, &c).expect("non-empty");
+    d.wasserstein_distance = Some(w);
+    let mean = r.iter().sum::<f64>() / r.len() as f64;
+    let std = (r.iter().map(|v| (v - mean) * (v - mean)).sum::<f64>() / r.len() as f64).sqrt();
+    d.wasserstein = Some(w / std.max(0.001));
+    match binning {
+        Binning::Quantile => {
+            let edges = quantile_edges(&r, bins);
+            let (rc, cc) = (bin_sorted(&r, &edges), bin_sorted(&c, &edges));
+            d.psi = Some(psi(&rc, &cc));
+            d.js_distance = Some(js_distance(&rc, &cc));
+            d.edges = Some(edges);
+        }
+        Binning::Evidently => {
+            let (p, js, edges) = evidently_psi(&r, &c);
+            d.psi = Some(p);
+            d.js_distance = Some(js);
+            d.edges = Some(edges);
+        }
+    }
+    Ok(d)
+}
+
+fn categorical(name: &str, r: &Series, c: &Series) -> PolarsResult<ExactDrift> {
+    let count = |s: &Series| -> PolarsResult<(BTreeMap<String, u64>, u64)> {
+        let s = s.cast(&DataType::String)?;
+        let mut m = BTreeMap::new();
+        let mut nulls = 0;
+        for v in s.str()?.iter() {
+            match v {
+                Some(v) => *m.entry(v.to_string()).or_insert(0) += 1,
+                None => nulls += 1,
+            }
+        }
+        Ok((m, nulls))
+    };
+    let (rm, rn) = count(r)?;
+    let (cm, cn) = count(c)?;
+    let mut rv: Vec<u64> = rm.values().copied().collect();
+    let mut cv: Vec<u64> = rm.keys().map(|k| cm.get(k).copied().unwrap_or(0)).collect();
+    let (mut new, mut other) = (0u64, 0u64);
+    for (k, v) in &cm {
+        if !rm.contains_key(k) {
+            new += 1;
+            other += v;
+        }
+    }
+    rv.extend([0, rn]);
+    cv.extend([other, cn]);
+    let (rt, ct) = (rv.iter().sum::<u64>(), cv.iter().sum::<u64>());
+    let both = rt > 0 && ct > 0;
+    Ok(ExactDrift {
+        column: name.to_string(),
+        reference_values: rt - rn,
+        current_values: ct - cn,
+        psi: both.then(|| psi(&rv, &cv)),
+        js_distance: both.then(|| js_distance(&rv, &cv)),
+        ks_statistic: None,
+        ks_p_value: None,
+        wasserstein_distance: None,
+        wasserstein: None,
+        edges: None,
+        chi2: both.then(|| chi2_contingency(&rv, &cv)),
+        new_categories: Some(new),
+    })
+}
+
+/// The quality metrics ([`super::ColumnMetrics`]) of `columns` of a frame, in parallel.
+pub fn quality(df: &DataFrame, columns: &[String]) -> PolarsResult<Vec<super::ColumnMetrics>> {
+    columns
+        .par_iter()
+        .map(|name| {
+            let c = df.column(name)?;
+            let mut st = super::ColumnStats::new(name, c.dtype());
+            st.update(c)?;
+            Ok(st.metrics())
+        })
+        .collect()
+}
+
+/// The drift of `columns` between two frames (see the module docs).
+pub fn drift_exact(
+    reference: &DataFrame,
+    current: &DataFrame,
+    columns: &[String],
+    bins: usize,
+    binning: Binning,
+) -> PolarsResult<Vec<ExactDrift>> {
+    columns
+        .par_iter()
+        .map(|name| {
+            let r = reference.column(name)?.as_materialized_series();
+            let c = current.column(name)?.as_materialized_series();
+            if r.dtype().is_primitive_numeric() && c.dtype().is_primitive_numeric() {
+                numeric(name, r, c, bins, binning)
+            } else {
+                categorical(name, r, c)
+            }
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn quantile_edges_follow_numpy_linear() {
+        let x: Vec<f64> = (0..11).map(|i| i as f64).collect();
+        assert_eq!(quantile_edges(&x, 4), vec![2.5, 5.0, 7.5]);
+        // Constant data: one edge.
+        assert_eq!(quantile_edges(&[3.0; 5], 10), vec![3.0]);
+    }
+
+    #[test]
+    fn bins_count_like_searchsorted_right() {
+        let x = [0.5, 1.0, 2.5, 3.0, 3.0];
+        assert_eq!(bin_sorted(&x, &[1.0, 2.0, 3.0]), vec![1, 1, 1, 2]);
+    }
+}
