@@ -365,6 +365,7 @@ fn drift(a: DriftArgs, quiet: bool) -> Result<()> {
     let read_s = started.elapsed().as_secs_f64();
     let out =
         crate::reports::exact::drift_exact(&reference, &current, &columns, a.bins, a.binning)?;
+    let drift_s = started.elapsed().as_secs_f64() - read_s;
     let (q_ref, q_cur) = rayon::join(
         || crate::reports::exact::quality(&reference, &columns),
         || crate::reports::exact::quality(&current, &columns),
@@ -379,6 +380,7 @@ fn drift(a: DriftArgs, quiet: bool) -> Result<()> {
         "bins": a.bins,
         "read_seconds": read_s,
         "compute_seconds": started.elapsed().as_secs_f64() - read_s,
+        "drift_seconds": drift_s,
         "columns": out,
         "quality": {"reference": q_ref, "current": q_cur},
     });

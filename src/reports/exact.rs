@@ -171,7 +171,12 @@ fn js_of_shares(p: &[f64], q: &[f64]) -> f64 {
 
 fn sorted_values(s: &Series) -> PolarsResult<Vec<f64>> {
     let x = s.cast(&DataType::Float64)?;
-    let mut v: Vec<f64> = x.f64()?.iter().flatten().filter(|v| !v.is_nan()).collect();
+    let x = x.f64()?;
+    let mut v: Vec<f64> = if x.null_count() == 0 {
+        x.into_no_null_iter().filter(|v| !v.is_nan()).collect()
+    } else {
+        x.iter().flatten().filter(|v| !v.is_nan()).collect()
+    };
     radix_sort(&mut v);
     Ok(v)
 }

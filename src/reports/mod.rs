@@ -203,6 +203,28 @@ impl QuantileSketch {
     }
 }
 
+/// The keys of [`FreqMap`] are already well-mixed 64-bit hashes: use them as is.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct PrehashedKey(u64);
+
+impl std::hash::Hasher for PrehashedKey {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        // Only u64 keys are hashed; fold anything else in.
+        for b in bytes {
+            self.0 = self.0.rotate_left(8) ^ *b as u64;
+        }
+    }
+    fn write_u64(&mut self, v: u64) {
+        self.0 = v;
+    }
+}
+
+/// Value hash → occurrences.
+pub type FreqMap = std::collections::HashMap<u64, u64, std::hash::BuildHasherDefault<PrehashedKey>>;
+
 /// Default of `report.max_exact_distinct`.
 pub const DEFAULT_MAX_EXACT_DISTINCT: usize = 1_000_000;
 
@@ -223,7 +245,7 @@ pub struct ColumnStats {
     pub m2: f64,
     pub hll: Hll,
     /// Value hash → occurrences, until there are more than `max_distinct` values.
-    pub freq: Option<std::collections::HashMap<u64, u64>>,
+    pub freq: Option<FreqMap>,
     pub max_distinct: usize,
     pub quantiles: QuantileSketch,
 }
@@ -261,6 +283,10 @@ impl ColumnStats {
         )?;
         for &h in &hashes {
             self.hll.add(h);
+        }
+        // Far past the cap already (HyperLogLog's error is 1.6%): skip the counting.
+        if self.freq.is_some() && self.hll.estimate() > self.max_distinct as f64 * 1.1 {
+            self.freq = None;
         }
         if let Some(f) = &mut self.freq {
             for h in hashes {

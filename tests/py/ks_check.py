@@ -163,6 +163,10 @@ check_numeric("large-pelz-good", N(0, 1, 300000), N(0, 1, 200000), lambda en, x:
 check_numeric(
     "large-smirnov", grid(300000), grid(200000, 0.02), lambda en, x: en > 100000 and 2.2 <= en * x * x < 370
 )
+# Above n = 1e6 scipy's smirnov switches to an approximation; scorch follows.
+check_numeric(
+    "huge-smirnov", grid(2600000), grid(2600000, 0.01), lambda en, x: en > 1000000 and 2.2 <= en * x * x < 370
+)
 check_numeric(
     "dmtw-small-n", grid(20000), grid(120, 0.1), lambda en, x: en <= 140 and en * x > 1 and en * x * x <= 0.754693
 )
