@@ -48,9 +48,74 @@ pub enum Command {
     Preprocess(PreprocessCommand),
     /// Profile training data into a model bundle (the reference for drift reports).
     Profile(ProfileArgs),
+    /// The model registry: list, show, register, promote, rollback.
+    #[command(subcommand)]
+    Model(ModelCommand),
     /// Drift between two full datasets, every statistic exact (KS, Wasserstein, PSI,
     /// Jensen-Shannon, chi-square), and both sides' column metrics, as JSON.
     Drift(DriftArgs),
+}
+
+/// `scorch model …`: the registry (default folder: $SCORCH_REGISTRY, else `models`).
+#[derive(Debug, Subcommand)]
+pub enum ModelCommand {
+    /// Every model with its versions and aliases.
+    List {
+        #[command(flatten)]
+        reg: RegistryArg,
+    },
+    /// One model (`NAME`) or one version or alias (`NAME@REF`): bundle, aliases, audit log.
+    Show {
+        /// `churn`, `churn@1.0.0` or `churn@champion`.
+        model: String,
+        #[command(flatten)]
+        reg: RegistryArg,
+    },
+    /// Copy a bundle folder into the registry as `<name>/<version>` (from its bundle.yaml);
+    /// refuses a version that is already there.
+    Register {
+        /// The bundle folder.
+        bundle: PathBuf,
+        /// Why, for the audit log.
+        #[arg(long, default_value = "")]
+        why: String,
+        #[command(flatten)]
+        reg: RegistryArg,
+    },
+    /// Point an alias at a registered version (atomically; logged).
+    Promote {
+        /// `NAME@VERSION`.
+        model: String,
+        /// The alias to move (e.g. champion).
+        #[arg(long)]
+        alias: String,
+        /// Why, for the audit log.
+        #[arg(long, default_value = "")]
+        why: String,
+        #[command(flatten)]
+        reg: RegistryArg,
+    },
+    /// Point an alias back at the version it named before its latest change.
+    Rollback {
+        /// The model name.
+        name: String,
+        /// The alias to move back.
+        #[arg(long)]
+        alias: String,
+        /// Why, for the audit log.
+        #[arg(long, default_value = "")]
+        why: String,
+        #[command(flatten)]
+        reg: RegistryArg,
+    },
+}
+
+/// The registry folder flag.
+#[derive(Debug, Args)]
+pub struct RegistryArg {
+    /// The registry folder.
+    #[arg(long, env = "SCORCH_REGISTRY", default_value = "models")]
+    pub registry: PathBuf,
 }
 
 /// Arguments of `scorch drift`.
@@ -192,6 +257,7 @@ pub fn execute(cli: Cli) -> ExitCode {
         Command::Preprocess(p) => preprocess(p, quiet),
         Command::Profile(a) => profile(a, quiet),
         Command::Drift(a) => drift(a, quiet),
+        Command::Model(c) => model(c, quiet),
     };
     match result {
         Ok(()) => ExitCode::Ok,
@@ -326,6 +392,96 @@ fn profile(a: ProfileArgs, quiet: bool) -> Result<()> {
             p.columns.len(),
             a.bundle.join(crate::model::PROFILE_FILE).display()
         );
+    }
+    Ok(())
+}
+
+fn model(c: ModelCommand, quiet: bool) -> Result<()> {
+    use crate::registry::{Registry, parse_ref};
+    let say = |s: String| {
+        if !quiet {
+            println!("{s}");
+        }
+    };
+    let split = |m: &str| -> Result<(String, String)> {
+        parse_ref(m)
+            .map(|(a, b)| (a.to_string(), b.to_string()))
+            .ok_or_else(|| Error::usage(format!("{m:?}: expected NAME@VERSION")))
+    };
+    match c {
+        ModelCommand::List { reg } => {
+            let r = Registry::new(reg.registry);
+            for name in r.names()? {
+                let aliases = r.aliases(&name)?;
+                let al: Vec<String> = aliases
+                    .iter()
+                    .map(|(a, p)| format!("{a} -> {}", p.version))
+                    .collect();
+                println!(
+                    "{name}: versions {}; aliases {}",
+                    r.versions(&name)?.join(", "),
+                    if al.is_empty() {
+                        "none".into()
+                    } else {
+                        al.join(", ")
+                    }
+                );
+            }
+        }
+        ModelCommand::Show { model, reg } => {
+            let r = Registry::new(reg.registry);
+            let name = parse_ref(&model).map_or(model.as_str(), |(n, _)| n);
+            let mut doc = serde_json::json!({
+                "name": name,
+                "versions": r.versions(name)?,
+                "aliases": r.aliases(name)?,
+                "audit": r.audit(name)?,
+            });
+            if let Some((n, reference)) = parse_ref(&model) {
+                let (dir, version) = r.resolve(n, reference)?;
+                let b = crate::model::Bundle::open(&dir)?;
+                doc["resolved"] = serde_json::json!({
+                    "version": version,
+                    "bundle": dir,
+                    "description": b.spec.description,
+                    "model_sha256": b.spec.model_sha256,
+                    "features": b.spec.features.len(),
+                });
+            }
+            println!("{}", serde_json::to_string_pretty(&doc).expect("json"));
+        }
+        ModelCommand::Register { bundle, why, reg } => {
+            let r = Registry::new(reg.registry);
+            let (name, version) = r.register(&bundle, &why)?;
+            say(format!(
+                "registered {name}@{version} in {}",
+                r.root.join(&name).join(&version).display()
+            ));
+        }
+        ModelCommand::Promote {
+            model,
+            alias,
+            why,
+            reg,
+        } => {
+            let r = Registry::new(reg.registry);
+            let (name, version) = split(&model)?;
+            let before = r.promote(&name, &version, &alias, &why)?;
+            say(format!(
+                "{name}@{alias}: {} -> {version}",
+                before.as_deref().unwrap_or("(new)")
+            ));
+        }
+        ModelCommand::Rollback {
+            name,
+            alias,
+            why,
+            reg,
+        } => {
+            let r = Registry::new(reg.registry);
+            let (from, to) = r.rollback(&name, &alias, &why)?;
+            say(format!("{name}@{alias}: {from} -> {to} (rolled back)"));
+        }
     }
     Ok(())
 }

@@ -12,6 +12,7 @@ pub mod error;
 pub mod infer;
 pub mod model;
 pub mod preprocess;
+pub mod registry;
 pub mod reports;
 pub mod run;
 pub mod sink;

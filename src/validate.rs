@@ -196,7 +196,7 @@ fn check_job(path: &Path, root: &Path, profiles: &Path) -> Vec<Error> {
         errors.push(e.context(format!("{}: field `storage_profile`", path.display())));
     }
     match field("model", &job.model) {
-        Ok(m) => match Bundle::open(&root.join(&m.value)) {
+        Ok(m) => match crate::registry::bundle_dir(root, &m.value).and_then(|d| Bundle::open(&d)) {
             Ok(b) => {
                 if job.report.as_ref().is_some_and(|r| r.drift.is_some()) && b.reference.is_none() {
                     errors.push(Error::config(

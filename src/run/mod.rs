@@ -230,11 +230,17 @@ fn execute(
     let model_dir = render(&job.model, vars)
         .map_err(|e| Error::config(&opts.job_file, format!("field `model`: {e}")))?;
     redactor.add(&model_dir);
-    let bundle = Bundle::open(&opts.root.join(&model_dir.value))?;
+    let bundle_dir = crate::registry::bundle_dir(&opts.root, &model_dir.value)?;
+    let bundle = Bundle::open(&bundle_dir)?;
     m.model = Some(ModelInfo {
         name: bundle.spec.name.clone(),
         version: bundle.spec.version.clone(),
-        bundle: model_dir.redacted.clone(),
+        bundle: redactor.redact(
+            &bundle_dir
+                .strip_prefix(&opts.root)
+                .unwrap_or(&bundle_dir)
+                .to_string_lossy(),
+        ),
         sha256: bundle.spec.model_sha256.clone(),
         format: "torchscript".into(),
     });

@@ -36,7 +36,9 @@ pub struct JobSpec {
     pub source: SourceSpec,
     /// Columns copied unchanged from the input to the output, in this order (entity keys).
     pub keys: Vec<String>,
-    /// Path to the model bundle folder (`models/<name>/<version>`), relative to the project folder.
+    /// The model bundle: a folder (`models/<name>/<version>`, relative to the project
+    /// folder) or a registered model, `<name>@<version>` or `<name>@<alias>` (e.g.
+    /// `churn@champion`; registry folder `$SCORCH_REGISTRY`, else `models`).
     pub model: String,
     /// The preprocessing this job expects to apply. Optional; when given it must equal the
     /// bundle's pin, else the run stops with exit 4 before reading data.

@@ -1,0 +1,187 @@
+//! The model registry: registering refuses overwrites (also when two processes race),
+//! aliases move atomically with an audit trail, rollback restores the previous
+//! target, and jobs resolve `name@alias`.
+
+mod common;
+use common::*;
+
+/// A copy of the example bundle with another version in its bundle.yaml.
+fn bundle_version(p: &Project, version: &str) -> std::path::PathBuf {
+    let dir = p.path().join(format!("incoming/churn-{version}"));
+    std::fs::create_dir_all(&dir).unwrap();
+    for e in std::fs::read_dir(example_bundle()).unwrap() {
+        let e = e.unwrap();
+        std::fs::copy(e.path(), dir.join(e.file_name())).unwrap();
+    }
+    let yaml = std::fs::read_to_string(dir.join("bundle.yaml")).unwrap();
+    std::fs::write(
+        dir.join("bundle.yaml"),
+        yaml.replace("version: \"1.0.0\"", &format!("version: \"{version}\"")),
+    )
+    .unwrap();
+    dir
+}
+
+fn manifest_version(p: &Project, table: &str) -> String {
+    let m: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(
+            p.path()
+                .join(format!("output/{table}/ds={LAST_DAY}/_manifest.json")),
+        )
+        .unwrap(),
+    )
+    .unwrap();
+    m["model"]["version"].as_str().unwrap().to_string()
+}
+
+#[test]
+fn register_promote_rollback_and_jobs_resolve_aliases() {
+    let p = Project::new(1, 200);
+    let reg = ["--registry", "registry"];
+    let v1 = bundle_version(&p, "1.0.0");
+    let v2 = bundle_version(&p, "1.1.0");
+    for b in [&v1, &v2] {
+        let o = p.scorch(&[&["model", "register", b.to_str().unwrap()][..], &reg].concat());
+        assert_exit(&o, 0, &[]);
+    }
+    // A version is immutable.
+    let again = p.scorch(&[&["model", "register", v1.to_str().unwrap()][..], &reg].concat());
+    assert_exit(
+        &again,
+        2,
+        &["churn@1.0.0 is already registered", "immutable"],
+    );
+    // Promote 1.0.0, then 1.1.0; a job naming the alias scores with it.
+    for v in ["1.0.0", "1.1.0"] {
+        let model = format!("churn@{v}");
+        let o = p.scorch(
+            &[
+                &[
+                    "model", "promote", &model, "--alias", "champion", "--why", "test",
+                ][..],
+                &reg,
+            ]
+            .concat(),
+        );
+        assert_exit(&o, 0, &[]);
+    }
+    let job = p.job(
+        "by_alias",
+        "name: by_alias\nsource:\n  parquet:\n    path: data/churn/features/ds={{ ds }}/*.parquet\n\
+         keys: [customer_id]\nmodel: churn@champion\noutput:\n  path: output/by_alias\n",
+    );
+    let env = [("SCORCH_REGISTRY", "registry")];
+    assert_exit(&p.run_job(&job, &env), 0, &[]);
+    assert_eq!(manifest_version(&p, "by_alias"), "1.1.0");
+    // Rollback: champion names 1.0.0 again, and the next run uses it.
+    let o = p.scorch(
+        &[
+            &["model", "rollback", "churn", "--alias", "champion"][..],
+            &reg,
+        ]
+        .concat(),
+    );
+    assert_exit(&o, 0, &[]);
+    assert!(stdout(&o).contains("1.1.0 -> 1.0.0"), "{}", stdout(&o));
+    assert_exit(&p.run_job(&job, &env), 0, &[]);
+    assert_eq!(manifest_version(&p, "by_alias"), "1.0.0");
+    // The audit log has every change, in order, with from -> to.
+    let audit = std::fs::read_to_string(p.path().join("registry/churn/_audit.jsonl")).unwrap();
+    let lines: Vec<serde_json::Value> = audit
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let actions: Vec<(&str, Option<&str>, &str)> = lines
+        .iter()
+        .map(|l| {
+            (
+                l["action"].as_str().unwrap(),
+                l["from"].as_str(),
+                l["to"].as_str().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        actions,
+        [
+            ("register", None, "1.0.0"),
+            ("register", None, "1.1.0"),
+            ("promote", None, "1.0.0"),
+            ("promote", Some("1.0.0"), "1.1.0"),
+            ("rollback", Some("1.1.0"), "1.0.0"),
+        ]
+    );
+    // Unknown versions and aliases are clear errors; so is promoting a missing version.
+    let bad = p.job(
+        "bad_alias",
+        "name: bad_alias\nsource:\n  parquet:\n    path: data/churn/features/ds={{ ds }}/*.parquet\n\
+         keys: [customer_id]\nmodel: churn@staging\noutput:\n  path: output/bad_alias\n",
+    );
+    assert_exit(
+        &p.run_job(&bad, &env),
+        4,
+        &[
+            "churn@staging",
+            "neither a version (1.0.0, 1.1.0) nor an alias",
+        ],
+    );
+    let o = p.scorch(
+        &[
+            &["model", "promote", "churn@9.9.9", "--alias", "champion"][..],
+            &reg,
+        ]
+        .concat(),
+    );
+    assert_exit(&o, 2, &["churn@9.9.9 is not registered"]);
+    let listed = p.scorch(&[&["model", "list"][..], &reg].concat());
+    assert!(
+        stdout(&listed).contains("churn: versions 1.0.0, 1.1.0; aliases champion -> 1.0.0"),
+        "{}",
+        stdout(&listed)
+    );
+}
+
+#[test]
+fn two_registrations_of_one_version_cannot_both_succeed() {
+    let p = Project::new(1, 10);
+    let b = bundle_version(&p, "2.0.0");
+    let handles: Vec<_> = (0..4)
+        .map(|_| {
+            let (dir, b) = (p.path().to_path_buf(), b.clone());
+            std::thread::spawn(move || {
+                std::process::Command::new(bin())
+                    .current_dir(dir)
+                    .args([
+                        "model",
+                        "register",
+                        b.to_str().unwrap(),
+                        "--registry",
+                        "registry",
+                    ])
+                    .output()
+                    .unwrap()
+                    .status
+                    .code()
+            })
+        })
+        .collect();
+    let codes: Vec<Option<i32>> = handles.into_iter().map(|h| h.join().unwrap()).collect();
+    assert_eq!(
+        codes.iter().filter(|c| **c == Some(0)).count(),
+        1,
+        "{codes:?}"
+    );
+    assert!(
+        codes.iter().all(|c| matches!(c, Some(0) | Some(2))),
+        "{codes:?}"
+    );
+    // The registered copy is whole, and no temporary folder is left behind.
+    let dir = p.path().join("registry/churn");
+    assert!(dir.join("2.0.0/model.pt").is_file());
+    let leftovers: Vec<_> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().to_string())
+        .filter(|n| n.starts_with(".tmp"))
+        .collect();
+    assert!(leftovers.is_empty(), "{leftovers:?}");
+}
