@@ -1,0 +1,175 @@
+//! Statistics that compare two models' scores of the same rows (and, with labels,
+//! each model's quality), defined as scipy / scikit-learn define them:
+//!
+//! | function | equals |
+//! |---|---|
+//! | [`pearson`] | `scipy.stats.pearsonr(a, b).statistic` |
+//! | [`spearman`] | `scipy.stats.spearmanr(a, b).statistic` (ties get average ranks) |
+//! | [`auc`] | `sklearn.metrics.roc_auc_score(y, s)` = Mann–Whitney U / (n₁ n₀), ties counted ½ |
+//! | [`log_loss`] | `sklearn.metrics.log_loss(y, p)`, p clipped to [ε, 1−ε], ε = f64 machine epsilon |
+//! | [`brier`] | `sklearn.metrics.brier_score_loss(y, p)` |
+//! | [`agreement`] | share of rows on the same side of a threshold (`>=` is positive) |
+//! | [`top_k_jaccard`] | Jaccard index of the two top-⌈k·n⌉ row sets (ties broken by row order) |
+//!
+//! Inputs are aligned slices without NaN; `None` where the statistic is undefined
+//! (empty input, a constant side for correlations, one class only for AUC).
+
+/// Pearson's correlation coefficient.
+pub fn pearson(a: &[f64], b: &[f64]) -> Option<f64> {
+    let n = a.len();
+    if n < 2 || b.len() != n {
+        return None;
+    }
+    let ma = a.iter().sum::<f64>() / n as f64;
+    let mb = b.iter().sum::<f64>() / n as f64;
+    let (mut sab, mut saa, mut sbb) = (0.0, 0.0, 0.0);
+    for (&x, &y) in a.iter().zip(b) {
+        let (dx, dy) = (x - ma, y - mb);
+        sab += dx * dy;
+        saa += dx * dx;
+        sbb += dy * dy;
+    }
+    if saa == 0.0 || sbb == 0.0 {
+        return None;
+    }
+    Some((sab / (saa.sqrt() * sbb.sqrt())).clamp(-1.0, 1.0))
+}
+
+/// Ranks 1..=n, ties given the average of the ranks they span.
+pub fn average_ranks(x: &[f64]) -> Vec<f64> {
+    let mut idx: Vec<usize> = (0..x.len()).collect();
+    idx.sort_by(|&i, &j| x[i].total_cmp(&x[j]));
+    let mut ranks = vec![0.0; x.len()];
+    let mut i = 0;
+    while i < idx.len() {
+        let mut j = i;
+        while j + 1 < idx.len() && x[idx[j + 1]] == x[idx[i]] {
+            j += 1;
+        }
+        let r = (i + j) as f64 / 2.0 + 1.0;
+        for &k in &idx[i..=j] {
+            ranks[k] = r;
+        }
+        i = j + 1;
+    }
+    ranks
+}
+
+/// Spearman's rank correlation: Pearson's on average ranks.
+pub fn spearman(a: &[f64], b: &[f64]) -> Option<f64> {
+    if a.len() != b.len() {
+        return None;
+    }
+    pearson(&average_ranks(a), &average_ranks(b))
+}
+
+/// Area under the ROC curve of `scores` for `labels` (true = positive).
+pub fn auc(labels: &[bool], scores: &[f64]) -> Option<f64> {
+    if labels.len() != scores.len() {
+        return None;
+    }
+    let pos = labels.iter().filter(|&&l| l).count();
+    let neg = labels.len() - pos;
+    if pos == 0 || neg == 0 {
+        return None;
+    }
+    let ranks = average_ranks(scores);
+    let rank_sum: f64 = ranks
+        .iter()
+        .zip(labels)
+        .filter(|(_, l)| **l)
+        .map(|(r, _)| r)
+        .sum();
+    let u = rank_sum - (pos * (pos + 1)) as f64 / 2.0;
+    Some(u / (pos as f64 * neg as f64))
+}
+
+/// Mean negative log-likelihood of `labels` under probabilities `p`.
+pub fn log_loss(labels: &[bool], p: &[f64]) -> Option<f64> {
+    if labels.is_empty() || labels.len() != p.len() {
+        return None;
+    }
+    let eps = f64::EPSILON;
+    let s: f64 = labels
+        .iter()
+        .zip(p)
+        .map(|(&y, &q)| {
+            let q = q.clamp(eps, 1.0 - eps);
+            if y { -q.ln() } else { -(1.0 - q).ln() }
+        })
+        .sum();
+    Some(s / labels.len() as f64)
+}
+
+/// Mean squared difference between `p` and the 0/1 labels.
+pub fn brier(labels: &[bool], p: &[f64]) -> Option<f64> {
+    if labels.is_empty() || labels.len() != p.len() {
+        return None;
+    }
+    let s: f64 = labels
+        .iter()
+        .zip(p)
+        .map(|(&y, &q)| (q - if y { 1.0 } else { 0.0 }).powi(2))
+        .sum();
+    Some(s / labels.len() as f64)
+}
+
+/// Share of rows both models put on the same side of `threshold`.
+pub fn agreement(a: &[f64], b: &[f64], threshold: f64) -> Option<f64> {
+    if a.is_empty() || a.len() != b.len() {
+        return None;
+    }
+    let same = a
+        .iter()
+        .zip(b)
+        .filter(|(x, y)| (**x >= threshold) == (**y >= threshold))
+        .count();
+    Some(same as f64 / a.len() as f64)
+}
+
+/// Jaccard index of the rows each model ranks in its top `ceil(k·n)` (highest scores;
+/// equal scores ordered by row).
+pub fn top_k_jaccard(a: &[f64], b: &[f64], k: f64) -> Option<f64> {
+    let n = a.len();
+    if n == 0 || b.len() != n || !(0.0..=1.0).contains(&k) {
+        return None;
+    }
+    let m = ((k * n as f64).ceil() as usize).clamp(1, n);
+    let top = |x: &[f64]| {
+        let mut idx: Vec<usize> = (0..n).collect();
+        idx.sort_by(|&i, &j| x[j].total_cmp(&x[i]).then(i.cmp(&j)));
+        let mut set = vec![false; n];
+        for &i in &idx[..m] {
+            set[i] = true;
+        }
+        set
+    };
+    let (ta, tb) = (top(a), top(b));
+    let inter = ta.iter().zip(&tb).filter(|(x, y)| **x && **y).count();
+    let union = 2 * m - inter;
+    Some(inter as f64 / union as f64)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn small_cases_by_hand() {
+        assert_eq!(
+            average_ranks(&[10.0, 20.0, 10.0, 5.0]),
+            vec![2.5, 4.0, 2.5, 1.0]
+        );
+        assert!((spearman(&[1.0, 2.0, 3.0], &[10.0, 20.0, 30.0]).unwrap() - 1.0).abs() < 1e-15);
+        assert_eq!(pearson(&[1.0, 1.0], &[1.0, 2.0]), None);
+        // One positive ranked above both negatives, one tie: (1 + 0.5) / 2.
+        assert_eq!(auc(&[true, false, false], &[0.9, 0.9, 0.1]), Some(0.75));
+        assert_eq!(auc(&[true, true], &[0.1, 0.2]), None);
+        assert_eq!(agreement(&[0.2, 0.7], &[0.6, 0.8], 0.5), Some(0.5));
+        assert_eq!(
+            top_k_jaccard(&[4.0, 3.0, 2.0, 1.0], &[1.0, 3.0, 2.0, 4.0], 0.5),
+            Some(1.0 / 3.0)
+        );
+        assert!((brier(&[true, false], &[0.8, 0.4]).unwrap() - 0.1).abs() < 1e-15);
+    }
+}
