@@ -245,34 +245,18 @@ fn drift_psi_matches_numpy_and_flags_only_the_drifted_days() {
             .exists()
     );
     // numpy and scipy agree on every column and statistic, from the same profile and rows.
-    let check = run_python(&[
-        repo().join("tests/py/drift_check.py").to_str().unwrap(),
-        bundle.join("reference.profile.json").to_str().unwrap(),
-        report.to_str().unwrap(),
-        p.path()
-            .join("data/churn/features/ds=2026-11-28/*.parquet")
-            .to_str()
-            .unwrap(),
-        p.path()
-            .join("output/drift/ds=2026-11-28/*.parquet")
-            .to_str()
-            .unwrap(),
-        p.path()
-            .join("data/churn/features/ds=2026-11-0[1-8]/*.parquet")
-            .to_str()
-            .unwrap(),
-    ]);
-    assert!(
-        check.status.success(),
-        "{}{}",
-        stdout(&check),
-        stderr(&check)
+    let data = |rel: &str| p.path().join(rel).to_str().unwrap().to_string();
+    let out = python_check(
+        "drift_check.py",
+        &[
+            bundle.join("reference.profile.json").to_str().unwrap(),
+            report.to_str().unwrap(),
+            &data("data/churn/features/ds=2026-11-28/*.parquet"),
+            &data("output/drift/ds=2026-11-28/*.parquet"),
+            &data("data/churn/features/ds=2026-11-0[1-8]/*.parquet"),
+        ],
     );
-    assert!(
-        stdout(&check).contains("sketch bounds hold"),
-        "{}",
-        stdout(&check)
-    );
+    assert!(out.contains("sketch bounds hold"), "{out}");
 }
 
 #[test]
@@ -484,18 +468,10 @@ fn exact_drift_statistics_equal_scipy_on_many_distributions() {
     // Ties, a constant column, NaN, an all-null sample, a categorical column, and
     // every regime of scipy's KS p-value (tests/py/ks_check.py).
     let dir = tempfile::tempdir().unwrap();
-    let check = run_python(&[
-        repo().join("tests/py/ks_check.py").to_str().unwrap(),
-        bin().to_str().unwrap(),
-        dir.path().to_str().unwrap(),
-    ]);
-    assert!(
-        check.status.success(),
-        "{}{}",
-        stdout(&check),
-        stderr(&check)
+    python_check(
+        "ks_check.py",
+        &[bin().to_str().unwrap(), dir.path().to_str().unwrap()],
     );
-    assert!(stdout(&check).contains("max relative difference"));
 }
 
 #[test]

@@ -96,14 +96,13 @@ impl Sketch {
                 inside[j] += 1;
             }
         }
-        let mean = x.iter().sum::<f64>() / n as f64;
-        let var = x.iter().map(|v| (v - mean) * (v - mean)).sum::<f64>() / n as f64;
+        let (mean, std) = mean_std(x);
         Some(Sketch {
             points,
             counts,
             inside,
             mean,
-            std: var.sqrt(),
+            std,
         })
     }
 }
@@ -357,7 +356,40 @@ fn count_numeric(
     nulls
 }
 
-fn count_categories(s: &Series, into: &mut BTreeMap<String, u64>) -> PolarsResult<u64> {
+/// The reference's and a run's counts over the reference's categories, then an
+/// "other" bin (categories the reference never saw), then nulls; and how many
+/// categories are new.
+pub(crate) fn category_table(
+    reference: &BTreeMap<String, u64>,
+    reference_nulls: u64,
+    run: &BTreeMap<String, u64>,
+    run_nulls: u64,
+) -> (Vec<u64>, Vec<u64>, u64) {
+    let mut r: Vec<u64> = reference.values().copied().collect();
+    let mut cur: Vec<u64> = reference
+        .keys()
+        .map(|k| run.get(k).copied().unwrap_or(0))
+        .collect();
+    let (mut new, mut other) = (0u64, 0u64);
+    for (_, v) in run.iter().filter(|(k, _)| !reference.contains_key(*k)) {
+        new += 1;
+        other += v;
+    }
+    r.extend([0, reference_nulls]);
+    cur.extend([other, run_nulls]);
+    (r, cur, new)
+}
+
+/// Mean and population standard deviation (ddof 0) of non-empty values.
+pub(crate) fn mean_std(x: &[f64]) -> (f64, f64) {
+    let n = x.len() as f64;
+    let mean = x.iter().sum::<f64>() / n;
+    let var = x.iter().map(|v| (v - mean) * (v - mean)).sum::<f64>() / n;
+    (mean, var.sqrt())
+}
+
+/// Counts the values of `s` (as strings) into `into`; returns the nulls.
+pub(crate) fn count_categories(s: &Series, into: &mut BTreeMap<String, u64>) -> PolarsResult<u64> {
     let s = s.cast(&DataType::String)?;
     let mut nulls = 0;
     for v in s.str()?.iter() {
@@ -497,20 +529,8 @@ impl DriftCounter {
             ColumnRef::Categorical {
                 categories, nulls, ..
             } => {
-                let seen = &self.categories[i];
-                let mut r: Vec<u64> = categories.values().copied().collect();
-                let mut cur: Vec<u64> = categories
-                    .keys()
-                    .map(|k| seen.get(k).copied().unwrap_or(0))
-                    .collect();
-                let unseen = seen.iter().filter(|(k, _)| !categories.contains_key(*k));
-                let (mut new, mut other) = (0u64, 0u64);
-                for (_, v) in unseen {
-                    new += 1;
-                    other += v;
-                }
-                r.extend([0, *nulls]);
-                cur.extend([other, self.nulls[i]]);
+                let (r, cur, new) =
+                    category_table(categories, *nulls, &self.categories[i], self.nulls[i]);
                 (r, cur, Some(new))
             }
         }
@@ -698,15 +718,23 @@ pub fn psi(reference: &[u64], current: &[u64]) -> f64 {
 
 /// Jensen-Shannon distance of two count vectors over the same bins.
 pub fn js_distance(p: &[u64], q: &[u64]) -> f64 {
-    let ps = p.iter().sum::<u64>() as f64;
-    let qs = q.iter().sum::<u64>() as f64;
+    let f = |v: &[u64]| v.iter().map(|&x| x as f64).collect::<Vec<f64>>();
+    js_distance_weights(&f(p), &f(q))
+}
+
+/// Jensen-Shannon distance (natural log) of two non-negative weight vectors over the
+/// same bins, each normalised to sum 1 (`scipy.spatial.distance.jensenshannon`);
+/// NaN when either sums to 0.
+pub fn js_distance_weights(p: &[f64], q: &[f64]) -> f64 {
+    let ps: f64 = p.iter().sum();
+    let qs: f64 = q.iter().sum();
     if ps == 0.0 || qs == 0.0 {
         return f64::NAN;
     }
     let rel = |x: f64, y: f64| if x > 0.0 { x * (x / y).ln() } else { 0.0 };
     let mut js = 0.0;
     for (&a, &b) in p.iter().zip(q) {
-        let (a, b) = (a as f64 / ps, b as f64 / qs);
+        let (a, b) = (a / ps, b / qs);
         let m = (a + b) / 2.0;
         js += rel(a, m) + rel(b, m);
     }
@@ -933,13 +961,8 @@ mod tests {
             lo <= exact + 1e-12 && exact <= lo + err + 1e-12,
             "{exact} vs {lo}+{err}"
         );
-        let ew = super::super::ks::wasserstein(&r, &c).unwrap() / profile_std(&r).max(0.001);
+        let ew = super::super::ks::wasserstein(&r, &c).unwrap() / mean_std(&r).1.max(0.001);
         assert!((ew - w.wasserstein.unwrap()).abs() <= w.wasserstein_error.unwrap() + 1e-12);
-    }
-
-    fn profile_std(x: &[f64]) -> f64 {
-        let m = x.iter().sum::<f64>() / x.len() as f64;
-        (x.iter().map(|v| (v - m) * (v - m)).sum::<f64>() / x.len() as f64).sqrt()
     }
 
     #[test]

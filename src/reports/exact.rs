@@ -19,7 +19,10 @@ use rayon::prelude::*;
 use serde::Serialize;
 use std::collections::BTreeMap;
 
-use super::drift::{Chi2, chi2_contingency, js_distance, psi};
+use super::drift::{
+    Chi2, category_table, chi2_contingency, count_categories, js_distance, js_distance_weights,
+    mean_std, psi,
+};
 use super::ks::{self, radix_sort};
 
 /// How numeric columns are binned for PSI and Jensen–Shannon.
@@ -153,20 +156,8 @@ fn evidently_psi(r: &[f64], c: &[f64]) -> (f64, f64, Vec<f64>) {
         .zip(&cp)
         .map(|(&a, &b)| (a - b) * (a / b).ln())
         .sum();
-    let js = js_of_shares(&rp, &cp);
+    let js = js_distance_weights(&rp, &cp);
     (psi, js, edges)
-}
-
-fn js_of_shares(p: &[f64], q: &[f64]) -> f64 {
-    let (ps, qs): (f64, f64) = (p.iter().sum(), q.iter().sum());
-    let rel = |x: f64, y: f64| if x > 0.0 { x * (x / y).ln() } else { 0.0 };
-    let mut js = 0.0;
-    for (&a, &b) in p.iter().zip(q) {
-        let (a, b) = (a / ps, b / qs);
-        let m = (a + b) / 2.0;
-        js += rel(a, m) + rel(b, m);
-    }
-    (js / 2.0).max(0.0).sqrt()
 }
 
 fn sorted_values(s: &Series) -> PolarsResult<Vec<f64>> {
@@ -212,9 +203,7 @@ fn numeric(
     d.ks_p_value = Some(k.p_value);
     let w = ks::wasserstein(&r, &c).expect("non-empty");
     d.wasserstein_distance = Some(w);
-    let mean = r.iter().sum::<f64>() / r.len() as f64;
-    let std = (r.iter().map(|v| (v - mean) * (v - mean)).sum::<f64>() / r.len() as f64).sqrt();
-    d.wasserstein = Some(w / std.max(0.001));
+    d.wasserstein = Some(w / mean_std(&r).1.max(0.001));
     match binning {
         Binning::Quantile => {
             let edges = quantile_edges(&r, bins);
@@ -235,30 +224,13 @@ fn numeric(
 
 fn categorical(name: &str, r: &Series, c: &Series) -> PolarsResult<ExactDrift> {
     let count = |s: &Series| -> PolarsResult<(BTreeMap<String, u64>, u64)> {
-        let s = s.cast(&DataType::String)?;
         let mut m = BTreeMap::new();
-        let mut nulls = 0;
-        for v in s.str()?.iter() {
-            match v {
-                Some(v) => *m.entry(v.to_string()).or_insert(0) += 1,
-                None => nulls += 1,
-            }
-        }
+        let nulls = count_categories(s, &mut m)?;
         Ok((m, nulls))
     };
     let (rm, rn) = count(r)?;
     let (cm, cn) = count(c)?;
-    let mut rv: Vec<u64> = rm.values().copied().collect();
-    let mut cv: Vec<u64> = rm.keys().map(|k| cm.get(k).copied().unwrap_or(0)).collect();
-    let (mut new, mut other) = (0u64, 0u64);
-    for (k, v) in &cm {
-        if !rm.contains_key(k) {
-            new += 1;
-            other += v;
-        }
-    }
-    rv.extend([0, rn]);
-    cv.extend([other, cn]);
+    let (rv, cv, new) = category_table(&rm, rn, &cm, cn);
     let (rt, ct) = (rv.iter().sum::<u64>(), cv.iter().sum::<u64>());
     let both = rt > 0 && ct > 0;
     Ok(ExactDrift {

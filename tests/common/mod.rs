@@ -144,6 +144,20 @@ pub fn run_python(args: &[&str]) -> Output {
         .unwrap()
 }
 
+/// Runs a check script under tests/py with `args`; asserts it succeeds and prints
+/// its "max relative difference" line; returns its stdout.
+pub fn python_check(script: &str, args: &[&str]) -> String {
+    let path = repo().join("tests/py").join(script);
+    let all: Vec<&str> = std::iter::once(path.to_str().unwrap())
+        .chain(args.iter().copied())
+        .collect();
+    let o = run_python(&all);
+    assert!(o.status.success(), "{script}: {}{}", stdout(&o), stderr(&o));
+    let out = stdout(&o);
+    assert!(out.contains("max relative difference"), "{script}: {out}");
+    out
+}
+
 pub fn stderr(o: &Output) -> String {
     String::from_utf8_lossy(&o.stderr).to_string()
 }
