@@ -25,7 +25,7 @@ help:
 	@echo "make test   - run the whole test suite"
 	@echo "make build  - build the scorch binary ($(BIN))"
 	@echo "make data   - generate the example dataset under data/churn (if missing)"
-	@echo "make model  - retrain the example model bundle models/churn/1.0.0"
+	@echo "make model  - retrain the example model bundles models/churn/1.0.0 and 2.0.0"
 	@echo "make lint   - cargo fmt --check and clippy -D warnings"
 	@echo "make pg-demo - start a local PostgreSQL, load the example data, run jobs/churn_daily_pg.yaml"
 	@echo "make pg-stop - stop that server"
@@ -163,6 +163,8 @@ test: setup pg-server s3-server azurite chromium
 
 model: build data
 	"$(PYTHON)" python/train_churn.py --scorch "$(BIN)" --data data/churn --out models/churn/1.0.0
+	"$(PYTHON)" python/train_churn.py --scorch "$(BIN)" --data data/churn --out models/churn/2.0.0 \
+	  --version 2.0.0 --arch wide_deep --epochs 10 --seed 11
 
 lint:
 	cargo fmt --all -- --check

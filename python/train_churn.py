@@ -9,6 +9,8 @@
    sha256, its ordered features, outputs and pinned preprocessing.
 
     python python/train_churn.py --scorch target/debug/scorch --data data/churn --out models/churn/1.0.0
+    python python/train_churn.py --scorch target/debug/scorch --data data/churn --out models/churn/2.0.0 \
+        --version 2.0.0 --arch wide_deep --epochs 10 --seed 11
 """
 
 from __future__ import annotations
@@ -42,6 +44,33 @@ class ChurnMLP(torch.nn.Module):
         return torch.sigmoid(self.net(x)).squeeze(-1)
 
 
+class ChurnWideDeep(torch.nn.Module):
+    """Wide & deep: a linear term on the raw features plus a wider GELU MLP with
+    layer normalisation (the 2.0.0 challenger's architecture)."""
+
+    def __init__(self, n_in: int, hidden: int = 128):
+        super().__init__()
+        self.wide = torch.nn.Linear(n_in, 1)
+        self.deep = torch.nn.Sequential(
+            torch.nn.Linear(n_in, hidden),
+            torch.nn.LayerNorm(hidden),
+            torch.nn.GELU(),
+            torch.nn.Linear(hidden, hidden // 2),
+            torch.nn.GELU(),
+            torch.nn.Linear(hidden // 2, 1),
+        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.sigmoid(self.wide(x) + self.deep(x)).squeeze(-1)
+
+
+ARCHITECTURES = {
+    # name: (class, description of the layers for bundle.yaml)
+    "mlp": (ChurnMLP, "MLP {n}-64-32-1"),
+    "wide_deep": (ChurnWideDeep, "wide & deep: linear {n}-1 + GELU MLP {n}-128-64-1 with LayerNorm"),
+}
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--scorch", required=True, help="path of the scorch binary")
@@ -52,6 +81,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--version", default="1.0.0")
     ap.add_argument("--epochs", type=int, default=8)
     ap.add_argument("--seed", type=int, default=7)
+    ap.add_argument("--arch", choices=sorted(ARCHITECTURES), default="mlp", help="network architecture")
     a = ap.parse_args(argv)
 
     torch.manual_seed(a.seed)
@@ -79,7 +109,8 @@ def main(argv: list[str] | None = None) -> int:
     tr, va = idx[:split], idx[split:]
     Xt, yt = torch.from_numpy(X[tr]), torch.from_numpy(y[tr])
     Xv, yv = torch.from_numpy(X[va]), torch.from_numpy(y[va])
-    model = ChurnMLP(X.shape[1])
+    cls, layers = ARCHITECTURES[a.arch]
+    model = cls(X.shape[1])
     opt = torch.optim.Adam(model.parameters(), lr=2e-3)
     loss_fn = torch.nn.BCELoss()
     for epoch in range(a.epochs):
@@ -108,7 +139,7 @@ def main(argv: list[str] | None = None) -> int:
         a.out,
         "churn",
         a.version,
-        f"MLP {X.shape[1]}-64-32-1 trained on {a.train_days} ({X.shape[0]} rows); validation log loss {vl:.4f}",
+        f"{layers.format(n=X.shape[1])} trained on {a.train_days} ({X.shape[0]} rows); validation log loss {vl:.4f}",
         state,
         header="# Written by python/train_churn.py; edit the script, not this file.\n",
     )
