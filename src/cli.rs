@@ -290,6 +290,7 @@ fn run(a: RunArgs, quiet: bool) -> Result<()> {
         precision: a.precision,
         progress: !quiet && !a.no_progress && std::io::IsTerminal::is_terminal(&std::io::stderr()),
         profiles: a.profiles,
+        shadow: None,
     };
     let s = crate::run::run(&opts)?;
     if !quiet {

@@ -97,7 +97,7 @@ pub fn quantile_edges(sorted: &[f64], bins: usize) -> Vec<f64> {
 
 /// Counts of sorted values in the bins of inner `edges` (value `x` in bin = number of
 /// edges `<= x`).
-fn bin_sorted(sorted: &[f64], edges: &[f64]) -> Vec<u64> {
+pub(crate) fn bin_sorted(sorted: &[f64], edges: &[f64]) -> Vec<u64> {
     let mut counts = Vec::with_capacity(edges.len() + 1);
     let mut prev = 0usize;
     for &e in edges {

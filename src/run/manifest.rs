@@ -16,6 +16,8 @@ pub struct Manifest {
     pub manifest_version: u32,
     pub scorch_version: &'static str,
     pub run_id: String,
+    /// `run` (a production run) or `shadow` (a `scorch shadow` date, written to the shadow table).
+    pub kind: &'static str,
     pub job: JobInfo,
     /// The logical date, `YYYY-MM-DD`.
     pub ds: String,
@@ -30,6 +32,12 @@ pub struct Manifest {
     pub model: Option<ModelInfo>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub preprocessing: Option<PreprocessingInfo>,
+    /// The second model: the shadow run's challenger or the canary's.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub challenger: Option<ModelInfo>,
+    /// The canary split, when the job has `rollout`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rollout: Option<RolloutInfo>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub source: Option<String>,
     pub inputs: Vec<InputFile>,
@@ -83,6 +91,15 @@ pub struct ModelInfo {
     pub bundle: String,
     pub sha256: String,
     pub format: String,
+}
+
+/// A canary split and how many rows each model scored.
+#[derive(Debug, Clone, Serialize)]
+pub struct RolloutInfo {
+    pub fraction: f64,
+    pub salt: String,
+    pub rows_champion: u64,
+    pub rows_challenger: u64,
 }
 
 #[derive(Debug, Clone, Serialize)]

@@ -50,7 +50,30 @@ pub struct RunOptions {
     pub progress: bool,
     /// The connection profiles file; default `$SCORCH_PROFILES`, else `<root>/profiles.yaml`.
     pub profiles: Option<PathBuf>,
+    /// A shadow run's date instead of a production run (see [`crate::shadow`]).
+    pub shadow: Option<ShadowTarget>,
 }
+
+/// What makes a run a shadow run: the second model, the shadow table, and where the
+/// written frames are collected for the comparison.
+#[derive(Debug, Clone)]
+pub struct ShadowTarget {
+    /// The challenger: `<name>@<version>`, `<name>@<alias>` or a bundle folder.
+    pub challenger: String,
+    /// The shadow table (path or URL; templated like `output.path`).
+    pub table: String,
+    /// Input columns written to the shadow table after the keys (segments, labels).
+    pub carry: Vec<String>,
+    /// The score column compared (checked to be both models').
+    pub score: String,
+    /// Every frame written to the shadow table is appended here.
+    pub capture: std::sync::Arc<std::sync::Mutex<Vec<DataFrame>>>,
+}
+
+/// Prefix of the champion's score columns in the shadow table.
+pub const CHAMPION_PREFIX: &str = "champion_";
+/// Prefix of the challenger's score columns in the shadow table.
+pub const CHALLENGER_PREFIX: &str = "challenger_";
 
 /// The outcome of a successful run.
 #[derive(Debug)]
@@ -76,11 +99,20 @@ fn new_run_id() -> String {
 pub fn run(opts: &RunOptions) -> Result<RunSummary> {
     let job_bytes = std::fs::read(&opts.job_file)
         .map_err(|e| Error::config(&opts.job_file, format!("cannot read job file: {e}")))?;
-    let job = JobSpec::load(&opts.job_file)?;
+    let mut job = JobSpec::load(&opts.job_file)?;
+    let (out_path, out_field) = match &opts.shadow {
+        Some(s) => {
+            // A shadow run writes nothing of the production run's: no report, no canary.
+            job.report = None;
+            job.rollout = None;
+            (s.table.clone(), "shadow.output")
+        }
+        None => (job.output.path.clone(), "output.path"),
+    };
     let vars = TemplateVars { ds: opts.ds };
     let mut redactor = Redactor::default();
-    let out = render(&job.output.path, &vars)
-        .map_err(|e| Error::config(&opts.job_file, format!("field `output.path`: {e}")))?;
+    let out = render(&out_path, &vars)
+        .map_err(|e| Error::config(&opts.job_file, format!("field `{out_field}`: {e}")))?;
     redactor.add(&out);
     let profiles = crate::spec::profiles::locate(opts.profiles.as_deref(), &opts.root);
     let storage = match &job.storage_profile {
@@ -116,6 +148,7 @@ pub fn run(opts: &RunOptions) -> Result<RunSummary> {
         manifest_version: MANIFEST_VERSION,
         scorch_version: env!("CARGO_PKG_VERSION"),
         run_id: new_run_id(),
+        kind: if opts.shadow.is_some() { "shadow" } else { "run" },
         job: JobInfo {
             name: job.name.clone(),
             file: opts.job_file.display().to_string(),
@@ -132,6 +165,8 @@ pub fn run(opts: &RunOptions) -> Result<RunSummary> {
         finished_at: String::new(),
         model: None,
         preprocessing: None,
+        challenger: None,
+        rollout: None,
         source: None,
         inputs: vec![],
         rows: RowCounts::default(),
@@ -226,24 +261,58 @@ fn execute(
     t0: Instant,
     m: &mut Manifest,
 ) -> Result<String> {
-    // Model bundle and pins: checked before any data is read.
-    let model_dir = render(&job.model, vars)
-        .map_err(|e| Error::config(&opts.job_file, format!("field `model`: {e}")))?;
-    redactor.add(&model_dir);
-    let bundle_dir = crate::registry::bundle_dir(&opts.root, &model_dir.value)?;
-    let bundle = Bundle::open(&bundle_dir)?;
-    m.model = Some(ModelInfo {
-        name: bundle.spec.name.clone(),
-        version: bundle.spec.version.clone(),
-        bundle: redactor.redact(
-            &bundle_dir
-                .strip_prefix(&opts.root)
-                .unwrap_or(&bundle_dir)
-                .to_string_lossy(),
-        ),
-        sha256: bundle.spec.model_sha256.clone(),
-        format: "torchscript".into(),
-    });
+    // Model bundles and pins: checked before any data is read.
+    let (bundle, info, model_dir) = open_bundle(opts, &job.model, "model", vars, redactor)?;
+    m.model = Some(info);
+    let second = match (&opts.shadow, &job.rollout) {
+        (Some(s), _) => Some(open_bundle(
+            opts,
+            &s.challenger,
+            "--challenger",
+            vars,
+            redactor,
+        )?),
+        (None, Some(r)) => Some(open_bundle(
+            opts,
+            &r.challenger,
+            "rollout.challenger",
+            vars,
+            redactor,
+        )?),
+        (None, None) => None,
+    };
+    if let Some((b2, info2, _)) = &second {
+        m.challenger = Some(info2.clone());
+        if job.rollout.is_some() && b2.spec.score_columns() != bundle.spec.score_columns() {
+            return Err(Error::Model(format!(
+                "{}: field `rollout.challenger`: model {} {} writes score columns [{}], but the \
+                 job's model {} {} writes [{}]; a canary needs the same columns",
+                opts.job_file.display(),
+                b2.spec.name,
+                b2.spec.version,
+                b2.spec.score_columns().join(", "),
+                bundle.spec.name,
+                bundle.spec.version,
+                bundle.spec.score_columns().join(", ")
+            )));
+        }
+        if let Some(s) = &opts.shadow {
+            for b in [&bundle, b2] {
+                if !b.spec.score_columns().contains(&s.score) {
+                    return Err(Error::config(
+                        &opts.job_file,
+                        format!(
+                            "field `shadow.score`: model {} {} has no score column `{}` (it has {})",
+                            b.spec.name,
+                            b.spec.version,
+                            s.score,
+                            b.spec.score_columns().join(", ")
+                        ),
+                    ));
+                }
+            }
+        }
+    }
     let state = &bundle.state;
     m.preprocessing = Some(PreprocessingInfo {
         name: state.spec.name.clone(),
@@ -281,14 +350,18 @@ fn execute(
     let precision = Precision::parse(&inference.precision)
         .map_err(|e| Error::config(&opts.job_file, format!("field `inference.precision`: {e}")))?;
     m.inference.precision = precision.name().to_string();
-    let engine = Engine::load(
-        &bundle.model_path,
-        device,
-        precision,
-        threads,
-        bundle.spec.features.len(),
-        &bundle.spec.outputs,
-    )?;
+    let load = |b: &Bundle| {
+        Engine::load(
+            &b.model_path,
+            device,
+            precision,
+            threads,
+            b.spec.features.len(),
+            &b.spec.outputs,
+        )
+    };
+    let engine = load(&bundle)?;
+    let engine2 = second.as_ref().map(|(b, _, _)| load(b)).transpose()?;
 
     // Source.
     let ctx = crate::source::Context {
@@ -313,12 +386,33 @@ fn execute(
             )));
         }
     }
-    preprocess::check_input_schema(&state.spec, &schema)
-        .map_err(|e| e.context(&src.description))?;
-    let mut needed: Vec<String> = job.keys.clone();
-    for c in state.spec.input_columns() {
-        if !needed.contains(&c) {
-            needed.push(c);
+    let carry: Vec<String> = match &opts.shadow {
+        Some(s) => {
+            for c in &s.carry {
+                if schema.get(c.as_str()).is_none() {
+                    return Err(Error::DataContract(format!(
+                        "column `{c}` (job field `shadow.segments` or `shadow.labels.column`) \
+                         is not in the input {}",
+                        src.description
+                    )));
+                }
+            }
+            job.keys.iter().chain(&s.carry).cloned().collect()
+        }
+        None => job.keys.clone(),
+    };
+    let mut needed: Vec<String> = carry.clone();
+    for b in std::iter::once(&bundle).chain(second.as_ref().map(|s| &s.0)) {
+        preprocess::check_input_schema(&b.state.spec, &schema).map_err(|e| {
+            e.context(format!(
+                "{} (model {} {})",
+                src.description, b.spec.name, b.spec.version
+            ))
+        })?;
+        for c in b.state.spec.input_columns() {
+            if !needed.contains(&c) {
+                needed.push(c);
+            }
         }
     }
     let profile = match &job.report {
@@ -402,14 +496,21 @@ fn execute(
 
     // The fused preprocessing path, unless a step or type needs the Polars path (or
     // SCORCH_PREPROCESS_PATH=polars asks for it).
-    let fused = if std::env::var(PREPROCESS_PATH_ENV).is_ok_and(|v| v == "polars") {
-        None
-    } else {
+    let compile = |state: &preprocess::state::FittedState| -> Result<_> {
+        if std::env::var(PREPROCESS_PATH_ENV).is_ok_and(|v| v == "polars") {
+            return Ok(None);
+        }
         let derived =
             preprocess::with_derived(DataFrame::empty_with_schema(&schema).lazy(), &state.spec)?
                 .collect_schema()?;
-        preprocess::fused::Compiled::new(state, &derived)
+        Ok(preprocess::fused::Compiled::new(state, &derived))
     };
+    let fused = compile(state)?;
+    let fused2 = second
+        .as_ref()
+        .map(|(b, _, _)| compile(&b.state))
+        .transpose()?
+        .flatten();
     m.preprocessing.as_mut().expect("set above").path =
         if fused.is_some() { "fused" } else { "polars" };
 
@@ -417,21 +518,46 @@ fn execute(
     let partition = format!("ds={}", m.ds);
     let staged = env.table.stage(&partition, &m.run_id)?;
     let score_columns = bundle.spec.score_columns();
+    let score_columns2 = second
+        .as_ref()
+        .map(|(b, _, _)| b.spec.score_columns())
+        .unwrap_or_default();
     let mut out_schema = Schema::default();
-    for k in &job.keys {
+    for k in &carry {
         out_schema.insert(
             k.as_str().into(),
             schema.get(k.as_str()).expect("checked").clone(),
         );
     }
-    for c in &score_columns {
+    let shadow_names = |prefix: &str, cols: &[String]| -> Vec<String> {
+        cols.iter().map(|c| format!("{prefix}{c}")).collect()
+    };
+    let out_scores: Vec<String> = if opts.shadow.is_some() {
+        let mut v = shadow_names(CHAMPION_PREFIX, &score_columns);
+        v.extend(shadow_names(CHALLENGER_PREFIX, &score_columns2));
+        v
+    } else {
+        score_columns.clone()
+    };
+    for c in &out_scores {
         out_schema.insert(c.as_str().into(), DataType::Float32);
     }
-    out_schema.insert("model_name".into(), DataType::String);
-    out_schema.insert("model_version".into(), DataType::String);
+    let model_columns: &[&str] = if opts.shadow.is_some() {
+        &[
+            "champion_model",
+            "champion_version",
+            "challenger_model",
+            "challenger_version",
+        ]
+    } else {
+        &["model_name", "model_version"]
+    };
+    for c in model_columns {
+        out_schema.insert((*c).into(), DataType::String);
+    }
     out_schema.insert("run_id".into(), DataType::String);
     out_schema.insert("scored_at".into(), scored_at_dtype());
-    let meta = vec![
+    let mut meta = vec![
         ("scorch.version", env!("CARGO_PKG_VERSION").to_string()),
         ("scorch.job", job.name.clone()),
         ("scorch.run_id", m.run_id.clone()),
@@ -448,13 +574,38 @@ fn execute(
     ]
     .into_iter()
     .map(|(k, v)| (k.to_string(), v))
-    .collect();
+    .collect::<Vec<_>>();
+    let mut models = vec![(bundle.spec.name.clone(), bundle.spec.version.clone())];
+    if let Some((b2, _, _)) = &second {
+        models.push((b2.spec.name.clone(), b2.spec.version.clone()));
+        meta.push((
+            "scorch.challenger_model_name".into(),
+            b2.spec.name.clone(),
+        ));
+        meta.push((
+            "scorch.challenger_model_version".into(),
+            b2.spec.version.clone(),
+        ));
+        meta.push((
+            "scorch.challenger_model_sha256".into(),
+            b2.spec.model_sha256.clone(),
+        ));
+    }
+    if let Some(r) = &job.rollout {
+        meta.push(("scorch.rollout_fraction".into(), r.fraction.to_string()));
+        meta.push(("scorch.rollout_salt".into(), r.salt.clone()));
+    }
     let constants = Constants {
-        model_name: bundle.spec.name.clone(),
-        model_version: bundle.spec.version.clone(),
+        models,
         run_id: m.run_id.clone(),
         scored_at: Utc::now().timestamp_micros(),
     };
+    let split = job.rollout.as_ref().map(|r| crate::shadow::rollout::Split {
+        keys: job.keys.clone(),
+        fraction: r.fraction,
+        salt: r.salt.clone(),
+    });
+    let to_challenger = std::sync::atomic::AtomicU64::new(0);
     // Names of failed `fail` checks: the run publishes, then exits 5.
     let mut gate: Vec<String> = Vec::new();
     let quarantine_tmp = checker
@@ -474,22 +625,46 @@ fn execute(
         // batches whatever the source's own chunking: scores do not depend on it.
         let batch = inference.batch_size;
         let chunk_rows = inference.chunk_rows.div_ceil(batch) * batch;
-        let plan = pipeline::Plan {
-            source: &src,
-            columns: &needed,
-            keys: &job.keys,
-            chunk_rows,
-            batch_size: batch,
+        let mut scorers = vec![pipeline::Scorer {
             state,
             fused: fused.as_ref(),
             engine: &engine,
+            score_columns: &score_columns,
+        }];
+        if let (Some((b2, _, _)), Some(e2)) = (&second, &engine2) {
+            scorers.push(pipeline::Scorer {
+                state: &b2.state,
+                fused: fused2.as_ref(),
+                engine: e2,
+                score_columns: &score_columns2,
+            });
+        }
+        let route = |df: &DataFrame| split.as_ref().expect("with a split").route(df);
+        let plan = pipeline::Plan {
+            source: &src,
+            columns: &needed,
+            keys: &carry,
+            chunk_rows,
+            batch_size: batch,
+            scorers: &scorers,
+            route: split.as_ref().map(|_| &route as &pipeline::RouteFn<'_>),
             contract: checker.as_ref(),
             profile: profile.as_ref(),
-            score_columns: &score_columns,
         };
         let file_name = |i: usize| staged.data_file_name(i);
-        let frame = |keys: &DataFrame, scores: Vec<Vec<f32>>| {
-            output_frame(keys, &job.keys, &score_columns, scores, &constants)
+        let frame = |keys: &DataFrame, scores: pipeline::ChunkScores| {
+            if let Some(r) = &scores.route {
+                let n = r
+                    .iter()
+                    .filter(|&&x| x == crate::shadow::rollout::CHALLENGER)
+                    .count();
+                to_challenger.fetch_add(n as u64, std::sync::atomic::Ordering::Relaxed);
+            }
+            let f = output_frame(keys, &carry, &out_scores, scores, &constants, model_columns)?;
+            if let Some(s) = &opts.shadow {
+                s.capture.lock().expect("capture lock").push(f.clone());
+            }
+            Ok(f)
         };
         let output = pipeline::Output {
             dir: staged.dir(),
@@ -519,6 +694,15 @@ fn execute(
         m.rows.scored = done.rows_scored;
         m.rows.written = done.rows_written;
         m.rows.quarantined = done.rows_quarantined;
+        if let Some(r) = &job.rollout {
+            let ch = to_challenger.load(std::sync::atomic::Ordering::Relaxed);
+            m.rollout = Some(RolloutInfo {
+                fraction: r.fraction,
+                salt: r.salt.clone(),
+                rows_champion: done.rows_scored - ch,
+                rows_challenger: ch,
+            });
+        }
         if let (Some(profile), Some(spec)) = (&profile, &job.report) {
             let profile = profile.lock().expect("profile lock");
             gate = write_report(
@@ -702,32 +886,58 @@ fn scored_at_dtype() -> DataType {
 
 /// Values every output row of a run shares.
 struct Constants {
-    model_name: String,
-    model_version: String,
+    /// Name and version of each scorer: the job's model, then the challenger.
+    models: Vec<(String, String)>,
     run_id: String,
     scored_at: i64,
 }
 
-/// Keys, scores and the run's constant columns for one chunk.
+/// Carried columns, scores and the run's model and constant columns for one chunk.
+///
+/// `score_columns` names the score columns in output order: one scorer's (plain and
+/// canary runs: scores merged by the split) or every scorer's (shadow runs).
+/// `model_columns` names the model columns: `model_name`, `model_version` (the
+/// scorer of each row), or a name and version column per scorer (shadow runs).
 fn output_frame(
     raw: &DataFrame,
-    keys: &[String],
+    carry: &[String],
     score_columns: &[String],
-    scores: Vec<Vec<f32>>,
+    scores: pipeline::ChunkScores,
     c: &Constants,
+    model_columns: &[&str],
 ) -> Result<DataFrame> {
     let n = raw.height();
-    let mut columns: Vec<Column> = Vec::with_capacity(keys.len() + score_columns.len() + 4);
-    for k in keys {
+    let mut columns: Vec<Column> = Vec::with_capacity(carry.len() + score_columns.len() + 6);
+    for k in carry {
         columns.push(raw.column(k)?.clone());
-    }
-    for (name, v) in score_columns.iter().zip(scores) {
-        columns.push(Column::new(name.into(), v));
     }
     let text =
         |name: &str, v: &str| Column::new_scalar(name.into(), Scalar::from(PlSmallStr::from(v)), n);
-    columns.push(text("model_name", &c.model_name));
-    columns.push(text("model_version", &c.model_version));
+    let shadow = model_columns.len() > 2;
+    let route = scores.route.clone();
+    let values: Vec<Vec<f32>> = if shadow {
+        scores.by_scorer.into_iter().flatten().collect()
+    } else {
+        scores.into_merged()
+    };
+    for (name, v) in score_columns.iter().zip(values) {
+        columns.push(Column::new(name.into(), v));
+    }
+    if shadow {
+        for (i, (name, version)) in c.models.iter().enumerate() {
+            columns.push(text(model_columns[2 * i], name));
+            columns.push(text(model_columns[2 * i + 1], version));
+        }
+    } else if let Some(route) = route {
+        let pick = |f: &dyn Fn(&(String, String)) -> &str| -> Vec<&str> {
+            route.iter().map(|&r| f(&c.models[r as usize])).collect()
+        };
+        columns.push(Column::new("model_name".into(), pick(&|m| &m.0)));
+        columns.push(Column::new("model_version".into(), pick(&|m| &m.1)));
+    } else {
+        columns.push(text("model_name", &c.models[0].0));
+        columns.push(text("model_version", &c.models[0].1));
+    }
     columns.push(text("run_id", &c.run_id));
     columns.push(Column::new_scalar(
         "scored_at".into(),
@@ -742,4 +952,33 @@ fn output_frame(
         n,
     ));
     Ok(DataFrame::new(n, columns)?)
+}
+
+/// Opens the bundle a job field names (a folder or a registry reference), before
+/// any data is read; returns it, its manifest entry and the rendered reference.
+fn open_bundle(
+    opts: &RunOptions,
+    reference: &str,
+    field: &str,
+    vars: &TemplateVars,
+    redactor: &mut Redactor,
+) -> Result<(Bundle, ModelInfo, crate::spec::template::Rendered)> {
+    let model_dir = render(reference, vars)
+        .map_err(|e| Error::config(&opts.job_file, format!("field `{field}`: {e}")))?;
+    redactor.add(&model_dir);
+    let bundle_dir = crate::registry::bundle_dir(&opts.root, &model_dir.value)?;
+    let bundle = Bundle::open(&bundle_dir)?;
+    let info = ModelInfo {
+        name: bundle.spec.name.clone(),
+        version: bundle.spec.version.clone(),
+        bundle: redactor.redact(
+            &bundle_dir
+                .strip_prefix(&opts.root)
+                .unwrap_or(&bundle_dir)
+                .to_string_lossy(),
+        ),
+        sha256: bundle.spec.model_sha256.clone(),
+        format: "torchscript".into(),
+    };
+    Ok((bundle, info, model_dir))
 }

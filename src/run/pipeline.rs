@@ -37,26 +37,95 @@ pub struct StageSeconds {
     pub contract: f64,
 }
 
-/// What the pipeline reads and how it scores.
-pub struct Plan<'a> {
-    pub source: &'a Resolved,
-    /// Columns to read: the keys, then the preprocessing inputs.
-    pub columns: &'a [String],
-    pub keys: &'a [String],
-    /// Rows per chunk (a multiple of `batch_size`).
-    pub chunk_rows: usize,
-    pub batch_size: usize,
+/// One model of a pipeline: its preprocessing and its engine.
+pub struct Scorer<'a> {
     pub state: &'a FittedState,
     /// The state compiled for the fused path, when it applies (see [`crate::preprocess::fused`]).
     pub fused: Option<&'a Compiled>,
     pub engine: &'a Engine,
+    /// The names of the score columns, in the order the engine returns them.
+    pub score_columns: &'a [String],
+}
+
+/// Sends each row of a chunk to one scorer (canary split): returns the scorer index
+/// of every row.
+pub type RouteFn<'a> = dyn Fn(&DataFrame) -> Result<Vec<u8>> + Sync + 'a;
+
+/// What the pipeline reads and how it scores.
+pub struct Plan<'a> {
+    pub source: &'a Resolved,
+    /// Columns to read: the carried columns, then the preprocessing inputs.
+    pub columns: &'a [String],
+    /// Columns carried unchanged to the output frame (the keys, and for shadow runs
+    /// the segment and label columns).
+    pub keys: &'a [String],
+    /// Rows per chunk (a multiple of `batch_size`).
+    pub chunk_rows: usize,
+    pub batch_size: usize,
+    /// The models. Without `route`, every scorer scores every row (one scorer for a
+    /// plain run, two for a shadow run); scorers whose preprocessing states are equal
+    /// share one feature matrix.
+    pub scorers: &'a [Scorer<'a>],
+    /// Canary split: which scorer scores each row.
+    pub route: Option<&'a RouteFn<'a>>,
     /// The job's data contract, applied to each chunk before preprocessing.
     pub contract: Option<&'a std::sync::Mutex<Checker>>,
     /// Column statistics of the input, updated with every chunk read (and with
     /// every chunk of scores, for score drift).
     pub profile: Option<&'a std::sync::Mutex<crate::reports::Profile>>,
-    /// The names of the score columns, in the order the engine returns them.
-    pub score_columns: &'a [String],
+}
+
+impl Plan<'_> {
+    /// For each scorer, the index of the first scorer with the same preprocessing state.
+    fn feature_groups(&self) -> Vec<usize> {
+        self.scorers
+            .iter()
+            .map(|s| {
+                self.scorers
+                    .iter()
+                    .position(|o| o.state.content_hash == s.state.content_hash)
+                    .expect("a scorer matches itself")
+            })
+            .collect()
+    }
+}
+
+/// The scores of one chunk.
+#[derive(Debug)]
+pub struct ChunkScores {
+    /// For each scorer, its score columns over the rows it scored (in row order).
+    pub by_scorer: Vec<Vec<Vec<f32>>>,
+    /// With a canary split, the scorer of every row; `None`: every scorer scored every row.
+    pub route: Option<Vec<u8>>,
+}
+
+impl ChunkScores {
+    /// One set of score columns over all rows: scorer 0's, or with a split, each
+    /// row's own scorer's (the scorers of a split have the same score columns).
+    pub fn merged(&self) -> std::borrow::Cow<'_, [Vec<f32>]> {
+        let Some(route) = &self.route else {
+            return std::borrow::Cow::Borrowed(&self.by_scorer[0]);
+        };
+        let width = self.by_scorer[0].len();
+        let mut next = vec![0usize; self.by_scorer.len()];
+        let mut cols = vec![Vec::with_capacity(route.len()); width];
+        for &r in route {
+            let s = &self.by_scorer[r as usize];
+            for (c, col) in cols.iter_mut().enumerate() {
+                col.push(s[c][next[r as usize]]);
+            }
+            next[r as usize] += 1;
+        }
+        std::borrow::Cow::Owned(cols)
+    }
+
+    /// [`ChunkScores::merged`], consuming the scores.
+    pub fn into_merged(mut self) -> Vec<Vec<f32>> {
+        if self.route.is_none() {
+            return self.by_scorer.swap_remove(0);
+        }
+        self.merged().into_owned()
+    }
 }
 
 /// Where and how the output is written.
@@ -76,8 +145,8 @@ pub struct Output<'a> {
     pub quarantine: Option<(&'a Path, &'a Schema)>,
 }
 
-/// Builds a chunk's output frame from its key columns and score columns.
-pub type FrameFn<'a> = dyn Fn(&DataFrame, Vec<Vec<f32>>) -> Result<DataFrame> + Sync + 'a;
+/// Builds a chunk's output frame from its carried columns and scores.
+pub type FrameFn<'a> = dyn Fn(&DataFrame, ChunkScores) -> Result<DataFrame> + Sync + 'a;
 
 /// One written data file.
 #[derive(Debug, Clone)]
@@ -105,14 +174,16 @@ pub type Progress<'a> = &'a (dyn Fn(u64) + Sync);
 /// A chunk between preprocessing and inference.
 struct Features {
     keys: DataFrame,
-    matrix: Vec<f32>,
+    /// One row-major matrix per distinct preprocessing state (see [`Plan::feature_groups`]).
+    matrices: Vec<Option<Vec<f32>>>,
+    route: Option<Vec<u8>>,
     quarantined: Option<DataFrame>,
 }
 
 /// A scored chunk.
 struct Scored {
     keys: DataFrame,
-    scores: Vec<Vec<f32>>,
+    scores: ChunkScores,
     quarantined: Option<DataFrame>,
 }
 
@@ -196,80 +267,103 @@ fn read_stage(plan: &Plan<'_>, tx: SyncSender<Result<DataFrame>>) -> (u64, f64) 
     (rows, busy)
 }
 
-/// Applies the contract, preprocesses and tensorizes. Returns busy seconds of
-/// preprocessing, tensorizing and contract checks.
+/// Busy seconds of the preprocessing stage's parts.
+#[derive(Default)]
+struct PrepSeconds {
+    prep: f64,
+    tens: f64,
+    checks: f64,
+}
+
+/// The row-major feature matrix of `raw` under one scorer's preprocessing; `offset`
+/// is the index of the chunk's first row in the input (for error messages).
+fn features(
+    plan: &Plan<'_>,
+    scorer: &Scorer<'_>,
+    raw: &DataFrame,
+    offset: usize,
+    secs: &mut PrepSeconds,
+) -> Result<Vec<f32>> {
+    let state = scorer.state;
+    if let Some(fused) = scorer.fused {
+        let t = Instant::now();
+        let frame = if state.spec.derived.is_empty() {
+            raw.clone()
+        } else {
+            crate::preprocess::with_derived(raw.clone().lazy(), &state.spec)?.collect()?
+        };
+        let matrix = scorer.engine.install(|| fused.run(&frame))?;
+        secs.prep += t.elapsed().as_secs_f64();
+        if let Some(matrix) = matrix {
+            return Ok(matrix);
+        }
+        // A null, NaN or infinite feature: the Polars path below reports it.
+    }
+    let t = Instant::now();
+    let features = crate::preprocess::apply(raw.clone().lazy(), state, &[])?
+        .collect()
+        .map_err(|e| {
+            Error::from(e).context(format!(
+                "preprocessing {} {}",
+                state.spec.name, state.spec.version
+            ))
+        })?;
+    secs.prep += t.elapsed().as_secs_f64();
+    let t = Instant::now();
+    let matrix = scorer.engine.install(|| {
+        tensorize::to_row_major(&features, &state.feature_names, raw, plan.keys, offset)
+    });
+    drop(features);
+    let matrix = matrix.map_err(|e| e.context(&plan.source.description))?;
+    secs.tens += t.elapsed().as_secs_f64();
+    Ok(matrix)
+}
+
+/// Applies the contract, routes rows, preprocesses and tensorizes (once per distinct
+/// preprocessing state). Returns busy seconds of preprocessing, tensorizing and
+/// contract checks.
 fn prep_stage(
     plan: &Plan<'_>,
     rx: Receiver<Result<DataFrame>>,
     tx: SyncSender<Result<Features>>,
 ) -> (f64, f64, f64) {
-    let (mut prep, mut tens, mut checks) = (0.0, 0.0, 0.0);
+    let mut secs = PrepSeconds::default();
+    let groups = plan.feature_groups();
     let mut offset = 0usize;
     for raw in rx {
         let out = raw.and_then(|raw| {
             if let Some(p) = plan.profile {
                 let t = Instant::now();
                 p.lock().expect("profile lock").update(&raw)?;
-                checks += t.elapsed().as_secs_f64();
+                secs.checks += t.elapsed().as_secs_f64();
             }
             let (raw, quarantined) = match plan.contract {
                 Some(c) => {
                     let t = Instant::now();
                     let split = c.lock().expect("contract lock").split(raw)?;
-                    checks += t.elapsed().as_secs_f64();
+                    secs.checks += t.elapsed().as_secs_f64();
                     (split.valid, split.quarantined)
                 }
                 None => (raw, None),
             };
-            if let Some(fused) = plan.fused {
-                let t = Instant::now();
-                let frame = if plan.state.spec.derived.is_empty() {
-                    raw.clone()
-                } else {
-                    crate::preprocess::with_derived(raw.clone().lazy(), &plan.state.spec)?
-                        .collect()?
+            let route = plan.route.map(|r| r(&raw)).transpose()?;
+            let mut matrices: Vec<Option<Vec<f32>>> = vec![None; plan.scorers.len()];
+            for (i, scorer) in plan.scorers.iter().enumerate() {
+                let needed = match &route {
+                    // A scorer no row is routed to needs no features.
+                    Some(r) => r.iter().any(|&x| groups[x as usize] == i),
+                    None => true,
                 };
-                let matrix = plan.engine.install(|| fused.run(&frame))?;
-                prep += t.elapsed().as_secs_f64();
-                if let Some(matrix) = matrix {
-                    offset += raw.height();
-                    let keys = raw.select(plan.keys.iter().map(|k| k.as_str()))?;
-                    return Ok(Features {
-                        keys,
-                        matrix,
-                        quarantined,
-                    });
+                if groups[i] == i && needed {
+                    matrices[i] = Some(features(plan, scorer, &raw, offset, &mut secs)?);
                 }
-                // A null, NaN or infinite feature: the Polars path below reports it.
             }
-            let t = Instant::now();
-            let features = crate::preprocess::apply(raw.clone().lazy(), plan.state, &[])?
-                .collect()
-                .map_err(|e| {
-                    Error::from(e).context(format!(
-                        "preprocessing {} {}",
-                        plan.state.spec.name, plan.state.spec.version
-                    ))
-                })?;
-            prep += t.elapsed().as_secs_f64();
-            let t = Instant::now();
-            let matrix = plan.engine.install(|| {
-                tensorize::to_row_major(
-                    &features,
-                    &plan.state.feature_names,
-                    &raw,
-                    plan.keys,
-                    offset,
-                )
-            });
-            drop(features);
-            let matrix = matrix.map_err(|e| e.context(&plan.source.description))?;
-            tens += t.elapsed().as_secs_f64();
             offset += raw.height();
             let keys = raw.select(plan.keys.iter().map(|k| k.as_str()))?;
             Ok(Features {
                 keys,
-                matrix,
+                matrices,
+                route,
                 quarantined,
             })
         });
@@ -278,7 +372,7 @@ fn prep_stage(
             break;
         }
     }
-    (prep, tens, checks)
+    (secs.prep, secs.tens, secs.checks)
 }
 
 /// Scores. Returns rows scored and busy seconds.
@@ -289,16 +383,37 @@ fn infer_stage(
 ) -> (u64, f64) {
     let mut busy = 0.0;
     let mut rows = 0u64;
+    let groups = plan.feature_groups();
     for f in rx {
         let out = f.and_then(|f| {
             let t = Instant::now();
-            let scores = plan.engine.score(&f.matrix, plan.batch_size)?;
+            let mut by_scorer = Vec::with_capacity(plan.scorers.len());
+            for (i, scorer) in plan.scorers.iter().enumerate() {
+                let all = f.matrices[groups[i]].as_deref().unwrap_or(&[]);
+                let scores = match &f.route {
+                    None => scorer.engine.score(all, plan.batch_size)?,
+                    Some(route) => {
+                        // The rows routed to this scorer, in order.
+                        let k = scorer.state.feature_names.len();
+                        let mut mine = Vec::new();
+                        for (r, _) in route.iter().enumerate().filter(|(_, x)| **x as usize == i) {
+                            mine.extend_from_slice(&all[r * k..(r + 1) * k]);
+                        }
+                        scorer.engine.score(&mine, plan.batch_size)?
+                    }
+                };
+                by_scorer.push(scores);
+            }
+            let scores = ChunkScores {
+                by_scorer,
+                route: f.route,
+            };
             busy += t.elapsed().as_secs_f64();
             if let Some(p) = plan.profile {
-                let cols = plan
+                let cols = plan.scorers[0]
                     .score_columns
                     .iter()
-                    .zip(&scores)
+                    .zip(scores.merged().iter())
                     .map(|(n, v)| Column::new(n.as_str().into(), v))
                     .collect();
                 let df = DataFrame::new(f.keys.height(), cols)?;

@@ -1,5 +1,8 @@
-//! Shadow runs: two model versions scored on the same rows and compared. This part
-//! holds the comparison statistics ([`metrics`]); the `scorch shadow` command comes
-//! next.
+//! Shadow runs and canary rollouts: two model versions scored on the same rows and
+//! compared ([`compare`], [`metrics`]), promotion rules ([`gate`]), and the canary
+//! split of a production run ([`rollout`]).
 
+pub mod compare;
+pub mod gate;
 pub mod metrics;
+pub mod rollout;

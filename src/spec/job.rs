@@ -62,6 +62,105 @@ pub struct JobSpec {
     /// and `az://` URLs; without one, credentials come from the standard environment.
     #[serde(default)]
     pub storage_profile: Option<String>,
+    /// Canary split scoring: a deterministic, hash-selected share of the entities is
+    /// scored by a challenger model in the production run.
+    #[serde(default)]
+    pub rollout: Option<RolloutSpec>,
+    /// How `scorch shadow` compares a challenger with this job's model.
+    #[serde(default)]
+    pub shadow: Option<ShadowSpec>,
+}
+
+/// Canary split: which entities the challenger scores.
+///
+/// An entity goes to the challenger when the first 8 bytes of
+/// `SHA-256(salt ":" key)`, read as a big-endian integer and divided by 2^64, are
+/// below `fraction` (`key`: the key columns' values as text, joined by `|`). The split
+/// depends only on the key and the salt, so it is the same in every run.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct RolloutSpec {
+    /// The challenger model: `<name>@<version>`, `<name>@<alias>` or a bundle folder.
+    /// Its score columns must be the job model's.
+    pub challenger: String,
+    /// Share of entities the challenger scores, 0 to 1.
+    pub fraction: f64,
+    /// Salt of the hash. A new salt draws a new, independent split.
+    pub salt: String,
+}
+
+/// What `scorch shadow` writes and how it compares.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct ShadowSpec {
+    /// Base folder or URL of the shadow table. Default: the output path with `_shadow`
+    /// appended. Never the production table.
+    #[serde(default)]
+    pub output: Option<String>,
+    /// The score column compared. Default: the model's first score column.
+    #[serde(default)]
+    pub score: Option<String>,
+    /// Decision thresholds for agreement and accuracy. Default `[0.5]`.
+    #[serde(default = "default_thresholds")]
+    pub thresholds: Vec<f64>,
+    /// Input columns the comparison is broken down by (each value of each column).
+    #[serde(default)]
+    pub segments: Vec<String>,
+    /// Where the true outcomes are, for AUC, log loss, Brier and accuracy.
+    #[serde(default)]
+    pub labels: Option<LabelsSpec>,
+    /// Rows listed in the report as the most disagreeing. Default 20.
+    #[serde(default = "default_top_disagreements")]
+    pub top_disagreements: usize,
+    /// Bootstrap resamples for the confidence intervals of metric differences
+    /// (Poisson bootstrap, fixed seed). Default 1000; 0 turns them off.
+    #[serde(default = "default_bootstrap")]
+    pub bootstrap: usize,
+    /// Promotion rules: `scorch shadow --promote-if-pass` promotes the challenger only
+    /// when every rule holds.
+    #[serde(default)]
+    pub gate: Vec<crate::shadow::gate::GateRule>,
+}
+
+impl Default for ShadowSpec {
+    fn default() -> Self {
+        ShadowSpec {
+            output: None,
+            score: None,
+            thresholds: default_thresholds(),
+            segments: vec![],
+            labels: None,
+            top_disagreements: default_top_disagreements(),
+            bootstrap: default_bootstrap(),
+            gate: vec![],
+        }
+    }
+}
+
+fn default_thresholds() -> Vec<f64> {
+    vec![0.5]
+}
+fn default_top_disagreements() -> usize {
+    20
+}
+fn default_bootstrap() -> usize {
+    1000
+}
+
+/// The outcomes a shadow run is judged against.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct LabelsSpec {
+    /// The label column: 0/1 integers or booleans; null means not labelled yet.
+    pub column: String,
+    /// Parquet path, folder or glob of a labels table, rendered for each date
+    /// (`{{ ds }}`). A date without label files has no labels (late labels). Without
+    /// `path`, the label column is read from the job's input.
+    #[serde(default)]
+    pub path: Option<String>,
+    /// Columns that join the labels table to the scored rows. Default: the job's keys.
+    #[serde(default)]
+    pub on: Vec<String>,
 }
 
 /// The input of a job: exactly one of `parquet` or `sql`.
@@ -440,6 +539,47 @@ impl JobSpec {
         }
         if let Err(e) = crate::infer::DeviceChoice::parse(&self.inference.device) {
             p.push("inference.device", e);
+        }
+        if let Some(r) = &self.rollout {
+            tmpl(&mut p, "rollout.challenger", &r.challenger);
+            if !(0.0..=1.0).contains(&r.fraction) {
+                p.push("rollout.fraction", "must be between 0 and 1");
+            }
+            if r.salt.is_empty() {
+                p.push(
+                    "rollout.salt",
+                    "must not be empty (any text; a new salt draws a new split)",
+                );
+            }
+        }
+        if let Some(sh) = &self.shadow {
+            if let Some(o) = &sh.output {
+                tmpl(&mut p, "shadow.output", o);
+                if o.trim_end_matches('/') == self.output.path.trim_end_matches('/') {
+                    p.push(
+                        "shadow.output",
+                        "must not be the production table (`output.path`)",
+                    );
+                }
+            }
+            if sh.thresholds.is_empty() || sh.thresholds.iter().any(|t| !(0.0..=1.0).contains(t)) {
+                p.push("shadow.thresholds", "list one or more thresholds between 0 and 1");
+            }
+            if let Some(l) = &sh.labels {
+                if l.column.is_empty() {
+                    p.push("shadow.labels.column", "must name the label column");
+                }
+                if let Some(path) = &l.path {
+                    tmpl(&mut p, "shadow.labels.path", path);
+                } else if !l.on.is_empty() {
+                    p.push("shadow.labels.on", "only applies with `shadow.labels.path`");
+                }
+            }
+            for (i, g) in sh.gate.iter().enumerate() {
+                if let Err(e) = g.validate() {
+                    p.push(format!("shadow.gate[{i}]"), e);
+                }
+            }
         }
         if let Some(pin) = &self.preprocessing {
             if pin.name.is_empty() {
