@@ -51,6 +51,9 @@ pub enum Command {
     /// The model registry: list, show, register, promote, rollback.
     #[command(subcommand)]
     Model(ModelCommand),
+    /// Score dates of a job's input with its model and a challenger, write both scores
+    /// to the shadow table and compare them; optionally promote the challenger.
+    Shadow(ShadowArgs),
     /// Drift between two full datasets, every statistic exact (KS, Wasserstein, PSI,
     /// Jensen-Shannon, chi-square), and both sides' column metrics, as JSON.
     Drift(DriftArgs),
@@ -116,6 +119,48 @@ pub struct RegistryArg {
     /// The registry folder.
     #[arg(long, env = "SCORCH_REGISTRY", default_value = "models")]
     pub registry: PathBuf,
+}
+
+/// Arguments of `scorch shadow`.
+#[derive(Debug, Args)]
+pub struct ShadowArgs {
+    /// The job YAML file; its model is the champion, its `shadow` section says how to compare.
+    pub job: PathBuf,
+    /// The challenger: `NAME@VERSION`, `NAME@ALIAS` (registry) or a bundle folder.
+    #[arg(long)]
+    pub challenger: String,
+    /// One date to score, YYYY-MM-DD.
+    #[arg(long, value_parser = parse_date, conflicts_with_all = ["from", "to"])]
+    pub date: Option<NaiveDate>,
+    /// First date of the range (inclusive).
+    #[arg(long, value_parser = parse_date, requires = "to")]
+    pub from: Option<NaiveDate>,
+    /// Last date of the range (inclusive).
+    #[arg(long, value_parser = parse_date, requires = "from")]
+    pub to: Option<NaiveDate>,
+    /// Promote the challenger (move --alias to it) when every `shadow.gate` rule holds.
+    /// A failing rule exits 5 with or without this flag.
+    #[arg(long)]
+    pub promote_if_pass: bool,
+    /// The alias --promote-if-pass moves.
+    #[arg(long, default_value = "champion")]
+    pub alias: String,
+    /// The registry folder for --promote-if-pass (default: $SCORCH_REGISTRY, else `models`).
+    #[arg(long)]
+    pub registry: Option<PathBuf>,
+    /// Project folder that relative paths in the job resolve against.
+    #[arg(long, default_value = ".")]
+    pub project_dir: PathBuf,
+    /// Inference worker threads (overrides `inference.threads`; 0 = one per core).
+    #[arg(long)]
+    pub threads: Option<usize>,
+    /// Device: cpu, auto, cuda or cuda:N (overrides `inference.device`).
+    #[arg(long)]
+    pub device: Option<String>,
+    /// Connection profiles file (default: $SCORCH_PROFILES, else profiles.yaml in the
+    /// project folder).
+    #[arg(long)]
+    pub profiles: Option<PathBuf>,
 }
 
 /// Arguments of `scorch drift`.
@@ -257,6 +302,7 @@ pub fn execute(cli: Cli) -> ExitCode {
         Command::Preprocess(p) => preprocess(p, quiet),
         Command::Profile(a) => profile(a, quiet),
         Command::Drift(a) => drift(a, quiet),
+        Command::Shadow(a) => shadow(a, quiet),
         Command::Model(c) => model(c, quiet),
     };
     match result {
@@ -276,6 +322,84 @@ pub fn report(e: &Error) -> ExitCode {
     }
     eprintln!("error: {e}");
     code
+}
+
+fn shadow(a: ShadowArgs, quiet: bool) -> Result<()> {
+    let dates = match (a.date, a.from, a.to) {
+        (Some(d), _, _) => vec![d],
+        (None, Some(f), Some(t)) => crate::shadow::runner::date_range(f, t)?,
+        _ => return Err(Error::usage("give --date DATE, or --from DATE --to DATE")),
+    };
+    let opts = crate::shadow::runner::ShadowOptions {
+        job_file: a.job,
+        root: a.project_dir,
+        challenger: a.challenger,
+        dates,
+        promote_if_pass: a.promote_if_pass,
+        alias: a.alias,
+        registry: a.registry,
+        threads: a.threads,
+        batch_size: None,
+        device: a.device,
+        precision: None,
+        profiles: a.profiles,
+    };
+    let s = crate::shadow::runner::shadow(&opts)?;
+    if !quiet {
+        let c = &s.comparison;
+        let o = &c.overall;
+        println!(
+            "scorch: shadow {} of job {}: {} {} vs {} {} over {} date(s), {} rows ({} labelled)\n  \
+             agreement at {}: {}; mean |diff| {}; Spearman {}; PSI {}",
+            c.shadow_id,
+            c.job,
+            c.champion.name,
+            c.champion.version,
+            c.challenger.name,
+            c.challenger.version,
+            c.runs.len(),
+            o.rows,
+            o.labelled_rows,
+            c.thresholds[0],
+            fmt(o.agreement[0].agreement),
+            fmt(o.mean_abs_diff),
+            fmt(o.spearman),
+            fmt(o.psi)
+        );
+        if let Some(l) = &o.labelled {
+            for d in &l.deltas {
+                println!(
+                    "  {} challenger − champion: {} (95% interval {} to {})",
+                    d.metric,
+                    fmt(d.delta),
+                    fmt(d.ci_low),
+                    fmt(d.ci_high)
+                );
+            }
+        }
+        for r in &c.gate {
+            println!(
+                "  rule {}: {}",
+                r.rule,
+                if r.passed { "pass" } else { "FAIL" }
+            );
+        }
+        if let Some(a) = &c.promoted {
+            println!(
+                "  promoted {}@{} to alias {a}",
+                c.challenger.name, c.challenger.version
+            );
+        }
+        println!(
+            "  report: {}\n  html:   {}\n  metrics: {}",
+            s.report_json, s.report_html, s.metrics_parquet
+        );
+    }
+    Ok(())
+}
+
+fn fmt(v: Option<f64>) -> String {
+    v.map_or("–".into(), |x| format!("{x:.4}"))
 }
 
 fn run(a: RunArgs, quiet: bool) -> Result<()> {

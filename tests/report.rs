@@ -302,41 +302,7 @@ fn html_report_opens_in_headless_chromium_without_console_errors() {
     );
 
     // Headless Chromium renders it with no console messages; the screenshot is kept.
-    let chromium = std::env::var("SCORCH_CHROMIUM").unwrap_or_else(|_| "chromium".into());
-    let artifacts = std::path::PathBuf::from(
-        std::env::var("CARGO_TARGET_DIR").unwrap_or_else(|_| "target".into()),
-    )
-    .join("test-artifacts");
-    std::fs::create_dir_all(&artifacts).unwrap();
-    let shot = artifacts.join("report.png");
-    let _ = std::fs::remove_file(&shot);
-    let profile = tempfile::tempdir().unwrap();
-    let out = std::process::Command::new(&chromium)
-        .args([
-            "--headless",
-            "--no-sandbox",
-            "--disable-gpu",
-            "--disable-quic",
-            "--no-first-run",
-            "--disable-background-networking",
-            "--disable-component-update",
-            "--disable-sync",
-            "--enable-logging=stderr",
-            "--v=0",
-            "--window-size=1280,2400",
-        ])
-        .arg(format!("--user-data-dir={}", profile.path().display()))
-        .arg(format!("--screenshot={}", shot.display()))
-        .arg(format!("file://{}", page.display()))
-        .output()
-        .unwrap_or_else(|e| panic!("cannot run {chromium} (`make test` installs it): {e}"));
-    let log = String::from_utf8_lossy(&out.stderr);
-    assert!(out.status.success(), "{log}");
-    let console: Vec<&str> = log.lines().filter(|l| l.contains("CONSOLE")).collect();
-    assert!(console.is_empty(), "console messages: {console:?}");
-    let png = std::fs::metadata(&shot).expect("screenshot written").len();
-    assert!(png > 20_000, "screenshot of {png} bytes looks empty");
-    println!("screenshot: {}", shot.display());
+    open_in_chromium(&page, "report.png");
 }
 
 #[test]

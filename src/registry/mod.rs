@@ -92,14 +92,18 @@ pub fn parse_ref(s: &str) -> Option<(&str, &str)> {
 pub fn bundle_dir(root: &Path, model: &str) -> Result<PathBuf> {
     let direct = root.join(model);
     match parse_ref(model) {
-        Some((name, reference)) if !direct.exists() => {
-            let reg = std::env::var_os("SCORCH_REGISTRY")
-                .map(|r| root.join(PathBuf::from(r)))
-                .unwrap_or_else(|| root.join("models"));
-            Ok(Registry::new(reg).resolve(name, reference)?.0)
-        }
+        Some((name, reference)) if !direct.exists() => Ok(Registry::new(default_root(root))
+            .resolve(name, reference)?
+            .0),
         _ => Ok(direct),
     }
+}
+
+/// The registry jobs use: `$SCORCH_REGISTRY` (relative to `root`), else `<root>/models`.
+pub fn default_root(root: &Path) -> PathBuf {
+    std::env::var_os("SCORCH_REGISTRY")
+        .map(|r| root.join(PathBuf::from(r)))
+        .unwrap_or_else(|| root.join("models"))
 }
 
 impl Registry {

@@ -10,7 +10,7 @@ use super::Report;
 use super::drift::Histogram;
 
 /// Escapes text for HTML content and attribute values.
-fn esc(s: &str) -> String {
+pub(crate) fn esc(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
     for c in s.chars() {
         match c {
@@ -25,7 +25,7 @@ fn esc(s: &str) -> String {
     out
 }
 
-fn num(v: Option<f64>) -> String {
+pub(crate) fn num(v: Option<f64>) -> String {
     match v {
         None => "–".into(),
         Some(x) if x == x.trunc() && x.abs() < 1e15 => format!("{x:.0}"),
@@ -34,7 +34,7 @@ fn num(v: Option<f64>) -> String {
     }
 }
 
-const STYLE: &str = "body{font:14px/1.4 system-ui,sans-serif;margin:24px;color:#222}\
+pub(crate) const STYLE: &str = "body{font:14px/1.4 system-ui,sans-serif;margin:24px;color:#222}\
 h1{font-size:20px}h2{font-size:16px;margin-top:28px}\
 table{border-collapse:collapse;margin:8px 0}td,th{border:1px solid #ddd;padding:3px 8px;text-align:right}\
 th{background:#f4f4f4}td.l,th.l{text-align:left}\
@@ -44,6 +44,11 @@ th{background:#f4f4f4}td.l,th.l{text-align:left}\
 
 /// One histogram as an SVG bar chart: reference and run shares side by side per bin.
 fn svg(h: &Histogram) -> String {
+    svg_pair(h, ("reference", "run"))
+}
+
+/// A histogram of two series (grey, blue) named `names` in the bars' tooltips.
+pub(crate) fn svg_pair(h: &Histogram, names: (&str, &str)) -> String {
     let (w, ht, pad) = (360.0, 140.0, 18.0);
     let n = h.labels.len().max(1) as f64;
     let top = h
@@ -66,14 +71,16 @@ fn svg(h: &Histogram) -> String {
         let ch = c / top * ht;
         let _ = write!(
             s,
-            "<rect x=\"{x:.1}\" y=\"{:.1}\" width=\"{bar:.1}\" height=\"{rh:.1}\" fill=\"#8c959f\"><title>{} reference {:.4}</title></rect>\
-             <rect x=\"{:.1}\" y=\"{:.1}\" width=\"{bar:.1}\" height=\"{ch:.1}\" fill=\"#0969da\"><title>{} run {:.4}</title></rect>",
+            "<rect x=\"{x:.1}\" y=\"{:.1}\" width=\"{bar:.1}\" height=\"{rh:.1}\" fill=\"#8c959f\"><title>{} {} {:.4}</title></rect>\
+             <rect x=\"{:.1}\" y=\"{:.1}\" width=\"{bar:.1}\" height=\"{ch:.1}\" fill=\"#0969da\"><title>{} {} {:.4}</title></rect>",
             ht - rh + 4.0,
             esc(&h.labels[i]),
+            esc(names.0),
             r,
             x + bar,
             ht - ch + 4.0,
             esc(&h.labels[i]),
+            esc(names.1),
             c
         );
         if h.labels.len() <= 12 {

@@ -89,7 +89,7 @@ fn now() -> String {
     Utc::now().to_rfc3339_opts(SecondsFormat::Millis, true)
 }
 
-fn new_run_id() -> String {
+pub(crate) fn new_run_id() -> String {
     let u = uuid::Uuid::new_v4().simple().to_string();
     format!("{}-{}", Utc::now().format("%Y%m%dT%H%M%SZ"), &u[..8])
 }
@@ -115,13 +115,7 @@ pub fn run(opts: &RunOptions) -> Result<RunSummary> {
         .map_err(|e| Error::config(&opts.job_file, format!("field `{out_field}`: {e}")))?;
     redactor.add(&out);
     let profiles = crate::spec::profiles::locate(opts.profiles.as_deref(), &opts.root);
-    let storage = match &job.storage_profile {
-        Some(name) => {
-            let p = crate::spec::profiles::storage(&profiles, name)?;
-            crate::storage::settings(Some((name, &p)), &vars, &mut redactor)?
-        }
-        None => crate::storage::Settings::default(),
-    };
+    let storage = storage_settings(&job, &profiles, &vars, &mut redactor)?;
     let table = sink::Table::open(&out.value, &opts.root, &storage)?;
     let mut inference = job.inference.clone();
     if let Some(t) = opts.threads {
@@ -148,7 +142,11 @@ pub fn run(opts: &RunOptions) -> Result<RunSummary> {
         manifest_version: MANIFEST_VERSION,
         scorch_version: env!("CARGO_PKG_VERSION"),
         run_id: new_run_id(),
-        kind: if opts.shadow.is_some() { "shadow" } else { "run" },
+        kind: if opts.shadow.is_some() {
+            "shadow"
+        } else {
+            "run"
+        },
         job: JobInfo {
             name: job.name.clone(),
             file: opts.job_file.display().to_string(),
@@ -230,6 +228,22 @@ pub fn run(opts: &RunOptions) -> Result<RunSummary> {
             }
             Err(e)
         }
+    }
+}
+
+/// The object-store settings of a job's `storage_profile` (defaults without one).
+pub fn storage_settings(
+    job: &JobSpec,
+    profiles: &Path,
+    vars: &TemplateVars,
+    redactor: &mut Redactor,
+) -> Result<crate::storage::Settings> {
+    match &job.storage_profile {
+        Some(name) => {
+            let p = crate::spec::profiles::storage(profiles, name)?;
+            crate::storage::settings(Some((name, &p)), vars, redactor)
+        }
+        None => Ok(crate::storage::Settings::default()),
     }
 }
 
@@ -578,10 +592,7 @@ fn execute(
     let mut models = vec![(bundle.spec.name.clone(), bundle.spec.version.clone())];
     if let Some((b2, _, _)) = &second {
         models.push((b2.spec.name.clone(), b2.spec.version.clone()));
-        meta.push((
-            "scorch.challenger_model_name".into(),
-            b2.spec.name.clone(),
-        ));
+        meta.push(("scorch.challenger_model_name".into(), b2.spec.name.clone()));
         meta.push((
             "scorch.challenger_model_version".into(),
             b2.spec.version.clone(),

@@ -118,9 +118,8 @@ fn sorted(x: &[f64]) -> Vec<f64> {
 }
 
 fn accuracy(y: &[bool], p: &[f64], t: f64) -> Option<f64> {
-    (!y.is_empty()).then(|| {
-        y.iter().zip(p).filter(|(y, p)| (**p >= t) == **y).count() as f64 / y.len() as f64
-    })
+    (!y.is_empty())
+        .then(|| y.iter().zip(p).filter(|(y, p)| (**p >= t) == **y).count() as f64 / y.len() as f64)
 }
 
 fn quality(y: &[bool], p: &[f64], thresholds: &[f64]) -> Quality {
@@ -261,48 +260,103 @@ impl SplitMix {
         z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
         z ^ (z >> 31)
     }
+}
 
-    /// A Poisson(1) draw by inversion.
-    fn poisson1(&mut self) -> u8 {
-        let u = (self.next() >> 11) as f64 / (1u64 << 53) as f64;
-        let mut k = 0u8;
-        let mut p = (-1.0f64).exp();
-        let mut cdf = p;
-        while u > cdf && k < 30 {
-            k += 1;
-            p /= f64::from(k);
-            cdf += p;
+/// Poisson(1) draws by inversion against the CDF scaled to 32 bits (two draws per
+/// 64-bit uniform; the CDF is resolved to 2^-32, so a weight above 11 never occurs,
+/// against P(X > 11) < 1e-9).
+struct Poisson1 {
+    /// `cdf[k]` = P(X <= k) · 2^32, for k = 0..=11.
+    cdf: [u64; 12],
+}
+
+impl Poisson1 {
+    fn new() -> Self {
+        let mut cdf = [1u64 << 32; 12];
+        let (mut p, mut acc) = ((-1.0f64).exp(), 0.0);
+        for (k, c) in cdf.iter_mut().enumerate().take(11) {
+            if k > 0 {
+                p /= k as f64;
+            }
+            acc += p;
+            *c = (acc * 4_294_967_296.0) as u64;
         }
-        k
+        Poisson1 { cdf }
+    }
+
+    /// A draw from a uniform 32-bit value.
+    #[inline]
+    fn draw(&self, u: u32) -> u8 {
+        let u = u64::from(u);
+        let mut k = 0;
+        while u >= self.cdf[k] {
+            k += 1;
+        }
+        k as u8
+    }
+
+    /// `n` draws from `rng`.
+    fn fill(&self, rng: &mut SplitMix, n: usize) -> Vec<u8> {
+        let mut w = Vec::with_capacity(n + 1);
+        while w.len() < n {
+            let x = rng.next();
+            w.push(self.draw(x as u32));
+            w.push(self.draw((x >> 32) as u32));
+        }
+        w.truncate(n);
+        w
     }
 }
 
-/// Weighted AUC over rows visited in ascending score order (ties count ½), equal to
-/// [`metrics::auc`] when every weight is 1.
-pub fn weighted_auc(order: &[u32], p: &[f64], y: &[bool], w: &[u8]) -> Option<f64> {
-    let (mut neg_below, mut num, mut tp, mut tn) = (0.0, 0.0, 0.0, 0.0);
-    let mut i = 0;
-    while i < order.len() {
-        let s = p[order[i] as usize];
-        let (mut gp, mut gn) = (0.0, 0.0);
-        let mut j = i;
-        while j < order.len() && p[order[j] as usize] == s {
-            let k = order[j] as usize;
-            let wk = f64::from(w[k]);
-            if y[k] {
-                gp += wk;
-            } else {
-                gn += wk;
+/// One model's rows in ascending score order, for the weighted AUC.
+pub struct Ranked {
+    /// Row index of each position.
+    idx: Vec<u32>,
+    /// Label of each position.
+    y: Vec<bool>,
+    /// End (exclusive) of each group of equal scores.
+    ends: Vec<u32>,
+}
+
+impl Ranked {
+    pub fn new(p: &[f64], y: &[bool]) -> Self {
+        let mut idx: Vec<u32> = (0..p.len() as u32).collect();
+        idx.sort_by(|&i, &j| p[i as usize].total_cmp(&p[j as usize]));
+        let mut ends = Vec::new();
+        for j in 1..=idx.len() {
+            if j == idx.len() || p[idx[j] as usize] != p[idx[j - 1] as usize] {
+                ends.push(j as u32);
             }
-            j += 1;
         }
-        num += gp * (neg_below + 0.5 * gn);
-        neg_below += gn;
-        tp += gp;
-        tn += gn;
-        i = j;
+        Ranked {
+            y: idx.iter().map(|&i| y[i as usize]).collect(),
+            idx,
+            ends,
+        }
     }
-    (tp > 0.0 && tn > 0.0).then(|| num / (tp * tn))
+
+    /// Weighted AUC (ties count ½), equal to [`metrics::auc`] when every weight is 1.
+    pub fn auc(&self, w: &[u8]) -> Option<f64> {
+        // Integer sums (twice the numerator, so ties' ½ stays exact).
+        let (mut neg_below, mut num2, mut tp, mut tn) = (0u64, 0u64, 0u64, 0u64);
+        let mut start = 0usize;
+        for &end in &self.ends {
+            let (mut gp, mut gn) = (0u64, 0u64);
+            for j in start..end as usize {
+                let wk = u64::from(w[self.idx[j] as usize]);
+                let pos = u64::from(self.y[j]);
+                gp += wk * pos;
+                gn += wk * (1 - pos);
+            }
+            num2 += gp * (2 * neg_below + gn);
+            neg_below += gn;
+            tp += gp;
+            tn += gn;
+            start = end as usize;
+        }
+        let (tp, tn) = (tp as f64, tn as f64);
+        (tp > 0.0 && tn > 0.0).then(|| num2 as f64 / 2.0 / (tp * tn))
+    }
 }
 
 /// Per labelled metric (see [`metric_names`]), the differences challenger − champion
@@ -318,12 +372,7 @@ fn bootstrap_deltas(
         return None;
     }
     let n = y.len();
-    let order = |p: &[f64]| {
-        let mut o: Vec<u32> = (0..n as u32).collect();
-        o.sort_by(|&i, &j| p[i as usize].total_cmp(&p[j as usize]));
-        o
-    };
-    let (oa, ob) = (order(a), order(b));
+    let (ra, rb) = (Ranked::new(a, y), Ranked::new(b, y));
     let eps = f64::EPSILON;
     let ll = |p: &[f64]| -> Vec<f64> {
         p.iter()
@@ -343,35 +392,49 @@ fn bootstrap_deltas(
     let correct = |p: &[f64], t: f64| -> Vec<bool> {
         p.iter().zip(y).map(|(&q, &l)| (q >= t) == l).collect()
     };
-    let (lla, llb, bra, brb) = (ll(a), ll(b), br(a), br(b));
-    let acc: Vec<(Vec<bool>, Vec<bool>)> = thresholds
+    // Per row, challenger's loss minus champion's: one weighted sum per metric.
+    let diff =
+        |x: Vec<f64>, z: Vec<f64>| -> Vec<f64> { z.iter().zip(&x).map(|(z, x)| z - x).collect() };
+    let dll = diff(ll(a), ll(b));
+    let dbr = diff(br(a), br(b));
+    let dacc: Vec<Vec<i8>> = thresholds
         .iter()
-        .map(|&t| (correct(a, t), correct(b, t)))
+        .map(|&t| {
+            correct(a, t)
+                .iter()
+                .zip(correct(b, t))
+                .map(|(&x, z)| i8::from(z) - i8::from(x))
+                .collect()
+        })
         .collect();
+    let poisson = Poisson1::new();
     let per: Vec<Vec<f64>> = (0..resamples)
         .into_par_iter()
         .map(|r| {
             let mut rng = SplitMix(BOOTSTRAP_SEED ^ (r as u64).wrapping_mul(0xD1B5_4A32_D192_ED03));
-            let w: Vec<u8> = (0..n).map(|_| rng.poisson1()).collect();
-            let total: f64 = w.iter().map(|&x| f64::from(x)).sum();
-            let wmean = |v: &[f64]| {
-                v.iter().zip(&w).map(|(x, &k)| x * f64::from(k)).sum::<f64>() / total
-            };
-            let wshare = |v: &[bool]| {
-                v.iter()
-                    .zip(&w)
-                    .filter(|(c, _)| **c)
-                    .map(|(_, &k)| f64::from(k))
-                    .sum::<f64>()
-                    / total
-            };
-            let auc = match (weighted_auc(&oa, a, y, &w), weighted_auc(&ob, b, y, &w)) {
+            let w = poisson.fill(&mut rng, n);
+            let (mut total, mut sll, mut sbr) = (0u64, 0.0, 0.0);
+            for i in 0..n {
+                let k = w[i];
+                if k != 0 {
+                    total += u64::from(k);
+                    sll += dll[i] * f64::from(k);
+                    sbr += dbr[i] * f64::from(k);
+                }
+            }
+            let total = total as f64;
+            let auc = match (ra.auc(&w), rb.auc(&w)) {
                 (Some(x), Some(z)) => z - x,
                 _ => f64::NAN,
             };
-            let mut d = vec![auc, wmean(&llb) - wmean(&lla), wmean(&brb) - wmean(&bra)];
-            for (ca, cb) in &acc {
-                d.push(wshare(cb) - wshare(ca));
+            let mut d = vec![auc, sll / total, sbr / total];
+            for da in &dacc {
+                let s: i64 = da
+                    .iter()
+                    .zip(&w)
+                    .map(|(&c, &k)| i64::from(c) * i64::from(k))
+                    .sum();
+                d.push(s as f64 / total);
             }
             d
         })
@@ -379,6 +442,9 @@ fn bootstrap_deltas(
     let m = per.first().map_or(0, Vec::len);
     Some((0..m).map(|i| per.iter().map(|d| d[i]).collect()).collect())
 }
+
+/// `(metric, value, ci_low, ci_high)`: one row of the metrics Parquet file.
+pub type LongRow = (String, Option<f64>, Option<f64>, Option<f64>);
 
 impl Section {
     /// A metric by its gate name (see [`super::gate`]): `(value, champion value)`.
@@ -416,7 +482,12 @@ impl Section {
                 } else {
                     base
                 };
-                let d = self.labelled.as_ref()?.deltas.iter().find(|d| d.metric == name)?;
+                let d = self
+                    .labelled
+                    .as_ref()?
+                    .deltas
+                    .iter()
+                    .find(|d| d.metric == name)?;
                 return pair([d.delta, d.ci_low, d.ci_high][part]);
             }
         }
@@ -436,10 +507,15 @@ impl Section {
     }
 
     /// `(metric, value, ci_low, ci_high)` rows for the metrics Parquet file.
-    pub fn long_rows(&self) -> Vec<(String, Option<f64>, Option<f64>, Option<f64>)> {
+    pub fn long_rows(&self) -> Vec<LongRow> {
         let mut v = vec![
             ("rows".to_string(), Some(self.rows as f64), None, None),
-            ("labelled_rows".into(), Some(self.labelled_rows as f64), None, None),
+            (
+                "labelled_rows".into(),
+                Some(self.labelled_rows as f64),
+                None,
+                None,
+            ),
             ("champion_mean".into(), self.champion_mean, None, None),
             ("challenger_mean".into(), self.challenger_mean, None, None),
             ("mean_abs_diff".into(), self.mean_abs_diff, None, None),
@@ -451,7 +527,12 @@ impl Section {
             ("ks_p_value".into(), self.ks_p_value, None, None),
         ];
         for a in &self.agreement {
-            v.push((format!("agreement@{}", a.threshold), a.agreement, None, None));
+            v.push((
+                format!("agreement@{}", a.threshold),
+                a.agreement,
+                None,
+                None,
+            ));
         }
         for (t, (_, name)) in self.top_k.iter().zip(TOP_K) {
             v.push((name.to_string(), t.jaccard, None, None));
@@ -497,24 +578,25 @@ mod tests {
     fn weighted_auc_with_unit_weights_is_the_mann_whitney_auc() {
         let p = [0.1, 0.4, 0.35, 0.8, 0.4, 0.9, 0.2];
         let y = [false, true, false, true, false, true, true];
-        let mut o: Vec<u32> = (0..p.len() as u32).collect();
-        o.sort_by(|&i, &j| p[i as usize].total_cmp(&p[j as usize]));
+        let r = Ranked::new(&p, &y);
         let w = [1u8; 7];
-        assert_eq!(weighted_auc(&o, &p, &y, &w), metrics::auc(&y, &p));
+        assert_eq!(r.auc(&w), metrics::auc(&y, &p));
         // A weight of 2 counts a row twice.
         let w2 = [1u8, 2, 1, 1, 1, 1, 1];
         let (p2, y2) = (
             [0.1, 0.4, 0.4, 0.35, 0.8, 0.4, 0.9, 0.2],
             [false, true, true, false, true, false, true, true],
         );
-        let got = weighted_auc(&o, &p, &y, &w2).unwrap();
+        let got = r.auc(&w2).unwrap();
         assert!((got - metrics::auc(&y2, &p2).unwrap()).abs() < 1e-15);
     }
 
     #[test]
     fn poisson_weights_have_mean_and_variance_one() {
         let mut r = SplitMix(7);
-        let w: Vec<f64> = (0..200_000).map(|_| f64::from(r.poisson1())).collect();
+        let p = Poisson1::new();
+        let w: Vec<f64> = p.fill(&mut r, 200_001).into_iter().map(f64::from).collect();
+        assert_eq!(w.len(), 200_001);
         let m = w.iter().sum::<f64>() / w.len() as f64;
         let v = w.iter().map(|x| (x - m).powi(2)).sum::<f64>() / w.len() as f64;
         assert!((m - 1.0).abs() < 0.01 && (v - 1.0).abs() < 0.02, "{m} {v}");
@@ -549,10 +631,22 @@ mod tests {
         let again = section(&rows, &[0.5], 200);
         assert_eq!(again.labelled.unwrap().deltas[0].ci_low, auc.ci_low);
         let th = [0.5];
-        assert_eq!(s.value("auc", &th), Some((l.challenger.auc.unwrap(), l.champion.auc)));
-        assert_eq!(s.value("auc_delta_ci_low", &th), Some((auc.ci_low.unwrap(), None)));
-        assert_eq!(s.value("agreement@0.5", &th), Some((s.agreement[0].agreement.unwrap(), None)));
-        assert_eq!(s.value("accuracy_delta", &th).unwrap().0, l.deltas[3].delta.unwrap());
+        assert_eq!(
+            s.value("auc", &th),
+            Some((l.challenger.auc.unwrap(), l.champion.auc))
+        );
+        assert_eq!(
+            s.value("auc_delta_ci_low", &th),
+            Some((auc.ci_low.unwrap(), None))
+        );
+        assert_eq!(
+            s.value("agreement@0.5", &th),
+            Some((s.agreement[0].agreement.unwrap(), None))
+        );
+        assert_eq!(
+            s.value("accuracy_delta", &th).unwrap().0,
+            l.deltas[3].delta.unwrap()
+        );
         assert_eq!(s.value("agreement@0.7", &th), None);
         assert!(s.value("jaccard_top_5pct", &th).is_some());
     }

@@ -81,19 +81,24 @@ pub enum MetricKind {
 
 /// Classifies a metric name; `None` when unknown.
 pub fn kind(metric: &str) -> Option<MetricKind> {
-    let base = metric.split_once('@').map_or(metric, |(b, t)| {
-        if t.parse::<f64>().is_ok() { b } else { "" }
-    });
+    let base = metric.split_once('@').map_or(
+        metric,
+        |(b, t)| {
+            if t.parse::<f64>().is_ok() { b } else { "" }
+        },
+    );
     let lookup = |table: &[(&str, bool)], name: &str| {
         table.iter().find(|(n, _)| *n == name).map(|(_, g)| *g)
     };
     if let Some(g) = lookup(PAIR, base) {
-        return (base == "agreement" || base == metric)
-            .then_some(MetricKind::Pair { greater_is_better: g });
+        return (base == "agreement" || base == metric).then_some(MetricKind::Pair {
+            greater_is_better: g,
+        });
     }
     if let Some(g) = lookup(PER_MODEL, base) {
-        return (base == "accuracy" || base == metric)
-            .then_some(MetricKind::PerModel { greater_is_better: g });
+        return (base == "accuracy" || base == metric).then_some(MetricKind::PerModel {
+            greater_is_better: g,
+        });
     }
     for suffix in ["_delta_ci_low", "_delta_ci_high", "_delta"] {
         if let Some(b) = metric.strip_suffix(suffix) {
@@ -105,7 +110,9 @@ pub fn kind(metric: &str) -> Option<MetricKind> {
                 && threshold_ok
                 && (b2 == "accuracy" || b2 == b)
             {
-                return Some(MetricKind::Delta { greater_is_better: g });
+                return Some(MetricKind::Delta {
+                    greater_is_better: g,
+                });
             }
         }
     }
@@ -153,10 +160,17 @@ impl GateRule {
                 "unknown metric `{}`; use one of {}, {}, or <labelled metric>_delta[_ci_low|_ci_high]",
                 m.metric,
                 PAIR.iter().map(|(n, _)| *n).collect::<Vec<_>>().join(", "),
-                PER_MODEL.iter().map(|(n, _)| *n).collect::<Vec<_>>().join(", ")
+                PER_MODEL
+                    .iter()
+                    .map(|(n, _)| *n)
+                    .collect::<Vec<_>>()
+                    .join(", ")
             ));
         };
-        if m.threshold.is_none() && m.min_absolute_change.is_none() && m.min_relative_change.is_none() {
+        if m.threshold.is_none()
+            && m.min_absolute_change.is_none()
+            && m.min_relative_change.is_none()
+        {
             return Err(format!(
                 "rule on `{}` sets none of threshold, min_absolute_change, min_relative_change",
                 m.metric
@@ -202,10 +216,7 @@ pub struct RuleResult {
 
 /// Judges a rule. `value(metric)` gives `(value, champion value)`; a metric that is
 /// not available (no labels, too few rows) fails the rule.
-pub fn judge(
-    rule: &GateRule,
-    value: impl Fn(&str) -> Option<(f64, Option<f64>)>,
-) -> RuleResult {
+pub fn judge(rule: &GateRule, value: impl Fn(&str) -> Option<(f64, Option<f64>)>) -> RuleResult {
     let text = match rule {
         GateRule::Short(s) => s.clone(),
         GateRule::Full(m) => {
@@ -247,7 +258,10 @@ pub fn judge(
             &m.metric,
             None,
             None,
-            format!("`{}` is not available (no labels, or too few rows)", m.metric),
+            format!(
+                "`{}` is not available (no labels, or too few rows)",
+                m.metric
+            ),
         );
     };
     let sign = if greater { 1.0 } else { -1.0 };
@@ -306,13 +320,48 @@ mod tests {
 
     #[test]
     fn metric_names_are_classified() {
-        assert_eq!(kind("agreement"), Some(MetricKind::Pair { greater_is_better: true }));
-        assert_eq!(kind("agreement@0.3"), Some(MetricKind::Pair { greater_is_better: true }));
-        assert_eq!(kind("psi"), Some(MetricKind::Pair { greater_is_better: false }));
-        assert_eq!(kind("log_loss"), Some(MetricKind::PerModel { greater_is_better: false }));
-        assert_eq!(kind("accuracy@0.3"), Some(MetricKind::PerModel { greater_is_better: true }));
-        assert_eq!(kind("auc_delta_ci_low"), Some(MetricKind::Delta { greater_is_better: true }));
-        assert_eq!(kind("accuracy@0.3_delta"), Some(MetricKind::Delta { greater_is_better: true }));
+        assert_eq!(
+            kind("agreement"),
+            Some(MetricKind::Pair {
+                greater_is_better: true
+            })
+        );
+        assert_eq!(
+            kind("agreement@0.3"),
+            Some(MetricKind::Pair {
+                greater_is_better: true
+            })
+        );
+        assert_eq!(
+            kind("psi"),
+            Some(MetricKind::Pair {
+                greater_is_better: false
+            })
+        );
+        assert_eq!(
+            kind("log_loss"),
+            Some(MetricKind::PerModel {
+                greater_is_better: false
+            })
+        );
+        assert_eq!(
+            kind("accuracy@0.3"),
+            Some(MetricKind::PerModel {
+                greater_is_better: true
+            })
+        );
+        assert_eq!(
+            kind("auc_delta_ci_low"),
+            Some(MetricKind::Delta {
+                greater_is_better: true
+            })
+        );
+        assert_eq!(
+            kind("accuracy@0.3_delta"),
+            Some(MetricKind::Delta {
+                greater_is_better: true
+            })
+        );
         assert_eq!(kind("psi@0.3"), None);
         assert_eq!(kind("accuracy@x_delta"), None);
         assert_eq!(kind("auc@0.3"), None);
@@ -334,9 +383,27 @@ mod tests {
         assert!(!r.passed && r.why.contains("improvement"), "{r:?}");
         assert_eq!(r.baseline, Some(0.81));
         // Lower is better for log loss: 0.52 → 0.50 is an improvement of 0.02 (3.8%).
-        assert!(judge(&rule("{metric: log_loss, min_absolute_change: 0.01}"), values).passed);
-        assert!(judge(&rule("{metric: log_loss, min_relative_change: 0.03}"), values).passed);
-        assert!(!judge(&rule("{metric: log_loss, min_relative_change: 0.05}"), values).passed);
+        assert!(
+            judge(
+                &rule("{metric: log_loss, min_absolute_change: 0.01}"),
+                values
+            )
+            .passed
+        );
+        assert!(
+            judge(
+                &rule("{metric: log_loss, min_relative_change: 0.03}"),
+                values
+            )
+            .passed
+        );
+        assert!(
+            !judge(
+                &rule("{metric: log_loss, min_relative_change: 0.05}"),
+                values
+            )
+            .passed
+        );
         assert!(!judge(&rule("{metric: log_loss, threshold: 0.4}"), values).passed);
         let missing = judge(&rule("brier <= 0.2"), values);
         assert!(!missing.passed && missing.why.contains("not available"));
@@ -354,6 +421,10 @@ mod tests {
             let e = rule(y).validate().unwrap_err();
             assert!(e.contains(needle), "{y}: {e}");
         }
-        assert!(rule("{metric: auc, min_relative_change: 0.01}").validate().is_ok());
+        assert!(
+            rule("{metric: auc, min_relative_change: 0.01}")
+                .validate()
+                .is_ok()
+        );
     }
 }

@@ -1,8 +1,11 @@
-//! Shadow runs and canary rollouts: two model versions scored on the same rows and
-//! compared ([`compare`], [`metrics`]), promotion rules ([`gate`]), and the canary
-//! split of a production run ([`rollout`]).
+//! Shadow runs and canary rollouts: `scorch shadow` ([`runner`]) scores the same
+//! rows with two model versions and compares them ([`compare`], [`metrics`],
+//! [`html`]); promotion rules ([`gate`]); the canary split of a production run
+//! ([`rollout`]).
 
 pub mod compare;
 pub mod gate;
+pub mod html;
 pub mod metrics;
 pub mod rollout;
+pub mod runner;

@@ -109,6 +109,11 @@ impl Resolved {
     }
 }
 
+/// Whether `e` says that a path or glob matched no Parquet files.
+pub fn is_no_files(e: &Error) -> bool {
+    matches!(e, Error::DataContract(m) if m.starts_with("no Parquet files match"))
+}
+
 /// Frames of a source, in order.
 pub type Batches = Box<dyn Iterator<Item = Result<DataFrame>>>;
 

@@ -563,7 +563,10 @@ impl JobSpec {
                 }
             }
             if sh.thresholds.is_empty() || sh.thresholds.iter().any(|t| !(0.0..=1.0).contains(t)) {
-                p.push("shadow.thresholds", "list one or more thresholds between 0 and 1");
+                p.push(
+                    "shadow.thresholds",
+                    "list one or more thresholds between 0 and 1",
+                );
             }
             if let Some(l) = &sh.labels {
                 if l.column.is_empty() {

@@ -243,3 +243,43 @@ pub fn read_sorted(path: &Path) -> polars::prelude::DataFrame {
         .sort(["customer_id"], Default::default())
         .unwrap()
 }
+
+/// Opens a page in headless Chromium (`$SCORCH_CHROMIUM`, else `chromium`; `make
+/// test` installs it) and asserts it renders with no console message; the
+/// screenshot is kept as `$CARGO_TARGET_DIR/test-artifacts/<shot>`.
+pub fn open_in_chromium(page: &Path, shot: &str) {
+    let chromium = std::env::var("SCORCH_CHROMIUM").unwrap_or_else(|_| "chromium".into());
+    let artifacts =
+        PathBuf::from(std::env::var("CARGO_TARGET_DIR").unwrap_or_else(|_| "target".into()))
+            .join("test-artifacts");
+    std::fs::create_dir_all(&artifacts).unwrap();
+    let shot = artifacts.join(shot);
+    let _ = std::fs::remove_file(&shot);
+    let profile = tempfile::tempdir().unwrap();
+    let out = Command::new(&chromium)
+        .args([
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-quic",
+            "--no-first-run",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+            "--enable-logging=stderr",
+            "--v=0",
+            "--window-size=1280,2400",
+        ])
+        .arg(format!("--user-data-dir={}", profile.path().display()))
+        .arg(format!("--screenshot={}", shot.display()))
+        .arg(format!("file://{}", page.display()))
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run {chromium} (`make test` installs it): {e}"));
+    let log = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{log}");
+    let console: Vec<&str> = log.lines().filter(|l| l.contains("CONSOLE")).collect();
+    assert!(console.is_empty(), "console messages: {console:?}");
+    let png = std::fs::metadata(&shot).expect("screenshot written").len();
+    assert!(png > 20_000, "screenshot of {png} bytes looks empty");
+    println!("screenshot: {}", shot.display());
+}
