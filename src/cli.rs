@@ -59,7 +59,7 @@ pub enum Command {
     Drift(DriftArgs),
 }
 
-/// `scorch model …`: the registry (default folder: $SCORCH_REGISTRY, else `models`).
+/// `scorch model …`: the registry (default: $SCORCH_REGISTRY, else the folder `models`).
 #[derive(Debug, Subcommand)]
 pub enum ModelCommand {
     /// Every model with its versions and aliases.
@@ -113,10 +113,11 @@ pub enum ModelCommand {
     },
 }
 
-/// The registry folder flag.
+/// The registry location flag.
 #[derive(Debug, Args)]
 pub struct RegistryArg {
-    /// The registry folder.
+    /// The registry: a folder, or an object-store URL (`s3://bucket/models`, `gs://…`,
+    /// `az://…`; credentials and endpoint from object_store's environment variables).
     #[arg(long, env = "SCORCH_REGISTRY", default_value = "models")]
     pub registry: PathBuf,
 }
@@ -535,7 +536,7 @@ fn model(c: ModelCommand, quiet: bool) -> Result<()> {
     };
     match c {
         ModelCommand::List { reg } => {
-            let r = Registry::new(reg.registry);
+            let r = Registry::open(&reg.registry)?;
             for name in r.names()? {
                 let aliases = r.aliases(&name)?;
                 let al: Vec<String> = aliases
@@ -554,7 +555,7 @@ fn model(c: ModelCommand, quiet: bool) -> Result<()> {
             }
         }
         ModelCommand::Show { model, reg } => {
-            let r = Registry::new(reg.registry);
+            let r = Registry::open(&reg.registry)?;
             let name = parse_ref(&model).map_or(model.as_str(), |(n, _)| n);
             let mut doc = serde_json::json!({
                 "name": name,
@@ -576,7 +577,7 @@ fn model(c: ModelCommand, quiet: bool) -> Result<()> {
             println!("{}", serde_json::to_string_pretty(&doc).expect("json"));
         }
         ModelCommand::Register { bundle, why, reg } => {
-            let r = Registry::new(reg.registry);
+            let r = Registry::open(&reg.registry)?;
             let (name, version) = r.register(&bundle, &why)?;
             say(format!(
                 "registered {name}@{version} in {}",
@@ -589,7 +590,7 @@ fn model(c: ModelCommand, quiet: bool) -> Result<()> {
             why,
             reg,
         } => {
-            let r = Registry::new(reg.registry);
+            let r = Registry::open(&reg.registry)?;
             let (name, version) = split(&model)?;
             let before = r.promote(&name, &version, &alias, &why)?;
             say(format!(
@@ -603,7 +604,7 @@ fn model(c: ModelCommand, quiet: bool) -> Result<()> {
             why,
             reg,
         } => {
-            let r = Registry::new(reg.registry);
+            let r = Registry::open(&reg.registry)?;
             let (from, to) = r.rollback(&name, &alias, &why)?;
             say(format!("{name}@{alias}: {from} -> {to} (rolled back)"));
         }

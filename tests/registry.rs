@@ -185,3 +185,108 @@ fn two_registrations_of_one_version_cannot_both_succeed() {
         .collect();
     assert!(leftovers.is_empty(), "{leftovers:?}");
 }
+
+#[test]
+fn a_registry_on_s3_registers_promotes_rolls_back_and_serves_jobs() {
+    let p = Project::new(1, 200);
+    let s3 = s3::S3Server::start();
+    let bucket = s3.bucket("reg");
+    let endpoint = format!("http://127.0.0.1:{}", s3.port);
+    let cache = tempfile::tempdir().unwrap();
+    let env = [
+        ("AWS_ENDPOINT", endpoint.as_str()),
+        ("AWS_ALLOW_HTTP", "true"),
+        ("AWS_REGION", "us-east-1"),
+        ("AWS_ACCESS_KEY_ID", s3::ACCESS_KEY),
+        ("AWS_SECRET_ACCESS_KEY", s3::SECRET_KEY),
+        ("AWS_VIRTUAL_HOSTED_STYLE_REQUEST", "false"),
+        ("SCORCH_CACHE", cache.path().to_str().unwrap()),
+        ("SCORCH_REGISTRY", "s3://reg/models"),
+    ];
+    let scorch = |args: &[&str]| p.scorch_env(args, &env);
+    let v1 = bundle_version(&p, "1.0.0");
+    let v2 = bundle_version(&p, "1.1.0");
+    for b in [&v1, &v2] {
+        assert_exit(&scorch(&["model", "register", b.to_str().unwrap()]), 0, &[]);
+    }
+    // Every file went over the S3 protocol into the bucket; bundle.yaml is there.
+    assert!(bucket.join("models/churn/1.1.0/model.pt").is_file());
+    assert!(bucket.join("models/churn/1.1.0/bundle.yaml").is_file());
+    // Immutable: a second registration of a version is refused.
+    assert_exit(
+        &scorch(&["model", "register", v1.to_str().unwrap()]),
+        2,
+        &[
+            "churn@1.0.0 is already registered in s3://reg/models",
+            "immutable",
+        ],
+    );
+    for v in ["churn@1.0.0", "churn@1.1.0"] {
+        assert_exit(
+            &scorch(&["model", "promote", v, "--alias", "champion"]),
+            0,
+            &[],
+        );
+    }
+    let job = p.job(
+        "by_alias",
+        "name: by_alias\nsource:\n  parquet:\n    path: data/churn/features/ds={{ ds }}/*.parquet\n\
+         keys: [customer_id]\nmodel: churn@champion\noutput:\n  path: output/by_alias\n",
+    );
+    assert_exit(&p.run_job(&job, &env), 0, &[]);
+    assert_eq!(manifest_version(&p, "by_alias"), "1.1.0");
+    // The version was downloaded once into the cache, and is verified at every open.
+    let cached: Vec<_> = walk(cache.path())
+        .into_iter()
+        .filter(|f| f.ends_with("churn/1.1.0/model.pt"))
+        .collect();
+    assert_eq!(cached.len(), 1, "{cached:?}");
+    let o = scorch(&["model", "rollback", "churn", "--alias", "champion"]);
+    assert_exit(&o, 0, &[]);
+    assert!(stdout(&o).contains("1.1.0 -> 1.0.0"), "{}", stdout(&o));
+    assert_exit(&p.run_job(&job, &env), 0, &[]);
+    assert_eq!(manifest_version(&p, "by_alias"), "1.0.0");
+    // The audit log (appended with conditional PUTs) has every change in order.
+    let audit = std::fs::read_to_string(bucket.join("models/churn/_audit.jsonl")).unwrap();
+    let actions: Vec<String> = audit
+        .lines()
+        .map(|l| {
+            let v: serde_json::Value = serde_json::from_str(l).unwrap();
+            format!(
+                "{} {}",
+                v["action"].as_str().unwrap(),
+                v["to"].as_str().unwrap()
+            )
+        })
+        .collect();
+    assert_eq!(
+        actions,
+        [
+            "register 1.0.0",
+            "register 1.1.0",
+            "promote 1.0.0",
+            "promote 1.1.0",
+            "rollback 1.0.0"
+        ]
+    );
+    let listed = scorch(&["model", "list"]);
+    assert!(
+        stdout(&listed).contains("churn: versions 1.0.0, 1.1.0; aliases champion -> 1.0.0"),
+        "{}{}",
+        stdout(&listed),
+        stderr(&listed)
+    );
+}
+
+fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut out = vec![];
+    for e in std::fs::read_dir(dir).unwrap() {
+        let p = e.unwrap().path();
+        if p.is_dir() {
+            out.extend(walk(&p));
+        } else {
+            out.push(p);
+        }
+    }
+    out
+}

@@ -10,8 +10,9 @@
 //! Jobs name a registered model as `model: churn@champion` (an alias) or
 //! `model: churn@1.0.0` (a version); a plain path still names a bundle folder.
 
+pub mod store;
+
 use std::collections::BTreeMap;
-use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
@@ -48,11 +49,16 @@ pub struct AuditEntry {
     pub why: String,
 }
 
-/// A registry rooted at a folder.
+/// A registry rooted at a folder or an object-store URL.
 #[derive(Debug, Clone)]
 pub struct Registry {
+    /// The folder or URL, as given.
     pub root: PathBuf,
+    backend: store::Backend,
 }
+
+/// The descriptor file of a bundle, whose presence makes a version registered.
+const BUNDLE_FILE: &str = "bundle.yaml";
 
 /// Who is acting: `$SCORCH_USER`, else `$USER`, else `unknown`.
 pub fn who() -> String {
@@ -92,94 +98,110 @@ pub fn parse_ref(s: &str) -> Option<(&str, &str)> {
 pub fn bundle_dir(root: &Path, model: &str) -> Result<PathBuf> {
     let direct = root.join(model);
     match parse_ref(model) {
-        Some((name, reference)) if !direct.exists() => Ok(Registry::new(default_root(root))
+        Some((name, reference)) if !direct.exists() => Ok(Registry::open(&default_root(root))?
             .resolve(name, reference)?
             .0),
         _ => Ok(direct),
     }
 }
 
-/// The registry jobs use: `$SCORCH_REGISTRY` (relative to `root`), else `<root>/models`.
+/// The registry jobs use: `$SCORCH_REGISTRY` (a URL, or a folder relative to `root`),
+/// else `<root>/models`.
 pub fn default_root(root: &Path) -> PathBuf {
-    std::env::var_os("SCORCH_REGISTRY")
-        .map(|r| root.join(PathBuf::from(r)))
+    located(root, std::env::var_os("SCORCH_REGISTRY").map(PathBuf::from))
         .unwrap_or_else(|| root.join("models"))
 }
 
+/// A registry location given relative to the project folder: URLs as they are.
+pub fn located(root: &Path, location: Option<PathBuf>) -> Option<PathBuf> {
+    location.map(|r| {
+        if crate::storage::is_url(&r.to_string_lossy()) {
+            r
+        } else {
+            root.join(r)
+        }
+    })
+}
+
 impl Registry {
+    /// A registry in a local folder.
     pub fn new(root: impl Into<PathBuf>) -> Self {
-        Registry { root: root.into() }
+        let root = root.into();
+        Registry {
+            backend: store::Backend::Local(root.clone()),
+            root,
+        }
     }
 
-    fn io<'a>(op: &'static str, path: &'a Path) -> impl FnOnce(std::io::Error) -> Error + 'a {
-        move |e| Error::io(op, path, e)
+    /// A registry at a folder or an object-store URL (`s3://bucket/models`, …).
+    pub fn open(location: &Path) -> Result<Self> {
+        Ok(Registry {
+            backend: store::Backend::open(&location.to_string_lossy())?,
+            root: location.to_path_buf(),
+        })
+    }
+
+    fn place(&self) -> String {
+        self.backend.display()
     }
 
     /// Model names (folders holding at least one version).
     pub fn names(&self) -> Result<Vec<String>> {
         let mut out = vec![];
-        let Ok(rd) = std::fs::read_dir(&self.root) else {
-            return Ok(out);
-        };
-        for e in rd.flatten() {
-            let name = e.file_name().to_string_lossy().to_string();
-            if e.path().is_dir() && !self.versions(&name)?.is_empty() {
+        for name in self.backend.dirs(&[])? {
+            if !name.starts_with(['.', '_']) && !self.versions(&name)?.is_empty() {
                 out.push(name);
             }
         }
-        out.sort();
         Ok(out)
     }
 
     /// Registered versions of `name` (folders with a `bundle.yaml`).
     pub fn versions(&self, name: &str) -> Result<Vec<String>> {
-        let dir = self.root.join(name);
         let mut out = vec![];
-        let Ok(rd) = std::fs::read_dir(&dir) else {
-            return Ok(out);
-        };
-        for e in rd.flatten() {
-            let v = e.file_name().to_string_lossy().to_string();
-            if !v.starts_with(['.', '_']) && e.path().join("bundle.yaml").is_file() {
+        for v in self.backend.dirs(&[name])? {
+            if !v.starts_with(['.', '_'])
+                && self
+                    .backend
+                    .files(&[name, &v])?
+                    .iter()
+                    .any(|f| f == BUNDLE_FILE)
+            {
                 out.push(v);
             }
         }
-        out.sort();
         Ok(out)
     }
 
     /// The aliases of `name`.
     pub fn aliases(&self, name: &str) -> Result<BTreeMap<String, AliasPointer>> {
-        let dir = self.root.join(name).join("_aliases");
         let mut out = BTreeMap::new();
-        let Ok(rd) = std::fs::read_dir(&dir) else {
-            return Ok(out);
-        };
-        for e in rd.flatten() {
-            let file = e.path();
-            let Some(alias) = file
-                .file_name()
-                .and_then(|f| f.to_str())
-                .and_then(|f| f.strip_suffix(".json"))
-            else {
+        for file in self.backend.files(&[name, "_aliases"])? {
+            let Some(alias) = file.strip_suffix(".json") else {
                 continue;
             };
-            let text = std::fs::read_to_string(&file).map_err(Self::io("read", &file))?;
-            let p: AliasPointer = serde_json::from_str(&text).map_err(|e| {
-                Error::Model(format!("{} is not an alias pointer: {e}", file.display()))
+            let Some((bytes, _)) = self.backend.read(&[name, "_aliases", &file])? else {
+                continue;
+            };
+            let p: AliasPointer = serde_json::from_slice(&bytes).map_err(|e| {
+                Error::Model(format!(
+                    "{}/{name}/_aliases/{file} is not an alias pointer: {e}",
+                    self.place()
+                ))
             })?;
             out.insert(alias.to_string(), p);
         }
         Ok(out)
     }
 
-    /// The bundle folder `name@reference` names (a version, else an alias).
+    /// The bundle folder `name@reference` names (a version, else an alias), and the
+    /// version. From an object store, the version is downloaded into a local cache.
     pub fn resolve(&self, name: &str, reference: &str) -> Result<(PathBuf, String)> {
         let versions = self.versions(name)?;
         if versions.is_empty() {
             return Err(Error::Model(format!(
                 "no model {name:?} in the registry {} (register one with `scorch model register`)",
-                self.root.display()
+                self.place()
             )));
         }
         let version = if versions.iter().any(|v| v == reference) {
@@ -190,41 +212,37 @@ impl Registry {
             return Err(Error::Model(format!(
                 "{name}@{reference}: neither a version ({}) nor an alias of {name} in {}",
                 versions.join(", "),
-                self.root.display()
+                self.place()
             )));
         };
-        Ok((self.root.join(name).join(&version), version))
+        Ok((self.backend.local_version(name, &version)?, version))
     }
 
     /// The audit log of `name`, oldest first.
     pub fn audit(&self, name: &str) -> Result<Vec<AuditEntry>> {
-        let file = self.root.join(name).join("_audit.jsonl");
-        let Ok(text) = std::fs::read_to_string(&file) else {
+        let Some((bytes, _)) = self.backend.read(&[name, "_audit.jsonl"])? else {
             return Ok(vec![]);
         };
-        text.lines()
+        String::from_utf8_lossy(&bytes)
+            .lines()
             .enumerate()
             .filter(|(_, l)| !l.trim().is_empty())
             .map(|(i, l)| {
-                serde_json::from_str(l)
-                    .map_err(|e| Error::Model(format!("{} line {}: {e}", file.display(), i + 1)))
+                serde_json::from_str(l).map_err(|e| {
+                    Error::Model(format!(
+                        "{}/{name}/_audit.jsonl line {}: {e}",
+                        self.place(),
+                        i + 1
+                    ))
+                })
             })
             .collect()
     }
 
     fn append_audit(&self, e: &AuditEntry) -> Result<()> {
-        let file = self.root.join(&e.name).join("_audit.jsonl");
         let mut line = serde_json::to_string(e).expect("audit entry serializes");
         line.push('\n');
-        // One write of one line with O_APPEND: lines never interleave.
-        let mut f = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&file)
-            .map_err(Self::io("open", &file))?;
-        f.write_all(line.as_bytes())
-            .and_then(|_| f.sync_all())
-            .map_err(Self::io("write", &file))
+        self.backend.append_line(&[&e.name, "_audit.jsonl"], &line)
     }
 
     /// Copies the bundle at `bundle` into the registry as `<name>/<version>` (from its
@@ -234,30 +252,19 @@ impl Registry {
         let (name, version) = (b.spec.name.clone(), b.spec.version.clone());
         check_segment("model name", &name)?;
         check_segment("version", &version)?;
-        let dir = self.root.join(&name);
-        let target = dir.join(&version);
-        if target.exists() {
+        if self.versions(&name)?.contains(&version) {
             return Err(Error::usage(format!(
                 "{name}@{version} is already registered in {}; registered versions are immutable: \
                  give the bundle a new version",
-                self.root.display()
+                self.place()
             )));
         }
-        std::fs::create_dir_all(&dir).map_err(Self::io("create", &dir))?;
-        let tmp = dir.join(format!(".tmp-{version}-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&tmp);
-        copy_dir(bundle, &tmp)?;
-        // rename(2) onto an existing non-empty folder fails: two registrations of the
-        // same version cannot both succeed.
-        if let Err(e) = std::fs::rename(&tmp, &target) {
-            let _ = std::fs::remove_dir_all(&tmp);
-            return Err(if target.exists() {
-                Error::usage(format!(
-                    "{name}@{version} was registered meanwhile; registered versions are immutable"
-                ))
-            } else {
-                Error::io("rename", &target, e)
-            });
+        if !self.backend.add_version(bundle, &name, &version)? {
+            return Err(Error::usage(format!(
+                "{name}@{version} was registered meanwhile (or a registration of it did not \
+                 finish: see {}/{name}/{version}); registered versions are immutable",
+                self.place()
+            )));
         }
         self.append_audit(&AuditEntry {
             at: now(),
@@ -284,12 +291,10 @@ impl Registry {
         if !self.versions(name)?.iter().any(|v| v == version) {
             return Err(Error::usage(format!(
                 "{name}@{version} is not registered in {}",
-                self.root.display()
+                self.place()
             )));
         }
         let previous = self.aliases(name)?.get(alias).map(|p| p.version.clone());
-        let dir = self.root.join(name).join("_aliases");
-        std::fs::create_dir_all(&dir).map_err(Self::io("create", &dir))?;
         let pointer = AliasPointer {
             version: version.into(),
             updated_at: now(),
@@ -297,8 +302,11 @@ impl Registry {
             why: why.into(),
         };
         let text = serde_json::to_string_pretty(&pointer).expect("pointer serializes");
-        // Write then rename: a reader sees the old pointer or the new one, never half.
-        crate::sink::write_file_atomic(&dir.join(format!("{alias}.json")), text.as_bytes())?;
+        // Replaced whole: a reader sees the old pointer or the new one, never half.
+        self.backend.write(
+            &[name, "_aliases", &format!("{alias}.json")],
+            text.as_bytes(),
+        )?;
         self.append_audit(&AuditEntry {
             at: pointer.updated_at,
             by: pointer.by,
@@ -339,26 +347,11 @@ impl Registry {
         else {
             return Err(Error::usage(format!(
                 "{name}@{alias} has no earlier version to roll back to (see its audit log, \
-                 {})",
-                self.root.join(name).join("_audit.jsonl").display()
+                 {}/{name}/_audit.jsonl)",
+                self.place()
             )));
         };
         self.set_alias(name, alias, &previous, why, "rollback")?;
         Ok((current, previous))
     }
-}
-
-/// Copies a bundle folder (regular files, one level of subfolders and deeper).
-fn copy_dir(from: &Path, to: &Path) -> Result<()> {
-    std::fs::create_dir_all(to).map_err(|e| Error::io("create", to, e))?;
-    for e in std::fs::read_dir(from).map_err(|e| Error::io("read", from, e))? {
-        let e = e.map_err(|e| Error::io("read", from, e))?;
-        let (src, dst) = (e.path(), to.join(e.file_name()));
-        if src.is_dir() {
-            copy_dir(&src, &dst)?;
-        } else {
-            std::fs::copy(&src, &dst).map_err(|e| Error::io("copy", &src, e))?;
-        }
-    }
-    Ok(())
 }

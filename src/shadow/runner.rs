@@ -363,7 +363,7 @@ pub fn shadow(opts: &ShadowOptions) -> Result<ShadowSummary> {
             ));
         }
         if passed {
-            let reg = crate::registry::Registry::new(registry_root(opts));
+            let reg = crate::registry::Registry::open(&registry_root(opts))?;
             let why = format!(
                 "scorch shadow {shadow_id}: {} rule(s) passed over {} date(s)",
                 cmp.gate.len(),
@@ -427,10 +427,8 @@ pub fn shadow(opts: &ShadowOptions) -> Result<ShadowSummary> {
 
 /// The registry a promotion writes to.
 fn registry_root(opts: &ShadowOptions) -> PathBuf {
-    match &opts.registry {
-        Some(r) => opts.root.join(r),
-        None => crate::registry::default_root(&opts.root),
-    }
+    crate::registry::located(&opts.root, opts.registry.clone())
+        .unwrap_or_else(|| crate::registry::default_root(&opts.root))
 }
 
 /// Left-joins one date's labels (read from `path` rendered for `ds`) to its rows. A
