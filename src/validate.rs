@@ -234,6 +234,36 @@ fn check_job(path: &Path, root: &Path, profiles: &Path) -> Vec<Error> {
         },
         Err(e) => errors.push(e),
     }
+    if let Some(r) = &job.rollout {
+        // The canary's challenger opens and writes the same score columns.
+        let job_model = field("model", &job.model)
+            .ok()
+            .and_then(|m| crate::registry::bundle_dir(root, &m.value).ok())
+            .and_then(|d| Bundle::open(&d).ok());
+        match field("rollout.challenger", &r.challenger)
+            .and_then(|c| crate::registry::bundle_dir(root, &c.value))
+            .and_then(|d| Bundle::open(&d))
+        {
+            Ok(c) => {
+                if let Some(b) = job_model
+                    && b.spec.score_columns() != c.spec.score_columns()
+                {
+                    errors.push(Error::Model(format!(
+                        "{}: field `rollout.challenger`: {} {} writes score columns [{}], the job's \
+                         model writes [{}]; a canary needs the same columns",
+                        path.display(),
+                        c.spec.name,
+                        c.spec.version,
+                        c.spec.score_columns().join(", "),
+                        b.spec.score_columns().join(", ")
+                    )));
+                }
+            }
+            Err(e) => {
+                errors.push(e.context(format!("{}: field `rollout.challenger`", path.display())))
+            }
+        }
+    }
     errors
 }
 

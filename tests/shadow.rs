@@ -409,3 +409,70 @@ assert bad == 0 and abs(share - 0.25) < 0.03, (bad, share)
     }
     assert_eq!(compared, ch);
 }
+
+#[test]
+fn validate_names_bad_rollout_and_shadow_fields() {
+    let p = Project::new(1, 100);
+    with_registry(&p);
+    let cases = [
+        (
+            "model: churn@1.0.0\nrollout: {challenger: churn@1.0.0, fraction: 1.5, salt: s}\n",
+            2,
+            "rollout.fraction",
+        ),
+        (
+            "model: churn@1.0.0\nrollout: {challenger: churn@1.0.0, fraction: 0.1, salt: \"\"}\n",
+            2,
+            "rollout.salt",
+        ),
+        (
+            "model: churn@1.0.0\nrollout: {challenger: churn@7.0.0, fraction: 0.1, salt: s}\n",
+            4,
+            "rollout.challenger",
+        ),
+    ];
+    for (i, (replacement, code, needle)) in cases.iter().enumerate() {
+        let job = p.job(
+            &format!("bad{i}"),
+            &SHADOW_JOB.replace("model: churn@1.0.0\n", replacement),
+        );
+        assert_exit(
+            &p.scorch(&["validate", job.to_str().unwrap()]),
+            *code,
+            &[needle],
+        );
+    }
+    for (i, (from, to, needle)) in [
+        (
+            "\"agreement >= 0.8\"",
+            "\"agreement > 0.8\"",
+            "operator must be >= or <=",
+        ),
+        (
+            "\"agreement >= 0.8\"",
+            "\"auc_dleta >= 0\"",
+            "unknown metric `auc_dleta`",
+        ),
+        (
+            "thresholds: [0.5, 0.3]",
+            "thresholds: [1.5]",
+            "shadow.thresholds",
+        ),
+        (
+            "path: output/churn_scores\n",
+            "path: output/churn_scores\n  zstd_level: 3\n",
+            "",
+        ),
+    ]
+    .iter()
+    .enumerate()
+    {
+        let job = p.job(&format!("gate{i}"), &SHADOW_JOB.replace(from, to));
+        let o = p.scorch(&["validate", job.to_str().unwrap()]);
+        if needle.is_empty() {
+            assert_exit(&o, 0, &[]);
+        } else {
+            assert_exit(&o, 2, &[needle]);
+        }
+    }
+}
