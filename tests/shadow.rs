@@ -62,6 +62,21 @@ fn read_sorted_by(path: &std::path::Path, column: &str) -> polars::prelude::Data
         .unwrap()
 }
 
+/// Scores LAST_DAY with `model` alone into `output/plain`.
+fn plain_run(p: &Project, model: &str) {
+    let plain = p.job(
+        "plain",
+        &SHADOW_JOB
+            .replace("churn@1.0.0", model)
+            .replace("output/churn_scores", "output/plain"),
+    );
+    assert_exit(
+        &p.scorch(&["run", plain.to_str().unwrap(), "--date", LAST_DAY]),
+        0,
+        &[],
+    );
+}
+
 /// The partition's data file, sorted by key.
 fn partition(dir: &std::path::Path) -> polars::prelude::DataFrame {
     read_sorted(&dir.join("part-00000.parquet"))
@@ -288,17 +303,7 @@ fn shadow_with_its_own_preprocessing_scores_like_a_plain_run_of_the_challenger()
     ]);
     // Unlabelled day: the AUC rules fail (exit 5), the table and report are written.
     assert_exit(&o, 5, &["promotion rule(s) failed"]);
-    let plain = p.job(
-        "plain",
-        &SHADOW_JOB
-            .replace("churn@1.0.0", "churn@3.0.0")
-            .replace("output/churn_scores", "output/plain"),
-    );
-    assert_exit(
-        &p.scorch(&["run", plain.to_str().unwrap(), "--date", LAST_DAY]),
-        0,
-        &[],
-    );
+    plain_run(&p, "churn@3.0.0");
     assert_eq!(
         score_column(
             &p.path()
@@ -376,17 +381,7 @@ assert bad == 0 and abs(share - 0.25) < 0.03, (bad, share)
     assert_eq!(ch, by_version);
     assert_eq!(m["rollout"]["rows_champion"].as_u64().unwrap() + ch, 4000);
     // The challenger's rows carry the challenger's scores: equal to a plain 2.0.0 run.
-    let plain = p.job(
-        "plain",
-        &SHADOW_JOB
-            .replace("churn@1.0.0", "churn@2.0.0")
-            .replace("output/churn_scores", "output/plain"),
-    );
-    assert_exit(
-        &p.scorch(&["run", plain.to_str().unwrap(), "--date", LAST_DAY]),
-        0,
-        &[],
-    );
+    plain_run(&p, "churn@2.0.0");
     let all2 = score_column(
         &p.path().join(format!("output/plain/ds={LAST_DAY}")),
         "churn_probability",

@@ -84,53 +84,26 @@ impl Backend {
 
     /// Names of the sub-folders of `rel`.
     pub fn dirs(&self, rel: &[&str]) -> Result<Vec<String>> {
-        match self {
-            Backend::Local(root) => {
-                let dir = rel.iter().fold(root.clone(), |p, r| p.join(r));
-                let Ok(rd) = std::fs::read_dir(&dir) else {
-                    return Ok(vec![]);
-                };
-                let mut out: Vec<String> = rd
-                    .flatten()
-                    .filter(|e| e.path().is_dir())
-                    .map(|e| e.file_name().to_string_lossy().to_string())
-                    .collect();
-                out.sort();
-                Ok(out)
-            }
-            Backend::Remote {
-                url, store, prefix, ..
-            } => {
-                let at = Self::obj(prefix, rel);
-                let listing = crate::storage::runtime()?
-                    .block_on(store.store.list_with_delimiter(Some(&at)))
-                    .map_err(remote_err(format!("listing {url}/{}", rel.join("/"))))?;
-                let mut out: Vec<String> = listing
-                    .common_prefixes
-                    .iter()
-                    .filter_map(|p| p.filename().map(str::to_string))
-                    .collect();
-                out.sort();
-                Ok(out)
-            }
-        }
+        self.list(rel, true)
     }
 
     /// Names of the files in `rel`.
     pub fn files(&self, rel: &[&str]) -> Result<Vec<String>> {
-        match self {
+        self.list(rel, false)
+    }
+
+    /// Names of the sub-folders (`dirs`) or files of `rel`, sorted.
+    fn list(&self, rel: &[&str], dirs: bool) -> Result<Vec<String>> {
+        let mut out: Vec<String> = match self {
             Backend::Local(root) => {
                 let dir = rel.iter().fold(root.clone(), |p, r| p.join(r));
                 let Ok(rd) = std::fs::read_dir(&dir) else {
                     return Ok(vec![]);
                 };
-                let mut out: Vec<String> = rd
-                    .flatten()
-                    .filter(|e| e.path().is_file())
+                rd.flatten()
+                    .filter(|e| e.path().is_dir() == dirs)
                     .map(|e| e.file_name().to_string_lossy().to_string())
-                    .collect();
-                out.sort();
-                Ok(out)
+                    .collect()
             }
             Backend::Remote {
                 url, store, prefix, ..
@@ -139,15 +112,23 @@ impl Backend {
                 let listing = crate::storage::runtime()?
                     .block_on(store.store.list_with_delimiter(Some(&at)))
                     .map_err(remote_err(format!("listing {url}/{}", rel.join("/"))))?;
-                let mut out: Vec<String> = listing
-                    .objects
-                    .iter()
-                    .filter_map(|o| o.location.filename().map(str::to_string))
-                    .collect();
-                out.sort();
-                Ok(out)
+                if dirs {
+                    listing
+                        .common_prefixes
+                        .iter()
+                        .filter_map(|p| p.filename().map(str::to_string))
+                        .collect()
+                } else {
+                    listing
+                        .objects
+                        .iter()
+                        .filter_map(|o| o.location.filename().map(str::to_string))
+                        .collect()
+                }
             }
-        }
+        };
+        out.sort();
+        Ok(out)
     }
 
     /// The bytes of a file and its version tag (ETag); `None` when it does not exist.

@@ -219,16 +219,9 @@ pub fn shadow(opts: &ShadowOptions) -> Result<ShadowSummary> {
         keep.extend(carry.iter().map(String::as_str));
         keep.push(&champion_col);
         keep.push(&challenger_col);
-        let mut day = match parts.len() {
-            0 => DataFrame::empty(),
-            _ => {
-                let mut it = parts.into_iter();
-                let mut df = it.next().expect("one part");
-                for p in it {
-                    df.vstack_mut_owned(p)?;
-                }
-                df.select(keep.iter().copied())?
-            }
+        let mut day = match concat(parts)? {
+            None => DataFrame::empty(),
+            Some(df) => df.select(keep.iter().copied())?,
         };
         let ds_text = ds.format("%Y-%m-%d").to_string();
         if day.width() > 0 {
@@ -275,17 +268,7 @@ pub fn shadow(opts: &ShadowOptions) -> Result<ShadowSummary> {
     }
     let (champion_ref, challenger_ref) =
         models.ok_or_else(|| Error::Internal("the shadow runs recorded no models".into()))?;
-    let mut all = match frames.len() {
-        0 => None,
-        _ => {
-            let mut it = frames.into_iter();
-            let mut df = it.next().expect("one frame");
-            for f in it {
-                df.vstack_mut_owned(f)?;
-            }
-            Some(df)
-        }
-    };
+    let mut all = concat(frames)?;
     if let Some(df) = all.as_mut() {
         df.rechunk_mut();
     }
@@ -423,6 +406,18 @@ pub fn shadow(opts: &ShadowOptions) -> Result<ShadowSummary> {
         )));
     }
     Ok(summary)
+}
+
+/// The frames stacked into one; `None` without frames.
+fn concat(frames: Vec<DataFrame>) -> Result<Option<DataFrame>> {
+    let mut it = frames.into_iter();
+    let Some(mut df) = it.next() else {
+        return Ok(None);
+    };
+    for f in it {
+        df.vstack_mut_owned(f)?;
+    }
+    Ok(Some(df))
 }
 
 /// The registry a promotion writes to.
