@@ -53,6 +53,7 @@ demo: build data
 	@echo "Try:            $(BIN) validate jobs/ schemas/"
 	@echo "                $(BIN) run jobs/churn_daily_contract.yaml --date $(DEMO_DATE)"
 	@echo "                $(BIN) run jobs/churn_daily_sql.yaml --date $(DEMO_DATE)"
+	@echo "                $(BIN) shadow jobs/churn_daily.yaml --challenger churn@2.0.0 --from 2026-11-08 --to 2026-11-21"
 
 # Headless Chromium for the test that opens report.html (Debian's package).
 chromium:
