@@ -51,6 +51,9 @@ pub enum Command {
     /// The model registry: list, show, register, promote, rollback.
     #[command(subcommand)]
     Model(ModelCommand),
+    /// Run a job for every date of a range: committed dates are skipped (unless
+    /// --force), the rest run, several at once with --parallel.
+    Backfill(BackfillArgs),
     /// Score dates of a job's input with its model and a challenger, write both scores
     /// to the shadow table and compare them; optionally promote the challenger.
     Shadow(ShadowArgs),
@@ -120,6 +123,35 @@ pub struct RegistryArg {
     /// `az://…`; credentials and endpoint from object_store's environment variables).
     #[arg(long, env = "SCORCH_REGISTRY", default_value = "models")]
     pub registry: PathBuf,
+}
+
+/// Arguments of `scorch backfill`.
+#[derive(Debug, Args)]
+pub struct BackfillArgs {
+    /// The job YAML file.
+    pub job: PathBuf,
+    /// First date (inclusive), YYYY-MM-DD.
+    #[arg(long, value_parser = parse_date)]
+    pub from: NaiveDate,
+    /// Last date (inclusive), YYYY-MM-DD.
+    #[arg(long, value_parser = parse_date)]
+    pub to: NaiveDate,
+    /// Dates run at once; each gets its share of the cores for inference.
+    #[arg(long, default_value_t = 1)]
+    pub parallel: usize,
+    /// Rerun dates whose partition is already committed (replacing it).
+    #[arg(long)]
+    pub force: bool,
+    /// Inference threads per run (default: the cores divided by --parallel).
+    #[arg(long)]
+    pub threads: Option<usize>,
+    /// Project folder that relative paths in the job resolve against.
+    #[arg(long, default_value = ".")]
+    pub project_dir: PathBuf,
+    /// Connection profiles file (default: $SCORCH_PROFILES, else profiles.yaml in the
+    /// project folder).
+    #[arg(long)]
+    pub profiles: Option<PathBuf>,
 }
 
 /// Arguments of `scorch shadow`.
@@ -304,6 +336,7 @@ pub fn execute(cli: Cli) -> ExitCode {
         Command::Profile(a) => profile(a, quiet),
         Command::Drift(a) => drift(a, quiet),
         Command::Shadow(a) => shadow(a, quiet),
+        Command::Backfill(a) => backfill(a, quiet),
         Command::Model(c) => model(c, quiet),
     };
     match result {
@@ -323,6 +356,58 @@ pub fn report(e: &Error) -> ExitCode {
     }
     eprintln!("error: {e}");
     code
+}
+
+fn backfill(a: BackfillArgs, quiet: bool) -> Result<()> {
+    if a.parallel == 0 {
+        return Err(Error::usage("--parallel must be at least 1"));
+    }
+    let opts = crate::schedule::backfill::BackfillOptions {
+        job_file: a.job,
+        root: a.project_dir,
+        dates: crate::shadow::runner::date_range(a.from, a.to)?,
+        parallel: a.parallel,
+        force: a.force,
+        threads: a.threads,
+        profiles: a.profiles,
+    };
+    let outcomes = crate::schedule::backfill::backfill(&opts)?;
+    if !quiet {
+        for o in &outcomes {
+            println!(
+                "{}  {:<13} {}{}",
+                o.ds,
+                o.status,
+                o.run_id.as_deref().unwrap_or("-"),
+                match (&o.rows, &o.error) {
+                    (_, Some(e)) => format!("  exit {}: {e}", o.exit_code),
+                    (Some(r), None) => format!("  {r} rows"),
+                    _ => String::new(),
+                }
+            );
+        }
+        let count = |s: &str| outcomes.iter().filter(|o| o.status == s).count();
+        println!(
+            "scorch: backfill of {} date(s): {} ran, {} skipped (committed), {} failed",
+            outcomes.len(),
+            count("succeeded"),
+            count("skipped"),
+            count("failed") + count("checks_failed")
+        );
+    }
+    match outcomes.iter().find(|o| o.exit_code != 0) {
+        None => Ok(()),
+        Some(first) => Err(Error::with_code(
+            first.exit_code,
+            format!(
+                "backfill: {} of {} date(s) failed (the others ran or were committed); first {}: {}",
+                outcomes.iter().filter(|o| o.exit_code != 0).count(),
+                outcomes.len(),
+                first.ds,
+                first.error.as_deref().unwrap_or("")
+            ),
+        )),
+    }
 }
 
 fn shadow(a: ShadowArgs, quiet: bool) -> Result<()> {

@@ -106,6 +106,18 @@ impl Error {
         }
     }
 
+    /// An error with the given exit code's kind (for a summary of several failures,
+    /// such as a backfill's, that exits with the first one's code).
+    pub fn with_code(code: i32, message: String) -> Self {
+        match code {
+            2 => Error::usage(message),
+            3 => Error::DataContract(message),
+            4 => Error::Model(message),
+            5 => Error::QualityGate(message),
+            _ => Error::Internal(message),
+        }
+    }
+
     /// The documented exit code for this error.
     pub fn exit_code(&self) -> ExitCode {
         match self {

@@ -15,6 +15,7 @@ pub mod preprocess;
 pub mod registry;
 pub mod reports;
 pub mod run;
+pub mod schedule;
 pub mod shadow;
 pub mod sink;
 pub mod source;

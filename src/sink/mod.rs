@@ -312,6 +312,33 @@ impl Table {
         }
     }
 
+    /// The manifest of the published partition (`<partition>/_manifest.json`), if any.
+    pub fn partition_manifest(&self, partition: &str) -> Result<Option<Vec<u8>>> {
+        match self {
+            Table::Local(dir) => {
+                let p = dir.join(partition).join(PARTITION_MANIFEST);
+                match std::fs::read(&p) {
+                    Ok(b) => Ok(Some(b)),
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+                    Err(e) => Err(Error::io("read", &p, e)),
+                }
+            }
+            Table::Remote { url, store, prefix } => {
+                use object_store::ObjectStoreExt;
+                let path = prefix.clone().join(partition).join(PARTITION_MANIFEST);
+                let rt = crate::storage::runtime()?;
+                match rt.block_on(async { store.store.get(&path).await?.bytes().await }) {
+                    Ok(b) => Ok(Some(b.to_vec())),
+                    Err(object_store::Error::NotFound { .. }) => Ok(None),
+                    Err(e) => Err(crate::storage::runtime_error(
+                        &format!("reading {url}/{partition}/{PARTITION_MANIFEST}"),
+                        e,
+                    )),
+                }
+            }
+        }
+    }
+
     /// Writes a run's manifest to `_runs/<run id>.json`.
     pub fn write_run_manifest(&self, run_id: &str, bytes: &[u8]) -> Result<String> {
         self.write_run_file(&format!("{run_id}.json"), bytes)

@@ -1,0 +1,181 @@
+//! `scorch backfill JOB --from D --to D [--parallel N] [--force]`: one run per date,
+//! idempotent and resumable.
+//!
+//! A date whose partition is already committed (its `_manifest.json` says
+//! `succeeded` or `checks_failed`: the output was published) is skipped unless
+//! `--force`; every other date is run (a rerun replaces the partition, so a
+//! backfill never duplicates rows). Dates run `parallel` at a time, each with its
+//! share of the cores; a failing date does not stop the others. The exit code is
+//! that of the first failed date (in date order), 0 when none failed.
+
+use std::path::PathBuf;
+use std::sync::Mutex;
+
+use chrono::NaiveDate;
+use serde::Serialize;
+
+use crate::error::{Error, ExitCode, Result};
+use crate::run::RunOptions;
+use crate::spec::job::JobSpec;
+use crate::spec::template::{Redactor, TemplateVars, render};
+
+/// What to backfill.
+#[derive(Debug, Clone)]
+pub struct BackfillOptions {
+    pub job_file: PathBuf,
+    pub root: PathBuf,
+    pub dates: Vec<NaiveDate>,
+    /// Dates run at once (at least 1).
+    pub parallel: usize,
+    /// Rerun committed dates too.
+    pub force: bool,
+    /// Inference threads per run; default: the cores divided among the parallel runs.
+    pub threads: Option<usize>,
+    pub profiles: Option<PathBuf>,
+}
+
+/// The outcome of one date.
+#[derive(Debug, Clone, Serialize)]
+pub struct DateOutcome {
+    pub ds: String,
+    /// `skipped` (already committed), `succeeded`, `checks_failed` or `failed`.
+    pub status: &'static str,
+    pub exit_code: i32,
+    /// The run that wrote the partition (this backfill's, or the earlier one when skipped).
+    pub run_id: Option<String>,
+    pub rows: Option<u64>,
+    /// The error, for failed dates.
+    pub error: Option<String>,
+}
+
+/// The committed run of a partition: `(run id, status, rows written)`, if any.
+fn committed(
+    job: &JobSpec,
+    opts: &BackfillOptions,
+    ds: NaiveDate,
+) -> Result<Option<(String, String, u64)>> {
+    let vars = TemplateVars { ds };
+    let mut red = Redactor::default();
+    let out = render(&job.output.path, &vars)
+        .map_err(|e| Error::config(&opts.job_file, format!("field `output.path`: {e}")))?;
+    let profiles = crate::spec::profiles::locate(opts.profiles.as_deref(), &opts.root);
+    let storage = crate::run::storage_settings(job, &profiles, &vars, &mut red)?;
+    let table = crate::sink::Table::open(&out.value, &opts.root, &storage)?;
+    let Some(bytes) = table.partition_manifest(&format!("ds={}", ds.format("%Y-%m-%d")))? else {
+        return Ok(None);
+    };
+    let m: serde_json::Value = serde_json::from_slice(&bytes).map_err(|e| {
+        Error::DataContract(format!(
+            "{}: the manifest of partition ds={ds} is not JSON: {e}",
+            red.redact(&table.location())
+        ))
+    })?;
+    let status = m["status"].as_str().unwrap_or("").to_string();
+    if !matches!(status.as_str(), "succeeded" | "checks_failed") {
+        return Ok(None);
+    }
+    Ok(Some((
+        m["run_id"].as_str().unwrap_or("").to_string(),
+        status,
+        m["rows"]["written"].as_u64().unwrap_or(0),
+    )))
+}
+
+/// The outcome of a date whose run (or check) failed.
+fn failed(ds: String, e: &Error) -> DateOutcome {
+    let code = e.exit_code();
+    DateOutcome {
+        ds,
+        status: if code == ExitCode::QualityGate {
+            "checks_failed"
+        } else {
+            "failed"
+        },
+        exit_code: code.code(),
+        run_id: None,
+        rows: None,
+        error: Some(e.to_string()),
+    }
+}
+
+/// Runs the backfill; returns every date's outcome in date order.
+pub fn backfill(opts: &BackfillOptions) -> Result<Vec<DateOutcome>> {
+    let job = JobSpec::load(&opts.job_file)?;
+    let parallel = opts.parallel.max(1);
+    let threads = opts
+        .threads
+        .unwrap_or_else(|| (crate::infer::available_cores() / parallel).max(1));
+    let next = Mutex::new(0usize);
+    let outcomes: Mutex<Vec<Option<DateOutcome>>> = Mutex::new(vec![None; opts.dates.len()]);
+    let work = || {
+        loop {
+            let i = {
+                let mut n = next.lock().expect("queue lock");
+                if *n >= opts.dates.len() {
+                    return;
+                }
+                *n += 1;
+                *n - 1
+            };
+            let ds = opts.dates[i];
+            let text = ds.format("%Y-%m-%d").to_string();
+            let done = if opts.force {
+                Ok(None)
+            } else {
+                committed(&job, opts, ds)
+            };
+            let outcome = match done {
+                Err(e) => failed(text, &e),
+                Ok(Some((run_id, _, rows))) => {
+                    tracing::info!(ds = %text, run_id = %run_id, "already committed; skipped");
+                    DateOutcome {
+                        ds: text,
+                        status: "skipped",
+                        exit_code: 0,
+                        run_id: Some(run_id),
+                        rows: Some(rows),
+                        error: None,
+                    }
+                }
+                Ok(None) => match crate::run::run(&RunOptions {
+                    job_file: opts.job_file.clone(),
+                    root: opts.root.clone(),
+                    ds,
+                    threads: Some(threads),
+                    batch_size: None,
+                    device: None,
+                    precision: None,
+                    progress: false,
+                    profiles: opts.profiles.clone(),
+                    shadow: None,
+                }) {
+                    Ok(s) => DateOutcome {
+                        ds: text,
+                        status: "succeeded",
+                        exit_code: 0,
+                        run_id: Some(s.manifest.run_id.clone()),
+                        rows: Some(s.manifest.rows.written),
+                        error: None,
+                    },
+                    Err(e) => failed(text, &e),
+                },
+            };
+            outcomes.lock().expect("outcomes lock")[i] = Some(outcome);
+        }
+    };
+    std::thread::scope(|s| {
+        let workers: Vec<_> = (0..parallel.min(opts.dates.len()).max(1))
+            .map(|_| s.spawn(work))
+            .collect();
+        workers.into_iter().try_for_each(|w| {
+            w.join()
+                .map_err(|_| Error::Internal("a backfill worker panicked".into()))
+        })
+    })?;
+    Ok(outcomes
+        .into_inner()
+        .expect("outcomes lock")
+        .into_iter()
+        .map(|o| o.expect("every date ran"))
+        .collect())
+}

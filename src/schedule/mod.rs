@@ -1,0 +1,3 @@
+//! Running jobs over time: backfills of date ranges ([`backfill`]).
+
+pub mod backfill;
