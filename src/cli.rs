@@ -125,6 +125,19 @@ pub struct RegistryArg {
     pub registry: PathBuf,
 }
 
+/// Where a job's project is: the folder its relative paths resolve against and its
+/// connection profiles.
+#[derive(Debug, Args)]
+pub struct ProjectArgs {
+    /// Project folder that relative paths in the job resolve against.
+    #[arg(long, default_value = ".")]
+    pub project_dir: PathBuf,
+    /// Connection profiles file (default: $SCORCH_PROFILES, else profiles.yaml in the
+    /// project folder).
+    #[arg(long)]
+    pub profiles: Option<PathBuf>,
+}
+
 /// Arguments of `scorch backfill`.
 #[derive(Debug, Args)]
 pub struct BackfillArgs {
@@ -145,13 +158,8 @@ pub struct BackfillArgs {
     /// Inference threads per run (default: the cores divided by --parallel).
     #[arg(long)]
     pub threads: Option<usize>,
-    /// Project folder that relative paths in the job resolve against.
-    #[arg(long, default_value = ".")]
-    pub project_dir: PathBuf,
-    /// Connection profiles file (default: $SCORCH_PROFILES, else profiles.yaml in the
-    /// project folder).
-    #[arg(long)]
-    pub profiles: Option<PathBuf>,
+    #[command(flatten)]
+    pub project: ProjectArgs,
 }
 
 /// Arguments of `scorch shadow`.
@@ -181,19 +189,14 @@ pub struct ShadowArgs {
     /// The registry folder for --promote-if-pass (default: $SCORCH_REGISTRY, else `models`).
     #[arg(long)]
     pub registry: Option<PathBuf>,
-    /// Project folder that relative paths in the job resolve against.
-    #[arg(long, default_value = ".")]
-    pub project_dir: PathBuf,
     /// Inference worker threads (overrides `inference.threads`; 0 = one per core).
     #[arg(long)]
     pub threads: Option<usize>,
     /// Device: cpu, auto, cuda or cuda:N (overrides `inference.device`).
     #[arg(long)]
     pub device: Option<String>,
-    /// Connection profiles file (default: $SCORCH_PROFILES, else profiles.yaml in the
-    /// project folder).
-    #[arg(long)]
-    pub profiles: Option<PathBuf>,
+    #[command(flatten)]
+    pub project: ProjectArgs,
 }
 
 /// Arguments of `scorch drift`.
@@ -248,9 +251,6 @@ pub struct RunArgs {
     /// partition. Default: today in UTC.
     #[arg(long, value_parser = parse_date)]
     pub date: Option<NaiveDate>,
-    /// Project folder that relative paths in the job resolve against.
-    #[arg(long, default_value = ".")]
-    pub project_dir: PathBuf,
     /// Inference worker threads (overrides `inference.threads`; 0 = one per core).
     #[arg(long)]
     pub threads: Option<usize>,
@@ -266,10 +266,8 @@ pub struct RunArgs {
     /// No progress bar (it is shown only when stderr is a terminal, and never with --quiet).
     #[arg(long)]
     pub no_progress: bool,
-    /// Connection profiles file (default: $SCORCH_PROFILES, else profiles.yaml in the
-    /// project folder).
-    #[arg(long)]
-    pub profiles: Option<PathBuf>,
+    #[command(flatten)]
+    pub project: ProjectArgs,
 }
 
 /// Arguments of `scorch validate`.
@@ -364,12 +362,12 @@ fn backfill(a: BackfillArgs, quiet: bool) -> Result<()> {
     }
     let opts = crate::schedule::backfill::BackfillOptions {
         job_file: a.job,
-        root: a.project_dir,
+        root: a.project.project_dir,
         dates: crate::shadow::runner::date_range(a.from, a.to)?,
         parallel: a.parallel,
         force: a.force,
         threads: a.threads,
-        profiles: a.profiles,
+        profiles: a.project.profiles,
     };
     let outcomes = crate::schedule::backfill::backfill(&opts)?;
     if !quiet {
@@ -418,7 +416,7 @@ fn shadow(a: ShadowArgs, quiet: bool) -> Result<()> {
     };
     let opts = crate::shadow::runner::ShadowOptions {
         job_file: a.job,
-        root: a.project_dir,
+        root: a.project.project_dir,
         challenger: a.challenger,
         dates,
         promote_if_pass: a.promote_if_pass,
@@ -428,7 +426,7 @@ fn shadow(a: ShadowArgs, quiet: bool) -> Result<()> {
         batch_size: None,
         device: a.device,
         precision: None,
-        profiles: a.profiles,
+        profiles: a.project.profiles,
     };
     let s = crate::shadow::runner::shadow(&opts)?;
     if !quiet {
@@ -492,14 +490,14 @@ fn run(a: RunArgs, quiet: bool) -> Result<()> {
     let ds = a.date.unwrap_or_else(|| chrono::Utc::now().date_naive());
     let opts = crate::run::RunOptions {
         job_file: a.job,
-        root: a.project_dir,
+        root: a.project.project_dir,
         ds,
         threads: a.threads,
         batch_size: a.batch_size,
         device: a.device,
         precision: a.precision,
         progress: !quiet && !a.no_progress && std::io::IsTerminal::is_terminal(&std::io::stderr()),
-        profiles: a.profiles,
+        profiles: a.project.profiles,
         shadow: None,
     };
     let s = crate::run::run(&opts)?;
