@@ -51,6 +51,13 @@ pub enum Command {
     /// The model registry: list, show, register, promote, rollback.
     #[command(subcommand)]
     Model(ModelCommand),
+    /// Run the scheduled jobs of a folder at their times until SIGTERM/SIGINT, or with
+    /// --list print their next fire times.
+    Schedule(ScheduleArgs),
+    /// Print crontab lines that run the scheduled jobs of a folder from system cron.
+    Crontab(CrontabArgs),
+    /// The scheduler's run history, newest first.
+    Runs(RunsArgs),
     /// Run a job for every date of a range: committed dates are skipped (unless
     /// --force), the rest run, several at once with --parallel.
     Backfill(BackfillArgs),
@@ -136,6 +143,67 @@ pub struct ProjectArgs {
     /// project folder).
     #[arg(long)]
     pub profiles: Option<PathBuf>,
+}
+
+/// Arguments of `scorch schedule`.
+#[derive(Debug, Args)]
+pub struct ScheduleArgs {
+    /// The folder of job files; those with `schedule:` are run.
+    #[arg(default_value = "jobs")]
+    pub jobs: PathBuf,
+    /// Print each scheduled job's next fire times and logical dates, then exit.
+    #[arg(long)]
+    pub list: bool,
+    /// Fire times listed per job with --list.
+    #[arg(long, default_value_t = 3)]
+    pub count: usize,
+    /// The run history (SQLite); default `.scorch/history.sqlite` in the project folder.
+    #[arg(long)]
+    pub history: Option<PathBuf>,
+    /// Seconds running jobs get to finish after SIGTERM/SIGINT before they are stopped.
+    #[arg(long, default_value_t = 300.0)]
+    pub grace: f64,
+    #[command(flatten)]
+    pub project: ProjectArgs,
+}
+
+/// Arguments of `scorch crontab`.
+#[derive(Debug, Args)]
+pub struct CrontabArgs {
+    /// The folder of job files; those with `schedule:` get a line.
+    #[arg(default_value = "jobs")]
+    pub jobs: PathBuf,
+    /// The scorch binary the lines call (default: this one).
+    #[arg(long)]
+    pub scorch: Option<PathBuf>,
+    /// Project folder the lines `cd` into (default: the current folder, made absolute).
+    #[arg(long, default_value = ".")]
+    pub project_dir: PathBuf,
+}
+
+/// Arguments of `scorch runs`.
+#[derive(Debug, Args)]
+pub struct RunsArgs {
+    /// Only this job's runs (its `name:`).
+    #[arg(long)]
+    pub job: Option<String>,
+    /// At most this many rows.
+    #[arg(long, default_value_t = 50)]
+    pub limit: usize,
+    /// Print JSON lines instead of a table.
+    #[arg(long)]
+    pub json: bool,
+    /// The run history (SQLite); default `.scorch/history.sqlite` in the project folder.
+    #[arg(long)]
+    pub history: Option<PathBuf>,
+    /// Project folder.
+    #[arg(long, default_value = ".")]
+    pub project_dir: PathBuf,
+}
+
+/// The default run history of a project.
+fn history_path(root: &std::path::Path, given: Option<PathBuf>) -> PathBuf {
+    given.unwrap_or_else(|| root.join(".scorch/history.sqlite"))
 }
 
 /// Arguments of `scorch backfill`.
@@ -335,6 +403,9 @@ pub fn execute(cli: Cli) -> ExitCode {
         Command::Drift(a) => drift(a, quiet),
         Command::Shadow(a) => shadow(a, quiet),
         Command::Backfill(a) => backfill(a, quiet),
+        Command::Schedule(a) => schedule(a),
+        Command::Crontab(a) => crontab(a),
+        Command::Runs(a) => runs(a),
         Command::Model(c) => model(c, quiet),
     };
     match result {
@@ -354,6 +425,101 @@ pub fn report(e: &Error) -> ExitCode {
     }
     eprintln!("error: {e}");
     code
+}
+
+fn schedule(a: ScheduleArgs) -> Result<()> {
+    use crate::schedule::{cron::ScheduleSpec, daemon};
+    if a.list {
+        let now = chrono::Utc::now();
+        for j in daemon::scheduled_jobs(&a.jobs)? {
+            let ScheduleSpec { cron, timezone, .. } = &j.schedule.spec;
+            println!("{} ({}): {cron:?} in {timezone}", j.name, j.file.display());
+            let mut t = now;
+            for _ in 0..a.count {
+                let Some(n) = j.schedule.next_after(t) else {
+                    break;
+                };
+                println!(
+                    "  {}  ds={}",
+                    n.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+                    j.schedule.ds(n)
+                );
+                t = n;
+            }
+        }
+        return Ok(());
+    }
+    if !(a.grace >= 0.0 && a.grace.is_finite()) {
+        return Err(Error::usage("--grace must be a number of seconds >= 0"));
+    }
+    let exe = std::env::current_exe()
+        .map_err(|e| Error::Internal(format!("cannot find the scorch binary: {e}")))?;
+    daemon::run_scheduler(&daemon::SchedulerOptions {
+        jobs_dir: a.jobs,
+        history: history_path(&a.project.project_dir, a.history),
+        root: a.project.project_dir,
+        grace: std::time::Duration::from_secs_f64(a.grace),
+        profiles: a.project.profiles,
+        exe,
+    })
+}
+
+fn crontab(a: CrontabArgs) -> Result<()> {
+    let exe = match a.scorch {
+        Some(p) => p,
+        None => std::env::current_exe()
+            .map_err(|e| Error::Internal(format!("cannot find the scorch binary: {e}")))?,
+    };
+    let root =
+        std::path::absolute(&a.project_dir).map_err(|e| Error::io("resolve", &a.project_dir, e))?;
+    let quote =
+        |p: &std::path::Path| format!("'{}'", p.display().to_string().replace('\'', "'\\''"));
+    println!(
+        "# scorch: scheduled jobs of {} (install with `crontab -e` or into /etc/cron.d).",
+        a.jobs.display()
+    );
+    println!(
+        "# Each line runs under flock -n (no overlapping runs) with the job's logical date in $DS."
+    );
+    for j in crate::schedule::daemon::scheduled_jobs(&a.jobs)? {
+        let job = std::path::absolute(&j.file).map_err(|e| Error::io("resolve", &j.file, e))?;
+        let lock = std::env::temp_dir().join(format!("scorch-{}.lock", j.name));
+        let command = format!(
+            "cd {} && flock -n {} {} --quiet run {} --date \"$DS\" --no-progress",
+            quote(&root),
+            quote(&lock),
+            quote(&exe),
+            quote(&job)
+        );
+        let line = j
+            .schedule
+            .crontab_line(&command)
+            .map_err(|e| Error::config(&j.file, format!("field `schedule`: {e}")))?;
+        println!("\n# {}\n{line}", j.name);
+    }
+    Ok(())
+}
+
+fn runs(a: RunsArgs) -> Result<()> {
+    let h = crate::schedule::history::History::open(&history_path(&a.project_dir, a.history))?;
+    let rows = h.list(a.job.as_deref(), a.limit)?;
+    for r in &rows {
+        if a.json {
+            println!("{}", serde_json::to_string(r).expect("row serializes"));
+        } else {
+            println!(
+                "{:>5}  {:<20} ds={}  fire {}  {:<13} exit {:<4} {}",
+                r.id,
+                r.job,
+                r.ds,
+                r.scheduled_for,
+                r.status,
+                r.exit_code.map_or("-".into(), |c| c.to_string()),
+                r.detail.as_deref().unwrap_or("")
+            );
+        }
+    }
+    Ok(())
 }
 
 fn backfill(a: BackfillArgs, quiet: bool) -> Result<()> {

@@ -1,3 +1,8 @@
-//! Running jobs over time: backfills of date ranges ([`backfill`]).
+//! Running jobs over time: crontab schedules ([`cron`]), the scheduler daemon
+//! ([`daemon`]) and its run history ([`history`]), and backfills of date ranges
+//! ([`backfill`]).
 
 pub mod backfill;
+pub mod cron;
+pub mod daemon;
+pub mod history;

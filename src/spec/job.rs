@@ -62,6 +62,10 @@ pub struct JobSpec {
     /// and `az://` URLs; without one, credentials come from the standard environment.
     #[serde(default)]
     pub storage_profile: Option<String>,
+    /// When the job runs: a crontab expression read in a time zone (for `scorch
+    /// schedule`, `scorch crontab` and the Airflow DAG factory).
+    #[serde(default)]
+    pub schedule: Option<crate::schedule::cron::ScheduleSpec>,
     /// Canary split scoring: a deterministic, hash-selected share of the entities is
     /// scored by a challenger model in the production run.
     #[serde(default)]
@@ -539,6 +543,11 @@ impl JobSpec {
         }
         if let Err(e) = crate::infer::DeviceChoice::parse(&self.inference.device) {
             p.push("inference.device", e);
+        }
+        if let Some(sc) = &self.schedule
+            && let Err(e) = sc.validate()
+        {
+            p.push("schedule", e);
         }
         if let Some(r) = &self.rollout {
             tmpl(&mut p, "rollout.challenger", &r.challenger);
