@@ -18,7 +18,9 @@ export SCORCH_PYTHON := $(PYTHON)
 BIN := $(CARGO_TARGET_DIR)/debug/scorch
 DEMO_DATE ?= 2026-11-28
 
-.PHONY: demo test setup build data model lint clean-output help pg-server pg-demo pg-stop bench-pg chromium s3-server s3rver s3-demo s3-stop bench-s3 azurite bench bench-score bench-drift evidently
+export SCORCH_AIRFLOW := $(SCORCH_CACHE)/airflow-3/bin
+
+.PHONY: airflow demo test setup build data model lint clean-output help pg-server pg-demo pg-stop bench-pg chromium s3-server s3rver s3-demo s3-stop bench-s3 azurite bench bench-score bench-drift evidently
 
 help:
 	@echo "make demo   - set up, build, generate example data, run jobs/churn_daily.yaml"
@@ -151,6 +153,10 @@ bench-s3: setup s3-server s3rver
 # A real Azure Blob Storage emulator for the tests: Azurite from npm (3.35 runs on Node 20).
 AZURITE := $(SCORCH_CACHE)/azurite/node_modules/.bin/azurite-blob
 export SCORCH_AZURITE := $(AZURITE)
+# Real Apache Airflow for the DAG factory's tests (airflow/requirements.txt).
+airflow:
+	@scripts/setup-airflow.sh "$(SCORCH_CACHE)/airflow-3"
+
 azurite:
 	@if [ ! -x "$(AZURITE)" ]; then \
 	  command -v npm >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nodejs npm >/dev/null; }; \
@@ -158,7 +164,7 @@ azurite:
 	  mkdir -p "$(SCORCH_CACHE)/azurite" && npm install --prefix "$(SCORCH_CACHE)/azurite" --no-audit --no-fund --silent azurite@3.35.0; \
 	fi
 
-test: setup pg-server s3-server azurite chromium
+test: setup pg-server s3-server azurite chromium airflow
 	cargo build --locked --bin scorch
 	cargo test --locked --no-fail-fast
 

@@ -1,0 +1,105 @@
+"""DAG factory: one Airflow DAG per scorch job with a ``schedule:``.
+
+Put this file (or a one-line import of it) in Airflow's DAGs folder and set
+
+- ``SCORCH_PROJECT``: the scorch project folder (holding ``jobs/``); default: the
+  folder above this file;
+- ``SCORCH_BIN``: the scorch binary; default ``scorch`` on the PATH;
+- ``SCORCH_RETRIES`` (default 2) and ``SCORCH_RETRY_DELAY_S`` (default 60): retries
+  of runtime errors (exit 1).
+
+Each job ``jobs/<file>.yaml`` with a ``schedule:`` becomes the DAG ``scorch_<name>``
+(Airflow 3 ``airflow.sdk`` API) with the job's cron expression read in its time
+zone (``CronTriggerTimetable``), ``catchup`` as in the job, one active run at a
+time, and two tasks:
+
+    validate  ->  score
+
+``validate`` runs ``scorch validate`` on the job; ``score`` runs ``scorch run`` for
+the logical date: the run's logical date in the job's zone plus ``ds_offset_days``
+(so Airflow and ``scorch schedule`` score the same partition for the same fire).
+
+scorch's exit codes map to Airflow outcomes: 0 success; 1 (runtime: warehouse
+unreachable, I/O) fails and is retried (``retries`` below); 2, 3, 4 (configuration,
+data contract, model) fail without retry, since a retry cannot fix them; 5 (a
+quality gate: outputs and reports were written) fails without retry and logs the
+report's path.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import glob
+import os
+import subprocess
+
+import pendulum
+import yaml
+from airflow.exceptions import AirflowException, AirflowFailException
+from airflow.sdk import DAG, task
+from airflow.timetables.trigger import CronTriggerTimetable
+
+PROJECT = os.environ.get("SCORCH_PROJECT", os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+SCORCH = os.environ.get("SCORCH_BIN", "scorch")
+RETRIES = int(os.environ.get("SCORCH_RETRIES", "2"))
+RETRY_DELAY = dt.timedelta(seconds=float(os.environ.get("SCORCH_RETRY_DELAY_S", "60")))
+NO_RETRY = {2: "configuration or job-spec error", 3: "data contract violation", 4: "model or bundle error"}
+
+
+def run_scorch(args: list[str]) -> str:
+    """Runs scorch in the project folder; raises by exit code (see the module doc)."""
+    proc = subprocess.run([SCORCH, *args], cwd=PROJECT, capture_output=True, text=True)
+    print(proc.stdout)
+    print(proc.stderr)
+    code = proc.returncode
+    if code == 0:
+        return proc.stdout
+    message = (proc.stderr.strip().splitlines() or ["(no message)"])[-1]
+    if code == 5:
+        report = next((l.split(":", 1)[1].strip() for l in proc.stdout.splitlines() if l.strip().startswith("report")), None)
+        raise AirflowFailException(f"scorch quality gate (exit 5): {message}; report: {report or 'see the run manifest'}")
+    if code in NO_RETRY:
+        raise AirflowFailException(f"scorch exit {code} ({NO_RETRY[code]}), not retried: {message}")
+    raise AirflowException(f"scorch exit {code} (runtime error), will be retried: {message}")
+
+
+def logical_ds(logical_date: dt.datetime, timezone: str, offset_days: int) -> str:
+    """The scorch ``ds`` of an Airflow run: its logical date in the job's zone plus the offset."""
+    local = pendulum.instance(logical_date).in_timezone(timezone)
+    return (local.date() + dt.timedelta(days=offset_days)).isoformat()
+
+
+def make_dag(job_file: str, job: dict) -> DAG:
+    sched = job["schedule"]
+    tz = sched.get("timezone", "UTC")
+    offset = int(sched.get("ds_offset_days", -1))
+    rel = os.path.relpath(job_file, PROJECT)
+    with DAG(
+        dag_id=f"scorch_{job['name']}",
+        description=job.get("description") or f"scorch job {rel}",
+        schedule=CronTriggerTimetable(sched["cron"], timezone=tz),
+        start_date=pendulum.datetime(2026, 1, 1, tz=tz),
+        catchup=bool(sched.get("catchup", False)),
+        max_active_runs=1,
+        tags=["scorch"],
+        default_args={"retries": RETRIES, "retry_delay": RETRY_DELAY},
+    ) as dag:
+
+        @task(task_id="validate", retries=0)
+        def validate() -> None:
+            run_scorch(["--quiet", "validate", rel])
+
+        @task(task_id="score")
+        def score(logical_date=None) -> None:
+            ds = logical_ds(logical_date, tz, offset)
+            run_scorch(["run", rel, "--date", ds, "--no-progress"])
+
+        validate() >> score()
+    return dag
+
+
+for _file in sorted(glob.glob(os.path.join(PROJECT, "jobs", "*.yaml"))):
+    with open(_file, encoding="utf-8") as _f:
+        _job = yaml.safe_load(_f)
+    if isinstance(_job, dict) and _job.get("schedule"):
+        globals()[f"scorch_{_job['name']}"] = make_dag(_file, _job)
