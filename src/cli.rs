@@ -51,6 +51,9 @@ pub enum Command {
     /// The model registry: list, show, register, promote, rollback.
     #[command(subcommand)]
     Model(ModelCommand),
+    /// Assemble the shards of a sharded run (`run --shard I/N`) into the partition and
+    /// publish it atomically.
+    Commit(CommitArgs),
     /// Run the scheduled jobs of a folder at their times until SIGTERM/SIGINT, or with
     /// --list print their next fire times.
     Schedule(ScheduleArgs),
@@ -143,6 +146,21 @@ pub struct ProjectArgs {
     /// project folder).
     #[arg(long)]
     pub profiles: Option<PathBuf>,
+}
+
+/// Arguments of `scorch commit`.
+#[derive(Debug, Args)]
+pub struct CommitArgs {
+    /// The job YAML file the shards ran.
+    pub job: PathBuf,
+    /// Logical date of the sharded run, YYYY-MM-DD.
+    #[arg(long, value_parser = parse_date)]
+    pub date: NaiveDate,
+    /// How many shards the run was split into.
+    #[arg(long)]
+    pub shards: usize,
+    #[command(flatten)]
+    pub project: ProjectArgs,
 }
 
 /// Arguments of `scorch schedule`.
@@ -331,6 +349,14 @@ pub struct RunArgs {
     /// Model precision: f32, bf16 or f16 (overrides `inference.precision`).
     #[arg(long)]
     pub precision: Option<String>,
+    /// Score only shard INDEX/COUNT (0-based, e.g. 2/4) of the input and leave its
+    /// files for `scorch commit`.
+    #[arg(long, value_parser = crate::run::shard::parse, conflicts_with = "shards")]
+    pub shard: Option<(usize, usize)>,
+    /// Split into this many shards and score the one `$JOB_COMPLETION_INDEX` names
+    /// (a Kubernetes Indexed Job's pod index).
+    #[arg(long)]
+    pub shards: Option<usize>,
     /// No progress bar (it is shown only when stderr is a terminal, and never with --quiet).
     #[arg(long)]
     pub no_progress: bool,
@@ -404,6 +430,7 @@ pub fn execute(cli: Cli) -> ExitCode {
         Command::Shadow(a) => shadow(a, quiet),
         Command::Backfill(a) => backfill(a, quiet),
         Command::Schedule(a) => schedule(a),
+        Command::Commit(a) => commit(a, quiet),
         Command::Crontab(a) => crontab(a),
         Command::Runs(a) => runs(a),
         Command::Model(c) => model(c, quiet),
@@ -425,6 +452,32 @@ pub fn report(e: &Error) -> ExitCode {
     }
     eprintln!("error: {e}");
     code
+}
+
+fn commit(a: CommitArgs, quiet: bool) -> Result<()> {
+    if a.shards == 0 {
+        return Err(Error::usage("--shards must be at least 1"));
+    }
+    let c = crate::run::shard::commit(
+        &a.job,
+        &a.project.project_dir,
+        a.date,
+        a.shards,
+        a.project.profiles.as_deref(),
+    )?;
+    if !quiet {
+        println!(
+            "scorch: committed {} shards of job {} ds={} as run {}: {} rows in {} file(s)\n  output: {}",
+            c.shards.len(),
+            c.job.name,
+            c.ds,
+            c.run_id,
+            c.rows,
+            c.output.len(),
+            c.partition
+        );
+    }
+    Ok(())
 }
 
 fn schedule(a: ScheduleArgs) -> Result<()> {
@@ -653,6 +706,22 @@ fn fmt(v: Option<f64>) -> String {
 }
 
 fn run(a: RunArgs, quiet: bool) -> Result<()> {
+    let shard = match (a.shard, a.shards) {
+        (Some(s), _) => Some(s),
+        (None, Some(n)) => {
+            let index: usize = std::env::var("JOB_COMPLETION_INDEX")
+                .map_err(|_| Error::usage("--shards N reads the shard index from $JOB_COMPLETION_INDEX, which is not set"))?
+                .parse()
+                .map_err(|_| Error::usage("$JOB_COMPLETION_INDEX is not a number"))?;
+            if n == 0 || index >= n {
+                return Err(Error::usage(format!(
+                    "shard index {index} is not below --shards {n}"
+                )));
+            }
+            Some((index, n))
+        }
+        (None, None) => None,
+    };
     let ds = a.date.unwrap_or_else(|| chrono::Utc::now().date_naive());
     let opts = crate::run::RunOptions {
         job_file: a.job,
@@ -665,6 +734,7 @@ fn run(a: RunArgs, quiet: bool) -> Result<()> {
         progress: !quiet && !a.no_progress && std::io::IsTerminal::is_terminal(&std::io::stderr()),
         profiles: a.project.profiles,
         shadow: None,
+        shard,
     };
     let s = crate::run::run(&opts)?;
     if !quiet {

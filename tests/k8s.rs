@@ -56,3 +56,116 @@ fn cronjob_matches_the_jobs_schedule_and_exit_codes() {
         "{cmd}"
     );
 }
+
+fn manifest(name: &str) -> serde_json::Value {
+    let text = std::fs::read_to_string(repo().join("deploy/k8s").join(name)).unwrap();
+    serde_saphyr::from_str(&text).unwrap()
+}
+
+/// The container of a Job manifest: its shell command and its `DS`.
+fn command(m: &serde_json::Value) -> (String, String) {
+    let c = &m["spec"]["template"]["spec"]["containers"][0];
+    let ds = c["env"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["name"] == "DS")
+        .unwrap()["value"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert_eq!(c["command"], serde_json::json!(["/bin/sh", "-c"]));
+    (c["args"][0].as_str().unwrap().to_string(), ds)
+}
+
+#[test]
+fn indexed_job_and_commit_run_here_as_their_pods_would() {
+    let shards = manifest("indexed-job.yaml");
+    let commit = manifest("commit-job.yaml");
+    let spec = &shards["spec"];
+    assert_eq!(spec["completionMode"], "Indexed");
+    let n = spec["completions"].as_u64().unwrap();
+    assert_eq!(spec["parallelism"], n);
+    let (shard_cmd, ds) = command(&shards);
+    let (commit_cmd, commit_ds) = command(&commit);
+    assert_eq!(ds, commit_ds);
+    assert!(shard_cmd.contains(&format!("--shards {n}")), "{shard_cmd}");
+    assert!(
+        commit_cmd.contains(&format!("--shards {n}")),
+        "{commit_cmd}"
+    );
+    for m in [&shards, &commit] {
+        let rule = &m["spec"]["podFailurePolicy"]["rules"][0];
+        assert!(rule["action"] == "FailIndex" || rule["action"] == "FailJob");
+        assert_eq!(
+            rule["onExitCodes"]["values"],
+            serde_json::json!([2, 3, 4, 5])
+        );
+        assert_eq!(m["spec"]["template"]["spec"]["restartPolicy"], "Never");
+    }
+    // Run the pods' commands here: each index, then the commit, in a project with the
+    // example job and bundle; the result equals one unsharded run.
+    let p = Project::new(1, 9000);
+    p.copy_bundle();
+    let job = std::fs::read_to_string(repo().join("jobs/churn_sharded.yaml")).unwrap();
+    p.write("jobs/churn_sharded.yaml", &job);
+    p.write(
+        "jobs/single.yaml",
+        &job.replace("output/churn_scores_sharded", "output/single")
+            .replace("name: churn_sharded", "name: single"),
+    );
+    let path = format!(
+        "{}:{}",
+        bin().parent().unwrap().display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    let sh = |cmd: &str, index: Option<u64>| {
+        let mut c = std::process::Command::new("/bin/sh");
+        c.args(["-c", cmd])
+            .current_dir(p.path())
+            .env("PATH", &path)
+            .env("DS", LAST_DAY);
+        if let Some(i) = index {
+            c.env("JOB_COMPLETION_INDEX", i.to_string());
+        }
+        c.output().unwrap()
+    };
+    for i in 0..n {
+        assert_exit(&sh(&shard_cmd, Some(i)), 0, &[]);
+    }
+    assert_exit(&sh(&commit_cmd, None), 0, &[]);
+    assert_exit(
+        &p.scorch(&["run", "jobs/single.yaml", "--date", LAST_DAY]),
+        0,
+        &[],
+    );
+    let read = |table: &str| {
+        use polars::prelude::*;
+        let dir = p.path().join(format!("output/{table}/ds={LAST_DAY}"));
+        let mut files: Vec<_> = std::fs::read_dir(&dir)
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .filter(|f| f.extension().is_some_and(|x| x == "parquet"))
+            .collect();
+        files.sort();
+        let frames: Vec<DataFrame> = files
+            .iter()
+            .map(|f| {
+                ParquetReader::new(std::fs::File::open(f).unwrap())
+                    .finish()
+                    .unwrap()
+                    .select(["customer_id", "churn_probability"])
+                    .unwrap()
+            })
+            .collect();
+        let mut it = frames.into_iter();
+        let mut out = it.next().unwrap();
+        for f in it {
+            out.vstack_mut_owned(f).unwrap();
+        }
+        out
+    };
+    let (a, b) = (read("single"), read("churn_scores_sharded"));
+    assert_eq!(a.height(), 9000);
+    assert!(a.equals(&b));
+}

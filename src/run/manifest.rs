@@ -35,6 +35,9 @@ pub struct Manifest {
     /// The second model: the shadow run's challenger or the canary's.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub challenger: Option<ModelInfo>,
+    /// The shard of a sharded run (`--shard I/N`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub shard: Option<ShardInfo>,
     /// The canary split, when the job has `rollout`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub rollout: Option<RolloutInfo>,
@@ -91,6 +94,17 @@ pub struct ModelInfo {
     pub bundle: String,
     pub sha256: String,
     pub format: String,
+}
+
+/// A sharded run's share of the input.
+#[derive(Debug, Clone, Serialize, serde::Deserialize, PartialEq)]
+pub struct ShardInfo {
+    pub index: usize,
+    pub count: usize,
+    /// Rows `[row_start, row_end)` of the input, in file order.
+    pub row_start: u64,
+    pub row_end: u64,
+    pub total_rows: u64,
 }
 
 /// A canary split and how many rows each model scored.

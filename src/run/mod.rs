@@ -4,6 +4,7 @@
 pub mod manifest;
 pub mod pipeline;
 pub mod progress;
+pub mod shard;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -52,6 +53,9 @@ pub struct RunOptions {
     pub profiles: Option<PathBuf>,
     /// A shadow run's date instead of a production run (see [`crate::shadow`]).
     pub shadow: Option<ShadowTarget>,
+    /// Score only shard `index` of `count` (0-based) and leave its files for
+    /// `scorch commit` (see [`shard`]).
+    pub shard: Option<(usize, usize)>,
 }
 
 /// What makes a run a shadow run: the second model, the shadow table, and where the
@@ -142,10 +146,10 @@ pub fn run(opts: &RunOptions) -> Result<RunSummary> {
         manifest_version: MANIFEST_VERSION,
         scorch_version: env!("CARGO_PKG_VERSION"),
         run_id: new_run_id(),
-        kind: if opts.shadow.is_some() {
-            "shadow"
-        } else {
-            "run"
+        kind: match (&opts.shadow, &opts.shard) {
+            (Some(_), _) => "shadow",
+            (None, Some(_)) => "shard",
+            (None, None) => "run",
         },
         job: JobInfo {
             name: job.name.clone(),
@@ -164,6 +168,7 @@ pub fn run(opts: &RunOptions) -> Result<RunSummary> {
         model: None,
         preprocessing: None,
         challenger: None,
+        shard: None,
         rollout: None,
         source: None,
         inputs: vec![],
@@ -383,7 +388,25 @@ fn execute(
         profiles: env.profiles,
         storage: env.storage,
     };
-    let src = crate::source::resolve(&job.source, &ctx, vars, redactor)?;
+    let mut src = crate::source::resolve(&job.source, &ctx, vars, redactor)?;
+    if let Some((index, count)) = opts.shard {
+        if job.report.is_some() || job.contract.is_some() || opts.shadow.is_some() {
+            return Err(Error::config(
+                &opts.job_file,
+                "sharded runs do not yet support `report:`, `contract:` or shadow runs \
+                 (their statistics would need merging at commit); run this job unsharded",
+            ));
+        }
+        let (row_start, row_end, total_rows) =
+            src.restrict_rows(|total| shard::share(total, index, count, inference.batch_size))?;
+        m.shard = Some(ShardInfo {
+            index,
+            count,
+            row_start,
+            row_end,
+            total_rows,
+        });
+    }
     m.source = Some(src.description.clone());
     m.inputs = src.inputs.clone();
     let schema = src.schema()?;
@@ -806,7 +829,10 @@ fn execute(
     {
         std::thread::sleep(std::time::Duration::from_millis(ms));
     }
-    let target = staged.publish()?;
+    let target = match opts.shard {
+        Some((index, count)) => staged.publish_shard(&shard::dir_name(index, count))?,
+        None => staged.publish()?,
+    };
     tracing::info!(partition = %redactor.redact(&target), rows = m.rows.written, "published");
     if !gate.is_empty() {
         return Err(Error::QualityGate(format!(

@@ -148,6 +148,7 @@ pub fn backfill(opts: &BackfillOptions) -> Result<Vec<DateOutcome>> {
                     progress: false,
                     profiles: opts.profiles.clone(),
                     shadow: None,
+                    shard: None,
                 }) {
                     Ok(s) => DateOutcome {
                         ds: text,

@@ -204,6 +204,7 @@ pub fn shadow(opts: &ShadowOptions) -> Result<ShadowSummary> {
                 score: score.clone(),
                 capture: capture.clone(),
             }),
+            shard: None,
         })?;
         let m = &run.manifest;
         let model_ref = |i: &crate::run::manifest::ModelInfo| ModelRef {

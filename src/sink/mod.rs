@@ -188,8 +188,16 @@ impl StagedPartition {
 
     /// Makes the staged files the partition, atomically replacing any previous one.
     pub fn publish(self) -> Result<PathBuf> {
-        sync_dir(&self.dir);
         let target = self.target();
+        self.publish_at(target)
+    }
+
+    /// Moves the staged files to `target` (a folder of the table) the same way.
+    pub fn publish_at(self, target: PathBuf) -> Result<PathBuf> {
+        sync_dir(&self.dir);
+        if let Some(parent) = target.parent() {
+            std::fs::create_dir_all(parent).map_err(|e| Error::io("create folder", parent, e))?;
+        }
         if target.exists() {
             match exchange(&self.dir, &target) {
                 Ok(()) => {
@@ -198,10 +206,14 @@ impl StagedPartition {
                     let _ = std::fs::remove_dir_all(&self.dir);
                 }
                 Err(e) if matches!(e.raw_os_error(), Some(libc::EINVAL) | Some(libc::ENOSYS)) => {
-                    let aside = self
-                        .table
-                        .join(STAGING_DIR)
-                        .join(format!("{}.previous", self.partition));
+                    let aside = self.table.join(STAGING_DIR).join(format!(
+                        "{}.previous",
+                        target
+                            .strip_prefix(&self.table)
+                            .unwrap_or(&target)
+                            .to_string_lossy()
+                            .replace('/', "_")
+                    ));
                     let _ = std::fs::remove_dir_all(&aside);
                     std::fs::rename(&target, &aside)
                         .map_err(|e| Error::io("move aside", &target, e))?;
@@ -553,6 +565,9 @@ impl Table {
 /// Folder of a table holding quarantined rows, `<partition>/<run id>.parquet`.
 pub const QUARANTINE_DIR: &str = "_quarantine";
 
+/// Folder of a table holding the shards of partitions until `scorch commit`.
+pub const SHARDS_DIR: &str = "_shards";
+
 /// Name of the manifest that commits a partition.
 pub const PARTITION_MANIFEST: &str = "_manifest.json";
 
@@ -598,6 +613,24 @@ impl Staged {
                 let result = upload_and_commit(&dir, &url, &store, &partition_prefix);
                 let _ = std::fs::remove_dir_all(&dir);
                 result.map(|_| url)
+            }
+        }
+    }
+
+    /// Publishes the staged files as shard `name` of the partition, in
+    /// `<table>/_shards/<partition>/<name>/` (replacing an earlier attempt of that
+    /// shard), for `scorch commit` to assemble. Local tables only.
+    pub fn publish_shard(self, name: &str) -> Result<String> {
+        match self {
+            Staged::Local(s) => {
+                let target = s.table.join(SHARDS_DIR).join(&s.partition).join(name);
+                Ok(s.publish_at(target)?.display().to_string())
+            }
+            Staged::Remote { dir, url, .. } => {
+                let _ = std::fs::remove_dir_all(&dir);
+                Err(Error::usage(format!(
+                    "{url}: sharded runs write to a local output table for now"
+                )))
             }
         }
     }

@@ -48,6 +48,8 @@ pub struct ParquetFiles {
     pub schema: Schema,
     /// The store of object-store files.
     pub store: Option<Store>,
+    /// Read only the rows `[start, end)` of the files in order (a shard's share).
+    pub range: Option<(u64, u64)>,
 }
 
 /// The bytes of a file, ready for the decoder: a local file mapped once (not once
@@ -71,6 +73,18 @@ impl AsRef<[u8]> for Bytes {
 type Opened = std::io::Cursor<Bytes>;
 
 impl ParquetFiles {
+    /// Rows of each file, from the footers, when the files are local.
+    pub fn file_rows(&self) -> Option<Vec<u64>> {
+        self.files
+            .iter()
+            .map(|f| {
+                let FileRef::Local(p) = f else { return None };
+                let file = std::fs::File::open(p).ok()?;
+                Some(ParquetReader::new(file).num_rows().ok()? as u64)
+            })
+            .collect()
+    }
+
     /// Total rows, from the footers, when the files are local (object stores: `None`,
     /// to avoid a request per file before the run starts).
     pub fn total_rows(&self) -> Option<u64> {
@@ -103,6 +117,24 @@ impl ParquetFiles {
             )),
             None => None,
         };
+        // With a row range, each file's first row in the whole input, so files and
+        // row groups outside the range are never read.
+        let offsets = match self.range {
+            Some(_) => {
+                let rows = self.file_rows().ok_or_else(|| {
+                    Error::usage("a row range (shard) needs local input files, whose footers give their row counts")
+                })?;
+                let mut at = 0u64;
+                rows.iter()
+                    .map(|r| {
+                        let o = at;
+                        at += r;
+                        o
+                    })
+                    .collect()
+            }
+            None => vec![],
+        };
         Ok(RowGroups {
             set: self.clone(),
             columns: columns.to_vec(),
@@ -110,6 +142,7 @@ impl ParquetFiles {
             current: None,
             prefetch: std::collections::VecDeque::new(),
             runtime,
+            offsets,
         })
     }
 }
@@ -142,6 +175,8 @@ pub struct RowGroups {
     /// Object-store downloads in flight, in file order.
     prefetch: std::collections::VecDeque<(usize, Fetch)>,
     runtime: Option<Arc<tokio::runtime::Runtime>>,
+    /// With `set.range`: each file's first row in the whole input.
+    offsets: Vec<u64>,
 }
 
 impl RowGroups {
@@ -246,11 +281,29 @@ impl RowGroups {
 
     fn read_group(&mut self) -> Option<Result<DataFrame>> {
         let cur = self.current.as_mut()?;
-        let group = cur.metadata.row_groups.get(cur.next_group)?;
-        let rows = group.num_rows();
-        let slice = (cur.group_start, rows);
-        cur.next_group += 1;
-        cur.group_start += rows;
+        let (mut slice, mut rows);
+        loop {
+            let group = cur.metadata.row_groups.get(cur.next_group)?;
+            rows = group.num_rows();
+            slice = (cur.group_start, rows);
+            cur.next_group += 1;
+            cur.group_start += rows;
+            let Some((start, end)) = self.set.range else {
+                break;
+            };
+            // The group's rows in the whole input, clipped to the range.
+            let g = self.offsets[cur.index] + slice.0 as u64;
+            let lo = start.max(g);
+            let hi = end.min(g + rows as u64);
+            if g >= end {
+                return None;
+            }
+            if lo < hi {
+                slice = (slice.0 + (lo - g) as usize, (hi - lo) as usize);
+                rows = slice.1;
+                break;
+            }
+        }
         let name = self.set.files[cur.index].name();
         let read = |df: PolarsResult<DataFrame>| {
             df.map_err(|e| Error::DataContract(format!("{name}: cannot read row group: {e}")))
@@ -309,6 +362,19 @@ impl Iterator for RowGroups {
             }
             let i = self.next_file;
             self.next_file += 1;
+            if let Some((start, end)) = self.set.range {
+                // Files wholly outside the range are not opened.
+                let first = self.offsets[i];
+                let next = self.offsets.get(i + 1).copied().unwrap_or(u64::MAX);
+                if next <= start || first >= end {
+                    if self.next_file >= self.set.files.len() {
+                        // Keep `next` from taking this for "no files at all".
+                        self.current = None;
+                        return None;
+                    }
+                    continue;
+                }
+            }
             match self.open(i) {
                 Ok(c) => self.current = Some(c),
                 Err(e) => {

@@ -96,6 +96,29 @@ impl Resolved {
         }
     }
 
+    /// Restricts the source to the rows `[start, end)` of its files, in order, and
+    /// returns the total rows of the input. Only local Parquet files (their footers
+    /// give the row counts) can be split so.
+    pub fn restrict_rows(&mut self, share: impl Fn(u64) -> (u64, u64)) -> Result<(u64, u64, u64)> {
+        match &mut self.frame {
+            Frame::Files(f, _) => {
+                let total = f.total_rows().ok_or_else(|| {
+                    Error::usage(
+                        "sharded runs read local Parquet files for now (their footers give the \
+                         row counts to split); this input is on an object store",
+                    )
+                })?;
+                let (start, end) = share(total);
+                f.range = Some((start, end));
+                Ok((start, end, total))
+            }
+            _ => Err(Error::usage(
+                "sharded runs need a `parquet` source (a SQL query's rows cannot be split \
+                 deterministically before it runs)",
+            )),
+        }
+    }
+
     /// Reads `columns`, in this order, into one frame.
     pub fn read(&self, columns: &[String]) -> Result<DataFrame> {
         match &self.frame {
@@ -252,6 +275,7 @@ pub fn open_parquet(
                 hive,
                 schema,
                 store: listed.store,
+                range: None,
             }),
             Box::new(listed.lazy),
         ),

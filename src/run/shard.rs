@@ -1,0 +1,254 @@
+//! Sharded runs and their commit.
+//!
+//! `scorch run JOB --date D --shard I/N` scores rows `[start, end)` of the input
+//! (its Parquet files in order): the rows are cut into N ranges whose boundaries
+//! are multiples of the inference batch size, so every shard scores exactly the
+//! batches a single run would — the committed partition is bit-identical to one
+//! unsharded run. A shard's files and manifest go to
+//! `<table>/_shards/ds=D/shard-I-of-N/` (a rerun of the shard replaces only that
+//! folder). `scorch commit JOB --date D --shards N` checks that all N shards of
+//! that job succeeded and cover the input, moves their files in shard order into
+//! one staged partition with a manifest, and publishes it atomically like a run.
+
+use std::path::{Path, PathBuf};
+
+use chrono::NaiveDate;
+
+use super::manifest::{JobInfo, OutputFile, ShardInfo};
+use crate::error::{Error, Result};
+use crate::sink::{PARTITION_MANIFEST, SHARDS_DIR};
+use crate::spec::job::JobSpec;
+use crate::spec::template::{Redactor, TemplateVars, render};
+
+/// Rows `[start, end)` of shard `index` of `count` over `total` rows: equal ranges
+/// of whole `batch`es (the last shard takes the remainder; trailing shards may be
+/// empty).
+pub fn share(total: u64, index: usize, count: usize, batch: usize) -> (u64, u64) {
+    let batch = batch.max(1) as u64;
+    let batches = total.div_ceil(batch);
+    let per = batches.div_ceil(count.max(1) as u64) * batch;
+    let start = (index as u64 * per).min(total);
+    let end = (start + per).min(total);
+    (start, end)
+}
+
+/// The folder name of a shard.
+pub fn dir_name(index: usize, count: usize) -> String {
+    format!("shard-{index:05}-of-{count:05}")
+}
+
+/// Parses `I/N` (0 <= I < N).
+pub fn parse(s: &str) -> std::result::Result<(usize, usize), String> {
+    let (i, n) = s
+        .split_once('/')
+        .ok_or_else(|| format!("{s:?}: write the shard as INDEX/COUNT, e.g. 0/4"))?;
+    let i: usize = i
+        .trim()
+        .parse()
+        .map_err(|_| format!("{s:?}: bad shard index"))?;
+    let n: usize = n
+        .trim()
+        .parse()
+        .map_err(|_| format!("{s:?}: bad shard count"))?;
+    if n == 0 || i >= n {
+        return Err(format!("{s:?}: the index must be 0 to COUNT-1"));
+    }
+    Ok((i, n))
+}
+
+/// What `scorch commit` published.
+#[derive(Debug, serde::Serialize)]
+pub struct Committed {
+    pub manifest_version: u32,
+    pub kind: &'static str,
+    pub run_id: String,
+    pub job: JobInfo,
+    pub ds: String,
+    pub status: &'static str,
+    /// The shards' run ids, in shard order.
+    pub shards: Vec<String>,
+    pub rows: u64,
+    pub output: Vec<OutputFile>,
+    pub partition: String,
+    pub committed_at: String,
+}
+
+/// Assembles and publishes the partition of `ds` from its `count` shards.
+pub fn commit(
+    job_file: &Path,
+    root: &Path,
+    ds: NaiveDate,
+    count: usize,
+    profiles: Option<&Path>,
+) -> Result<Committed> {
+    let job = JobSpec::load(job_file)?;
+    let job_bytes = std::fs::read(job_file).map_err(|e| Error::io("read", job_file, e))?;
+    let job_sha = {
+        use sha2::Digest;
+        hex::encode(sha2::Sha256::digest(&job_bytes))
+    };
+    let vars = TemplateVars { ds };
+    let mut red = Redactor::default();
+    let out = render(&job.output.path, &vars)
+        .map_err(|e| Error::config(job_file, format!("field `output.path`: {e}")))?;
+    let profiles = crate::spec::profiles::locate(profiles, root);
+    let storage = super::storage_settings(&job, &profiles, &vars, &mut red)?;
+    let table = crate::sink::Table::open(&out.value, root, &storage)?;
+    let crate::sink::Table::Local(dir) = &table else {
+        return Err(Error::usage(
+            "sharded runs write to a local output table for now; commit cannot assemble a remote one",
+        ));
+    };
+    let partition = format!("ds={}", ds.format("%Y-%m-%d"));
+    let shards_dir = dir.join(SHARDS_DIR).join(&partition);
+    // Every shard: present, succeeded, of this job file and count, covering the input.
+    let mut missing = Vec::new();
+    let mut manifests: Vec<(PathBuf, serde_json::Value)> = Vec::new();
+    for i in 0..count {
+        let d = shards_dir.join(dir_name(i, count));
+        match std::fs::read(d.join(PARTITION_MANIFEST)) {
+            Ok(b) => {
+                let m: serde_json::Value = serde_json::from_slice(&b).map_err(|e| {
+                    Error::DataContract(format!("{}: not a shard manifest: {e}", d.display()))
+                })?;
+                manifests.push((d, m));
+            }
+            Err(_) => missing.push(i.to_string()),
+        }
+    }
+    if !missing.is_empty() {
+        return Err(Error::DataContract(format!(
+            "{}: shard(s) {} of {count} have not finished (no manifest under {}); run them, then commit",
+            job.name,
+            missing.join(", "),
+            shards_dir.display()
+        )));
+    }
+    let mut expected_start = 0u64;
+    let mut total = None;
+    for (d, m) in &manifests {
+        let shard: ShardInfo = serde_json::from_value(m["shard"].clone()).map_err(|e| {
+            Error::DataContract(format!(
+                "{}: the manifest has no shard entry: {e}",
+                d.display()
+            ))
+        })?;
+        let problem = if m["status"] != "succeeded" {
+            Some(format!("its status is {}", m["status"]))
+        } else if m["job"]["sha256"] != job_sha.as_str() {
+            Some("it was run with another version of the job file".into())
+        } else if shard.count != count {
+            Some(format!("it is one of {} shards", shard.count))
+        } else if shard.row_start != expected_start || total.is_some_and(|t| t != shard.total_rows)
+        {
+            Some(
+                "its rows do not continue the previous shard's (the input changed between shards?)"
+                    .into(),
+            )
+        } else {
+            None
+        };
+        if let Some(p) = problem {
+            return Err(Error::DataContract(format!(
+                "{}: cannot commit: {p}; rerun that shard",
+                d.display()
+            )));
+        }
+        expected_start = shard.row_end;
+        total = Some(shard.total_rows);
+    }
+    if total.is_some_and(|t| t != expected_start) {
+        return Err(Error::DataContract(format!(
+            "{}: the shards cover {expected_start} of {} rows",
+            shards_dir.display(),
+            total.unwrap_or(0)
+        )));
+    }
+    // Stage: the shards' data files in shard order, renamed part-00000, part-00001, …
+    let run_id = super::new_run_id();
+    let staged = crate::sink::StagedPartition::create(dir, &partition, &run_id)?;
+    let mut files = Vec::new();
+    let mut shards = Vec::new();
+    let mut rows = 0u64;
+    for (d, m) in &manifests {
+        shards.push(m["run_id"].as_str().unwrap_or("").to_string());
+        for f in m["output"]["files"].as_array().cloned().unwrap_or_default() {
+            let name = format!("part-{:05}.parquet", files.len());
+            let src = d.join(f["path"].as_str().unwrap_or(""));
+            let dst = staged.dir.join(&name);
+            std::fs::rename(&src, &dst)
+                .or_else(|_| std::fs::copy(&src, &dst).map(|_| ()))
+                .map_err(|e| Error::io("move", &src, e))?;
+            let r = f["rows"].as_u64().unwrap_or(0);
+            rows += r;
+            files.push(OutputFile {
+                path: name,
+                bytes: f["bytes"].as_u64().unwrap_or(0),
+                rows: r,
+            });
+        }
+    }
+    let committed = Committed {
+        manifest_version: super::manifest::MANIFEST_VERSION,
+        kind: "commit",
+        run_id: run_id.clone(),
+        job: JobInfo {
+            name: job.name.clone(),
+            file: job_file.display().to_string(),
+            sha256: job_sha,
+        },
+        ds: ds.format("%Y-%m-%d").to_string(),
+        status: "succeeded",
+        shards,
+        rows,
+        output: files,
+        partition: staged.target().display().to_string(),
+        committed_at: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+    };
+    let text = format!(
+        "{}\n",
+        serde_json::to_string_pretty(&committed).expect("manifest serializes")
+    );
+    crate::sink::write_file_atomic(&staged.dir.join(PARTITION_MANIFEST), text.as_bytes())?;
+    table.write_run_manifest(&run_id, text.as_bytes())?;
+    staged.publish()?;
+    let _ = std::fs::remove_dir_all(&shards_dir);
+    Ok(committed)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn shares_are_whole_batches_and_cover_the_input() {
+        for (total, count, batch) in [
+            (10_000u64, 4usize, 512usize),
+            (7, 3, 4),
+            (0, 2, 8),
+            (100, 8, 1000),
+        ] {
+            let mut at = 0;
+            for i in 0..count {
+                let (s, e) = share(total, i, count, batch);
+                assert_eq!(s, at, "{total} {count} {batch}");
+                assert!(e >= s);
+                if e < total {
+                    assert_eq!(e % batch as u64, 0);
+                }
+                at = e;
+            }
+            assert_eq!(at, total);
+        }
+        assert_eq!(share(10_000, 0, 4, 512), (0, 2560));
+        assert_eq!(share(10_000, 3, 4, 512), (7680, 10_000));
+    }
+
+    #[test]
+    fn shard_arguments() {
+        assert_eq!(parse("2/4"), Ok((2, 4)));
+        assert!(parse("4/4").is_err());
+        assert!(parse("1").is_err());
+        assert!(parse("a/2").is_err());
+    }
+}
