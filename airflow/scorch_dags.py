@@ -11,13 +11,16 @@ Put this file (or a one-line import of it) in Airflow's DAGs folder and set
 Each job ``jobs/<file>.yaml`` with a ``schedule:`` becomes the DAG ``scorch_<name>``
 (Airflow 3 ``airflow.sdk`` API) with the job's cron expression read in its time
 zone (``CronTriggerTimetable``), ``catchup`` as in the job, one active run at a
-time, and two tasks:
+time, and the tasks
 
-    validate  ->  score
+    validate  ->  score                                   (job `shards: 1`, the default)
+    validate  ->  score[0] … score[N-1]  ->  commit       (job `shards: N`)
 
-``validate`` runs ``scorch validate`` on the job; ``score`` runs ``scorch run`` for
-the logical date: the run's logical date in the job's zone plus ``ds_offset_days``
-(so Airflow and ``scorch schedule`` score the same partition for the same fire).
+``validate`` runs ``scorch validate`` on the job; ``score`` runs ``scorch run`` (with
+``--shard I/N`` in the N task instances of dynamic task mapping) for the logical
+date, and ``commit`` runs ``scorch commit``. The date scored is the Airflow run's
+logical date in the job's zone plus ``ds_offset_days`` (so Airflow and ``scorch
+schedule`` score the same partition for the same fire).
 
 scorch's exit codes map to Airflow outcomes: 0 success; 1 (runtime: warehouse
 unreachable, I/O) fails and is retried (``retries`` below); 2, 3, 4 (configuration,
@@ -89,12 +92,28 @@ def make_dag(job_file: str, job: dict) -> DAG:
         def validate() -> None:
             run_scorch(["--quiet", "validate", rel])
 
-        @task(task_id="score")
-        def score(logical_date=None) -> None:
-            ds = logical_ds(logical_date, tz, offset)
-            run_scorch(["run", rel, "--date", ds, "--no-progress"])
+        shards = int(job.get("shards", 1))
+        if shards <= 1:
 
-        validate() >> score()
+            @task(task_id="score")
+            def score(logical_date=None) -> None:
+                ds = logical_ds(logical_date, tz, offset)
+                run_scorch(["run", rel, "--date", ds, "--no-progress"])
+
+            validate() >> score()
+        else:
+            # One mapped task instance per shard, then one commit.
+            @task(task_id="score")
+            def score_shard(shard: int, logical_date=None) -> None:
+                ds = logical_ds(logical_date, tz, offset)
+                run_scorch(["run", rel, "--date", ds, "--shard", f"{shard}/{shards}", "--no-progress"])
+
+            @task(task_id="commit")
+            def commit(logical_date=None) -> None:
+                ds = logical_ds(logical_date, tz, offset)
+                run_scorch(["commit", rel, "--date", ds, "--shards", str(shards)])
+
+            validate() >> score_shard.expand(shard=list(range(shards))) >> commit()
     return dag
 
 

@@ -169,3 +169,82 @@ fn exit_codes_map_to_airflow_outcomes() {
     );
     assert!(log.contains("up_for_retry"), "{log}");
 }
+
+#[test]
+fn a_sharded_job_maps_scoring_over_its_shards_and_commits() {
+    let p = Project::new(1, 3000);
+    p.job(
+        "wide",
+        &format!(
+            "name: wide\nsource:\n{PARQUET}keys: [customer_id]\nmodel: {}\noutput:\n  path: output/wide\n\
+             inference: {{batch_size: 256}}\nshards: 3\nschedule: {{cron: \"0 2 * * *\", timezone: Europe/Berlin}}\n",
+            example_bundle().display()
+        ),
+    );
+    p.job(
+        "narrow",
+        &format!(
+            "name: narrow\nsource:\n{PARQUET}keys: [customer_id]\nmodel: {}\noutput:\n  path: output/narrow\n\
+             inference: {{batch_size: 256}}\n",
+            example_bundle().display()
+        ),
+    );
+    let af = Airflow::new(&p);
+    let o = af
+        .cmd("python")
+        .args([
+            "-c",
+            r#"
+import os
+from airflow.models.dagbag import DagBag
+db = DagBag(dag_folder=os.environ["AIRFLOW__CORE__DAGS_FOLDER"], include_examples=False)
+assert not db.import_errors, db.import_errors
+d = db.get_dag("scorch_wide")
+print(sorted(t.task_id for t in d.tasks), sorted(d.get_task("commit").upstream_task_ids), type(d.get_task("score")).__name__)
+"#,
+        ])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(
+        stdout(&o).contains("['commit', 'score', 'validate'] ['score'] DecoratedMappedOperator"),
+        "{}",
+        stdout(&o)
+    );
+    let o = af.dags_test("scorch_wide", "2026-11-29T01:00:00+00:00");
+    let log = format!("{}{}", stdout(&o), stderr(&o));
+    assert!(o.status.success(), "{log}");
+    assert!(log.contains("committed 3 shards of job wide"), "{log}");
+    // The committed partition equals an unsharded run of the same job.
+    let narrow = p.path().join("jobs/narrow.yaml");
+    assert_exit(&p.run_job(&narrow, &[]), 0, &[]);
+    let read = |t: &str| {
+        let dir = p.path().join(format!("output/{t}/ds={LAST_DAY}"));
+        let mut files: Vec<_> = std::fs::read_dir(&dir)
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .filter(|f| f.extension().is_some_and(|x| x == "parquet"))
+            .collect();
+        files.sort();
+        files
+            .iter()
+            .flat_map(|f| {
+                let df = read_sorted(f);
+                let ids = df.column("customer_id").unwrap().i64().unwrap().clone();
+                let sc = df
+                    .column("churn_probability")
+                    .unwrap()
+                    .f32()
+                    .unwrap()
+                    .clone();
+                ids.iter()
+                    .zip(sc.iter())
+                    .map(|(i, s)| (i.unwrap(), s.unwrap().to_bits()))
+                    .collect::<Vec<_>>()
+            })
+            .collect::<std::collections::BTreeSet<_>>()
+    };
+    let (a, b) = (read("narrow"), read("wide"));
+    assert_eq!(a.len(), 3000);
+    assert_eq!(a, b);
+}

@@ -66,6 +66,11 @@ pub struct JobSpec {
     /// schedule`, `scorch crontab` and the Airflow DAG factory).
     #[serde(default)]
     pub schedule: Option<crate::schedule::cron::ScheduleSpec>,
+    /// How many shards orchestrators split a date into: the Airflow DAG factory maps
+    /// the scoring task over `--shard I/N` and then runs `scorch commit`. Default 1
+    /// (one `scorch run`). Jobs with `report:` or `contract:` cannot be sharded yet.
+    #[serde(default = "default_shards")]
+    pub shards: usize,
     /// Canary split scoring: a deterministic, hash-selected share of the entities is
     /// scored by a challenger model in the production run.
     #[serde(default)]
@@ -139,6 +144,10 @@ impl Default for ShadowSpec {
             gate: vec![],
         }
     }
+}
+
+fn default_shards() -> usize {
+    1
 }
 
 fn default_thresholds() -> Vec<f64> {
@@ -543,6 +552,14 @@ impl JobSpec {
         }
         if let Err(e) = crate::infer::DeviceChoice::parse(&self.inference.device) {
             p.push("inference.device", e);
+        }
+        if !(1..=10_000).contains(&self.shards) {
+            p.push("shards", "must be between 1 and 10000");
+        } else if self.shards > 1 && (self.report.is_some() || self.contract.is_some()) {
+            p.push(
+                "shards",
+                "sharded jobs cannot have `report:` or `contract:` yet (their statistics are not merged at commit)",
+            );
         }
         if let Some(sc) = &self.schedule
             && let Err(e) = sc.validate()
