@@ -140,30 +140,9 @@ fn indexed_job_and_commit_run_here_as_their_pods_would() {
         &[],
     );
     let read = |table: &str| {
-        use polars::prelude::*;
-        let dir = p.path().join(format!("output/{table}/ds={LAST_DAY}"));
-        let mut files: Vec<_> = std::fs::read_dir(&dir)
+        read_partition(&p.path().join(format!("output/{table}/ds={LAST_DAY}")))
+            .select(["customer_id", "churn_probability"])
             .unwrap()
-            .map(|e| e.unwrap().path())
-            .filter(|f| f.extension().is_some_and(|x| x == "parquet"))
-            .collect();
-        files.sort();
-        let frames: Vec<DataFrame> = files
-            .iter()
-            .map(|f| {
-                ParquetReader::new(std::fs::File::open(f).unwrap())
-                    .finish()
-                    .unwrap()
-                    .select(["customer_id", "churn_probability"])
-                    .unwrap()
-            })
-            .collect();
-        let mut it = frames.into_iter();
-        let mut out = it.next().unwrap();
-        for f in it {
-            out.vstack_mut_owned(f).unwrap();
-        }
-        out
     };
     let (a, b) = (read("single"), read("churn_scores_sharded"));
     assert_eq!(a.height(), 9000);

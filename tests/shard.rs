@@ -17,29 +17,20 @@ fn job(p: &Project, name: &str, extra: &str) -> std::path::PathBuf {
 }
 
 fn partition(p: &Project, table: &str) -> polars::prelude::DataFrame {
-    use polars::prelude::*;
-    let dir = p.path().join(format!("output/{table}/ds={LAST_DAY}"));
-    let mut files: Vec<_> = std::fs::read_dir(&dir)
+    read_partition(&p.path().join(format!("output/{table}/ds={LAST_DAY}")))
+        .select(["customer_id", "ds", "churn_probability"])
         .unwrap()
-        .map(|e| e.unwrap().path())
-        .filter(|f| f.extension().is_some_and(|x| x == "parquet"))
-        .collect();
-    files.sort();
-    let mut out: Option<DataFrame> = None;
-    for f in files {
-        let df = ParquetReader::new(std::fs::File::open(&f).unwrap())
-            .finish()
-            .unwrap()
-            .select(["customer_id", "ds", "churn_probability"])
-            .unwrap();
-        match out.as_mut() {
-            None => out = Some(df),
-            Some(o) => {
-                o.vstack_mut_owned(df).unwrap();
-            }
-        }
-    }
-    out.unwrap()
+}
+
+/// `scorch run JOB --date LAST_DAY` with extra arguments.
+fn run(p: &Project, job: &std::path::Path, extra: &[&str]) -> std::process::Output {
+    p.scorch(
+        &[
+            &["run", job.to_str().unwrap(), "--date", LAST_DAY][..],
+            extra,
+        ]
+        .concat(),
+    )
 }
 
 fn shard_run_id(p: &Project, i: usize) -> String {
@@ -62,14 +53,7 @@ fn four_shards_and_commit_equal_one_run_bit_for_bit() {
     let sharded = job(&p, "sharded", "");
     assert_exit(&p.run_job(&single, &[]), 0, &[]);
     for i in [0, 1, 3] {
-        let o = p.scorch(&[
-            "run",
-            sharded.to_str().unwrap(),
-            "--date",
-            LAST_DAY,
-            "--shard",
-            &format!("{i}/4"),
-        ]);
+        let o = run(&p, &sharded, &["--shard", &format!("{i}/4")]);
         assert_exit(&o, 0, &[]);
     }
     // Nothing is visible before the commit, and the commit names the missing shard.
@@ -104,14 +88,7 @@ fn four_shards_and_commit_equal_one_run_bit_for_bit() {
     assert_exit(&o, 0, &[]);
     // Rerunning one shard replaces only its files.
     let before: Vec<String> = (0..4).map(|i| shard_run_id(&p, i)).collect();
-    let o = p.scorch(&[
-        "run",
-        sharded.to_str().unwrap(),
-        "--date",
-        LAST_DAY,
-        "--shard",
-        "1/4",
-    ]);
+    let o = run(&p, &sharded, &["--shard", "1/4"]);
     assert_exit(&o, 0, &[]);
     let after: Vec<String> = (0..4).map(|i| shard_run_id(&p, i)).collect();
     assert_ne!(before[1], after[1]);
@@ -148,32 +125,11 @@ fn four_shards_and_commit_equal_one_run_bit_for_bit() {
 fn sharding_refuses_what_it_cannot_merge_yet() {
     let p = Project::new(1, 100);
     let with_report = job(&p, "rep", "report: {}\n");
-    let o = p.scorch(&[
-        "run",
-        with_report.to_str().unwrap(),
-        "--date",
-        LAST_DAY,
-        "--shard",
-        "0/2",
-    ]);
+    let o = run(&p, &with_report, &["--shard", "0/2"]);
     assert_exit(&o, 2, &["sharded runs do not yet support `report:`"]);
     let plain = job(&p, "plain", "");
-    let o = p.scorch(&[
-        "run",
-        plain.to_str().unwrap(),
-        "--date",
-        LAST_DAY,
-        "--shard",
-        "2/2",
-    ]);
+    let o = run(&p, &plain, &["--shard", "2/2"]);
     assert_exit(&o, 2, &["the index must be 0 to COUNT-1"]);
-    let o = p.scorch(&[
-        "run",
-        plain.to_str().unwrap(),
-        "--date",
-        LAST_DAY,
-        "--shards",
-        "2",
-    ]);
+    let o = run(&p, &plain, &["--shards", "2"]);
     assert_exit(&o, 2, &["JOB_COMPLETION_INDEX"]);
 }

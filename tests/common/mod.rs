@@ -283,3 +283,28 @@ pub fn open_in_chromium(page: &Path, shot: &str) {
     assert!(png > 20_000, "screenshot of {png} bytes looks empty");
     println!("screenshot: {}", shot.display());
 }
+
+/// Every data file of a partition folder, in file-name order, stacked (the order a
+/// reader of the partition sees).
+pub fn read_partition(dir: &Path) -> polars::prelude::DataFrame {
+    use polars::prelude::*;
+    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|f| f.extension().is_some_and(|x| x == "parquet"))
+        .collect();
+    files.sort();
+    let mut out: Option<DataFrame> = None;
+    for f in files {
+        let df = ParquetReader::new(std::fs::File::open(&f).unwrap())
+            .finish()
+            .unwrap();
+        match out.as_mut() {
+            None => out = Some(df),
+            Some(o) => {
+                o.vstack_mut_owned(df).unwrap();
+            }
+        }
+    }
+    out.expect("the partition has data files")
+}
