@@ -1,6 +1,7 @@
 //! Sharded runs: N shards plus `scorch commit` give exactly the rows and scores of
 //! one run (shard boundaries are whole inference batches), a shard rerun replaces
-//! only its own files, and commit refuses an incomplete set.
+//! only its own files, commit refuses an incomplete set, and the shards' report
+//! statistics merge into the single run's report.
 
 mod common;
 use common::*;
@@ -121,15 +122,177 @@ fn four_shards_and_commit_equal_one_run_bit_for_bit() {
     );
 }
 
+/// Every leaf of two JSON documents equal: numbers within `rel` (relative), the
+/// rest exactly; `run_id` and `job` (the name) are left out.
+fn assert_json_close(a: &serde_json::Value, b: &serde_json::Value, rel: f64, at: &str) {
+    use serde_json::Value;
+    match (a, b) {
+        (Value::Number(x), Value::Number(y)) => {
+            let (x, y) = (x.as_f64().unwrap(), y.as_f64().unwrap());
+            assert!(
+                (x - y).abs() <= rel * x.abs().max(y.abs()).max(1e-300),
+                "{at}: {x} vs {y}"
+            );
+        }
+        (Value::Array(x), Value::Array(y)) => {
+            assert_eq!(x.len(), y.len(), "{at}: lengths");
+            for (i, (x, y)) in x.iter().zip(y).enumerate() {
+                assert_json_close(x, y, rel, &format!("{at}[{i}]"));
+            }
+        }
+        (Value::Object(x), Value::Object(y)) => {
+            let keys = |o: &serde_json::Map<String, Value>| {
+                o.keys()
+                    .filter(|k| !["run_id", "job"].contains(&k.as_str()))
+                    .cloned()
+                    .collect::<Vec<_>>()
+            };
+            assert_eq!(keys(x), keys(y), "{at}: keys");
+            for k in keys(x) {
+                assert_json_close(&x[&k], &y[&k], rel, &format!("{at}.{k}"));
+            }
+        }
+        _ => assert_eq!(a, b, "{at}"),
+    }
+}
+
+fn json(path: &std::path::Path) -> serde_json::Value {
+    serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
+}
+
 #[test]
-fn sharding_refuses_what_it_cannot_merge_yet() {
+fn sharded_reports_merge_to_the_single_runs_report() {
+    // 3 days × 3,000 rows in one input; customers repeat across days, so the exact
+    // `uniqueness` check fails — the commit must reach the same verdict (exit 5).
+    let p = Project::new(3, 3000);
+    let report = "report:\n  checks:\n\
+                  \x20   - {column: customer_id, metric: completeness, min: 1}\n\
+                  \x20   - {column: customer_id, metric: uniqueness, min: 1}\n\
+                  \x20   - {column: monthly_charges, metric: p99, max: 500, severity: warn}\n\
+                  \x20   - {sql: \"age IS NULL OR age <= 60\", mostly: 0.99, severity: warn}\n\
+                  \x20 drift: {psi_warn: 0.1, psi_fail: 10, wasserstein_warn: 0.1}\n";
+    let single = job(&p, "single", report);
+    let sharded = job(&p, "sharded", report);
+    let o = p.run_job(&single, &[]);
+    assert_exit(&o, 5, &["uniqueness(customer_id)"]);
+    for i in 0..4 {
+        let o = run(&p, &sharded, &["--shard", &format!("{i}/4")]);
+        assert_exit(&o, 0, &[]);
+        // Shards judge nothing: they leave their statistics for the commit.
+        let dir = p.path().join(format!(
+            "output/sharded/_shards/ds={LAST_DAY}/shard-{i:05}-of-00004"
+        ));
+        assert!(dir.join("_profile.msgpack").is_file());
+        assert!(json(&dir.join("_manifest.json"))["report"].is_null());
+    }
+    let o = p.scorch(&[
+        "commit",
+        sharded.to_str().unwrap(),
+        "--date",
+        LAST_DAY,
+        "--shards",
+        "4",
+    ]);
+    assert_exit(&o, 5, &["uniqueness(customer_id)", "merged statistics"]);
+    let (a, b) = (partition(&p, "single"), partition(&p, "sharded"));
+    assert!(a.equals(&b), "sharded output differs from the single run");
+    let manifest = |t: &str| {
+        json(
+            &p.path()
+                .join(format!("output/{t}/ds={LAST_DAY}/_manifest.json")),
+        )
+    };
+    let (ma, mb) = (manifest("single"), manifest("sharded"));
+    assert_eq!(mb["kind"], "commit");
+    assert_eq!(mb["status"], "checks_failed");
+    assert_json_close(&ma["checks"], &mb["checks"], 1e-9, "checks");
+    assert_eq!(ma["warnings"], mb["warnings"]);
+    let (ra, rb) = (
+        json(&p.path().join(ma["report"].as_str().unwrap())),
+        json(&p.path().join(mb["report"].as_str().unwrap())),
+    );
+    assert_eq!(ra["rows"], 9000);
+    assert!(!ra["drift"].as_array().unwrap().is_empty());
+    // Counts, distinct counts, quantile sketches, check tallies and every drift
+    // statistic (PSI, JS, chi², KS, Wasserstein) merge exactly; means and standard
+    // deviations up to rounding.
+    assert_json_close(&ra, &rb, 1e-12, "report");
+    assert_eq!(ra["drift"], rb["drift"]);
+    for (ca, cb) in ra["columns"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .zip(rb["columns"].as_array().unwrap())
+    {
+        for k in [
+            "count",
+            "nulls",
+            "approx_distinct",
+            "distinct",
+            "uniqueness",
+            "quantiles",
+            "min",
+            "max",
+        ] {
+            assert_eq!(ca[k], cb[k], "{} {k}", ca["name"]);
+        }
+    }
+    assert!(p.path().join(mb["report_html"].as_str().unwrap()).is_file());
+    // The commit's metrics go into the table's history like a run's.
+    let history = p
+        .path()
+        .join(format!("output/sharded/_metrics/ds={LAST_DAY}"));
+    assert_eq!(std::fs::read_dir(history).unwrap().count(), 1);
+}
+
+#[test]
+fn sharding_refuses_what_it_cannot_merge() {
     let p = Project::new(1, 100);
-    let with_report = job(&p, "rep", "report: {}\n");
-    let o = run(&p, &with_report, &["--shard", "0/2"]);
-    assert_exit(&o, 2, &["sharded runs do not yet support `report:`"]);
+    let with_contract = job(&p, "con", "contract: contracts/x.yaml\n");
+    let o = run(&p, &with_contract, &["--shard", "0/2"]);
+    assert_exit(&o, 2, &["sharded runs do not support `contract:`"]);
     let plain = job(&p, "plain", "");
     let o = run(&p, &plain, &["--shard", "2/2"]);
     assert_exit(&o, 2, &["the index must be 0 to COUNT-1"]);
     let o = run(&p, &plain, &["--shards", "2"]);
     assert_exit(&o, 2, &["JOB_COMPLETION_INDEX"]);
+    // The model changed between shards (same job file, another bundle at its path):
+    // the commit refuses to mix them.
+    let bundle = p.copy_bundle();
+    let swapped = p.job(
+        "swapped",
+        &format!(
+            "name: swapped\nsource:\n  parquet:\n    path: data/churn/features\nkeys: [customer_id, ds]\n\
+             model: {}\noutput:\n  path: output/swapped\n",
+            bundle.display()
+        ),
+    );
+    assert_exit(&run(&p, &swapped, &["--shard", "0/2"]), 0, &[]);
+    for e in std::fs::read_dir(repo().join("models/churn/2.0.0")).unwrap() {
+        let e = e.unwrap();
+        std::fs::copy(e.path(), bundle.join(e.file_name())).unwrap();
+    }
+    assert_exit(&run(&p, &swapped, &["--shard", "1/2"]), 0, &[]);
+    let o = p.scorch(&[
+        "commit",
+        swapped.to_str().unwrap(),
+        "--date",
+        LAST_DAY,
+        "--shards",
+        "2",
+    ]);
+    assert_exit(
+        &o,
+        3,
+        &[
+            "shard-00001-of-00002",
+            "scored by model churn 2.0.0",
+            "rerun that shard",
+        ],
+    );
+    assert!(
+        !p.path()
+            .join(format!("output/swapped/ds={LAST_DAY}"))
+            .exists()
+    );
 }

@@ -108,7 +108,7 @@ impl Sketch {
 }
 
 /// A run's values of one numeric column in the cells of a reference [`Sketch`].
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct SketchCounts {
     /// Rows `<= points[0]`, in each `(points[k-1], points[k]]`, then `> points[last]`.
     pub counts: Vec<u64>,
@@ -402,7 +402,7 @@ pub(crate) fn count_categories(s: &Series, into: &mut BTreeMap<String, u64>) -> 
 }
 
 /// A run's counts in the reference's bins.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct DriftCounter {
     reference: ReferenceProfile,
     /// Per column: bin counts (numeric) or category counts.
@@ -557,6 +557,20 @@ impl DriftCounter {
                 a.merge(b);
             }
         }
+    }
+
+    /// [`merge`](Self::merge), after checking that both count against the same
+    /// reference profile.
+    pub fn merge_checked(&mut self, other: &DriftCounter) -> Result<(), String> {
+        if self.reference != other.reference {
+            return Err(
+                "the drift statistics count against different reference profiles \
+                        (another model version?)"
+                    .into(),
+            );
+        }
+        self.merge(other);
+        Ok(())
     }
 
     /// The drift of every column, judged against the job's thresholds.

@@ -36,7 +36,7 @@ const HLL_P: u32 = 12;
 
 /// A HyperLogLog sketch of 64-bit hashes (Flajolet et al. 2007, with the small-range
 /// correction). Sketches of the same precision merge by taking register maxima.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Hll {
     registers: Vec<u8>,
 }
@@ -97,7 +97,7 @@ pub const QUANTILES: [(&str, f64); 7] = [
 /// `γ = (1+α)/(1−α)`, so any quantile is returned within relative error α.
 /// Bucket counts add, so sketches merge exactly. Buckets are dense arrays over the
 /// range seen so far (a few thousand for data spanning many orders of magnitude).
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct QuantileSketch {
     positive: Buckets,
     negative: Buckets,
@@ -106,7 +106,7 @@ pub struct QuantileSketch {
 }
 
 /// Dense bucket counts from index `offset` on.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
 struct Buckets {
     offset: i32,
     counts: Vec<u64>,
@@ -229,7 +229,7 @@ pub type FreqMap = std::collections::HashMap<u64, u64, std::hash::BuildHasherDef
 pub const DEFAULT_MAX_EXACT_DISTINCT: usize = 1_000_000;
 
 /// Mergeable statistics of one column.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct ColumnStats {
     pub name: String,
     pub dtype: String,
@@ -597,8 +597,9 @@ pub struct CheckResult {
 }
 
 /// Statistics of every profiled column of a run's input, and the compliance counts
-/// of `sql` checks.
-#[derive(Debug, Clone, Default)]
+/// of `sql` checks. Serializable, so the shards of a date can write theirs and
+/// `scorch commit` can merge them ([`Profile::merge`]).
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct Profile {
     pub columns: Vec<ColumnStats>,
     checks: Vec<CheckSpec>,
@@ -664,6 +665,38 @@ impl Profile {
                 }
             }
         }
+        Ok(())
+    }
+
+    /// Adds the statistics of another part of the same input (another shard of the
+    /// same run): exact for every count, sketch and frequency; means and variances
+    /// merge with Chan et al.'s formula (equal up to floating-point rounding).
+    /// Refuses profiles of other columns, checks or reference profiles.
+    pub fn merge(&mut self, other: &Profile) -> std::result::Result<(), String> {
+        let names = |p: &Profile| p.columns.iter().map(|c| c.name.clone()).collect::<Vec<_>>();
+        if names(self) != names(other) {
+            return Err(format!(
+                "profiled columns differ: [{}] vs [{}]",
+                names(self).join(", "),
+                names(other).join(", ")
+            ));
+        }
+        let labels = |p: &Profile| p.checks.iter().map(|c| c.label()).collect::<Vec<_>>();
+        if labels(self) != labels(other) {
+            return Err("the checks differ".into());
+        }
+        match (&mut self.drift, &other.drift) {
+            (None, None) => {}
+            (Some(a), Some(b)) => a.merge_checked(b)?,
+            _ => return Err("one has drift statistics, the other not".into()),
+        }
+        for (a, b) in self.columns.iter_mut().zip(&other.columns) {
+            a.merge(b);
+        }
+        for (a, b) in self.passed.iter_mut().zip(&other.passed) {
+            *a += b;
+        }
+        self.rows += other.rows;
         Ok(())
     }
 
@@ -902,5 +935,40 @@ mod tests {
             (m.distinct, m.uniqueness, m.unique_value_ratio),
             (None, None, None)
         );
+    }
+
+    #[test]
+    fn profiles_round_trip_and_merge_only_like_with_like() {
+        let df = df!(
+            "x" => (0..1000).map(|i| (i % 37) as f64 * 1.5).collect::<Vec<_>>(),
+            "s" => (0..1000).map(|i| format!("k{}", i % 11)).collect::<Vec<_>>()
+        )
+        .unwrap();
+        let checks: Vec<CheckSpec> =
+            serde_json::from_str(r#"[{"sql": "x < 30", "mostly": 0.5}]"#).unwrap();
+        let mut whole = Profile::new(df.schema(), &checks, 100);
+        whole.update(&df).unwrap();
+        let mut a = Profile::new(df.schema(), &checks, 100);
+        let mut b = a.clone();
+        a.update(&df.slice(0, 400)).unwrap();
+        b.update(&df.slice(400, 600)).unwrap();
+        let b: Profile = rmp_serde::from_slice(&rmp_serde::to_vec_named(&b).unwrap()).unwrap();
+        a.merge(&b).unwrap();
+        let m = |p: &Profile| {
+            serde_json::to_value((
+                p.columns.iter().map(|c| c.metrics()).collect::<Vec<_>>(),
+                p.check_results(),
+            ))
+            .unwrap()
+        };
+        let (x, y) = (m(&whole), m(&a));
+        assert_eq!(x[0][0]["distinct"], 37);
+        assert_eq!(x[0][1]["quantiles"], y[0][1]["quantiles"]);
+        assert_eq!(x[1], y[1]);
+        let other = df!("y" => [1.0f64]).unwrap();
+        let err = a
+            .merge(&Profile::new(other.schema(), &checks, 100))
+            .unwrap_err();
+        assert!(err.contains("profiled columns differ"), "{err}");
     }
 }

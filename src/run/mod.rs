@@ -390,11 +390,11 @@ fn execute(
     };
     let mut src = crate::source::resolve(&job.source, &ctx, vars, redactor)?;
     if let Some((index, count)) = opts.shard {
-        if job.report.is_some() || job.contract.is_some() || opts.shadow.is_some() {
+        if job.contract.is_some() || opts.shadow.is_some() {
             return Err(Error::config(
                 &opts.job_file,
-                "sharded runs do not yet support `report:`, `contract:` or shadow runs \
-                 (their statistics would need merging at commit); run this job unsharded",
+                "sharded runs do not support `contract:` (its unique keys and quarantine \
+                 span the whole date) or shadow runs; run this job unsharded",
             ));
         }
         let (row_start, row_end, total_rows) =
@@ -739,16 +739,25 @@ fn execute(
         }
         if let (Some(profile), Some(spec)) = (&profile, &job.report) {
             let profile = profile.lock().expect("profile lock");
-            gate = write_report(
-                &profile,
-                spec,
-                env,
-                &partition,
-                &job.name,
-                done.rows_read,
-                m,
-                redactor,
-            )?;
+            if opts.shard.is_some() {
+                // A shard's statistics are merged and judged by `scorch commit`.
+                shard::write_profile(&staged.dir().join(shard::PROFILE_FILE), &profile)?;
+            } else {
+                let r = write_report(
+                    &profile,
+                    spec,
+                    env.table,
+                    &partition,
+                    (&m.run_id, &job.name, &m.ds),
+                    done.rows_read,
+                    redactor,
+                )?;
+                m.checks = r.checks;
+                m.warnings.extend(r.warnings);
+                m.report = Some(r.json);
+                m.report_html = Some(r.html);
+                gate = r.gate;
+            }
         }
         if let Some(checker) = &checker {
             // Quarantined rows are kept for inspection even when the contract fails the run.
@@ -847,74 +856,84 @@ fn execute(
     Ok(target)
 }
 
-/// Assembles the run report of a finished pipeline and writes it: `report.json` and
-/// `report.html` beside the run manifest, and the run's rows of the metrics history.
-/// Records them in the manifest; returns the names of failed `fail` checks.
+/// What [`write_report`] wrote and found.
+pub(crate) struct ReportOutcome {
+    /// Every check's result.
+    pub checks: Vec<crate::reports::CheckResult>,
+    /// `warn` checks and drift, as manifest warnings.
+    pub warnings: Vec<String>,
+    /// The failed `fail` checks and drift: the quality gate.
+    pub gate: Vec<String>,
+    /// Where `report.json` and `report.html` were written (redacted).
+    pub json: String,
+    pub html: String,
+}
+
+/// Assembles the report of a finished run (or of a commit of shards) from its
+/// profile and writes it: `<run id>.report.json` and `.report.html` beside the run
+/// manifests, and the run's rows of the table's metrics history.
 #[allow(clippy::too_many_arguments)]
-fn write_report(
+pub(crate) fn write_report(
     profile: &crate::reports::Profile,
     spec: &crate::spec::job::ReportSpec,
-    env: &Env<'_>,
+    table: &sink::Table,
     partition: &str,
-    job_name: &str,
+    (run_id, job_name, ds): (&str, &str, &str),
     rows_read: u64,
-    m: &mut Manifest,
     redactor: &Redactor,
-) -> Result<Vec<String>> {
-    let mut gate = Vec::new();
+) -> Result<ReportOutcome> {
     let history = if spec.anomalies.is_empty() {
         None
     } else {
-        Some(env.table.read_history()?)
+        Some(table.read_history()?)
     };
     let report = crate::reports::Report::assemble(
         profile,
         spec,
-        (&m.run_id, job_name, &m.ds),
+        (run_id, job_name, ds),
         rows_read,
         history.as_ref(),
     )?;
+    let (mut gate, mut warnings) = (Vec::new(), Vec::new());
     for c in &report.checks {
         match c.status {
             "fail" => gate.push(c.name.clone()),
-            "warn" => m
-                .warnings
-                .push(format!("check {} is {:?}", c.name, c.value)),
+            "warn" => warnings.push(format!("check {} is {:?}", c.name, c.value)),
             _ => {}
         }
     }
     for d in &report.drift {
         match d.status {
             "fail" => gate.push(format!("drift({}) {}", d.column, d.reasons.join(", "))),
-            "warn" => m
-                .warnings
-                .push(format!("drift of {}: {}", d.column, d.reasons.join(", "))),
+            "warn" => warnings.push(format!("drift of {}: {}", d.column, d.reasons.join(", "))),
             _ => {}
         }
     }
-    m.checks = report.checks.clone();
     let text = serde_json::to_string_pretty(&report).expect("report serializes");
-    let at = env.table.write_run_file(
-        &format!("{}.report.json", m.run_id),
+    let json = table.write_run_file(
+        &format!("{run_id}.report.json"),
         format!("{}\n", redactor.redact(&text)).as_bytes(),
     )?;
-    m.report = Some(redactor.redact(&at));
     let histograms = profile
         .drift
         .as_ref()
         .map(|d| d.histograms())
         .unwrap_or_default();
     let page = crate::reports::html::render(&report, &histograms);
-    let at = env.table.write_run_file(
-        &format!("{}.report.html", m.run_id),
+    let html = table.write_run_file(
+        &format!("{run_id}.report.html"),
         redactor.redact(&page).as_bytes(),
     )?;
-    m.report_html = Some(redactor.redact(&at));
     let mut rows =
         crate::reports::history::frame(&report, &crate::reports::history::rows(&report))?;
-    env.table.append_history(partition, &m.run_id, &mut rows)?;
-
-    Ok(gate)
+    table.append_history(partition, run_id, &mut rows)?;
+    Ok(ReportOutcome {
+        checks: report.checks,
+        warnings,
+        gate,
+        json: redactor.redact(&json),
+        html: redactor.redact(&html),
+    })
 }
 
 fn scored_at_dtype() -> DataType {

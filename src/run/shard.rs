@@ -9,6 +9,14 @@
 //! folder). `scorch commit JOB --date D --shards N` checks that all N shards of
 //! that job succeeded and cover the input, moves their files in shard order into
 //! one staged partition with a manifest, and publishes it atomically like a run.
+//!
+//! With `report:`, each shard writes its input profile — the mergeable statistics
+//! of [`crate::reports::Profile`]: counts, HyperLogLog registers, DDSketch buckets,
+//! exact value frequencies, moments, check tallies and drift bin counts — to
+//! `_profile.msgpack` in its folder instead of a report. The commit merges the
+//! shards' profiles and writes one report, history rows and quality gate, as a
+//! single run would: every count, sketch and drift statistic equals the single
+//! run's exactly; means and standard deviations up to floating-point rounding.
 
 use std::path::{Path, PathBuf};
 
@@ -19,6 +27,53 @@ use crate::error::{Error, Result};
 use crate::sink::{PARTITION_MANIFEST, SHARDS_DIR};
 use crate::spec::job::JobSpec;
 use crate::spec::template::{Redactor, TemplateVars, render};
+
+/// A shard's input profile, in its folder (MessagePack).
+pub const PROFILE_FILE: &str = "_profile.msgpack";
+
+/// Layout version of [`PROFILE_FILE`].
+const PROFILE_VERSION: u32 = 1;
+
+#[derive(serde::Serialize, serde::Deserialize)]
+struct ShardProfile {
+    profile_version: u32,
+    profile: crate::reports::Profile,
+}
+
+/// Writes a shard's input profile.
+pub fn write_profile(path: &Path, profile: &crate::reports::Profile) -> Result<()> {
+    let doc = ShardProfile {
+        profile_version: PROFILE_VERSION,
+        profile: profile.clone(),
+    };
+    let bytes = rmp_serde::to_vec_named(&doc)
+        .map_err(|e| Error::Internal(format!("serializing the shard profile: {e}")))?;
+    crate::sink::write_file_atomic(path, &bytes)
+}
+
+/// Reads a shard's input profile.
+fn read_profile(path: &Path) -> Result<crate::reports::Profile> {
+    let bytes = std::fs::read(path).map_err(|e| {
+        Error::DataContract(format!(
+            "{}: the shard has no report statistics ({e}); rerun that shard",
+            path.display()
+        ))
+    })?;
+    let doc: ShardProfile = rmp_serde::from_slice(&bytes).map_err(|e| {
+        Error::DataContract(format!(
+            "{}: not a shard profile ({e}); rerun that shard",
+            path.display()
+        ))
+    })?;
+    if doc.profile_version != PROFILE_VERSION {
+        return Err(Error::DataContract(format!(
+            "{}: shard profile version {} (this scorch reads {PROFILE_VERSION}); rerun that shard",
+            path.display(),
+            doc.profile_version
+        )));
+    }
+    Ok(doc.profile)
+}
 
 /// Rows `[start, end)` of shard `index` of `count` over `total` rows: equal ranges
 /// of whole `batch`es (the last shard takes the remainder; trailing shards may be
@@ -71,6 +126,16 @@ pub struct Committed {
     pub output: Vec<OutputFile>,
     pub partition: String,
     pub committed_at: String,
+    /// The results of the job's checks on the merged statistics (with `report:`).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub checks: Vec<crate::reports::CheckResult>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub warnings: Vec<String>,
+    /// The report of the merged statistics (with `report:`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub report: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub report_html: Option<String>,
 }
 
 /// Assembles and publishes the partition of `ds` from its `count` shards.
@@ -137,6 +202,17 @@ pub fn commit(
             Some(format!("its status is {}", m["status"]))
         } else if m["job"]["sha256"] != job_sha.as_str() {
             Some("it was run with another version of the job file".into())
+        } else if m["model"] != manifests[0].1["model"] {
+            let model = |m: &serde_json::Value| {
+                let f = |k: &str| m["model"][k].as_str().unwrap_or("?").to_string();
+                format!("{} {} (sha256 {})", f("name"), f("version"), f("sha256"))
+            };
+            Some(format!(
+                "it was scored by model {} but shard 0 by {} (an alias moved between \
+                 shards?); rerun the shards with one model",
+                model(m),
+                model(&manifests[0].1)
+            ))
         } else if shard.count != count {
             Some(format!("it is one of {} shards", shard.count))
         } else if shard.row_start != expected_start || total.is_some_and(|t| t != shard.total_rows)
@@ -164,8 +240,49 @@ pub fn commit(
             total.unwrap_or(0)
         )));
     }
-    // Stage: the shards' data files in shard order, renamed part-00000, part-00001, …
+    // With `report:`: the shards' profiles, merged (read before anything moves).
+    let profile = match &job.report {
+        Some(_) => {
+            let mut merged: Option<crate::reports::Profile> = None;
+            for (d, _) in &manifests {
+                let p = read_profile(&d.join(PROFILE_FILE))?;
+                match &mut merged {
+                    None => merged = Some(p),
+                    Some(all) => all.merge(&p).map_err(|e| {
+                        Error::DataContract(format!(
+                            "{}: cannot merge its report statistics with shard 0's: {e}; rerun that shard",
+                            d.display()
+                        ))
+                    })?,
+                }
+            }
+            merged
+        }
+        None => None,
+    };
+    let rows_read: u64 = manifests
+        .iter()
+        .map(|(_, m)| m["rows"]["read"].as_u64().unwrap_or(0))
+        .sum();
     let run_id = super::new_run_id();
+    let ds_text = ds.format("%Y-%m-%d").to_string();
+    let outcome = match (&profile, &job.report) {
+        (Some(p), Some(spec)) => {
+            let r = super::write_report(
+                p,
+                spec,
+                &table,
+                &partition,
+                (&run_id, &job.name, &ds_text),
+                rows_read,
+                &red,
+            );
+            Some(r?)
+        }
+        _ => None,
+    };
+    // Stage: the shards' data files in shard order, renamed part-00000, part-00001, …
+    // Linked (or copied), so the shards stay whole until the partition is published.
     let staged = crate::sink::StagedPartition::create(dir, &partition, &run_id)?;
     let mut files = Vec::new();
     let mut shards = Vec::new();
@@ -176,9 +293,12 @@ pub fn commit(
             let name = format!("part-{:05}.parquet", files.len());
             let src = d.join(f["path"].as_str().unwrap_or(""));
             let dst = staged.dir.join(&name);
-            std::fs::rename(&src, &dst)
-                .or_else(|_| std::fs::copy(&src, &dst).map(|_| ()))
-                .map_err(|e| Error::io("move", &src, e))?;
+            if let Err(e) =
+                std::fs::hard_link(&src, &dst).or_else(|_| std::fs::copy(&src, &dst).map(|_| ()))
+            {
+                staged.abandon();
+                return Err(Error::io("copy", &src, e));
+            }
             let r = f["rows"].as_u64().unwrap_or(0);
             rows += r;
             files.push(OutputFile {
@@ -188,6 +308,7 @@ pub fn commit(
             });
         }
     }
+    let gate = outcome.as_ref().map(|o| o.gate.clone()).unwrap_or_default();
     let committed = Committed {
         manifest_version: super::manifest::MANIFEST_VERSION,
         kind: "commit",
@@ -197,13 +318,27 @@ pub fn commit(
             file: job_file.display().to_string(),
             sha256: job_sha,
         },
-        ds: ds.format("%Y-%m-%d").to_string(),
-        status: "succeeded",
+        ds: ds_text,
+        status: if gate.is_empty() {
+            "succeeded"
+        } else {
+            "checks_failed"
+        },
         shards,
         rows,
         output: files,
         partition: staged.target().display().to_string(),
         committed_at: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+        checks: outcome
+            .as_ref()
+            .map(|o| o.checks.clone())
+            .unwrap_or_default(),
+        warnings: outcome
+            .as_ref()
+            .map(|o| o.warnings.clone())
+            .unwrap_or_default(),
+        report: outcome.as_ref().map(|o| o.json.clone()),
+        report_html: outcome.as_ref().map(|o| o.html.clone()),
     };
     let text = format!(
         "{}\n",
@@ -211,8 +346,18 @@ pub fn commit(
     );
     crate::sink::write_file_atomic(&staged.dir.join(PARTITION_MANIFEST), text.as_bytes())?;
     table.write_run_manifest(&run_id, text.as_bytes())?;
-    staged.publish()?;
+    let at = staged.publish()?;
     let _ = std::fs::remove_dir_all(&shards_dir);
+    if !gate.is_empty() {
+        return Err(Error::QualityGate(format!(
+            "{} check(s) of severity fail did not hold on the merged statistics: {}; the \
+             partition was published to {} and the report written to {}",
+            gate.len(),
+            gate.join(", "),
+            red.redact(&at.display().to_string()),
+            committed.report.clone().unwrap_or_default()
+        )));
+    }
     Ok(committed)
 }
 

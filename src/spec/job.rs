@@ -68,7 +68,8 @@ pub struct JobSpec {
     pub schedule: Option<crate::schedule::cron::ScheduleSpec>,
     /// How many shards orchestrators split a date into: the Airflow DAG factory maps
     /// the scoring task over `--shard I/N` and then runs `scorch commit`. Default 1
-    /// (one `scorch run`). Jobs with `report:` or `contract:` cannot be sharded yet.
+    /// (one `scorch run`). Each shard writes its report statistics and the commit
+    /// merges them into one report. Jobs with `contract:` cannot be sharded.
     #[serde(default = "default_shards")]
     pub shards: usize,
     /// Canary split scoring: a deterministic, hash-selected share of the entities is
@@ -555,10 +556,11 @@ impl JobSpec {
         }
         if !(1..=10_000).contains(&self.shards) {
             p.push("shards", "must be between 1 and 10000");
-        } else if self.shards > 1 && (self.report.is_some() || self.contract.is_some()) {
+        } else if self.shards > 1 && self.contract.is_some() {
             p.push(
                 "shards",
-                "sharded jobs cannot have `report:` or `contract:` yet (their statistics are not merged at commit)",
+                "sharded jobs cannot have `contract:` (its unique keys and quarantine span the \
+                 whole date); drop `contract:` or `shards:`",
             );
         }
         if let Some(sc) = &self.schedule
