@@ -18,13 +18,13 @@
 //! single run would: every count, sketch and drift statistic equals the single
 //! run's exactly; means and standard deviations up to floating-point rounding.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use chrono::NaiveDate;
 
 use super::manifest::{JobInfo, OutputFile, ShardInfo};
 use crate::error::{Error, Result};
-use crate::sink::{PARTITION_MANIFEST, SHARDS_DIR};
+use crate::sink::PARTITION_MANIFEST;
 use crate::spec::job::JobSpec;
 use crate::spec::template::{Redactor, TemplateVars, render};
 
@@ -51,24 +51,23 @@ pub fn write_profile(path: &Path, profile: &crate::reports::Profile) -> Result<(
     crate::sink::write_file_atomic(path, &bytes)
 }
 
-/// Reads a shard's input profile.
-fn read_profile(path: &Path) -> Result<crate::reports::Profile> {
-    let bytes = std::fs::read(path).map_err(|e| {
+/// Reads a shard's input profile (`bytes` of its [`PROFILE_FILE`], if it has one;
+/// `shard` names the shard in messages).
+fn read_profile(shard: &str, bytes: Option<Vec<u8>>) -> Result<crate::reports::Profile> {
+    let bytes = bytes.ok_or_else(|| {
         Error::DataContract(format!(
-            "{}: the shard has no report statistics ({e}); rerun that shard",
-            path.display()
+            "{shard}: the shard has no report statistics ({PROFILE_FILE}); rerun that shard"
         ))
     })?;
     let doc: ShardProfile = rmp_serde::from_slice(&bytes).map_err(|e| {
         Error::DataContract(format!(
-            "{}: not a shard profile ({e}); rerun that shard",
-            path.display()
+            "{shard}/{PROFILE_FILE}: not a shard profile ({e}); rerun that shard"
         ))
     })?;
     if doc.profile_version != PROFILE_VERSION {
         return Err(Error::DataContract(format!(
-            "{}: shard profile version {} (this scorch reads {PROFILE_VERSION}); rerun that shard",
-            path.display(),
+            "{shard}/{PROFILE_FILE}: shard profile version {} (this scorch reads \
+             {PROFILE_VERSION}); rerun that shard",
             doc.profile_version
         )));
     }
@@ -159,26 +158,23 @@ pub fn commit(
     let profiles = crate::spec::profiles::locate(profiles, root);
     let storage = super::storage_settings(&job, &profiles, &vars, &mut red)?;
     let table = crate::sink::Table::open(&out.value, root, &storage)?;
-    let crate::sink::Table::Local(dir) = &table else {
-        return Err(Error::usage(
-            "sharded runs write to a local output table for now; commit cannot assemble a remote one",
-        ));
-    };
     let partition = format!("ds={}", ds.format("%Y-%m-%d"));
-    let shards_dir = dir.join(SHARDS_DIR).join(&partition);
+    let shards_dir = red.redact(&table.shard_location(&partition, ""));
+    let shards_dir = shards_dir.trim_end_matches('/');
     // Every shard: present, succeeded, of this job file and count, covering the input.
     let mut missing = Vec::new();
-    let mut manifests: Vec<(PathBuf, serde_json::Value)> = Vec::new();
+    // (shard folder name, its location for messages, its manifest)
+    let mut manifests: Vec<(String, String, serde_json::Value)> = Vec::new();
     for i in 0..count {
-        let d = shards_dir.join(dir_name(i, count));
-        match std::fs::read(d.join(PARTITION_MANIFEST)) {
-            Ok(b) => {
-                let m: serde_json::Value = serde_json::from_slice(&b).map_err(|e| {
-                    Error::DataContract(format!("{}: not a shard manifest: {e}", d.display()))
-                })?;
-                manifests.push((d, m));
+        let name = dir_name(i, count);
+        let d = red.redact(&table.shard_location(&partition, &name));
+        match table.read_shard_file(&partition, &name, PARTITION_MANIFEST)? {
+            Some(b) => {
+                let m: serde_json::Value = serde_json::from_slice(&b)
+                    .map_err(|e| Error::DataContract(format!("{d}: not a shard manifest: {e}")))?;
+                manifests.push((name, d, m));
             }
-            Err(_) => missing.push(i.to_string()),
+            None => missing.push(i.to_string()),
         }
     }
     if !missing.is_empty() {
@@ -186,23 +182,20 @@ pub fn commit(
             "{}: shard(s) {} of {count} have not finished (no manifest under {}); run them, then commit",
             job.name,
             missing.join(", "),
-            shards_dir.display()
+            shards_dir
         )));
     }
     let mut expected_start = 0u64;
     let mut total = None;
-    for (d, m) in &manifests {
+    for (_, d, m) in &manifests {
         let shard: ShardInfo = serde_json::from_value(m["shard"].clone()).map_err(|e| {
-            Error::DataContract(format!(
-                "{}: the manifest has no shard entry: {e}",
-                d.display()
-            ))
+            Error::DataContract(format!("{d}: the manifest has no shard entry: {e}"))
         })?;
         let problem = if m["status"] != "succeeded" {
             Some(format!("its status is {}", m["status"]))
         } else if m["job"]["sha256"] != job_sha.as_str() {
             Some("it was run with another version of the job file".into())
-        } else if m["model"] != manifests[0].1["model"] {
+        } else if m["model"] != manifests[0].2["model"] {
             let model = |m: &serde_json::Value| {
                 let f = |k: &str| m["model"][k].as_str().unwrap_or("?").to_string();
                 format!("{} {} (sha256 {})", f("name"), f("version"), f("sha256"))
@@ -211,7 +204,7 @@ pub fn commit(
                 "it was scored by model {} but shard 0 by {} (an alias moved between \
                  shards?); rerun the shards with one model",
                 model(m),
-                model(&manifests[0].1)
+                model(&manifests[0].2)
             ))
         } else if shard.count != count {
             Some(format!("it is one of {} shards", shard.count))
@@ -226,8 +219,7 @@ pub fn commit(
         };
         if let Some(p) = problem {
             return Err(Error::DataContract(format!(
-                "{}: cannot commit: {p}; rerun that shard",
-                d.display()
+                "{d}: cannot commit: {p}; rerun that shard"
             )));
         }
         expected_start = shard.row_end;
@@ -236,7 +228,7 @@ pub fn commit(
     if total.is_some_and(|t| t != expected_start) {
         return Err(Error::DataContract(format!(
             "{}: the shards cover {expected_start} of {} rows",
-            shards_dir.display(),
+            shards_dir,
             total.unwrap_or(0)
         )));
     }
@@ -244,14 +236,14 @@ pub fn commit(
     let profile = match &job.report {
         Some(_) => {
             let mut merged: Option<crate::reports::Profile> = None;
-            for (d, _) in &manifests {
-                let p = read_profile(&d.join(PROFILE_FILE))?;
+            for (name, d, _) in &manifests {
+                let bytes = table.read_shard_file(&partition, name, PROFILE_FILE)?;
+                let p = read_profile(d, bytes)?;
                 match &mut merged {
                     None => merged = Some(p),
                     Some(all) => all.merge(&p).map_err(|e| {
                         Error::DataContract(format!(
-                            "{}: cannot merge its report statistics with shard 0's: {e}; rerun that shard",
-                            d.display()
+                            "{d}: cannot merge its report statistics with shard 0's: {e}; rerun that shard"
                         ))
                     })?,
                 }
@@ -262,7 +254,7 @@ pub fn commit(
     };
     let rows_read: u64 = manifests
         .iter()
-        .map(|(_, m)| m["rows"]["read"].as_u64().unwrap_or(0))
+        .map(|(_, _, m)| m["rows"]["read"].as_u64().unwrap_or(0))
         .sum();
     let run_id = super::new_run_id();
     let ds_text = ds.format("%Y-%m-%d").to_string();
@@ -281,28 +273,24 @@ pub fn commit(
         }
         _ => None,
     };
-    // Stage: the shards' data files in shard order, renamed part-00000, part-00001, …
-    // Linked (or copied), so the shards stay whole until the partition is published.
-    let staged = crate::sink::StagedPartition::create(dir, &partition, &run_id)?;
+    // The shards' data files in shard order, renamed part-00000, part-00001, …
     let mut files = Vec::new();
+    let mut parts = Vec::new();
     let mut shards = Vec::new();
     let mut rows = 0u64;
-    for (d, m) in &manifests {
+    for (name, _, m) in &manifests {
         shards.push(m["run_id"].as_str().unwrap_or("").to_string());
         for f in m["output"]["files"].as_array().cloned().unwrap_or_default() {
-            let name = format!("part-{:05}.parquet", files.len());
-            let src = d.join(f["path"].as_str().unwrap_or(""));
-            let dst = staged.dir.join(&name);
-            if let Err(e) =
-                std::fs::hard_link(&src, &dst).or_else(|_| std::fs::copy(&src, &dst).map(|_| ()))
-            {
-                staged.abandon();
-                return Err(Error::io("copy", &src, e));
-            }
+            let new_name = table.commit_file_name(&run_id, files.len());
+            parts.push(crate::sink::shards::Part {
+                shard: name.clone(),
+                file: f["path"].as_str().unwrap_or("").to_string(),
+                name: new_name.clone(),
+            });
             let r = f["rows"].as_u64().unwrap_or(0);
             rows += r;
             files.push(OutputFile {
-                path: name,
+                path: new_name,
                 bytes: f["bytes"].as_u64().unwrap_or(0),
                 rows: r,
             });
@@ -327,7 +315,7 @@ pub fn commit(
         shards,
         rows,
         output: files,
-        partition: staged.target().display().to_string(),
+        partition: red.redact(&table.partition_location(&partition)),
         committed_at: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
         checks: outcome
             .as_ref()
@@ -344,17 +332,16 @@ pub fn commit(
         "{}\n",
         serde_json::to_string_pretty(&committed).expect("manifest serializes")
     );
-    crate::sink::write_file_atomic(&staged.dir.join(PARTITION_MANIFEST), text.as_bytes())?;
+    let at = table.commit_shards(&partition, &run_id, &parts, text.as_bytes())?;
     table.write_run_manifest(&run_id, text.as_bytes())?;
-    let at = staged.publish()?;
-    let _ = std::fs::remove_dir_all(&shards_dir);
+    table.remove_shards(&partition);
     if !gate.is_empty() {
         return Err(Error::QualityGate(format!(
             "{} check(s) of severity fail did not hold on the merged statistics: {}; the \
              partition was published to {} and the report written to {}",
             gate.len(),
             gate.join(", "),
-            red.redact(&at.display().to_string()),
+            red.redact(&at),
             committed.report.clone().unwrap_or_default()
         )));
     }

@@ -22,6 +22,8 @@ use polars::prelude::*;
 
 use crate::error::{Error, Result};
 
+pub mod shards;
+
 /// Columns scorch adds to every output row; sources may not use these names as keys.
 pub const RESERVED_COLUMNS: &[&str] = &["model_name", "model_version", "run_id", "scored_at"];
 
@@ -290,6 +292,8 @@ pub enum Table {
 
 /// A partition being written: files go into a local folder first; publishing
 /// moves them into place (local) or uploads them and commits (object store).
+// One per run: the size difference of the variants does not matter.
+#[allow(clippy::large_enum_variant)]
 pub enum Staged {
     Local(StagedPartition),
     Remote {
@@ -298,6 +302,10 @@ pub enum Staged {
         store: crate::storage::Store,
         partition_prefix: object_store::path::Path,
         run_id: String,
+        /// The table's URL and prefix, and the partition (for shards).
+        table_url: String,
+        table_prefix: object_store::path::Path,
+        partition: String,
     },
 }
 
@@ -556,6 +564,9 @@ impl Table {
                     store: store.clone(),
                     partition_prefix: prefix.clone().join(partition),
                     run_id: run_id.to_string(),
+                    table_url: url.clone(),
+                    table_prefix: prefix.clone(),
+                    partition: partition.to_string(),
                 })
             }
         }
@@ -619,18 +630,29 @@ impl Staged {
 
     /// Publishes the staged files as shard `name` of the partition, in
     /// `<table>/_shards/<partition>/<name>/` (replacing an earlier attempt of that
-    /// shard), for `scorch commit` to assemble. Local tables only.
+    /// shard), for `scorch commit` to assemble.
     pub fn publish_shard(self, name: &str) -> Result<String> {
         match self {
             Staged::Local(s) => {
                 let target = s.table.join(SHARDS_DIR).join(&s.partition).join(name);
                 Ok(s.publish_at(target)?.display().to_string())
             }
-            Staged::Remote { dir, url, .. } => {
+            Staged::Remote {
+                dir,
+                store,
+                table_url,
+                table_prefix,
+                partition,
+                ..
+            } => {
+                let prefix = table_prefix
+                    .join(SHARDS_DIR)
+                    .join(partition.as_str())
+                    .join(name);
+                let at = format!("{table_url}/{SHARDS_DIR}/{partition}/{name}");
+                let result = upload_and_commit(&dir, &at, &store, &prefix);
                 let _ = std::fs::remove_dir_all(&dir);
-                Err(Error::usage(format!(
-                    "{url}: sharded runs write to a local output table for now"
-                )))
+                result.map(|_| at)
             }
         }
     }
@@ -655,7 +677,6 @@ fn upload_and_commit(
     store: &crate::storage::Store,
     prefix: &object_store::path::Path,
 ) -> Result<()> {
-    use futures_util::StreamExt;
     use object_store::{ObjectStoreExt, WriteMultipart};
     use std::io::Read;
 
@@ -668,12 +689,18 @@ fn upload_and_commit(
     let rt = crate::storage::runtime()?;
     rt.block_on(async {
         let mut uploaded: Vec<object_store::path::Path> = Vec::new();
-        let err = |what: &str, e: object_store::Error| crate::storage::runtime_error(&format!("{what} {url}"), e);
+        let err = |what: &str, e: object_store::Error| {
+            crate::storage::runtime_error(&format!("{what} {url}"), e)
+        };
         let upload_all = async {
             for f in &files {
                 let name = f.file_name().expect("file").to_string_lossy().to_string();
                 let dest = prefix.clone().join(name.as_str());
-                let upload = store.store.put_multipart(&dest).await.map_err(|e| err("uploading to", e))?;
+                let upload = store
+                    .store
+                    .put_multipart(&dest)
+                    .await
+                    .map_err(|e| err("uploading to", e))?;
                 uploaded.push(dest.clone());
                 let mut w = WriteMultipart::new_with_chunk_size(upload, UPLOAD_PART);
                 let mut file = std::fs::File::open(f).map_err(|e| Error::io("read", f, e))?;
@@ -684,7 +711,9 @@ fn upload_and_commit(
                         if n == 0 {
                             break;
                         }
-                        w.wait_for_capacity(4).await.map_err(|e| err("uploading to", e))?;
+                        w.wait_for_capacity(4)
+                            .await
+                            .map_err(|e| err("uploading to", e))?;
                         w.write(&buf[..n]);
                     }
                     Ok(())
@@ -718,26 +747,40 @@ fn upload_and_commit(
         }
         // Committed: remove files of earlier runs (a crash here only leaves garbage
         // that the manifest does not list; the next run removes it).
-        let keep: std::collections::BTreeSet<String> = uploaded
-            .iter()
-            .map(|p| p.as_ref().to_string())
-            .chain(std::iter::once(prefix.clone().join(PARTITION_MANIFEST).as_ref().to_string()))
-            .collect();
-        let mut listing = store.store.list(Some(prefix));
-        let mut stale = Vec::new();
-        while let Some(item) = listing.next().await {
-            if let Ok(meta) = item
-                && !keep.contains(meta.location.as_ref())
-            {
-                stale.push(meta.location);
-            }
-        }
-        drop(listing);
-        for p in stale {
-            if let Err(e) = store.store.delete(&p).await {
-                tracing::warn!(object = %p, error = %e, "could not delete a file of an earlier run");
-            }
-        }
+        remove_unlisted(store, prefix, &uploaded).await;
         Ok(())
     })
+}
+
+/// Deletes the objects under `prefix` other than `keep` and the partition manifest
+/// (files of earlier runs, after a commit).
+async fn remove_unlisted(
+    store: &crate::storage::Store,
+    prefix: &object_store::path::Path,
+    keep: &[object_store::path::Path],
+) {
+    use futures_util::StreamExt;
+    use object_store::ObjectStoreExt;
+    let keep: std::collections::BTreeSet<String> = keep
+        .iter()
+        .map(|p| p.as_ref().to_string())
+        .chain(std::iter::once(
+            prefix.clone().join(PARTITION_MANIFEST).as_ref().to_string(),
+        ))
+        .collect();
+    let mut listing = store.store.list(Some(prefix));
+    let mut stale = Vec::new();
+    while let Some(item) = listing.next().await {
+        if let Ok(meta) = item
+            && !keep.contains(meta.location.as_ref())
+        {
+            stale.push(meta.location);
+        }
+    }
+    drop(listing);
+    for p in stale {
+        if let Err(e) = store.store.delete(&p).await {
+            tracing::warn!(object = %p, error = %e, "could not delete a file of an earlier run");
+        }
+    }
 }

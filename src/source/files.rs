@@ -50,6 +50,8 @@ pub struct ParquetFiles {
     pub store: Option<Store>,
     /// Read only the rows `[start, end)` of the files in order (a shard's share).
     pub range: Option<(u64, u64)>,
+    /// With `range`: each file's first row in the whole input (from the footers).
+    pub offsets: Vec<u64>,
 }
 
 /// The bytes of a file, ready for the decoder: a local file mapped once (not once
@@ -73,16 +75,52 @@ impl AsRef<[u8]> for Bytes {
 type Opened = std::io::Cursor<Bytes>;
 
 impl ParquetFiles {
-    /// Rows of each file, from the footers, when the files are local.
-    pub fn file_rows(&self) -> Option<Vec<u64>> {
-        self.files
-            .iter()
-            .map(|f| {
-                let FileRef::Local(p) = f else { return None };
-                let file = std::fs::File::open(p).ok()?;
-                Some(ParquetReader::new(file).num_rows().ok()? as u64)
-            })
-            .collect()
+    /// Rows of each file, from the footers. Object-store files: two ranged reads
+    /// each (the footer's length, then the footer), all files at once.
+    pub fn file_rows(&self) -> Result<Vec<u64>> {
+        let bad = |name: String, e: &dyn std::fmt::Display| {
+            Error::DataContract(format!("{name} is not a readable Parquet file: {e}"))
+        };
+        let mut rows = vec![0u64; self.files.len()];
+        let mut remote = Vec::new();
+        for (i, f) in self.files.iter().enumerate() {
+            match f {
+                FileRef::Local(p) => {
+                    let file = std::fs::File::open(p).map_err(|e| Error::io("open", p, e))?;
+                    rows[i] = ParquetReader::new(file)
+                        .num_rows()
+                        .map_err(|e| bad(f.name(), &e))? as u64;
+                }
+                FileRef::Object { path, .. } => remote.push((i, path.clone())),
+            }
+        }
+        if remote.is_empty() {
+            return Ok(rows);
+        }
+        let store = self
+            .store
+            .as_ref()
+            .expect("object-store files have a store");
+        let footers = crate::storage::runtime()?.block_on(async {
+            let reads = remote.iter().map(|(_, path)| {
+                let store = store.store.clone();
+                async move { parquet_footer(&*store, path).await }
+            });
+            futures_util::future::join_all(reads).await
+        });
+        for ((i, _), footer) in remote.iter().zip(footers) {
+            let name = self.files[*i].name();
+            let footer = footer.map_err(|e| match e {
+                FooterError::Store(e) => {
+                    crate::storage::runtime_error(&format!("reading {name}"), e)
+                }
+                FooterError::Format(e) => bad(name.clone(), &e),
+            })?;
+            rows[*i] = ParquetReader::new(std::io::Cursor::new(footer))
+                .num_rows()
+                .map_err(|e| bad(name, &e))? as u64;
+        }
+        Ok(rows)
     }
 
     /// Total rows, from the footers, when the files are local (object stores: `None`,
@@ -119,22 +157,10 @@ impl ParquetFiles {
         };
         // With a row range, each file's first row in the whole input, so files and
         // row groups outside the range are never read.
-        let offsets = match self.range {
-            Some(_) => {
-                let rows = self.file_rows().ok_or_else(|| {
-                    Error::usage("a row range (shard) needs local input files, whose footers give their row counts")
-                })?;
-                let mut at = 0u64;
-                rows.iter()
-                    .map(|r| {
-                        let o = at;
-                        at += r;
-                        o
-                    })
-                    .collect()
-            }
-            None => vec![],
-        };
+        let offsets = self.offsets.clone();
+        if self.range.is_some() && offsets.len() != self.files.len() {
+            return Err(Error::Internal("a row range without file offsets".into()));
+        }
         Ok(RowGroups {
             set: self.clone(),
             columns: columns.to_vec(),
@@ -180,12 +206,25 @@ pub struct RowGroups {
 }
 
 impl RowGroups {
+    /// Whether file `index` holds rows of the range (always, without one).
+    fn in_range(&self, index: usize) -> bool {
+        let Some((start, end)) = self.set.range else {
+            return true;
+        };
+        let first = self.offsets[index];
+        let next = self.offsets.get(index + 1).copied().unwrap_or(u64::MAX);
+        next > start && first < end
+    }
+
     fn start_fetch(&mut self, index: usize) {
         let (Some(rt), Some(store), Some(FileRef::Object { path, .. })) =
             (&self.runtime, &self.set.store, self.set.files.get(index))
         else {
             return;
         };
+        if !self.in_range(index) {
+            return;
+        }
         let store = store.store.clone();
         let path = path.clone();
         let handle = rt.spawn(async move {
@@ -362,11 +401,9 @@ impl Iterator for RowGroups {
             }
             let i = self.next_file;
             self.next_file += 1;
-            if let Some((start, end)) = self.set.range {
+            if self.set.range.is_some() {
                 // Files wholly outside the range are not opened.
-                let first = self.offsets[i];
-                let next = self.offsets.get(i + 1).copied().unwrap_or(u64::MAX);
-                if next <= start || first >= end {
+                if !self.in_range(i) {
                     if self.next_file >= self.set.files.len() {
                         // Keep `next` from taking this for "no files at all".
                         self.current = None;
@@ -453,6 +490,46 @@ fn percent_decode(s: &str) -> String {
         }
     }
     String::from_utf8_lossy(&out).into_owned()
+}
+
+/// Why a Parquet footer could not be read.
+enum FooterError {
+    Store(object_store::Error),
+    Format(String),
+}
+
+/// The footer of a Parquet object, framed as a minimal Parquet file (`PAR1`,
+/// metadata, length, `PAR1`) that Polars' reader opens for the metadata alone.
+async fn parquet_footer(
+    store: &dyn object_store::ObjectStore,
+    path: &object_store::path::Path,
+) -> std::result::Result<Vec<u8>, FooterError> {
+    use object_store::ObjectStoreExt;
+    let size = store.head(path).await.map_err(FooterError::Store)?.size;
+    if size < 12 {
+        return Err(FooterError::Format(format!("{size} bytes is too short")));
+    }
+    let tail = store
+        .get_range(path, size - 8..size)
+        .await
+        .map_err(FooterError::Store)?;
+    if &tail[4..] != b"PAR1" {
+        return Err(FooterError::Format("no PAR1 magic at its end".into()));
+    }
+    let len = u32::from_le_bytes(tail[..4].try_into().expect("4 bytes")) as u64;
+    if len + 12 > size {
+        return Err(FooterError::Format(format!(
+            "footer length {len} exceeds the file's {size} bytes"
+        )));
+    }
+    let footer = store
+        .get_range(path, size - 8 - len..size)
+        .await
+        .map_err(FooterError::Store)?;
+    let mut framed = Vec::with_capacity(footer.len() + 4);
+    framed.extend_from_slice(b"PAR1");
+    framed.extend_from_slice(&footer);
+    Ok(framed)
 }
 
 #[cfg(test)]

@@ -97,20 +97,24 @@ impl Resolved {
     }
 
     /// Restricts the source to the rows `[start, end)` of its files, in order, and
-    /// returns the total rows of the input. Only local Parquet files (their footers
-    /// give the row counts) can be split so.
+    /// returns the total rows of the input. Only Parquet files (local or on an
+    /// object store: their footers give the row counts) can be split so.
     pub fn restrict_rows(&mut self, share: impl Fn(u64) -> (u64, u64)) -> Result<(u64, u64, u64)> {
         match &mut self.frame {
             Frame::Files(f, _) => {
-                let total = f.total_rows().ok_or_else(|| {
-                    Error::usage(
-                        "sharded runs read local Parquet files for now (their footers give the \
-                         row counts to split); this input is on an object store",
-                    )
-                })?;
-                let (start, end) = share(total);
+                let rows = f.file_rows()?;
+                let mut at = 0u64;
+                f.offsets = rows
+                    .iter()
+                    .map(|r| {
+                        let o = at;
+                        at += r;
+                        o
+                    })
+                    .collect();
+                let (start, end) = share(at);
                 f.range = Some((start, end));
-                Ok((start, end, total))
+                Ok((start, end, at))
             }
             _ => Err(Error::usage(
                 "sharded runs need a `parquet` source (a SQL query's rows cannot be split \
@@ -276,6 +280,7 @@ pub fn open_parquet(
                 schema,
                 store: listed.store,
                 range: None,
+                offsets: vec![],
             }),
             Box::new(listed.lazy),
         ),
