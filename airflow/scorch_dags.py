@@ -23,7 +23,8 @@ logical date in the job's zone plus ``ds_offset_days`` (so Airflow and ``scorch
 schedule`` score the same partition for the same fire).
 
 scorch's exit codes map to Airflow outcomes: 0 success; 1 (runtime: warehouse
-unreachable, I/O) fails and is retried (``retries`` below); 2, 3, 4 (configuration,
+unreachable, I/O) and 6 (locked: another run of the job and date is writing) fail
+and are retried (``retries`` below); 2, 3, 4 (configuration,
 data contract, model) fail without retry, since a retry cannot fix them; 5 (a
 quality gate: outputs and reports were written) fails without retry and logs the
 report's path.
@@ -63,7 +64,8 @@ def run_scorch(args: list[str]) -> str:
         raise AirflowFailException(f"scorch quality gate (exit 5): {message}; report: {report or 'see the run manifest'}")
     if code in NO_RETRY:
         raise AirflowFailException(f"scorch exit {code} ({NO_RETRY[code]}), not retried: {message}")
-    raise AirflowException(f"scorch exit {code} (runtime error), will be retried: {message}")
+    what = "locked by another run" if code == 6 else "runtime error"
+    raise AirflowException(f"scorch exit {code} ({what}), will be retried: {message}")
 
 
 def logical_ds(logical_date: dt.datetime, timezone: str, offset_days: int) -> str:

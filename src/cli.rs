@@ -54,6 +54,9 @@ pub enum Command {
     /// Assemble the shards of a sharded run (`run --shard I/N`) into the partition and
     /// publish it atomically.
     Commit(CommitArgs),
+    /// Show the lock of a job's partition (or shard) and remove it when its holder is
+    /// gone (a dead process of this host, or no heartbeat for a lease).
+    Unlock(UnlockArgs),
     /// Run the scheduled jobs of a folder at their times until SIGTERM/SIGINT, or with
     /// --list print their next fire times.
     Schedule(ScheduleArgs),
@@ -159,6 +162,29 @@ pub struct CommitArgs {
     /// How many shards the run was split into.
     #[arg(long)]
     pub shards: usize,
+    /// When another run or commit holds the partition or a shard, wait up to
+    /// SECONDS for it instead of failing at once with exit 6.
+    #[arg(long, value_name = "SECONDS")]
+    pub wait_lock: Option<f64>,
+    #[command(flatten)]
+    pub project: ProjectArgs,
+}
+
+/// Arguments of `scorch unlock`.
+#[derive(Debug, Args)]
+pub struct UnlockArgs {
+    /// The job YAML file.
+    pub job: PathBuf,
+    /// Logical date of the locked partition, YYYY-MM-DD.
+    #[arg(long, value_parser = parse_date)]
+    pub date: NaiveDate,
+    /// The lock of shard INDEX/COUNT instead of the partition's.
+    #[arg(long, value_parser = crate::run::shard::parse)]
+    pub shard: Option<(usize, usize)>,
+    /// Remove the lock even when its holder looks alive (a heartbeat within the
+    /// lease): only for a holder you know is dead on another host.
+    #[arg(long)]
+    pub force: bool,
     #[command(flatten)]
     pub project: ProjectArgs,
 }
@@ -360,6 +386,10 @@ pub struct RunArgs {
     /// No progress bar (it is shown only when stderr is a terminal, and never with --quiet).
     #[arg(long)]
     pub no_progress: bool,
+    /// When another run holds this job's partition (same table and date, or shard),
+    /// wait up to SECONDS for it instead of failing at once with exit 6.
+    #[arg(long, value_name = "SECONDS")]
+    pub wait_lock: Option<f64>,
     #[command(flatten)]
     pub project: ProjectArgs,
 }
@@ -431,6 +461,7 @@ pub fn execute(cli: Cli) -> ExitCode {
         Command::Backfill(a) => backfill(a, quiet),
         Command::Schedule(a) => schedule(a),
         Command::Commit(a) => commit(a, quiet),
+        Command::Unlock(a) => unlock(a),
         Command::Crontab(a) => crontab(a),
         Command::Runs(a) => runs(a),
         Command::Model(c) => model(c, quiet),
@@ -454,6 +485,31 @@ pub fn report(e: &Error) -> ExitCode {
     code
 }
 
+fn unlock(a: UnlockArgs) -> Result<()> {
+    let job = crate::spec::job::JobSpec::load(&a.job)?;
+    let mut red = crate::spec::template::Redactor::default();
+    let table = crate::run::output_table(
+        &job,
+        &a.job,
+        &a.project.project_dir,
+        a.project.profiles.as_deref(),
+        a.date,
+        &mut red,
+    )?;
+    let mut name = format!("ds={}", a.date.format("%Y-%m-%d"));
+    if let Some((i, n)) = a.shard {
+        name = format!("{name}.{}", crate::run::shard::dir_name(i, n));
+    }
+    match crate::run::lock::unlock(&table, &name, a.force)? {
+        Some(h) => println!(
+            "scorch: removed the lock of {name}, held by {}",
+            h.describe()
+        ),
+        None => println!("scorch: {name} of job {} is not locked", job.name),
+    }
+    Ok(())
+}
+
 fn commit(a: CommitArgs, quiet: bool) -> Result<()> {
     if a.shards == 0 {
         return Err(Error::usage("--shards must be at least 1"));
@@ -464,6 +520,7 @@ fn commit(a: CommitArgs, quiet: bool) -> Result<()> {
         a.date,
         a.shards,
         a.project.profiles.as_deref(),
+        a.wait_lock.map(std::time::Duration::from_secs_f64),
     )?;
     if !quiet {
         println!(
@@ -735,6 +792,7 @@ fn run(a: RunArgs, quiet: bool) -> Result<()> {
         profiles: a.project.profiles,
         shadow: None,
         shard,
+        wait_lock: a.wait_lock.map(std::time::Duration::from_secs_f64),
     };
     let s = crate::run::run(&opts)?;
     if !quiet {

@@ -7,6 +7,8 @@
 //! | 2 | usage, configuration or job-spec error |
 //! | 3 | data contract violation (missing column, wrong type, unusable values) |
 //! | 4 | model or bundle error (hash mismatch, load failure, shape mismatch, preprocessing mismatch) |
+//! | 5 | quality gate: a `fail` check or drift did not hold (outputs and report written) |
+//! | 6 | locked: another run of the same job, date (and shard) holds the lock |
 
 use std::path::{Path, PathBuf};
 
@@ -20,6 +22,8 @@ pub enum ExitCode {
     Model = 4,
     /// A `fail`-severity quality check failed; outputs and reports were written.
     QualityGate = 5,
+    /// Another run holds the partition's lock.
+    Locked = 6,
 }
 
 impl ExitCode {
@@ -48,6 +52,9 @@ pub enum Error {
     /// and the manifest were written first.
     #[error("quality gate: {0}")]
     QualityGate(String),
+    /// Another run holds the lock of the partition (or shard) this one would write.
+    #[error("locked: {0}")]
+    Locked(String),
     /// A file could not be read or written.
     #[error("{op} {}: {source}", .path.display())]
     Io {
@@ -114,6 +121,7 @@ impl Error {
             3 => Error::DataContract(message),
             4 => Error::Model(message),
             5 => Error::QualityGate(message),
+            6 => Error::Locked(message),
             _ => Error::Internal(message),
         }
     }
@@ -125,6 +133,7 @@ impl Error {
             Error::DataContract(_) => ExitCode::DataContract,
             Error::Model(_) => ExitCode::Model,
             Error::QualityGate(_) => ExitCode::QualityGate,
+            Error::Locked(_) => ExitCode::Locked,
             Error::Io { .. } | Error::Internal(_) => ExitCode::Internal,
         }
     }
@@ -142,6 +151,7 @@ impl Error {
             Error::DataContract(m) => Error::DataContract(format!("{ctx}: {m}")),
             Error::Model(m) => Error::Model(format!("{ctx}: {m}")),
             Error::QualityGate(m) => Error::QualityGate(format!("{ctx}: {m}")),
+            Error::Locked(m) => Error::Locked(format!("{ctx}: {m}")),
             Error::Internal(m) => Error::Internal(format!("{ctx}: {m}")),
             io @ Error::Io { .. } => Error::Internal(format!("{ctx}: {io}")),
         }

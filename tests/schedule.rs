@@ -192,11 +192,33 @@ fn catchup_runs_the_latest_missed_fires_once_and_only_when_asked() {
     )
     .unwrap();
     let before = history(&p).len();
-    let restart = Utc::now();
-    let mut s = start(&p, "jobs", "30", &[]);
+    // The scheduler's own start time (its "scheduled" log line): fires before it are
+    // the missed ones (the process takes a moment to start).
+    let log = p.path().join("catchup.log");
+    let mut s = Command::new(bin())
+        .current_dir(p.path())
+        .args([
+            "--log-format",
+            "json",
+            "schedule",
+            "jobs",
+            "--history",
+            "h.sqlite",
+        ])
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(&log).unwrap())
+        .spawn()
+        .unwrap();
     std::thread::sleep(Duration::from_millis(4000));
     sigterm(&s);
     assert_eq!(wait(&mut s, Duration::from_secs(30)), Some(0));
+    let started = std::fs::read_to_string(&log)
+        .unwrap()
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .find(|v| v["fields"]["message"] == "scheduled")
+        .expect("the scheduler logs its start");
+    let restart = time(&started["timestamp"]);
     let rows = history(&p);
     let missed: Vec<&serde_json::Value> = rows[before..]
         .iter()

@@ -1,6 +1,7 @@
 //! One scoring run of a job for one date: source → preprocess → tensorize → infer
 //! → sink, with a manifest recording every stage.
 
+pub mod lock;
 pub mod manifest;
 pub mod pipeline;
 pub mod progress;
@@ -56,6 +57,9 @@ pub struct RunOptions {
     /// Score only shard `index` of `count` (0-based) and leave its files for
     /// `scorch commit` (see [`shard`]).
     pub shard: Option<(usize, usize)>,
+    /// Wait up to this long for another run's lock on the partition (or shard)
+    /// instead of failing at once with exit 6 (see [`lock`]).
+    pub wait_lock: Option<std::time::Duration>,
 }
 
 /// What makes a run a shadow run: the second model, the shadow table, and where the
@@ -189,11 +193,27 @@ pub fn run(opts: &RunOptions) -> Result<RunSummary> {
             precision: inference.precision.clone(),
         },
     };
+    // One writer per partition (or shard): held until the run manifest is written.
+    let lock_name = match opts.shard {
+        Some((i, n)) => format!("ds={}.{}", m.ds, shard::dir_name(i, n)),
+        None => format!("ds={}", m.ds),
+    };
+    let lock = lock::Lock::acquire(
+        &table,
+        &lock_name,
+        lock::Holder::me(&m.run_id, &job.name, m.kind),
+        opts.wait_lock,
+    )
+    .map_err(|e| match e {
+        Error::Locked(msg) => Error::Locked(redactor.redact(&msg)),
+        e => e,
+    })?;
     let t0 = Instant::now();
     let env = Env {
         profiles: &profiles,
         storage: &storage,
         table: &table,
+        lock: &lock,
     };
     let result = execute(
         opts,
@@ -252,11 +272,32 @@ pub fn storage_settings(
     }
 }
 
+/// The output table of `job` for date `ds` (its `output.path` rendered, with the
+/// job's storage profile); secrets it uses are added to `red`.
+pub fn output_table(
+    job: &JobSpec,
+    job_file: &Path,
+    root: &Path,
+    profiles: Option<&Path>,
+    ds: NaiveDate,
+    red: &mut Redactor,
+) -> Result<sink::Table> {
+    let vars = TemplateVars { ds };
+    let out = render(&job.output.path, &vars)
+        .map_err(|e| Error::config(job_file, format!("field `output.path`: {e}")))?;
+    red.add(&out);
+    let profiles = crate::spec::profiles::locate(profiles, root);
+    let storage = storage_settings(job, &profiles, &vars, red)?;
+    sink::Table::open(&out.value, root, &storage)
+}
+
 /// What a run needs besides the job: profiles file, object-store settings, output table.
 struct Env<'a> {
     profiles: &'a Path,
     storage: &'a crate::storage::Settings,
     table: &'a sink::Table,
+    /// The run's lock, checked before publishing.
+    lock: &'a lock::Lock,
 }
 
 fn manifest_bytes(m: &Manifest, red: &Redactor) -> Vec<u8> {
@@ -837,6 +878,10 @@ fn execute(
         .and_then(|v| v.parse::<u64>().ok())
     {
         std::thread::sleep(std::time::Duration::from_millis(ms));
+    }
+    if let Err(e) = env.lock.check() {
+        staged.abandon();
+        return Err(e);
     }
     let target = match opts.shard {
         Some((index, count)) => staged.publish_shard(&shard::dir_name(index, count))?,

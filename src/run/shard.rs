@@ -26,7 +26,7 @@ use super::manifest::{JobInfo, OutputFile, ShardInfo};
 use crate::error::{Error, Result};
 use crate::sink::PARTITION_MANIFEST;
 use crate::spec::job::JobSpec;
-use crate::spec::template::{Redactor, TemplateVars, render};
+use crate::spec::template::Redactor;
 
 /// A shard's input profile, in its folder (MessagePack).
 pub const PROFILE_FILE: &str = "_profile.msgpack";
@@ -144,6 +144,7 @@ pub fn commit(
     ds: NaiveDate,
     count: usize,
     profiles: Option<&Path>,
+    wait_lock: Option<std::time::Duration>,
 ) -> Result<Committed> {
     let job = JobSpec::load(job_file)?;
     let job_bytes = std::fs::read(job_file).map_err(|e| Error::io("read", job_file, e))?;
@@ -151,14 +152,31 @@ pub fn commit(
         use sha2::Digest;
         hex::encode(sha2::Sha256::digest(&job_bytes))
     };
-    let vars = TemplateVars { ds };
     let mut red = Redactor::default();
-    let out = render(&job.output.path, &vars)
-        .map_err(|e| Error::config(job_file, format!("field `output.path`: {e}")))?;
-    let profiles = crate::spec::profiles::locate(profiles, root);
-    let storage = super::storage_settings(&job, &profiles, &vars, &mut red)?;
-    let table = crate::sink::Table::open(&out.value, root, &storage)?;
+    let table = super::output_table(&job, job_file, root, profiles, ds, &mut red)?;
     let partition = format!("ds={}", ds.format("%Y-%m-%d"));
+    let run_id = super::new_run_id();
+    // The partition's lock, then every shard's: no run of the date and no shard
+    // rerun can be writing while the shards are read and assembled.
+    let locks = {
+        let holder = || super::lock::Holder::me(&run_id, &job.name, "commit");
+        let mut held = vec![super::lock::Lock::acquire(
+            &table,
+            &partition,
+            holder(),
+            wait_lock,
+        )?];
+        for i in 0..count {
+            let name = format!("{partition}.{}", dir_name(i, count));
+            held.push(super::lock::Lock::acquire(
+                &table,
+                &name,
+                holder(),
+                wait_lock,
+            )?);
+        }
+        held
+    };
     let shards_dir = red.redact(&table.shard_location(&partition, ""));
     let shards_dir = shards_dir.trim_end_matches('/');
     // Every shard: present, succeeded, of this job file and count, covering the input.
@@ -256,7 +274,6 @@ pub fn commit(
         .iter()
         .map(|(_, _, m)| m["rows"]["read"].as_u64().unwrap_or(0))
         .sum();
-    let run_id = super::new_run_id();
     let ds_text = ds.format("%Y-%m-%d").to_string();
     let outcome = match (&profile, &job.report) {
         (Some(p), Some(spec)) => {
@@ -332,6 +349,9 @@ pub fn commit(
         "{}\n",
         serde_json::to_string_pretty(&committed).expect("manifest serializes")
     );
+    for l in &locks {
+        l.check()?;
+    }
     let at = table.commit_shards(&partition, &run_id, &parts, text.as_bytes())?;
     table.write_run_manifest(&run_id, text.as_bytes())?;
     table.remove_shards(&partition);

@@ -17,7 +17,7 @@ use serde::Serialize;
 use crate::error::{Error, ExitCode, Result};
 use crate::run::RunOptions;
 use crate::spec::job::JobSpec;
-use crate::spec::template::{Redactor, TemplateVars, render};
+use crate::spec::template::Redactor;
 
 /// What to backfill.
 #[derive(Debug, Clone)]
@@ -54,13 +54,15 @@ fn committed(
     opts: &BackfillOptions,
     ds: NaiveDate,
 ) -> Result<Option<(String, String, u64)>> {
-    let vars = TemplateVars { ds };
     let mut red = Redactor::default();
-    let out = render(&job.output.path, &vars)
-        .map_err(|e| Error::config(&opts.job_file, format!("field `output.path`: {e}")))?;
-    let profiles = crate::spec::profiles::locate(opts.profiles.as_deref(), &opts.root);
-    let storage = crate::run::storage_settings(job, &profiles, &vars, &mut red)?;
-    let table = crate::sink::Table::open(&out.value, &opts.root, &storage)?;
+    let table = crate::run::output_table(
+        job,
+        &opts.job_file,
+        &opts.root,
+        opts.profiles.as_deref(),
+        ds,
+        &mut red,
+    )?;
     let Some(bytes) = table.partition_manifest(&format!("ds={}", ds.format("%Y-%m-%d")))? else {
         return Ok(None);
     };
@@ -149,6 +151,7 @@ pub fn backfill(opts: &BackfillOptions) -> Result<Vec<DateOutcome>> {
                     profiles: opts.profiles.clone(),
                     shadow: None,
                     shard: None,
+                    wait_lock: None,
                 }) {
                     Ok(s) => DateOutcome {
                         ds: text,

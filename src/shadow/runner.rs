@@ -205,6 +205,7 @@ pub fn shadow(opts: &ShadowOptions) -> Result<ShadowSummary> {
                 capture: capture.clone(),
             }),
             shard: None,
+            wait_lock: None,
         })?;
         let m = &run.manifest;
         let model_ref = |i: &crate::run::manifest::ModelInfo| ModelRef {

@@ -1,0 +1,543 @@
+//! Run locks: one writer per partition of a table (or per shard of a partition).
+//!
+//! A run, shard or commit holds `<table>/_locks/<partition>[.<shard>].lock` from
+//! before it reads until after it published. The lock is created atomically — a
+//! file opened with `O_CREAT|O_EXCL` on local disk, a conditional PUT
+//! (`If-None-Match: *`) on object stores — and holds its holder as JSON: run id,
+//! job, command, host, process id and start time, and a heartbeat refreshed every
+//! [`heartbeat`] seconds.
+//!
+//! A second writer fails at once with exit 6 naming the holder, or with
+//! `--wait-lock SECONDS` waits for it. A lock is *stale* — its holder is gone —
+//! when the holder is a process of this host that no longer exists (same pid and
+//! start time), or when its heartbeat is older than the lease (`SCORCH_LOCK_LEASE_S`,
+//! default 120 s; holders elsewhere). A stale lock is taken over atomically — by
+//! renaming it away (local; only one renamer can win) or by a PUT conditional on its
+//! ETag (object stores) — so two runs breaking the same stale lock never both win.
+//! `scorch unlock JOB --date D` shows the holder and removes a stale lock (`--force`:
+//! any lock, for a holder known to be dead on another host).
+//!
+//! Before publishing, a run checks that the lock is still its own (a run whose lock
+//! was taken over, after its heartbeats stopped for a lease, publishes nothing).
+
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use object_store::{ObjectStoreExt, PutMode, PutOptions, PutPayload, UpdateVersion};
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Error, Result};
+use crate::sink::Table;
+
+/// Folder of a table holding its locks.
+pub const LOCKS_DIR: &str = "_locks";
+
+/// Environment variable: the lease in seconds (default 120).
+pub const LEASE_ENV: &str = "SCORCH_LOCK_LEASE_S";
+
+fn lease() -> Duration {
+    Duration::from_secs_f64(
+        std::env::var(LEASE_ENV)
+            .ok()
+            .and_then(|v| v.parse::<f64>().ok())
+            .filter(|v| *v > 0.0)
+            .unwrap_or(120.0),
+    )
+}
+
+/// Seconds between heartbeats: a quarter of the lease.
+pub fn heartbeat() -> Duration {
+    lease() / 4
+}
+
+/// Who holds a lock.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Holder {
+    pub run_id: String,
+    pub job: String,
+    /// `run`, `shard`, `commit`, `shadow`.
+    pub command: String,
+    pub host: String,
+    pub pid: u32,
+    /// The process's start time (clock ticks since boot, from `/proc/<pid>/stat`),
+    /// so a reused pid is not taken for the holder.
+    pub pid_start: Option<u64>,
+    pub acquired_at: String,
+    pub heartbeat_at: String,
+}
+
+impl Holder {
+    /// This process, as the holder of a lock for `run_id`.
+    pub fn me(run_id: &str, job: &str, command: &str) -> Holder {
+        let now = now();
+        Holder {
+            run_id: run_id.to_string(),
+            job: job.to_string(),
+            command: command.to_string(),
+            host: hostname(),
+            pid: std::process::id(),
+            pid_start: pid_start(std::process::id()),
+            acquired_at: now.clone(),
+            heartbeat_at: now,
+        }
+    }
+
+    /// Whether the holder is gone: a dead process of this host, or no heartbeat
+    /// for a lease.
+    pub fn is_stale(&self) -> bool {
+        if self.host == hostname() {
+            let alive = pid_start(self.pid).is_some_and(|s| self.pid_start.is_none_or(|h| h == s));
+            if !alive {
+                return true;
+            }
+        }
+        let beat = chrono::DateTime::parse_from_rfc3339(&self.heartbeat_at)
+            .map(|t| t.with_timezone(&chrono::Utc))
+            .unwrap_or_default();
+        let age = chrono::Utc::now() - beat;
+        age.to_std().is_ok_and(|a| a > lease())
+    }
+
+    /// One line for messages.
+    pub fn describe(&self) -> String {
+        format!(
+            "run {} of job {} ({}, pid {} on {}, since {}, last heartbeat {})",
+            self.run_id,
+            self.job,
+            self.command,
+            self.pid,
+            self.host,
+            self.acquired_at,
+            self.heartbeat_at
+        )
+    }
+}
+
+fn now() -> String {
+    chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+}
+
+fn hostname() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|s| s.trim().to_string())
+        .or_else(|_| std::env::var("HOSTNAME"))
+        .unwrap_or_else(|_| "unknown".into())
+}
+
+/// Field 22 of `/proc/<pid>/stat` (after the parenthesised command name).
+fn pid_start(pid: u32) -> Option<u64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let rest = &stat[stat.rfind(')')? + 2..];
+    rest.split_whitespace().nth(19)?.parse().ok()
+}
+
+/// Where a lock lives.
+#[derive(Clone)]
+enum Place {
+    Local(PathBuf),
+    Remote {
+        url: String,
+        store: crate::storage::Store,
+        path: object_store::path::Path,
+    },
+}
+
+impl Place {
+    fn of(table: &Table, name: &str) -> Place {
+        let file = format!("{name}.lock");
+        match table {
+            Table::Local(dir) => Place::Local(dir.join(LOCKS_DIR).join(file)),
+            Table::Remote { url, store, prefix } => Place::Remote {
+                url: format!("{url}/{LOCKS_DIR}/{file}"),
+                store: store.clone(),
+                path: prefix.clone().join(LOCKS_DIR).join(file.as_str()),
+            },
+        }
+    }
+
+    fn display(&self) -> String {
+        match self {
+            Place::Local(p) => p.display().to_string(),
+            Place::Remote { url, .. } => url.clone(),
+        }
+    }
+
+    /// The current lock and its version (ETag; local: none).
+    fn read(&self) -> Result<Option<(Holder, Option<String>)>> {
+        let (bytes, etag) = match self {
+            Place::Local(p) => match std::fs::read(p) {
+                Ok(b) => (b, None),
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+                Err(e) => return Err(Error::io("read", p, e)),
+            },
+            Place::Remote { url, store, path } => {
+                let got = crate::storage::runtime()?.block_on(async {
+                    let r = store.store.get(path).await?;
+                    let etag = r.meta.e_tag.clone();
+                    Ok::<_, object_store::Error>((r.bytes().await?, etag))
+                });
+                match got {
+                    Ok((b, etag)) => (b.to_vec(), etag),
+                    Err(object_store::Error::NotFound { .. }) => return Ok(None),
+                    Err(e) => {
+                        return Err(crate::storage::runtime_error(&format!("reading {url}"), e));
+                    }
+                }
+            }
+        };
+        // An unreadable lock (torn by a crash mid-write) counts as a stale one.
+        let holder = serde_json::from_slice(&bytes).unwrap_or(Holder {
+            run_id: "?".into(),
+            job: "?".into(),
+            command: "?".into(),
+            host: hostname(),
+            pid: 0,
+            pid_start: None,
+            acquired_at: "?".into(),
+            heartbeat_at: "1970-01-01T00:00:00Z".into(),
+        });
+        Ok(Some((holder, etag)))
+    }
+
+    /// Creates the lock if there is none; `Ok(Some(etag))` when created.
+    fn create(&self, h: &Holder) -> Result<Option<Option<String>>> {
+        let bytes = serde_json::to_vec_pretty(h).expect("holder serializes");
+        match self {
+            Place::Local(p) => {
+                use std::io::Write;
+                if let Some(dir) = p.parent() {
+                    std::fs::create_dir_all(dir).map_err(|e| Error::io("create folder", dir, e))?;
+                }
+                // Write the holder beside, then link it into place: the lock appears
+                // whole or not at all (`link` fails if it exists).
+                let tmp = p.with_extension(format!("lock.{}.tmp", h.run_id));
+                let mut f =
+                    std::fs::File::create(&tmp).map_err(|e| Error::io("create", &tmp, e))?;
+                f.write_all(&bytes)
+                    .and_then(|_| f.sync_all())
+                    .map_err(|e| Error::io("write", &tmp, e))?;
+                let r = std::fs::hard_link(&tmp, p);
+                let _ = std::fs::remove_file(&tmp);
+                match r {
+                    Ok(()) => Ok(Some(None)),
+                    Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(None),
+                    Err(e) => Err(Error::io("create", p, e)),
+                }
+            }
+            Place::Remote { .. } => self.put(bytes, PutMode::Create),
+        }
+    }
+
+    fn put(&self, bytes: Vec<u8>, mode: PutMode) -> Result<Option<Option<String>>> {
+        let Place::Remote { url, store, path } = self else {
+            unreachable!("remote only")
+        };
+        let opts = PutOptions {
+            mode,
+            ..Default::default()
+        };
+        match crate::storage::runtime()?.block_on(store.store.put_opts(
+            path,
+            PutPayload::from(bytes),
+            opts,
+        )) {
+            Ok(r) => Ok(Some(r.e_tag)),
+            Err(object_store::Error::AlreadyExists { .. })
+            | Err(object_store::Error::Precondition { .. }) => Ok(None),
+            Err(e) => Err(crate::storage::runtime_error(&format!("writing {url}"), e)),
+        }
+    }
+
+    /// Replaces the stale lock `old` (read with `etag`) by `h`, atomically;
+    /// `Ok(Some(etag))` when this call won.
+    fn take_over(&self, h: &Holder, etag: Option<String>) -> Result<Option<Option<String>>> {
+        match self {
+            Place::Local(p) => {
+                // Only one of several breakers can rename the same file away.
+                let aside = p.with_extension(format!("lock.broken.{}", h.run_id));
+                match std::fs::rename(p, &aside) {
+                    Ok(()) => {
+                        let _ = std::fs::remove_file(&aside);
+                        self.create(h)
+                    }
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+                    Err(e) => Err(Error::io("break", p, e)),
+                }
+            }
+            Place::Remote { .. } => {
+                let bytes = serde_json::to_vec_pretty(h).expect("holder serializes");
+                match etag {
+                    Some(e_tag) => self.put(
+                        bytes,
+                        PutMode::Update(UpdateVersion {
+                            e_tag: Some(e_tag),
+                            version: None,
+                        }),
+                    ),
+                    // A store without ETags: delete, then create conditionally.
+                    None => {
+                        self.remove()?;
+                        self.create(h)
+                    }
+                }
+            }
+        }
+    }
+
+    fn remove(&self) -> Result<()> {
+        match self {
+            Place::Local(p) => match std::fs::remove_file(p) {
+                Ok(()) => Ok(()),
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+                Err(e) => Err(Error::io("remove", p, e)),
+            },
+            Place::Remote { url, store, path } => {
+                match crate::storage::runtime()?.block_on(store.store.delete(path)) {
+                    Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
+                    Err(e) => Err(crate::storage::runtime_error(&format!("removing {url}"), e)),
+                }
+            }
+        }
+    }
+
+    /// Refreshes the heartbeat of our lock; false when it is no longer ours.
+    fn beat(&self, h: &mut Holder, etag: &mut Option<String>) -> Result<bool> {
+        let Some((cur, cur_etag)) = self.read()? else {
+            return Ok(false);
+        };
+        if cur.run_id != h.run_id {
+            return Ok(false);
+        }
+        h.heartbeat_at = now();
+        let bytes = serde_json::to_vec_pretty(&*h).expect("holder serializes");
+        match self {
+            Place::Local(p) => {
+                // Replace the content in place (the file stays the one we created).
+                std::fs::write(p, &bytes).map_err(|e| Error::io("write", p, e))?;
+                Ok(true)
+            }
+            Place::Remote { .. } => {
+                let mode = PutMode::Update(UpdateVersion {
+                    e_tag: cur_etag.or(etag.clone()),
+                    version: None,
+                });
+                match self.put(bytes, mode)? {
+                    Some(e) => {
+                        *etag = e;
+                        Ok(true)
+                    }
+                    None => Ok(false),
+                }
+            }
+        }
+    }
+}
+
+/// A held lock: released when dropped.
+pub struct Lock {
+    place: Place,
+    holder: Arc<Mutex<Holder>>,
+    lost: Arc<AtomicBool>,
+    stop: Arc<AtomicBool>,
+    beat: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Lock {
+    /// Takes the lock `name` (e.g. `ds=2026-11-28`) of `table` for `holder`: at once,
+    /// or within `wait` (polling every half second). Stale locks are taken over.
+    pub fn acquire(
+        table: &Table,
+        name: &str,
+        holder: Holder,
+        wait: Option<Duration>,
+    ) -> Result<Lock> {
+        let place = Place::of(table, name);
+        let start = std::time::Instant::now();
+        loop {
+            let got = match place.create(&holder)? {
+                Some(etag) => Some(etag),
+                None => match place.read()? {
+                    // Released between our create and read: try again.
+                    None => continue,
+                    Some((cur, etag)) if cur.is_stale() => {
+                        tracing::warn!(lock = %place.display(), holder = %cur.describe(), "taking over a stale lock");
+                        place.take_over(&holder, etag)?
+                    }
+                    Some((cur, _)) => {
+                        if wait.is_none_or(|w| start.elapsed() >= w) {
+                            return Err(Error::Locked(format!(
+                                "{} is held by {}; wait for it (--wait-lock SECONDS), or if that \
+                                 run is dead on another host, `scorch unlock` it",
+                                place.display(),
+                                cur.describe()
+                            )));
+                        }
+                        std::thread::sleep(Duration::from_millis(500));
+                        None
+                    }
+                },
+            };
+            if let Some(etag) = got {
+                return Ok(Lock::hold(place, holder, etag));
+            }
+        }
+    }
+
+    fn hold(place: Place, holder: Holder, etag: Option<String>) -> Lock {
+        let holder = Arc::new(Mutex::new(holder));
+        let lost = Arc::new(AtomicBool::new(false));
+        let stop = Arc::new(AtomicBool::new(false));
+        let beat = {
+            let (place, holder, lost, stop) =
+                (place.clone(), holder.clone(), lost.clone(), stop.clone());
+            std::thread::Builder::new()
+                .name("scorch-lock".into())
+                .spawn(move || {
+                    let mut etag = etag;
+                    let every = heartbeat();
+                    let mut since = std::time::Instant::now();
+                    while !stop.load(Ordering::Relaxed) {
+                        std::thread::sleep(Duration::from_millis(50));
+                        if since.elapsed() < every {
+                            continue;
+                        }
+                        since = std::time::Instant::now();
+                        let mut h = holder.lock().expect("holder lock");
+                        match place.beat(&mut h, &mut etag) {
+                            Ok(true) => {}
+                            Ok(false) => {
+                                tracing::error!(lock = %place.display(), "the run's lock was taken over; it will not publish");
+                                lost.store(true, Ordering::Relaxed);
+                                return;
+                            }
+                            Err(e) => tracing::warn!(lock = %place.display(), error = %e, "could not refresh the lock"),
+                        }
+                    }
+                })
+                .ok()
+        };
+        Lock {
+            place,
+            holder,
+            lost,
+            stop,
+            beat,
+        }
+    }
+
+    /// Checks that the lock is still this run's (before publishing).
+    pub fn check(&self) -> Result<()> {
+        let mine = self.holder.lock().expect("holder lock").run_id.clone();
+        let cur = self.place.read()?;
+        if self.lost.load(Ordering::Relaxed) || cur.as_ref().is_none_or(|(h, _)| h.run_id != mine) {
+            return Err(Error::Locked(format!(
+                "{}: this run's lock is now {} (removed by `scorch unlock --force`, or taken \
+                 over after its heartbeats stopped for a lease); nothing was published",
+                self.place.display(),
+                cur.map(|(h, _)| h.describe())
+                    .unwrap_or_else(|| "nobody".into())
+            )));
+        }
+        Ok(())
+    }
+}
+
+impl Drop for Lock {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(t) = self.beat.take() {
+            let _ = t.join();
+        }
+        let mine = self
+            .holder
+            .lock()
+            .map(|h| h.run_id.clone())
+            .unwrap_or_default();
+        if let Ok(Some((h, _))) = self.place.read()
+            && h.run_id == mine
+            && let Err(e) = self.place.remove()
+        {
+            tracing::warn!(lock = %self.place.display(), error = %e, "could not release the lock");
+        }
+    }
+}
+
+/// The holder of lock `name` of `table`, if any (for `scorch unlock`).
+pub fn holder(table: &Table, name: &str) -> Result<Option<Holder>> {
+    Ok(Place::of(table, name).read()?.map(|(h, _)| h))
+}
+
+/// Removes lock `name` of `table` when it is stale (or with `force`); returns the
+/// holder it removed.
+pub fn unlock(table: &Table, name: &str, force: bool) -> Result<Option<Holder>> {
+    let place = Place::of(table, name);
+    let Some((h, _)) = place.read()? else {
+        return Ok(None);
+    };
+    if !force && !h.is_stale() {
+        return Err(Error::Locked(format!(
+            "{} is held by {}, which looks alive (same host and running, or a heartbeat within \
+             the lease); use --force only if you know it is dead",
+            place.display(),
+            h.describe()
+        )));
+    }
+    place.remove()?;
+    Ok(Some(h))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn one_holder_at_a_time_and_stale_locks_are_taken_over() {
+        let dir = tempfile::tempdir().unwrap();
+        let table = Table::Local(dir.path().to_path_buf());
+        let a = Lock::acquire(&table, "ds=2026-11-28", Holder::me("a", "j", "run"), None).unwrap();
+        let err = Lock::acquire(&table, "ds=2026-11-28", Holder::me("b", "j", "run"), None)
+            .err()
+            .unwrap();
+        assert!(err.to_string().contains("held by run a of job j"), "{err}");
+        // Another partition is free.
+        let other =
+            Lock::acquire(&table, "ds=2026-11-27", Holder::me("c", "j", "run"), None).unwrap();
+        a.check().unwrap();
+        drop(a);
+        drop(other);
+        assert!(holder(&table, "ds=2026-11-28").unwrap().is_none());
+        // A lock of a dead process of this host is stale and taken over.
+        let mut dead = Holder::me("d", "j", "run");
+        dead.pid = u32::MAX - 1;
+        let place = Place::of(&table, "ds=2026-11-28");
+        place.create(&dead).unwrap().unwrap();
+        assert!(holder(&table, "ds=2026-11-28").unwrap().unwrap().is_stale());
+        let e = Lock::acquire(&table, "ds=2026-11-28", Holder::me("e", "j", "run"), None).unwrap();
+        assert_eq!(
+            holder(&table, "ds=2026-11-28").unwrap().unwrap().run_id,
+            "e"
+        );
+        // A live holder cannot be unlocked without --force.
+        assert!(unlock(&table, "ds=2026-11-28", false).is_err());
+        assert_eq!(
+            unlock(&table, "ds=2026-11-28", true)
+                .unwrap()
+                .unwrap()
+                .run_id,
+            "e"
+        );
+        assert!(e.check().is_err(), "a removed lock is not ours any more");
+    }
+
+    #[test]
+    fn a_torn_lock_counts_as_stale() {
+        let dir = tempfile::tempdir().unwrap();
+        let table = Table::Local(dir.path().to_path_buf());
+        std::fs::create_dir_all(dir.path().join(LOCKS_DIR)).unwrap();
+        std::fs::write(dir.path().join(LOCKS_DIR).join("ds=x.lock"), b"{\"run_").unwrap();
+        let l = Lock::acquire(&table, "ds=x", Holder::me("n", "j", "run"), None).unwrap();
+        l.check().unwrap();
+    }
+}

@@ -1,0 +1,266 @@
+//! One writer per partition: a second run of the same job and date fails fast with
+//! exit 6 naming the holder or waits with --wait-lock; locks of dead holders are
+//! detected and taken over; the same on an S3 table (conditional create).
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command};
+use std::time::{Duration, Instant};
+
+use common::*;
+
+/// `scorch run JOB --date LAST_DAY` in the background, paused `pause_ms` before it
+/// publishes.
+fn spawn_paused(p: &Project, job: &Path, pause_ms: u64, env: &[(&str, &str)]) -> Child {
+    Command::new(bin())
+        .current_dir(p.path())
+        .args(["--quiet", "run", job.to_str().unwrap(), "--date", LAST_DAY])
+        .env(scorch::run::PAUSE_BEFORE_PUBLISH_ENV, pause_ms.to_string())
+        .envs(env.iter().copied())
+        .spawn()
+        .unwrap()
+}
+
+fn wait_for(path: &Path, child: &mut Child) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !path.exists() {
+        assert!(
+            Instant::now() < deadline,
+            "{} never appeared",
+            path.display()
+        );
+        assert!(child.try_wait().unwrap().is_none(), "the run ended early");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+fn lock_file(p: &Project, table: &str) -> PathBuf {
+    p.path()
+        .join(format!("output/{table}/_locks/ds={LAST_DAY}.lock"))
+}
+
+fn holder(path: &Path) -> serde_json::Value {
+    serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
+}
+
+#[test]
+fn a_second_run_fails_fast_or_waits_and_dead_holders_are_taken_over() {
+    let p = Project::new(1, 2000);
+    let job = p.standard_job("locked", &example_bundle());
+    let lock = lock_file(&p, "locked");
+
+    let mut first = spawn_paused(&p, &job, 4000, &[]);
+    wait_for(&lock, &mut first);
+    let h = holder(&lock);
+    assert_eq!(h["pid"], first.id());
+    let run_id = h["run_id"].as_str().unwrap().to_string();
+    // Fails at once, naming the holder; writes nothing.
+    let t = Instant::now();
+    let o = p.run_job(&job, &[]);
+    assert_exit(
+        &o,
+        6,
+        &[
+            "locked:",
+            &format!("held by run {run_id} of job locked"),
+            &format!("pid {}", first.id()),
+            "--wait-lock",
+        ],
+    );
+    assert!(t.elapsed() < Duration::from_secs(3), "{:?}", t.elapsed());
+    // Waits for the holder, then runs.
+    let o = p.scorch(&[
+        "run",
+        job.to_str().unwrap(),
+        "--date",
+        LAST_DAY,
+        "--wait-lock",
+        "60",
+    ]);
+    assert!(first.wait().unwrap().success());
+    assert_exit(&o, 0, &[]);
+    let m: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(
+            p.path()
+                .join(format!("output/locked/ds={LAST_DAY}/_manifest.json")),
+        )
+        .unwrap(),
+    )
+    .unwrap();
+    assert_ne!(
+        m["run_id"],
+        run_id.as_str(),
+        "the waiting run published last"
+    );
+    assert!(!lock.exists(), "the lock is released after the run");
+    // --wait-lock with a holder that outlasts it: exit 6 after the wait.
+    let mut slow = spawn_paused(&p, &job, 10_000, &[]);
+    wait_for(&lock, &mut slow);
+    let o = p.scorch(&[
+        "run",
+        job.to_str().unwrap(),
+        "--date",
+        LAST_DAY,
+        "--wait-lock",
+        "1",
+    ]);
+    assert_exit(&o, 6, &["held by run"]);
+    // `scorch unlock` refuses to remove a live holder's lock.
+    let o = p.scorch(&["unlock", job.to_str().unwrap(), "--date", LAST_DAY]);
+    assert_exit(&o, 6, &["looks alive", "--force"]);
+    // The holder dies (SIGKILL): its lock stays, and the next run takes it over.
+    unsafe { libc::kill(slow.id() as i32, libc::SIGKILL) };
+    slow.wait().unwrap();
+    assert!(lock.exists());
+    let o = p.run_job(&job, &[]);
+    assert_exit(&o, 0, &[]);
+    assert!(
+        stderr(&o).contains("taking over a stale lock"),
+        "{}",
+        stderr(&o)
+    );
+    assert!(!lock.exists());
+}
+
+#[test]
+fn locks_of_other_hosts_expire_with_their_lease_and_unlock_breaks_them() {
+    let p = Project::new(1, 500);
+    let job = p.standard_job("remote_holder", &example_bundle());
+    let lock = lock_file(&p, "remote_holder");
+    std::fs::create_dir_all(lock.parent().unwrap()).unwrap();
+    let fresh = chrono::Utc::now().to_rfc3339();
+    let other_host = |beat: &str| {
+        serde_json::json!({
+            "run_id": "20261128T000000Z-elsewhere", "job": "remote_holder", "command": "run",
+            "host": "another-host", "pid": 1, "pid_start": 1,
+            "acquired_at": beat, "heartbeat_at": beat,
+        })
+        .to_string()
+    };
+    // A holder on another host with a fresh heartbeat: respected.
+    std::fs::write(&lock, other_host(&fresh)).unwrap();
+    assert_exit(&p.run_job(&job, &[]), 6, &["another-host", "pid 1"]);
+    let o = p.scorch(&["unlock", job.to_str().unwrap(), "--date", LAST_DAY]);
+    assert_exit(&o, 6, &["looks alive"]);
+    // Its heartbeat older than the lease: stale, taken over.
+    assert_exit(
+        &p.run_job(&job, &[("SCORCH_LOCK_LEASE_S", "1")]),
+        6,
+        &["another-host"],
+    );
+    std::thread::sleep(Duration::from_millis(1200));
+    assert_exit(&p.run_job(&job, &[("SCORCH_LOCK_LEASE_S", "1")]), 0, &[]);
+    // `unlock --force` removes a live-looking lock (an operator knows it is dead).
+    std::fs::write(&lock, other_host(&chrono::Utc::now().to_rfc3339())).unwrap();
+    let o = p.scorch(&[
+        "unlock",
+        job.to_str().unwrap(),
+        "--date",
+        LAST_DAY,
+        "--force",
+    ]);
+    assert_exit(&o, 0, &[]);
+    assert!(
+        stdout(&o).contains("held by run 20261128T000000Z-elsewhere"),
+        "{}",
+        stdout(&o)
+    );
+    assert!(!lock.exists());
+    assert_exit(&p.run_job(&job, &[]), 0, &[]);
+}
+
+#[test]
+fn heartbeats_keep_a_long_run_locked_and_a_taken_over_run_publishes_nothing() {
+    let p = Project::new(1, 500);
+    let job = p.standard_job("beat", &example_bundle());
+    let lock = lock_file(&p, "beat");
+    // Lease 1 s: heartbeats every 0.25 s keep the paused run's lock fresh.
+    let env = [("SCORCH_LOCK_LEASE_S", "1")];
+    let mut first = spawn_paused(&p, &job, 3000, &env);
+    wait_for(&lock, &mut first);
+    std::thread::sleep(Duration::from_millis(1500));
+    let beat = holder(&lock)["heartbeat_at"].as_str().unwrap().to_string();
+    let age = chrono::Utc::now()
+        - chrono::DateTime::parse_from_rfc3339(&beat)
+            .unwrap()
+            .with_timezone(&chrono::Utc);
+    assert!(age.num_milliseconds() < 1000, "heartbeat {age} old");
+    assert_exit(&p.run_job(&job, &env), 6, &["held by run"]);
+    // An operator force-removes the lock and another run takes the partition: the
+    // first run notices before publishing and publishes nothing (exit 6).
+    let o = p.scorch(&[
+        "unlock",
+        job.to_str().unwrap(),
+        "--date",
+        LAST_DAY,
+        "--force",
+    ]);
+    assert_exit(&o, 0, &[]);
+    let second = p.run_job(&job, &[]);
+    assert_exit(&second, 0, &[]);
+    let out = first.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(6));
+    let m: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(
+            p.path()
+                .join(format!("output/beat/ds={LAST_DAY}/_manifest.json")),
+        )
+        .unwrap(),
+    )
+    .unwrap();
+    assert!(
+        stdout(&second).contains(m["run_id"].as_str().unwrap()),
+        "the published partition is the second run's"
+    );
+}
+
+#[test]
+fn s3_tables_are_locked_by_conditional_create() {
+    let s3 = common::s3::S3Server::start();
+    let p = Project::new(1, 1000);
+    s3.put_tree(
+        "lake",
+        "churn/features",
+        &p.path().join("data/churn/features"),
+    );
+    p.write("profiles.yaml", &s3.profile_yaml("lake"));
+    let job = p.job(
+        "s3_locked",
+        &format!(
+            "name: s3_locked\nsource:\n  parquet:\n    path: s3://lake/churn/features/ds={{{{ ds }}}}/*.parquet\n\
+             keys: [customer_id]\nmodel: {}\nstorage_profile: lake\noutput:\n  path: s3://lake/scores/locked\n",
+            example_bundle().display()
+        ),
+    );
+    let env = common::s3::S3Server::env();
+    let lock = s3
+        .bucket("lake")
+        .join(format!("scores/locked/_locks/ds={LAST_DAY}.lock"));
+    let mut first = spawn_paused(&p, &job, 3000, &env);
+    wait_for(&lock, &mut first);
+    let o = p.run_job(&job, &env);
+    assert_exit(
+        &o,
+        6,
+        &[
+            "s3://lake/scores/locked/_locks/ds=2026-11-28.lock",
+            "held by run",
+        ],
+    );
+    assert!(first.wait().unwrap().success());
+    assert!(!lock.exists(), "released");
+    // A dead holder's lock on the store is taken over by a conditional PUT.
+    let mut killed = spawn_paused(&p, &job, 60_000, &env);
+    wait_for(&lock, &mut killed);
+    unsafe { libc::kill(killed.id() as i32, libc::SIGKILL) };
+    killed.wait().unwrap();
+    let o = p.run_job(&job, &env);
+    assert_exit(&o, 0, &[]);
+    assert!(
+        stderr(&o).contains("taking over a stale lock"),
+        "{}",
+        stderr(&o)
+    );
+    assert!(!lock.exists());
+}
