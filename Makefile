@@ -20,7 +20,7 @@ DEMO_DATE ?= 2026-11-28
 
 export SCORCH_AIRFLOW := $(SCORCH_CACHE)/airflow-3/bin
 
-.PHONY: airflow demo test setup build data model lint clean-output help pg-server pg-demo pg-stop bench-pg chromium s3-server s3rver s3-demo s3-stop bench-s3 azurite bench bench-score bench-drift evidently
+.PHONY: fuzz fuzz-build airflow demo test setup build data model lint clean-output help pg-server pg-demo pg-stop bench-pg chromium s3-server s3rver s3-demo s3-stop bench-s3 azurite bench bench-score bench-drift evidently
 
 help:
 	@echo "make demo   - set up, build, generate example data, run jobs/churn_daily.yaml"
@@ -33,6 +33,7 @@ help:
 	@echo "make pg-stop - stop that server"
 	@echo "make s3-demo - start a local S3 server, put the example data there, run jobs/churn_daily_s3.yaml"
 	@echo "make s3-stop - stop that server"
+	@echo "make fuzz   - fuzz the job, preprocessing and contract parsers and templates (FUZZ_SECONDS each, default 600)"
 
 setup:
 	@scripts/setup-python.sh "$(VENV)"
@@ -179,3 +180,22 @@ lint:
 
 clean-output:
 	rm -rf output
+
+# Fuzzing (cargo-fuzz, libFuzzer): not part of `make test`. Each target runs
+# FUZZ_SECONDS (default 600) from the seeds in fuzz/seeds/<target> plus the corpus
+# kept in the cache; a crash stops it and leaves the input in fuzz/artifacts/.
+FUZZ_SECONDS ?= 600
+FUZZ_TARGETS := job_spec preprocess_spec contract template
+FUZZ_TARGET_DIR := $(SCORCH_CACHE)/fuzz-target
+fuzz-build: setup
+	@command -v cargo-fuzz >/dev/null || cargo install cargo-fuzz --version 0.13.2 --locked
+	cd fuzz && RUSTC_BOOTSTRAP=1 CARGO_TARGET_DIR=$(FUZZ_TARGET_DIR) cargo fuzz build -s none
+
+fuzz: fuzz-build
+	@for t in $(FUZZ_TARGETS); do \
+	  mkdir -p "$(SCORCH_CACHE)/fuzz-corpus/$$t"; \
+	  echo "== fuzzing $$t for $(FUZZ_SECONDS) s"; \
+	  (cd fuzz && RUSTC_BOOTSTRAP=1 CARGO_TARGET_DIR=$(FUZZ_TARGET_DIR) cargo fuzz run -s none $$t \
+	    "$(SCORCH_CACHE)/fuzz-corpus/$$t" seeds/$$t -- -max_total_time=$(FUZZ_SECONDS) -timeout=10 \
+	    -rss_limit_mb=4096 -print_final_stats=1) || exit 1; \
+	done

@@ -522,8 +522,11 @@ fn commit(a: CommitArgs, quiet: bool) -> Result<()> {
         a.project.profiles.as_deref(),
         a.wait_lock.map(std::time::Duration::from_secs_f64),
     )?;
-    if !quiet {
-        println!(
+    if quiet {
+        return Ok(());
+    }
+    match c {
+        crate::run::shard::CommitOutcome::Committed(c) => println!(
             "scorch: committed {} shards of job {} ds={} as run {}: {} rows in {} file(s)\n  output: {}",
             c.shards.len(),
             c.job.name,
@@ -532,7 +535,12 @@ fn commit(a: CommitArgs, quiet: bool) -> Result<()> {
             c.rows,
             c.output.len(),
             c.partition
-        );
+        ),
+        crate::run::shard::CommitOutcome::AlreadyCommitted { run_id, partition } => println!(
+            "scorch: ds={} was already committed from these shards as run {run_id}; \
+             removed their leftovers\n  output: {partition}",
+            a.date
+        ),
     }
     Ok(())
 }

@@ -133,6 +133,26 @@ fn pid_start(pid: u32) -> Option<u64> {
     rest.split_whitespace().nth(19)?.parse().ok()
 }
 
+/// Removes the temporary files of lock writers that died mid-way
+/// (`<lock>.pid<PID>.tmp` / `.broken` of processes that no longer exist).
+fn remove_dead_leftovers(dir: &std::path::Path) {
+    for e in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        let name = e.file_name().to_string_lossy().to_string();
+        let Some(rest) = name
+            .strip_suffix(".tmp")
+            .or_else(|| name.strip_suffix(".broken"))
+        else {
+            continue;
+        };
+        let pid = rest
+            .rsplit_once(".pid")
+            .and_then(|(_, p)| p.parse::<u32>().ok());
+        if pid.is_some_and(|p| pid_start(p).is_none()) {
+            let _ = std::fs::remove_file(e.path());
+        }
+    }
+}
+
 /// Where a lock lives.
 #[derive(Clone)]
 enum Place {
@@ -212,7 +232,10 @@ impl Place {
                 }
                 // Write the holder beside, then link it into place: the lock appears
                 // whole or not at all (`link` fails if it exists).
-                let tmp = p.with_extension(format!("lock.{}.tmp", h.run_id));
+                if let Some(dir) = p.parent() {
+                    remove_dead_leftovers(dir);
+                }
+                let tmp = p.with_extension(format!("lock.pid{}.tmp", std::process::id()));
                 let mut f =
                     std::fs::File::create(&tmp).map_err(|e| Error::io("create", &tmp, e))?;
                 f.write_all(&bytes)
@@ -256,7 +279,7 @@ impl Place {
         match self {
             Place::Local(p) => {
                 // Only one of several breakers can rename the same file away.
-                let aside = p.with_extension(format!("lock.broken.{}", h.run_id));
+                let aside = p.with_extension(format!("lock.pid{}.broken", std::process::id()));
                 match std::fs::rename(p, &aside) {
                     Ok(()) => {
                         let _ = std::fs::remove_file(&aside);

@@ -110,6 +110,16 @@ pub fn parse(s: &str) -> std::result::Result<(usize, usize), String> {
     Ok((i, n))
 }
 
+/// What `scorch commit` did.
+#[derive(Debug)]
+pub enum CommitOutcome {
+    /// Published the partition.
+    Committed(Box<Committed>),
+    /// The partition already held these shards (an earlier commit published them):
+    /// their leftovers were removed.
+    AlreadyCommitted { run_id: String, partition: String },
+}
+
 /// What `scorch commit` published.
 #[derive(Debug, serde::Serialize)]
 pub struct Committed {
@@ -145,7 +155,7 @@ pub fn commit(
     count: usize,
     profiles: Option<&Path>,
     wait_lock: Option<std::time::Duration>,
-) -> Result<Committed> {
+) -> Result<CommitOutcome> {
     let job = JobSpec::load(job_file)?;
     let job_bytes = std::fs::read(job_file).map_err(|e| Error::io("read", job_file, e))?;
     let job_sha = {
@@ -193,6 +203,32 @@ pub fn commit(
                 manifests.push((name, d, m));
             }
             None => missing.push(i.to_string()),
+        }
+    }
+    // Idempotent: a commit that published and was killed before it removed the
+    // shards (or a retried commit task) finds the partition already holding them.
+    if let Some(prev) = table.partition_manifest(&partition)?
+        && let Ok(prev) = serde_json::from_slice::<serde_json::Value>(&prev)
+        && prev["kind"] == "commit"
+        && prev["job"]["sha256"] == job_sha.as_str()
+        && prev["shards"].as_array().is_some_and(|a| a.len() == count)
+    {
+        let ids: Vec<&str> = prev["shards"]
+            .as_array()
+            .map(|a| a.iter().filter_map(|v| v.as_str()).collect())
+            .unwrap_or_default();
+        if manifests
+            .iter()
+            .all(|(_, _, m)| m["run_id"].as_str().is_some_and(|r| ids.contains(&r)))
+        {
+            for l in &locks {
+                l.check()?;
+            }
+            table.remove_shards(&partition);
+            return Ok(CommitOutcome::AlreadyCommitted {
+                run_id: prev["run_id"].as_str().unwrap_or("").to_string(),
+                partition: red.redact(&table.partition_location(&partition)),
+            });
         }
     }
     if !missing.is_empty() {
@@ -365,7 +401,7 @@ pub fn commit(
             committed.report.clone().unwrap_or_default()
         )));
     }
-    Ok(committed)
+    Ok(CommitOutcome::Committed(Box::new(committed)))
 }
 
 #[cfg(test)]

@@ -1,0 +1,16 @@
+//! Preprocessing spec YAML: parsing and `validate()` never panic or hang.
+#![no_main]
+
+use libfuzzer_sys::fuzz_target;
+
+fuzz_target!(|data: &[u8]| {
+    let Ok(text) = std::str::from_utf8(data) else {
+        return;
+    };
+    let path = std::path::Path::new("preprocess/fuzz.yaml");
+    if let Ok(spec) =
+        scorch::spec::parse_yaml::<scorch::preprocess::spec::PreprocessSpec>(path, text)
+    {
+        let _ = spec.validate();
+    }
+});
