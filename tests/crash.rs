@@ -274,8 +274,10 @@ fn sigkill_at_random_moments_never_exposes_partial_data() {
          {length:?}); killed while {phases:?}"
     );
     assert!(killed >= 20, "only {killed} kills landed");
+    // (The moment between staging and publishing is too short to hit at random;
+    // `sigkill_mid_write_keeps_previous_partition` kills a run paused there.)
     assert!(
-        phases.len() >= 3,
+        phases.contains_key("reading, scoring and writing") && phases.len() >= 2,
         "kills landed in too few phases: {phases:?}"
     );
     // The next run cleans up after the killed ones and gives the same output.
