@@ -89,6 +89,9 @@ pub struct ColumnRule {
     /// somewhere (anchor it with `^…$` for a whole-value match).
     #[serde(default)]
     pub regex: Option<String>,
+    /// `true`: NaN and ±infinity are row violations (numbers). Default `false`.
+    #[serde(default)]
+    pub finite: bool,
 }
 
 /// Bounds on the row count.
@@ -305,6 +308,15 @@ impl Checker {
             let c = || col(name.as_str());
             if !r.nullable {
                 rules.push((c().is_null(), format!("{name} is null")));
+            }
+            if r.finite {
+                rules.push((
+                    c().cast(DataType::Float64)
+                        .is_finite()
+                        .not()
+                        .fill_null(lit(false)),
+                    format!("{name} is NaN or infinite"),
+                ));
             }
             if let Some(lo) = r.min {
                 rules.push((

@@ -132,6 +132,14 @@ pub struct RowCounts {
     pub written: u64,
     /// Rows the data contract set aside (not scored).
     pub quarantined: u64,
+    /// Score values written as null because the model returned NaN or infinity
+    /// (`inference.invalid_scores: null`).
+    #[serde(skip_serializing_if = "is_zero")]
+    pub null_scores: u64,
+}
+
+fn is_zero(v: &u64) -> bool {
+    *v == 0
 }
 
 #[derive(Debug, Clone, Serialize)]

@@ -120,6 +120,7 @@ pub fn run(opts: &RunOptions) -> Result<RunSummary> {
     let vars = TemplateVars { ds: opts.ds };
     let mut redactor = Redactor::default();
     let out = render(&out_path, &vars)
+        .and_then(|r| crate::spec::template::confine(&out_path, &r.value).map(|_| r))
         .map_err(|e| Error::config(&opts.job_file, format!("field `{out_field}`: {e}")))?;
     redactor.add(&out);
     let profiles = crate::spec::profiles::locate(opts.profiles.as_deref(), &opts.root);
@@ -284,6 +285,7 @@ pub fn output_table(
 ) -> Result<sink::Table> {
     let vars = TemplateVars { ds };
     let out = render(&job.output.path, &vars)
+        .and_then(|r| crate::spec::template::confine(&job.output.path, &r.value).map(|_| r))
         .map_err(|e| Error::config(job_file, format!("field `output.path`: {e}")))?;
     red.add(&out);
     let profiles = crate::spec::profiles::locate(profiles, root);
@@ -681,6 +683,8 @@ fn execute(
         salt: r.salt.clone(),
     });
     let to_challenger = std::sync::atomic::AtomicU64::new(0);
+    // Scores written as null (`inference.invalid_scores: null`).
+    let null_scores = std::sync::atomic::AtomicU64::new(0);
     // Names of failed `fail` checks: the run publishes, then exits 5.
     let mut gate: Vec<String> = Vec::new();
     let quarantine_tmp = checker
@@ -700,7 +704,13 @@ fn execute(
         // batches whatever the source's own chunking: scores do not depend on it.
         let batch = inference.batch_size;
         let chunk_rows = inference.chunk_rows.div_ceil(batch) * batch;
+        let model_name = format!("{} {}", bundle.spec.name, bundle.spec.version);
+        let model_name2 = second
+            .as_ref()
+            .map(|(b2, _, _)| format!("{} {}", b2.spec.name, b2.spec.version))
+            .unwrap_or_default();
         let mut scorers = vec![pipeline::Scorer {
+            model: &model_name,
             state,
             fused: fused.as_ref(),
             engine: &engine,
@@ -708,6 +718,7 @@ fn execute(
         }];
         if let (Some((b2, _, _)), Some(e2)) = (&second, &engine2) {
             scorers.push(pipeline::Scorer {
+                model: &model_name2,
                 state: &b2.state,
                 fused: fused2.as_ref(),
                 engine: e2,
@@ -725,6 +736,7 @@ fn execute(
             route: split.as_ref().map(|_| &route as &pipeline::RouteFn<'_>),
             contract: checker.as_ref(),
             profile: profile.as_ref(),
+            invalid_scores: inference.invalid_scores,
         };
         let file_name = |i: usize| staged.data_file_name(i);
         let frame = |keys: &DataFrame, scores: pipeline::ChunkScores| {
@@ -735,7 +747,9 @@ fn execute(
                     .count();
                 to_challenger.fetch_add(n as u64, std::sync::atomic::Ordering::Relaxed);
             }
-            let f = output_frame(keys, &carry, &out_scores, scores, &constants, model_columns)?;
+            let (f, nulls) =
+                output_frame(keys, &carry, &out_scores, scores, &constants, model_columns)?;
+            null_scores.fetch_add(nulls, std::sync::atomic::Ordering::Relaxed);
             if let Some(s) = &opts.shadow {
                 s.capture.lock().expect("capture lock").push(f.clone());
             }
@@ -769,6 +783,7 @@ fn execute(
         m.rows.scored = done.rows_scored;
         m.rows.written = done.rows_written;
         m.rows.quarantined = done.rows_quarantined;
+        m.rows.null_scores = null_scores.load(std::sync::atomic::Ordering::Relaxed);
         if let Some(r) = &job.rollout {
             let ch = to_challenger.load(std::sync::atomic::Ordering::Relaxed);
             m.rollout = Some(RolloutInfo {
@@ -1006,7 +1021,7 @@ fn output_frame(
     scores: pipeline::ChunkScores,
     c: &Constants,
     model_columns: &[&str],
-) -> Result<DataFrame> {
+) -> Result<(DataFrame, u64)> {
     let n = raw.height();
     let mut columns: Vec<Column> = Vec::with_capacity(carry.len() + score_columns.len() + 6);
     for k in carry {
@@ -1021,8 +1036,16 @@ fn output_frame(
     } else {
         scores.into_merged()
     };
+    let mut nulls = 0u64;
     for (name, v) in score_columns.iter().zip(values) {
-        columns.push(Column::new(name.into(), v));
+        if v.iter().all(|x| x.is_finite()) {
+            columns.push(Column::new(name.into(), v));
+        } else {
+            // Only with `inference.invalid_scores: null` (else the run failed).
+            let v: Vec<Option<f32>> = v.into_iter().map(|x| x.is_finite().then_some(x)).collect();
+            nulls += v.iter().filter(|x| x.is_none()).count() as u64;
+            columns.push(Column::new(name.into(), v));
+        }
     }
     if shadow {
         for (i, (name, version)) in c.models.iter().enumerate() {
@@ -1052,7 +1075,7 @@ fn output_frame(
         ),
         n,
     ));
-    Ok(DataFrame::new(n, columns)?)
+    Ok((DataFrame::new(n, columns)?, nulls))
 }
 
 /// Opens the bundle a job field names (a folder or a registry reference), before

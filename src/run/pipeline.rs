@@ -39,6 +39,8 @@ pub struct StageSeconds {
 
 /// One model of a pipeline: its preprocessing and its engine.
 pub struct Scorer<'a> {
+    /// `name version`, for messages.
+    pub model: &'a str,
     pub state: &'a FittedState,
     /// The state compiled for the fused path, when it applies (see [`crate::preprocess::fused`]).
     pub fused: Option<&'a Compiled>,
@@ -73,6 +75,32 @@ pub struct Plan<'a> {
     /// Column statistics of the input, updated with every chunk read (and with
     /// every chunk of scores, for score drift).
     pub profile: Option<&'a std::sync::Mutex<crate::reports::Profile>>,
+    /// What a NaN or infinite score does.
+    pub invalid_scores: crate::spec::job::InvalidScores,
+}
+
+/// The first NaN or infinite score of a chunk: scorer, score column and the row of
+/// the chunk it belongs to.
+fn first_invalid(scores: &ChunkScores) -> Option<(usize, usize, usize)> {
+    for (i, cols) in scores.by_scorer.iter().enumerate() {
+        for (c, col) in cols.iter().enumerate() {
+            let Some(r) = col.iter().position(|v| !v.is_finite()) else {
+                continue;
+            };
+            // With a canary split, the scorer's r-th row is the r-th routed to it.
+            let row = match &scores.route {
+                None => r,
+                Some(route) => route
+                    .iter()
+                    .enumerate()
+                    .filter(|(_, x)| **x as usize == i)
+                    .nth(r)
+                    .map_or(r, |(row, _)| row),
+            };
+            return Some((i, c, row));
+        }
+    }
+    None
 }
 
 impl Plan<'_> {
@@ -409,6 +437,25 @@ fn infer_stage(
                 route: f.route,
             };
             busy += t.elapsed().as_secs_f64();
+            if plan.invalid_scores == crate::spec::job::InvalidScores::Fail
+                && let Some((i, c, row)) = first_invalid(&scores)
+            {
+                let s = &plan.scorers[i];
+                let v = scores.by_scorer[i][c]
+                    .iter()
+                    .find(|v| !v.is_finite())
+                    .copied()
+                    .unwrap_or(f32::NAN);
+                return Err(Error::Model(format!(
+                    "model {} returned {v} for score column `{}` at row {} of the scored rows{}; \
+                     fix the model or its input, or set `inference.invalid_scores: null` to \
+                     write such scores as null",
+                    s.model,
+                    s.score_columns[c],
+                    rows as usize + row,
+                    crate::infer::tensorize::describe_keys(&f.keys, plan.keys, row)
+                )));
+            }
             if let Some(p) = plan.profile {
                 let cols = plan.scorers[0]
                     .score_columns

@@ -271,7 +271,34 @@ pub fn open_parquet(
     red: &Redactor,
 ) -> Result<Resolved> {
     let listed = open_files(pattern, hive, ctx, red)?;
-    let schema = listed.lazy.clone().collect_schema()?.as_ref().clone();
+    let schema = match listed.lazy.clone().collect_schema() {
+        Ok(s) => s.as_ref().clone(),
+        Err(e) => {
+            // Name the file that cannot be read (Polars' message does not).
+            for f in &listed.files {
+                if let files::FileRef::Local(path) = f {
+                    let bad = std::fs::File::open(path)
+                        .map_err(|e| e.to_string())
+                        .and_then(|file| {
+                            ParquetReader::new(file)
+                                .schema()
+                                .map(|_| ())
+                                .map_err(|e| e.to_string())
+                        });
+                    if let Err(why) = bad {
+                        return Err(Error::DataContract(format!(
+                            "{} is not a readable Parquet file ({why}); replace or remove it",
+                            red.redact(&path.display().to_string())
+                        )));
+                    }
+                }
+            }
+            return Err(Error::DataContract(format!(
+                "parquet {}: {e}",
+                red.redact(pattern)
+            )));
+        }
+    };
     Ok(Resolved {
         frame: Frame::Files(
             Box::new(files::ParquetFiles {

@@ -363,6 +363,20 @@ pub struct InferenceSpec {
     /// scores slightly (see the README for measured differences).
     #[serde(default = "default_precision")]
     pub precision: String,
+    /// What a NaN or infinite score from the model does: `fail` (default: exit 4
+    /// naming the score column, row and key; nothing is published) or `null` (the
+    /// score is written as null and counted in the manifest's `rows.null_scores`).
+    #[serde(default)]
+    pub invalid_scores: InvalidScores,
+}
+
+/// The policy for NaN or infinite model outputs.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum InvalidScores {
+    #[default]
+    Fail,
+    Null,
 }
 
 impl Default for InferenceSpec {
@@ -373,6 +387,7 @@ impl Default for InferenceSpec {
             device: default_device(),
             chunk_rows: default_chunk_rows(),
             precision: default_precision(),
+            invalid_scores: InvalidScores::Fail,
         }
     }
 }

@@ -131,6 +131,64 @@ pub fn render(template: &str, vars: &TemplateVars) -> Result<Rendered, String> {
     render_with(template, vars, &|k| std::env::var(k).ok())
 }
 
+/// Checks that `rendered` stays inside the base folder of `template` — its text
+/// before the first `{{` or `${`, up to the last `/` — so that neither a date nor
+/// an environment value can walk an output path out with `..`. A template without
+/// such parts is the user's own literal path and is not restricted; with an empty
+/// base (`${ROOT}/x`), the rendered path may not contain `..` at all.
+pub fn confine(template: &str, rendered: &str) -> Result<(), String> {
+    let first = [template.find("{{"), template.find("${")]
+        .into_iter()
+        .flatten()
+        .min();
+    let Some(first) = first else {
+        return Ok(());
+    };
+    let base = &template[..template[..first].rfind('/').map_or(0, |i| i + 1)];
+    let norm = |p: &str| -> Option<Vec<String>> {
+        let mut out: Vec<String> = Vec::new();
+        for part in p.split('/') {
+            match part {
+                "." => {}
+                "" if !out.is_empty() && !out.last().is_some_and(|l| l.ends_with(':')) => {}
+                ".." => match out.last().map(String::as_str) {
+                    // Above a relative path's start: kept, as the path means it.
+                    None | Some("..") => out.push("..".into()),
+                    // Above `/` or a URL's bucket.
+                    Some(l) if l.is_empty() || l.ends_with(':') => return None,
+                    Some(_) => {
+                        out.pop();
+                    }
+                },
+                other => out.push(other.to_string()),
+            }
+        }
+        Some(out)
+    };
+    let escape = || {
+        if base.is_empty() {
+            format!("{rendered:?} (from {template:?}) contains `..`")
+        } else {
+            format!("{rendered:?} (from {template:?}) leaves its base folder `{base}`")
+        }
+    };
+    if base.is_empty() {
+        return if rendered.split('/').any(|c| c == "..") {
+            Err(escape())
+        } else {
+            Ok(())
+        };
+    }
+    let (Some(b), Some(r)) = (norm(base), norm(rendered)) else {
+        return Err(escape());
+    };
+    if r.len() >= b.len() && r[..b.len()] == b[..] {
+        Ok(())
+    } else {
+        Err(escape())
+    }
+}
+
 /// Checks a template's syntax without needing the environment: every `{{ }}`
 /// names a known variable and every `${}` a well-formed variable name.
 pub fn check_syntax(template: &str) -> Result<(), String> {
@@ -157,6 +215,23 @@ mod tests {
         assert_eq!(r.value, "data/s3cr3t/ds=2026-11-28/20261128");
         assert_eq!(r.redacted, "data/${BUCKET}/ds=2026-11-28/20261128");
         assert_eq!(r.secrets, vec!["s3cr3t".to_string()]);
+    }
+
+    #[test]
+    fn rendered_paths_stay_in_their_base_folder() {
+        assert!(confine("output/{{ ds }}", "output/2026-11-28").is_ok());
+        assert!(confine("output/${T}/x", "output/team-a/x").is_ok());
+        assert!(confine("s3://lake/scores/${T}", "s3://lake/scores/a/b").is_ok());
+        assert!(confine("../shared/out/{{ ds }}", "../shared/out/2026-11-28").is_ok());
+        assert!(confine("literal/../path", "literal/../path").is_ok());
+        let e = confine("output/${T}/x", "output/../../etc/x").unwrap_err();
+        assert!(e.contains("leaves its base folder `output/`"), "{e}");
+        assert!(confine("output/${T}", "output/..").is_err());
+        assert!(confine("output/${T}", "output/a/../../b").is_err());
+        assert!(confine("s3://lake/scores/${T}", "s3://lake/other").is_err());
+        assert!(confine("s3://lake/scores/${T}", "s3://lake/scores/../../x").is_err());
+        assert!(confine("${ROOT}/x", "/data/out/x").is_ok());
+        assert!(confine("${ROOT}/x", "../x").is_err());
     }
 
     #[test]
