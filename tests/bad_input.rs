@@ -60,8 +60,8 @@ fn copy_tree(from: &Path, to: &Path) {
     }
 }
 
-/// Runs one case; `Err` says how it failed.
-fn run_case(base: &Path, dir: &Path) -> Result<(), String> {
+/// Runs one case; what it tests, or how it failed.
+fn run_case(base: &Path, dir: &Path) -> Result<String, String> {
     let case: Case = serde_saphyr::from_str(
         &std::fs::read_to_string(dir.join("case.yaml")).map_err(|e| e.to_string())?,
     )
@@ -147,7 +147,7 @@ fn run_case(base: &Path, dir: &Path) -> Result<(), String> {
     if root.path().join("outside").exists() {
         return Err("something was written outside the project".into());
     }
-    Ok(())
+    Ok(case.what)
 }
 
 #[test]
@@ -166,7 +166,7 @@ fn every_bad_input_gets_its_exit_code_and_message() {
     for c in &cases {
         let name = c.file_name().unwrap().to_string_lossy().to_string();
         match run_case(base.path(), c) {
-            Ok(()) => println!("ok    {name}"),
+            Ok(what) => println!("ok    {name}: {what}"),
             Err(e) => {
                 println!("FAIL  {name}: {e}");
                 failures.push(format!("{name}: {e}"));
