@@ -12,6 +12,9 @@ use common::pg::{self, PgServer};
 use common::s3::{self, S3Server};
 use common::*;
 
+/// A command: its arguments, environment and expected exit code.
+type Command<'a> = (Vec<&'a str>, &'a [(&'a str, &'a str)], i32);
+
 /// Every file under `dir` whose bytes contain `needle`.
 fn files_containing(dir: &Path, needle: &[u8]) -> Vec<String> {
     let mut hits = Vec::new();
@@ -93,7 +96,7 @@ fn no_command_leaks_a_password_or_secret_key() {
     ];
     let challenger = repo().join("models/churn/2.0.0");
     let challenger = challenger.to_str().unwrap();
-    let commands: Vec<(Vec<&str>, &[(&str, &str)], i32)> = vec![
+    let commands: Vec<Command> = vec![
         (vec!["validate", "jobs"], &good, 0),
         (
             vec!["run", "jobs/pg_to_s3.yaml", "--date", LAST_DAY],
