@@ -26,6 +26,15 @@ pub struct Cli {
     /// Only warnings and errors on stderr; no closing summary.
     #[arg(short, long, global = true)]
     pub quiet: bool,
+    /// Write each run's Prometheus metrics to DIR/scorch_<job>.prom (for
+    /// node_exporter's textfile collector). Default `$SCORCH_METRICS_DIR`.
+    #[arg(long, global = true, value_name = "DIR")]
+    pub metrics_dir: Option<PathBuf>,
+    /// Send OpenLineage run events (START, COMPLETE, FAIL) to an http(s) URL (POST
+    /// <url>/api/v1/lineage) or append them to a file. Default `$SCORCH_LINEAGE`,
+    /// else `$OPENLINEAGE_URL`.
+    #[arg(long, global = true, value_name = "URL_OR_FILE")]
+    pub lineage: Option<String>,
     #[command(subcommand)]
     pub command: Command,
 }
@@ -451,6 +460,7 @@ fn parse_date(s: &str) -> std::result::Result<NaiveDate, String> {
 /// Runs the parsed command. Returns the process exit code.
 pub fn execute(cli: Cli) -> ExitCode {
     let quiet = cli.quiet;
+    crate::observe::configure(cli.metrics_dir.clone(), cli.lineage.clone());
     let result = match cli.command {
         Command::Run(a) => run(a, quiet),
         Command::Validate(a) => return validate(a, quiet),
@@ -478,10 +488,15 @@ static JSON_LOGS: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool:
 /// `error: …` line on stderr, and with `--log-format json` also a JSON log event.
 pub fn report(e: &Error) -> ExitCode {
     let code = e.exit_code();
+    // JSON logs: the error is one more JSON line (nothing else on stderr).
     if JSON_LOGS.load(std::sync::atomic::Ordering::Relaxed) {
-        tracing::error!(exit_code = code.code(), "{e}");
+        match crate::run::last_run_id() {
+            Some(run_id) => tracing::error!(exit_code = code.code(), run_id, "{e}"),
+            None => tracing::error!(exit_code = code.code(), "{e}"),
+        }
+    } else {
+        eprintln!("error: {e}");
     }
-    eprintln!("error: {e}");
     code
 }
 
@@ -1148,7 +1163,74 @@ pub fn init_logging(format: LogFormat, verbose: u8, quiet: bool) {
         std::sync::atomic::Ordering::Relaxed,
     );
     match format {
-        LogFormat::Json => b.json().with_current_span(false).init(),
+        LogFormat::Json => b
+            .fmt_fields(tracing_subscriber::fmt::format::JsonFields::new())
+            .event_format(FlatJson)
+            .init(),
         LogFormat::Human => b.with_target(false).init(),
+    }
+}
+
+/// JSON log lines with the fields of the event and of every span it is in at the
+/// top level: `{"timestamp", "level", "target", "message", "run_id", "job", …}`.
+/// A run's lines (from any of its threads) carry its `run_id`.
+struct FlatJson;
+
+impl<S, N> tracing_subscriber::fmt::FormatEvent<S, N> for FlatJson
+where
+    S: tracing::Subscriber + for<'a> tracing_subscriber::registry::LookupSpan<'a>,
+    N: for<'a> tracing_subscriber::fmt::FormatFields<'a> + 'static,
+{
+    fn format_event(
+        &self,
+        ctx: &tracing_subscriber::fmt::FmtContext<'_, S, N>,
+        mut writer: tracing_subscriber::fmt::format::Writer<'_>,
+        event: &tracing::Event<'_>,
+    ) -> std::fmt::Result {
+        use serde_json::Value;
+        let mut obj = serde_json::Map::new();
+        obj.insert(
+            "timestamp".into(),
+            Value::from(chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Micros, true)),
+        );
+        obj.insert(
+            "level".into(),
+            Value::from(event.metadata().level().as_str()),
+        );
+        obj.insert("target".into(), Value::from(event.metadata().target()));
+        if let Some(scope) = ctx.event_scope() {
+            for span in scope.from_root() {
+                let ext = span.extensions();
+                if let Some(f) = ext.get::<tracing_subscriber::fmt::FormattedFields<N>>()
+                    && let Ok(Value::Object(m)) = serde_json::from_str::<Value>(&f.fields)
+                {
+                    obj.extend(m);
+                }
+            }
+        }
+        struct Fields<'a>(&'a mut serde_json::Map<String, Value>);
+        impl tracing::field::Visit for Fields<'_> {
+            fn record_debug(&mut self, f: &tracing::field::Field, v: &dyn std::fmt::Debug) {
+                self.0
+                    .insert(f.name().into(), Value::from(format!("{v:?}")));
+            }
+            fn record_str(&mut self, f: &tracing::field::Field, v: &str) {
+                self.0.insert(f.name().into(), Value::from(v));
+            }
+            fn record_i64(&mut self, f: &tracing::field::Field, v: i64) {
+                self.0.insert(f.name().into(), Value::from(v));
+            }
+            fn record_u64(&mut self, f: &tracing::field::Field, v: u64) {
+                self.0.insert(f.name().into(), Value::from(v));
+            }
+            fn record_f64(&mut self, f: &tracing::field::Field, v: f64) {
+                self.0.insert(f.name().into(), Value::from(v));
+            }
+            fn record_bool(&mut self, f: &tracing::field::Field, v: bool) {
+                self.0.insert(f.name().into(), Value::from(v));
+            }
+        }
+        event.record(&mut Fields(&mut obj));
+        writeln!(writer, "{}", Value::Object(obj))
     }
 }

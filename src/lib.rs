@@ -11,6 +11,7 @@ pub mod contract;
 pub mod error;
 pub mod infer;
 pub mod model;
+pub mod observe;
 pub mod preprocess;
 pub mod registry;
 pub mod reports;

@@ -216,7 +216,7 @@ fn catchup_runs_the_latest_missed_fires_once_and_only_when_asked() {
         .unwrap()
         .lines()
         .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
-        .find(|v| v["fields"]["message"] == "scheduled")
+        .find(|v| v["message"] == "scheduled")
         .expect("the scheduler logs its start");
     let restart = time(&started["timestamp"]);
     let rows = history(&p);

@@ -415,9 +415,11 @@ impl Lock {
         let beat = {
             let (place, holder, lost, stop) =
                 (place.clone(), holder.clone(), lost.clone(), stop.clone());
+            let span = tracing::Span::current();
             std::thread::Builder::new()
                 .name("scorch-lock".into())
                 .spawn(move || {
+                    let _entered = span.enter();
                     let mut etag = etag;
                     let every = heartbeat();
                     let mut since = std::time::Instant::now();

@@ -104,7 +104,22 @@ pub(crate) fn new_run_id() -> String {
 
 /// Runs a job. On failure after the output table is known, a manifest with
 /// `status: failed` is still written to `<table>/_runs/<run id>.json`.
+/// The id of the last run this process started (for its closing error line).
+static LAST_RUN_ID: std::sync::Mutex<Option<String>> = std::sync::Mutex::new(None);
+
+/// The id of the last run this process started, if any.
+pub fn last_run_id() -> Option<String> {
+    LAST_RUN_ID.lock().ok().and_then(|g| g.clone())
+}
+
 pub fn run(opts: &RunOptions) -> Result<RunSummary> {
+    // Every log line of the run, from any of its threads, carries its id.
+    let run_id = new_run_id();
+    if let Ok(mut g) = LAST_RUN_ID.lock() {
+        *g = Some(run_id.clone());
+    }
+    let span = tracing::info_span!("run", run_id = %run_id, ds = %opts.ds);
+    let _entered = span.enter();
     let job_bytes = std::fs::read(&opts.job_file)
         .map_err(|e| Error::config(&opts.job_file, format!("cannot read job file: {e}")))?;
     let mut job = JobSpec::load(&opts.job_file)?;
@@ -150,7 +165,7 @@ pub fn run(opts: &RunOptions) -> Result<RunSummary> {
     let mut m = Manifest {
         manifest_version: MANIFEST_VERSION,
         scorch_version: env!("CARGO_PKG_VERSION"),
-        run_id: new_run_id(),
+        run_id,
         kind: match (&opts.shadow, &opts.shard) {
             (Some(_), _) => "shadow",
             (None, Some(_)) => "shard",
@@ -209,6 +224,8 @@ pub fn run(opts: &RunOptions) -> Result<RunSummary> {
         Error::Locked(msg) => Error::Locked(redactor.redact(&msg)),
         e => e,
     })?;
+    let location = redactor.redact(&table.location());
+    crate::observe::run_started(&m, &location);
     let t0 = Instant::now();
     let env = Env {
         profiles: &profiles,
@@ -235,6 +252,7 @@ pub fn run(opts: &RunOptions) -> Result<RunSummary> {
             m.status = "succeeded";
             let manifest_path =
                 table.write_run_manifest(&m.run_id, &manifest_bytes(&m, &redactor))?;
+            crate::observe::run_finished(&m, &location);
             Ok(RunSummary {
                 manifest: m,
                 partition: redactor.redact(&partition),
@@ -252,6 +270,7 @@ pub fn run(opts: &RunOptions) -> Result<RunSummary> {
             if let Err(w) = table.write_run_manifest(&m.run_id, &manifest_bytes(&m, &redactor)) {
                 tracing::warn!(error = %redactor.redact(&w.to_string()), "could not write the failed run's manifest");
             }
+            crate::observe::run_finished(&m, &location);
             Err(e)
         }
     }

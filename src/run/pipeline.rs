@@ -221,17 +221,22 @@ pub fn run(plan: &Plan<'_>, out: &Output<'_>, progress: Progress<'_>) -> Result<
         let (raw_tx, raw_rx) = sync_channel::<Result<DataFrame>>(1);
         let (feat_tx, feat_rx) = sync_channel::<Result<Features>>(1);
         let (score_tx, score_rx) = sync_channel::<Result<Scored>>(1);
+        // The stages log inside the run's span (its run id).
+        let span = tracing::Span::current();
+        let (s1, s2, s3) = (span.clone(), span.clone(), span);
         let reader = std::thread::Builder::new()
             .name("scorch-read".into())
-            .spawn_scoped(s, || read_stage(plan, raw_tx))
+            .spawn_scoped(s, move || s1.in_scope(|| read_stage(plan, raw_tx)))
             .map_err(|e| Error::Internal(format!("cannot start the reader thread: {e}")))?;
         let prep = std::thread::Builder::new()
             .name("scorch-prep".into())
-            .spawn_scoped(s, || prep_stage(plan, raw_rx, feat_tx))
+            .spawn_scoped(s, move || s2.in_scope(|| prep_stage(plan, raw_rx, feat_tx)))
             .map_err(|e| Error::Internal(format!("cannot start the preprocessing thread: {e}")))?;
         let infer = std::thread::Builder::new()
             .name("scorch-infer".into())
-            .spawn_scoped(s, || infer_stage(plan, feat_rx, score_tx))
+            .spawn_scoped(s, move || {
+                s3.in_scope(|| infer_stage(plan, feat_rx, score_tx))
+            })
             .map_err(|e| Error::Internal(format!("cannot start the inference thread: {e}")))?;
         let written = write_stage(out, score_rx, progress);
         let (rows_read, read) = reader.join().map_err(|_| panicked("reader"))?;

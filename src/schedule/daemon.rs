@@ -122,6 +122,7 @@ impl Slot {
     ) -> Result<()> {
         let ds = self.job.schedule.ds(fire).format("%Y-%m-%d").to_string();
         let mut cmd = Command::new(&opts.exe);
+        cmd.envs(crate::observe::child_env());
         cmd.arg("run")
             .arg(&self.job.file)
             .args(["--date", &ds, "--no-progress", "--project-dir"])
