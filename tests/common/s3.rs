@@ -66,6 +66,19 @@ impl S3Server {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+
+    /// Starts the server again on the same port and folder (after [`stop`]).
+    pub fn restart(&mut self) {
+        self.child = Command::new(super::cached_tool("SCORCH_S3S_FS", "s3s-fs/bin/s3s-fs"))
+            .args(["--host", "127.0.0.1", "--port", &self.port.to_string()])
+            .args(["--access-key", ACCESS_KEY, "--secret-key", SECRET_KEY])
+            .arg(self.root.path())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        super::wait_for_port(self.port, "s3s-fs");
+    }
 }
 
 impl Drop for S3Server {
