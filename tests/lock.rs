@@ -68,7 +68,7 @@ fn a_second_run_fails_fast_or_waits_and_dead_holders_are_taken_over() {
             "--wait-lock",
         ],
     );
-    assert!(t.elapsed() < Duration::from_secs(3), "{:?}", t.elapsed());
+    assert!(t.elapsed() < Duration::from_secs(10), "{:?}", t.elapsed());
     // Waits for the holder, then runs.
     let o = p.scorch(&[
         "run",
@@ -143,14 +143,16 @@ fn locks_of_other_hosts_expire_with_their_lease_and_unlock_breaks_them() {
     assert_exit(&p.run_job(&job, &[]), 6, &["another-host", "pid 1"]);
     let o = p.scorch(&["unlock", job.to_str().unwrap(), "--date", LAST_DAY]);
     assert_exit(&o, 6, &["looks alive"]);
-    // Its heartbeat older than the lease: stale, taken over.
+    // A heartbeat 30 s old: within a 10-minute lease, respected; older than a
+    // 10-second lease, stale and taken over.
+    let old = (chrono::Utc::now() - chrono::Duration::seconds(30)).to_rfc3339();
+    std::fs::write(&lock, other_host(&old)).unwrap();
     assert_exit(
-        &p.run_job(&job, &[("SCORCH_LOCK_LEASE_S", "1")]),
+        &p.run_job(&job, &[("SCORCH_LOCK_LEASE_S", "600")]),
         6,
         &["another-host"],
     );
-    std::thread::sleep(Duration::from_millis(1200));
-    assert_exit(&p.run_job(&job, &[("SCORCH_LOCK_LEASE_S", "1")]), 0, &[]);
+    assert_exit(&p.run_job(&job, &[("SCORCH_LOCK_LEASE_S", "10")]), 0, &[]);
     // `unlock --force` removes a live-looking lock (an operator knows it is dead).
     std::fs::write(&lock, other_host(&chrono::Utc::now().to_rfc3339())).unwrap();
     let o = p.scorch(&[
@@ -175,8 +177,8 @@ fn heartbeats_keep_a_long_run_locked_and_a_taken_over_run_publishes_nothing() {
     let p = Project::new(1, 500);
     let job = p.standard_job("beat", &example_bundle());
     let lock = lock_file(&p, "beat");
-    // Lease 1 s: heartbeats every 0.25 s keep the paused run's lock fresh.
-    let env = [("SCORCH_LOCK_LEASE_S", "1")];
+    // Lease 2 s: heartbeats every 0.5 s keep the paused run's lock fresh.
+    let env = [("SCORCH_LOCK_LEASE_S", "2")];
     let mut first = spawn_paused(&p, &job, 3000, &env);
     wait_for(&lock, &mut first);
     std::thread::sleep(Duration::from_millis(1500));
@@ -185,7 +187,7 @@ fn heartbeats_keep_a_long_run_locked_and_a_taken_over_run_publishes_nothing() {
         - chrono::DateTime::parse_from_rfc3339(&beat)
             .unwrap()
             .with_timezone(&chrono::Utc);
-    assert!(age.num_milliseconds() < 1000, "heartbeat {age} old");
+    assert!(age.num_milliseconds() < 1200, "heartbeat {age} old");
     assert_exit(&p.run_job(&job, &env), 6, &["held by run"]);
     // An operator force-removes the lock and another run takes the partition: the
     // first run notices before publishing and publishes nothing (exit 6).
@@ -253,7 +255,25 @@ fn s3_tables_are_locked_by_conditional_create() {
     // A dead holder's lock on the store is taken over by a conditional PUT.
     let mut killed = spawn_paused(&p, &job, 60_000, &env);
     wait_for(&lock, &mut killed);
-    unsafe { libc::kill(killed.id() as i32, libc::SIGKILL) };
+    // It stages its files locally before uploading: the folder names its pid.
+    let staging = |pid: u32| {
+        std::fs::read_dir(std::env::temp_dir())
+            .unwrap()
+            .flatten()
+            .map(|e| e.file_name().to_string_lossy().to_string())
+            .filter(|n| n.starts_with("scorch-staging-") && n.ends_with(&format!(".pid{pid}")))
+            .count()
+    };
+    let pid = killed.id();
+    let t = Instant::now();
+    while staging(pid) == 0 {
+        assert!(
+            t.elapsed() < Duration::from_secs(30),
+            "no local staging folder"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    unsafe { libc::kill(pid as i32, libc::SIGKILL) };
     killed.wait().unwrap();
     let o = p.run_job(&job, &env);
     assert_exit(&o, 0, &[]);
@@ -262,5 +282,7 @@ fn s3_tables_are_locked_by_conditional_create() {
         "{}",
         stderr(&o)
     );
+    // The next run removed the killed run's local staging folder.
+    assert_eq!(staging(pid), 0);
     assert!(!lock.exists());
 }

@@ -10,8 +10,8 @@
 //! A second writer fails at once with exit 6 naming the holder, or with
 //! `--wait-lock SECONDS` waits for it. A lock is *stale* — its holder is gone —
 //! when the holder is a process of this host that no longer exists (same pid and
-//! start time), or when its heartbeat is older than the lease (`SCORCH_LOCK_LEASE_S`,
-//! default 120 s; holders elsewhere). A stale lock is taken over atomically — by
+//! start time), or, for holders on other hosts, when its heartbeat is older than the
+//! lease (`SCORCH_LOCK_LEASE_S`, default 120 s). A stale lock is taken over atomically — by
 //! renaming it away (local; only one renamer can win) or by a PUT conditional on its
 //! ETag (object stores) — so two runs breaking the same stale lock never both win.
 //! `scorch unlock JOB --date D` shows the holder and removes a stale lock (`--force`:
@@ -87,11 +87,11 @@ impl Holder {
     /// Whether the holder is gone: a dead process of this host, or no heartbeat
     /// for a lease.
     pub fn is_stale(&self) -> bool {
+        // On this host the process table is the truth: alive (same pid and start
+        // time) or not, whatever its heartbeat says.
         if self.host == hostname() {
             let alive = pid_start(self.pid).is_some_and(|s| self.pid_start.is_none_or(|h| h == s));
-            if !alive {
-                return true;
-            }
+            return !alive;
         }
         let beat = chrono::DateTime::parse_from_rfc3339(&self.heartbeat_at)
             .map(|t| t.with_timezone(&chrono::Utc))

@@ -556,7 +556,10 @@ impl Table {
                 dir, partition, run_id,
             )?)),
             Table::Remote { url, store, prefix } => {
-                let dir = std::env::temp_dir().join(format!("scorch-staging-{run_id}"));
+                // Local staging of object-store runs: remove what killed runs left.
+                remove_dead_remote_staging();
+                let dir = std::env::temp_dir()
+                    .join(format!("scorch-staging-{run_id}.pid{}", std::process::id()));
                 std::fs::create_dir_all(&dir).map_err(|e| Error::io("create folder", &dir, e))?;
                 Ok(Staged::Remote {
                     dir,
@@ -569,6 +572,22 @@ impl Table {
                     partition: partition.to_string(),
                 })
             }
+        }
+    }
+}
+
+/// Removes `$TMPDIR/scorch-staging-*.pid<PID>` folders of processes that are gone
+/// (object-store runs killed before they uploaded).
+fn remove_dead_remote_staging() {
+    for e in std::fs::read_dir(std::env::temp_dir())
+        .into_iter()
+        .flatten()
+        .flatten()
+    {
+        let name = e.file_name().to_string_lossy().to_string();
+        if name.starts_with("scorch-staging-") && pid_of(&name).is_some_and(|p| !alive(p)) {
+            tracing::info!(folder = %e.path().display(), "removing staging folder of a dead run");
+            let _ = std::fs::remove_dir_all(e.path());
         }
     }
 }
