@@ -6,11 +6,8 @@ mod common;
 use common::*;
 
 fn run_id(p: &Project, ds: &str) -> String {
-    let m: serde_json::Value = serde_json::from_str(
-        &std::fs::read_to_string(p.path().join(format!("output/bf/ds={ds}/_manifest.json")))
-            .unwrap(),
-    )
-    .unwrap();
+    let m: serde_json::Value =
+        read_json(p.path().join(format!("output/bf/ds={ds}/_manifest.json")));
     m["run_id"].as_str().unwrap().to_string()
 }
 

@@ -59,7 +59,7 @@ fn run_manifest(p: &Project, table: &str) -> serde_json::Value {
         .unwrap()
         .unwrap()
         .path();
-    serde_json::from_str(&std::fs::read_to_string(f).unwrap()).unwrap()
+    read_json(&f)
 }
 
 const TODAY: &str = "data/churn/features/ds={{ ds }}/*.parquet";

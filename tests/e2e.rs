@@ -71,9 +71,7 @@ fn scores_match_python_and_output_is_readable() {
     assert!(bundle.contains(meta["scorch.preprocessing_state_hash"].as_str().unwrap()));
 
     // The manifest beside the data records the run.
-    let m: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(part.join("_manifest.json")).unwrap())
-            .unwrap();
+    let m: serde_json::Value = read_json(part.join("_manifest.json"));
     assert_eq!(m["status"], "succeeded");
     assert_eq!(m["rows"]["read"], 3000);
     assert_eq!(m["rows"]["written"], 3000);
@@ -102,9 +100,7 @@ fn rerun_replaces_the_partition_without_duplicates() {
             .map(|e| e.unwrap().file_name().to_string_lossy().to_string())
             .collect();
         assert_eq!(files.len(), 2, "{files:?}");
-        let m: serde_json::Value =
-            serde_json::from_str(&std::fs::read_to_string(part.join("_manifest.json")).unwrap())
-                .unwrap();
+        let m: serde_json::Value = read_json(part.join("_manifest.json"));
         assert_eq!(m["rows"]["written"], 1500);
         run_ids.push(m["run_id"].as_str().unwrap().to_string());
     }
@@ -157,11 +153,8 @@ fn sql_source_scores_the_same_rows_as_parquet() {
         b.column("churn_probability").unwrap()
     );
     // The SQL job's manifest lists every file of the table it was given.
-    let m: serde_json::Value = serde_json::from_str(
-        &std::fs::read_to_string(p.path().join("output/by_sql/ds=2026-11-27/_manifest.json"))
-            .unwrap(),
-    )
-    .unwrap();
+    let m: serde_json::Value =
+        read_json(p.path().join("output/by_sql/ds=2026-11-27/_manifest.json"));
     assert_eq!(m["inputs"].as_array().unwrap().len(), 3);
 }
 
@@ -367,9 +360,7 @@ fn empty_input_writes_an_empty_partition_with_the_schema() {
             "scored_at:datetime[μs, UTC]"
         ]
     );
-    let m: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(part.join("_manifest.json")).unwrap())
-            .unwrap();
+    let m: serde_json::Value = read_json(part.join("_manifest.json"));
     assert_eq!(m["status"], "succeeded");
     assert_eq!(m["rows"]["written"], 0);
 }

@@ -30,7 +30,7 @@ fn read_partition(dir: &std::path::Path) -> (DataFrame, Vec<String>) {
 }
 
 fn manifest(dir: &std::path::Path) -> serde_json::Value {
-    serde_json::from_str(&std::fs::read_to_string(dir.join("_manifest.json")).unwrap()).unwrap()
+    read_json(dir.join("_manifest.json"))
 }
 
 #[test]

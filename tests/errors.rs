@@ -58,9 +58,7 @@ fn missing_column_exits_3_naming_it() {
         .unwrap()
         .collect();
     assert_eq!(runs.len(), 1);
-    let m: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(runs[0].as_ref().unwrap().path()).unwrap())
-            .unwrap();
+    let m: serde_json::Value = read_json(runs[0].as_ref().unwrap().path());
     assert_eq!(m["status"], "failed");
     assert_eq!(m["exit_code"], 3);
 }

@@ -148,17 +148,10 @@ fn indexed_job_and_commit_run_here_as_their_pods_would() {
     assert_eq!(a.height(), 9000);
     assert!(a.equals(&b));
     // The example job has `report:`: the commit wrote the merged report.
-    let manifest: serde_json::Value = serde_json::from_str(
-        &std::fs::read_to_string(p.path().join(format!(
-            "output/churn_scores_sharded/ds={LAST_DAY}/_manifest.json"
-        )))
-        .unwrap(),
-    )
-    .unwrap();
-    let report: serde_json::Value = serde_json::from_str(
-        &std::fs::read_to_string(p.path().join(manifest["report"].as_str().unwrap())).unwrap(),
-    )
-    .unwrap();
+    let manifest: serde_json::Value = read_json(p.path().join(format!(
+        "output/churn_scores_sharded/ds={LAST_DAY}/_manifest.json"
+    )));
+    let report: serde_json::Value = read_json(p.path().join(manifest["report"].as_str().unwrap()));
     assert_eq!(report["rows"], 9000);
     assert_eq!(manifest["checks"].as_array().unwrap().len(), 2);
 }

@@ -41,7 +41,7 @@ fn lock_file(p: &Project, table: &str) -> PathBuf {
 }
 
 fn holder(path: &Path) -> serde_json::Value {
-    serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
+    read_json(path)
 }
 
 #[test]
@@ -80,14 +80,10 @@ fn a_second_run_fails_fast_or_waits_and_dead_holders_are_taken_over() {
     ]);
     assert!(first.wait().unwrap().success());
     assert_exit(&o, 0, &[]);
-    let m: serde_json::Value = serde_json::from_str(
-        &std::fs::read_to_string(
-            p.path()
-                .join(format!("output/locked/ds={LAST_DAY}/_manifest.json")),
-        )
-        .unwrap(),
-    )
-    .unwrap();
+    let m: serde_json::Value = read_json(
+        p.path()
+            .join(format!("output/locked/ds={LAST_DAY}/_manifest.json")),
+    );
     assert_ne!(
         m["run_id"],
         run_id.as_str(),
@@ -203,14 +199,10 @@ fn heartbeats_keep_a_long_run_locked_and_a_taken_over_run_publishes_nothing() {
     assert_exit(&second, 0, &[]);
     let out = first.wait_with_output().unwrap();
     assert_eq!(out.status.code(), Some(6));
-    let m: serde_json::Value = serde_json::from_str(
-        &std::fs::read_to_string(
-            p.path()
-                .join(format!("output/beat/ds={LAST_DAY}/_manifest.json")),
-        )
-        .unwrap(),
-    )
-    .unwrap();
+    let m: serde_json::Value = read_json(
+        p.path()
+            .join(format!("output/beat/ds={LAST_DAY}/_manifest.json")),
+    );
     assert!(
         stdout(&second).contains(m["run_id"].as_str().unwrap()),
         "the published partition is the second run's"

@@ -61,9 +61,7 @@ fn s3_input_and_output_give_the_local_scores_and_commit_by_manifest() {
     };
     let files = names(&part);
     assert_eq!(files.len(), 2, "{files:?}");
-    let manifest: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(part.join("_manifest.json")).unwrap())
-            .unwrap();
+    let manifest: serde_json::Value = read_json(part.join("_manifest.json"));
     let data_file = manifest["output"]["files"][0]["path"]
         .as_str()
         .unwrap()
@@ -208,14 +206,10 @@ fn file_urls_read_like_local_paths() {
         "{}",
         stdout(&o)
     );
-    let m: serde_json::Value = serde_json::from_str(
-        &std::fs::read_to_string(
-            p.path()
-                .join("output/file_url/ds=2026-11-28/_manifest.json"),
-        )
-        .unwrap(),
-    )
-    .unwrap();
+    let m: serde_json::Value = read_json(
+        p.path()
+            .join("output/file_url/ds=2026-11-28/_manifest.json"),
+    );
     assert!(
         m["inputs"][0]["path"]
             .as_str()
@@ -417,15 +411,11 @@ fn reports_and_metrics_history_live_beside_an_s3_table() {
         .collect();
     days.sort();
     assert_eq!(days, ["ds=2026-11-26", "ds=2026-11-27", "ds=2026-11-28"]);
-    let m: serde_json::Value = serde_json::from_str(
-        &std::fs::read_to_string(
-            s3.root
-                .path()
-                .join("lake/scores/hist/ds=2026-11-28/_manifest.json"),
-        )
-        .unwrap(),
-    )
-    .unwrap();
+    let m: serde_json::Value = read_json(
+        s3.root
+            .path()
+            .join("lake/scores/hist/ds=2026-11-28/_manifest.json"),
+    );
     let rc = &m["checks"][0];
     assert_eq!(rc["name"], "anomaly(row_count)");
     assert_eq!(rc["status"], "pass");

@@ -88,11 +88,8 @@ fn postgres_job_scores_like_the_parquet_job_and_binds_parameters() {
         let (u, v) = (u.unwrap(), v.unwrap());
         assert!((u - v).abs() <= 1e-6, "row {i}: {u} vs {v}");
     }
-    let m: serde_json::Value = serde_json::from_str(
-        &std::fs::read_to_string(p.path().join("output/from_pg/ds=2026-11-28/_manifest.json"))
-            .unwrap(),
-    )
-    .unwrap();
+    let m: serde_json::Value =
+        read_json(p.path().join("output/from_pg/ds=2026-11-28/_manifest.json"));
     assert!(
         m["source"]
             .as_str()

@@ -23,14 +23,10 @@ fn bundle_version(p: &Project, version: &str) -> std::path::PathBuf {
 }
 
 fn manifest_version(p: &Project, table: &str) -> String {
-    let m: serde_json::Value = serde_json::from_str(
-        &std::fs::read_to_string(
-            p.path()
-                .join(format!("output/{table}/ds={LAST_DAY}/_manifest.json")),
-        )
-        .unwrap(),
-    )
-    .unwrap();
+    let m: serde_json::Value = read_json(
+        p.path()
+            .join(format!("output/{table}/ds={LAST_DAY}/_manifest.json")),
+    );
     m["model"]["version"].as_str().unwrap().to_string()
 }
 
@@ -236,7 +232,7 @@ fn a_registry_on_s3_registers_promotes_rolls_back_and_serves_jobs() {
     assert_exit(&p.run_job(&job, &env), 0, &[]);
     assert_eq!(manifest_version(&p, "by_alias"), "1.1.0");
     // The version was downloaded once into the cache, and is verified at every open.
-    let cached: Vec<_> = walk(cache.path())
+    let cached: Vec<_> = files_under(cache.path())
         .into_iter()
         .filter(|f| f.ends_with("churn/1.1.0/model.pt"))
         .collect();
@@ -276,17 +272,4 @@ fn a_registry_on_s3_registers_promotes_rolls_back_and_serves_jobs() {
         stdout(&listed),
         stderr(&listed)
     );
-}
-
-fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
-    let mut out = vec![];
-    for e in std::fs::read_dir(dir).unwrap() {
-        let p = e.unwrap().path();
-        if p.is_dir() {
-            out.extend(walk(&p));
-        } else {
-            out.push(p);
-        }
-    }
-    out
 }

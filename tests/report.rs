@@ -25,11 +25,9 @@ fn report_metrics_match_exact_values_on_the_same_rows() {
         .map(|e| e.unwrap().path())
         .find(|f| !f.to_string_lossy().contains(".report."))
         .unwrap();
-    let m: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(manifest_file).unwrap()).unwrap();
+    let m: serde_json::Value = read_json(&manifest_file);
     let report_path = p.path().join(m["report"].as_str().unwrap());
-    let r: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(report_path).unwrap()).unwrap();
+    let r: serde_json::Value = read_json(&report_path);
     assert_eq!(r["report_version"], 1);
     assert_eq!(r["rows"], 12000);
     // The same rows, read whole by Polars.
@@ -145,9 +143,7 @@ fn failing_checks_publish_then_exit_5_and_warnings_exit_0() {
     // Output and report were written first; the manifests say what happened.
     let part = p.path().join(format!("output/gated/ds={LAST_DAY}"));
     assert!(part.join("part-00000.parquet").exists());
-    let m: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(part.join("_manifest.json")).unwrap())
-            .unwrap();
+    let m: serde_json::Value = read_json(part.join("_manifest.json"));
     assert_eq!(m["status"], "checks_failed");
     let sane = m["checks"]
         .as_array()
@@ -161,7 +157,7 @@ fn failing_checks_publish_then_exit_5_and_warnings_exit_0() {
         .unwrap()
         .map(|e| e.unwrap().path())
         .filter(|f| !f.to_string_lossy().contains(".report."))
-        .map(|f| serde_json::from_str(&std::fs::read_to_string(f).unwrap()).unwrap())
+        .map(|f| read_json(&f))
         .collect();
     assert_eq!(run[0]["exit_code"], 5);
     assert_eq!(run[0]["status"], "checks_failed");
@@ -200,29 +196,23 @@ fn drift_psi_matches_numpy_and_flags_only_the_drifted_days() {
     );
     // The partition's manifest names the run's report.
     let report_of = |ds: &str| {
-        let m: serde_json::Value = serde_json::from_str(
-            &std::fs::read_to_string(
-                p.path()
-                    .join(format!("output/drift/ds={ds}/_manifest.json")),
-            )
-            .unwrap(),
-        )
-        .unwrap();
+        let m: serde_json::Value = read_json(
+            p.path()
+                .join(format!("output/drift/ds={ds}/_manifest.json")),
+        );
         p.path().join(m["report"].as_str().unwrap())
     };
     // A quiet day: no column drifts.
     let quiet = p.scorch(&["run", job.to_str().unwrap(), "--date", "2026-11-10"]);
     assert_exit(&quiet, 0, &[]);
-    let r: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(report_of("2026-11-10")).unwrap()).unwrap();
+    let r: serde_json::Value = read_json(report_of("2026-11-10"));
     assert_eq!(r["drift_share"], 0.0, "{}", r["drift"]);
     // A drifted day: charges, support calls and the new `family` plan fail the gate
     // (exit 5) after the output and report are written.
     let drifted = p.run_job(&job, &[]);
     assert_exit(&drifted, 5, &["drift(monthly_charges)", "drift(plan)"]);
     let report = report_of(LAST_DAY);
-    let r: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(&report).unwrap()).unwrap();
+    let r: serde_json::Value = read_json(&report);
     let plan = r["drift"]
         .as_array()
         .unwrap()
@@ -273,11 +263,7 @@ fn html_report_opens_in_headless_chromium_without_console_errors() {
     );
     let o = p.run_job(&job, &[]);
     assert_exit(&o, 0, &[]);
-    let m: serde_json::Value = serde_json::from_str(
-        &std::fs::read_to_string(p.path().join("output/page/ds=2026-11-28/_manifest.json"))
-            .unwrap(),
-    )
-    .unwrap();
+    let m: serde_json::Value = read_json(p.path().join("output/page/ds=2026-11-28/_manifest.json"));
     let page = p.path().join(m["report_html"].as_str().unwrap());
     let html = std::fs::read_to_string(&page).unwrap();
     assert!(html.starts_with("<!DOCTYPE html>"));
@@ -371,14 +357,10 @@ fn metrics_history_grows_per_run_and_anomalies_are_flagged() {
             1000.0, 1000.0, 1000.0, 1000.0, 1000.0, 1000.0, 1000.0, 500.0
         ]
     );
-    let m: serde_json::Value = serde_json::from_str(
-        &std::fs::read_to_string(
-            p.path()
-                .join(format!("output/hist/ds={LAST_DAY}/_manifest.json")),
-        )
-        .unwrap(),
-    )
-    .unwrap();
+    let m: serde_json::Value = read_json(
+        p.path()
+            .join(format!("output/hist/ds={LAST_DAY}/_manifest.json")),
+    );
     let checks = m["checks"].as_array().unwrap();
     let rc = checks
         .iter()

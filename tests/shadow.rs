@@ -138,9 +138,7 @@ fn shadow_run_writes_its_own_table_and_a_report_equal_to_scipy() {
         ]
     );
     assert_eq!(df.height(), 3000);
-    let m: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(part.join("_manifest.json")).unwrap())
-            .unwrap();
+    let m: serde_json::Value = read_json(part.join("_manifest.json"));
     assert_eq!(m["kind"], "shadow");
     assert_eq!(m["challenger"]["version"], "2.0.0");
     // The champion's shadow scores are the production run's scores, bit for bit.
@@ -226,8 +224,7 @@ fn promote_if_pass_moves_the_alias_only_when_every_rule_holds() {
     let o = shadow(&passing, "champion");
     assert_exit(&o, 0, &[]);
     assert!(stdout(&o).contains("promoted churn@2.0.0 to alias champion"));
-    let pointer: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(alias_file("champion")).unwrap()).unwrap();
+    let pointer: serde_json::Value = read_json(alias_file("champion"));
     assert_eq!(pointer["version"], "2.0.0");
     let audit = std::fs::read_to_string(p.path().join("models/churn/_audit.jsonl")).unwrap();
     assert!(audit.contains("scorch shadow shadow-"), "{audit}");
@@ -366,9 +363,7 @@ assert bad == 0 and abs(share - 0.25) < 0.03, (bad, share)
             .unwrap()
             .equals(second.column("model_version").unwrap())
     );
-    let m: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(out.join("_manifest.json")).unwrap())
-            .unwrap();
+    let m: serde_json::Value = read_json(out.join("_manifest.json"));
     let ch = m["rollout"]["rows_challenger"].as_u64().unwrap();
     let by_version = first
         .column("model_version")

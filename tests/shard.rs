@@ -35,13 +35,9 @@ fn run(p: &Project, job: &std::path::Path, extra: &[&str]) -> std::process::Outp
 }
 
 fn shard_run_id(p: &Project, i: usize) -> String {
-    let m: serde_json::Value = serde_json::from_str(
-        &std::fs::read_to_string(p.path().join(format!(
-            "output/sharded/_shards/ds={LAST_DAY}/shard-{i:05}-of-00004/_manifest.json"
-        )))
-        .unwrap(),
-    )
-    .unwrap();
+    let m: serde_json::Value = read_json(p.path().join(format!(
+        "output/sharded/_shards/ds={LAST_DAY}/shard-{i:05}-of-00004/_manifest.json"
+    )));
     m["run_id"].as_str().unwrap().to_string()
 }
 
@@ -104,14 +100,10 @@ fn four_shards_and_commit_equal_one_run_bit_for_bit() {
     let (a, b) = (partition(&p, "single"), partition(&p, "sharded"));
     assert_eq!(a.height(), 9000);
     assert!(a.equals(&b), "sharded output differs from the single run");
-    let m: serde_json::Value = serde_json::from_str(
-        &std::fs::read_to_string(
-            p.path()
-                .join(format!("output/sharded/ds={LAST_DAY}/_manifest.json")),
-        )
-        .unwrap(),
-    )
-    .unwrap();
+    let m: serde_json::Value = read_json(
+        p.path()
+            .join(format!("output/sharded/ds={LAST_DAY}/_manifest.json")),
+    );
     assert_eq!(m["kind"], "commit");
     assert_eq!(m["rows"], 9000);
     assert_eq!(m["shards"].as_array().unwrap().len(), 4);
@@ -156,10 +148,6 @@ fn assert_json_close(a: &serde_json::Value, b: &serde_json::Value, rel: f64, at:
     }
 }
 
-fn json(path: &std::path::Path) -> serde_json::Value {
-    serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
-}
-
 #[test]
 fn sharded_reports_merge_to_the_single_runs_report() {
     // 3 days × 3,000 rows in one input; customers repeat across days, so the exact
@@ -183,7 +171,7 @@ fn sharded_reports_merge_to_the_single_runs_report() {
             "output/sharded/_shards/ds={LAST_DAY}/shard-{i:05}-of-00004"
         ));
         assert!(dir.join("_profile.msgpack").is_file());
-        assert!(json(&dir.join("_manifest.json"))["report"].is_null());
+        assert!(read_json(dir.join("_manifest.json"))["report"].is_null());
     }
     let o = p.scorch(&[
         "commit",
@@ -197,8 +185,8 @@ fn sharded_reports_merge_to_the_single_runs_report() {
     let (a, b) = (partition(&p, "single"), partition(&p, "sharded"));
     assert!(a.equals(&b), "sharded output differs from the single run");
     let manifest = |t: &str| {
-        json(
-            &p.path()
+        read_json(
+            p.path()
                 .join(format!("output/{t}/ds={LAST_DAY}/_manifest.json")),
         )
     };
@@ -208,8 +196,8 @@ fn sharded_reports_merge_to_the_single_runs_report() {
     assert_json_close(&ma["checks"], &mb["checks"], 1e-9, "checks");
     assert_eq!(ma["warnings"], mb["warnings"]);
     let (ra, rb) = (
-        json(&p.path().join(ma["report"].as_str().unwrap())),
-        json(&p.path().join(mb["report"].as_str().unwrap())),
+        read_json(p.path().join(ma["report"].as_str().unwrap())),
+        read_json(p.path().join(mb["report"].as_str().unwrap())),
     );
     assert_eq!(ra["rows"], 9000);
     assert!(!ra["drift"].as_array().unwrap().is_empty());
@@ -342,9 +330,9 @@ fn shards_read_and_commit_on_an_s3_store() {
     let shard1 = s3.bucket("lake").join(format!(
         "scores/sharded/_shards/ds={LAST_DAY}/shard-00001-of-00003"
     ));
-    let before = walk(&shard1);
+    let before = files_under(&shard1);
     assert_exit(&shard(1), 0, &[]);
-    let after = walk(&shard1);
+    let after = files_under(&shard1);
     assert_eq!(after.len(), before.len(), "{after:?}");
     assert_ne!(after, before);
     let o = p.scorch_env(
@@ -376,7 +364,7 @@ fn shards_read_and_commit_on_an_s3_store() {
         a.equals(&b),
         "sharded S3 output differs from the single run"
     );
-    let m = json(&committed.join("_manifest.json"));
+    let m = read_json(committed.join("_manifest.json"));
     assert_eq!(m["kind"], "commit");
     let report_at = m["report"].as_str().unwrap();
     assert!(
@@ -384,31 +372,14 @@ fn shards_read_and_commit_on_an_s3_store() {
         "{report_at}"
     );
     let name = report_at.rsplit('/').next().unwrap();
-    let rb = json(&s3.bucket("lake").join("scores/sharded/_runs").join(name));
-    let ma = json(
-        &p.path()
+    let rb = read_json(s3.bucket("lake").join("scores/sharded/_runs").join(name));
+    let ma = read_json(
+        p.path()
             .join(format!("output/single/ds={LAST_DAY}/_manifest.json")),
     );
-    let ra = json(&p.path().join(ma["report"].as_str().unwrap()));
+    let ra = read_json(p.path().join(ma["report"].as_str().unwrap()));
     assert_json_close(&ra, &rb, 1e-12, "report");
     // The committed shards' objects are gone (s3s-fs may leave empty folders).
-    let left: Vec<_> = walk(&s3.bucket("lake").join("scores/sharded/_shards"));
+    let left: Vec<_> = files_under(&s3.bucket("lake").join("scores/sharded/_shards"));
     assert!(left.is_empty(), "{left:?}");
-}
-
-/// The files under `dir` (recursively; none when it does not exist).
-fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
-    let Ok(entries) = std::fs::read_dir(dir) else {
-        return vec![];
-    };
-    let mut out = Vec::new();
-    for e in entries.flatten() {
-        let p = e.path();
-        if p.is_dir() {
-            out.extend(walk(&p));
-        } else {
-            out.push(p);
-        }
-    }
-    out
 }
