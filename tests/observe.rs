@@ -236,3 +236,47 @@ fn every_json_log_line_of_a_run_carries_its_run_id() {
         assert!(manifest.exists(), "{}", manifest.display());
     }
 }
+
+#[test]
+fn commits_send_lineage_events_and_metrics_too() {
+    let p = Project::new(1, 300);
+    let job = p.standard_job("sharded_obs", &example_bundle());
+    for i in 0..2 {
+        let o = p.scorch(&[
+            "run",
+            job.to_str().unwrap(),
+            "--date",
+            LAST_DAY,
+            "--shard",
+            &format!("{i}/2"),
+        ]);
+        assert_exit(&o, 0, &[]);
+    }
+    let file = p.path().join("lineage.jsonl");
+    let dir = p.path().join("metrics");
+    let o = p.scorch(&[
+        "--lineage",
+        file.to_str().unwrap(),
+        "--metrics-dir",
+        dir.to_str().unwrap(),
+        "commit",
+        job.to_str().unwrap(),
+        "--date",
+        LAST_DAY,
+        "--shards",
+        "2",
+    ]);
+    assert_exit(&o, 0, &[]);
+    let ev = events(&file);
+    assert_eq!(
+        ev.iter()
+            .map(|e| e["eventType"].as_str().unwrap())
+            .collect::<Vec<_>>(),
+        ["START", "COMPLETE"]
+    );
+    assert_eq!(ev[1]["run"]["facets"]["scorch"]["kind"], "commit");
+    assert_eq!(ev[1]["run"]["facets"]["scorch"]["rows"]["written"], 300);
+    let text = std::fs::read_to_string(dir.join("scorch_sharded_obs.prom")).unwrap();
+    let s = samples(&text, "kind=\"commit\"");
+    assert_eq!(value(&s, "scorch_last_run_success"), 1.0);
+}

@@ -105,7 +105,7 @@ pub(crate) fn new_run_id() -> String {
 /// Runs a job. On failure after the output table is known, a manifest with
 /// `status: failed` is still written to `<table>/_runs/<run id>.json`.
 /// The id of the last run this process started (for its closing error line).
-static LAST_RUN_ID: std::sync::Mutex<Option<String>> = std::sync::Mutex::new(None);
+pub(crate) static LAST_RUN_ID: std::sync::Mutex<Option<String>> = std::sync::Mutex::new(None);
 
 /// The id of the last run this process started, if any.
 pub fn last_run_id() -> Option<String> {

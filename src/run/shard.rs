@@ -148,6 +148,8 @@ pub struct Committed {
 }
 
 /// Assembles and publishes the partition of `ds` from its `count` shards.
+/// Like a run, a commit logs inside a span carrying its run id, and sends its
+/// OpenLineage events and Prometheus metrics (kind `commit`).
 pub fn commit(
     job_file: &Path,
     root: &Path,
@@ -155,6 +157,108 @@ pub fn commit(
     count: usize,
     profiles: Option<&Path>,
     wait_lock: Option<std::time::Duration>,
+) -> Result<CommitOutcome> {
+    let run_id = super::new_run_id();
+    if let Ok(mut g) = super::LAST_RUN_ID.lock() {
+        *g = Some(run_id.clone());
+    }
+    let span = tracing::info_span!("commit", run_id = %run_id, ds = %ds);
+    let _entered = span.enter();
+    let job = JobSpec::load(job_file)?;
+    let mut red = Redactor::default();
+    let table = super::output_table(&job, job_file, root, profiles, ds, &mut red)?;
+    let location = red.redact(&table.location());
+    let started = super::now();
+    let t0 = std::time::Instant::now();
+    let mut m = observed(&job, job_file, &run_id, ds, count, &started);
+    crate::observe::run_started(&m, &location);
+    let result = commit_as(job_file, root, ds, count, profiles, wait_lock, &run_id);
+    m.finished_at = super::now();
+    m.stages.insert("total", t0.elapsed().as_secs_f64());
+    match &result {
+        Ok(CommitOutcome::Committed(c)) => {
+            m.status = c.status;
+            m.rows.read = c.rows;
+            m.rows.scored = c.rows;
+            m.rows.written = c.rows;
+            m.checks = c.checks.clone();
+            m.warnings = c.warnings.clone();
+        }
+        Ok(CommitOutcome::AlreadyCommitted { .. }) => m.status = "succeeded",
+        Err(e) => {
+            m.status = if matches!(e, Error::QualityGate(_)) {
+                "checks_failed"
+            } else {
+                "failed"
+            };
+            m.exit_code = e.exit_code().code();
+            m.error = Some(red.redact(&e.to_string()));
+        }
+    }
+    crate::observe::run_finished(&m, &location);
+    result
+}
+
+/// The commit as a run manifest, for metrics and lineage.
+fn observed(
+    job: &JobSpec,
+    job_file: &Path,
+    run_id: &str,
+    ds: NaiveDate,
+    count: usize,
+    started: &str,
+) -> super::Manifest {
+    super::Manifest {
+        manifest_version: super::manifest::MANIFEST_VERSION,
+        scorch_version: env!("CARGO_PKG_VERSION"),
+        run_id: run_id.to_string(),
+        kind: "commit",
+        job: JobInfo {
+            name: job.name.clone(),
+            file: job_file.display().to_string(),
+            sha256: String::new(),
+        },
+        ds: ds.format("%Y-%m-%d").to_string(),
+        status: "running",
+        exit_code: 0,
+        error: None,
+        started_at: started.to_string(),
+        finished_at: String::new(),
+        model: None,
+        preprocessing: None,
+        challenger: None,
+        shard: None,
+        rollout: None,
+        source: Some(format!("{count} shards")),
+        inputs: vec![],
+        rows: Default::default(),
+        stages: Default::default(),
+        rows_per_second: Default::default(),
+        output: None,
+        inference: super::manifest::InferenceInfo {
+            device: job.inference.device.clone(),
+            threads: job.inference.threads,
+            batch_size: job.inference.batch_size,
+            chunk_rows: job.inference.chunk_rows,
+            precision: job.inference.precision.clone(),
+        },
+        checks: vec![],
+        warnings: vec![],
+        report: None,
+        report_html: None,
+        contract: None,
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+fn commit_as(
+    job_file: &Path,
+    root: &Path,
+    ds: NaiveDate,
+    count: usize,
+    profiles: Option<&Path>,
+    wait_lock: Option<std::time::Duration>,
+    run_id: &str,
 ) -> Result<CommitOutcome> {
     let job = JobSpec::load(job_file)?;
     let job_bytes = std::fs::read(job_file).map_err(|e| Error::io("read", job_file, e))?;
@@ -165,7 +269,7 @@ pub fn commit(
     let mut red = Redactor::default();
     let table = super::output_table(&job, job_file, root, profiles, ds, &mut red)?;
     let partition = format!("ds={}", ds.format("%Y-%m-%d"));
-    let run_id = super::new_run_id();
+    let run_id = run_id.to_string();
     // The partition's lock, then every shard's: no run of the date and no shard
     // rerun can be writing while the shards are read and assembled.
     let locks = {
