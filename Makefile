@@ -187,15 +187,18 @@ clean-output:
 FUZZ_SECONDS ?= 600
 FUZZ_TARGETS := job_spec preprocess_spec contract template
 FUZZ_TARGET_DIR := $(SCORCH_CACHE)/fuzz-target
+# The fuzz binaries link libtorch (through the scorch library) without scorch's rpath.
+TORCH_LIB = $(firstword $(wildcard $(VENV)/lib/python3*/site-packages/torch/lib))
 fuzz-build: setup
 	@command -v cargo-fuzz >/dev/null || cargo install cargo-fuzz --version 0.13.2 --locked
 	cd fuzz && RUSTC_BOOTSTRAP=1 CARGO_TARGET_DIR=$(FUZZ_TARGET_DIR) cargo fuzz build -s none
 
 fuzz: fuzz-build
 	@for t in $(FUZZ_TARGETS); do \
-	  mkdir -p "$(SCORCH_CACHE)/fuzz-corpus/$$t"; \
+	  mkdir -p "$(SCORCH_CACHE)/fuzz-corpus/$$t" "fuzz/artifacts/$$t"; \
 	  echo "== fuzzing $$t for $(FUZZ_SECONDS) s"; \
-	  (cd fuzz && RUSTC_BOOTSTRAP=1 CARGO_TARGET_DIR=$(FUZZ_TARGET_DIR) cargo fuzz run -s none $$t \
+	  (cd fuzz && RUSTC_BOOTSTRAP=1 CARGO_TARGET_DIR=$(FUZZ_TARGET_DIR) LD_LIBRARY_PATH=$(TORCH_LIB) \
+	    cargo fuzz run -s none $$t \
 	    "$(SCORCH_CACHE)/fuzz-corpus/$$t" seeds/$$t -- -max_total_time=$(FUZZ_SECONDS) -timeout=10 \
 	    -rss_limit_mb=4096 -print_final_stats=1) || exit 1; \
 	done
