@@ -186,20 +186,26 @@ impl Place {
 
     /// The current lock and its version (ETag; local: none).
     fn read(&self) -> Result<Option<(Holder, Option<String>)>> {
-        let (bytes, etag) = match self {
+        let (bytes, etag, modified) = match self {
             Place::Local(p) => match std::fs::read(p) {
-                Ok(b) => (b, None),
+                Ok(b) => {
+                    let modified = std::fs::metadata(p)
+                        .and_then(|m| m.modified())
+                        .map(chrono::DateTime::<chrono::Utc>::from)
+                        .unwrap_or_default();
+                    (b, None, modified)
+                }
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
                 Err(e) => return Err(Error::io("read", p, e)),
             },
             Place::Remote { url, store, path } => {
                 let got = crate::storage::runtime()?.block_on(async {
                     let r = store.store.get(path).await?;
-                    let etag = r.meta.e_tag.clone();
-                    Ok::<_, object_store::Error>((r.bytes().await?, etag))
+                    let (etag, modified) = (r.meta.e_tag.clone(), r.meta.last_modified);
+                    Ok::<_, object_store::Error>((r.bytes().await?, etag, modified))
                 });
                 match got {
-                    Ok((b, etag)) => (b.to_vec(), etag),
+                    Ok((b, etag, modified)) => (b.to_vec(), etag, modified),
                     Err(object_store::Error::NotFound { .. }) => return Ok(None),
                     Err(e) => {
                         return Err(crate::storage::runtime_error(&format!("reading {url}"), e));
@@ -207,16 +213,21 @@ impl Place {
                 }
             }
         };
-        // An unreadable lock (torn by a crash mid-write) counts as a stale one.
-        let holder = serde_json::from_slice(&bytes).unwrap_or(Holder {
-            run_id: "?".into(),
-            job: "?".into(),
-            command: "?".into(),
-            host: hostname(),
-            pid: 0,
-            pid_start: None,
-            acquired_at: "?".into(),
-            heartbeat_at: "1970-01-01T00:00:00Z".into(),
+        // A lock that is not a holder (written by something else, or damaged)
+        // counts as a holder elsewhere whose last heartbeat was the file's last
+        // change: stale after a lease, never at once.
+        let holder = serde_json::from_slice(&bytes).unwrap_or_else(|_| {
+            let at = modified.to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+            Holder {
+                run_id: "?".into(),
+                job: "?".into(),
+                command: "unreadable lock".into(),
+                host: "?".into(),
+                pid: 0,
+                pid_start: None,
+                acquired_at: at.clone(),
+                heartbeat_at: at,
+            }
         });
         Ok(Some((holder, etag)))
     }
@@ -337,8 +348,10 @@ impl Place {
         let bytes = serde_json::to_vec_pretty(&*h).expect("holder serializes");
         match self {
             Place::Local(p) => {
-                // Replace the content in place (the file stays the one we created).
-                std::fs::write(p, &bytes).map_err(|e| Error::io("write", p, e))?;
+                // Written beside and renamed over: a reader never sees half a holder.
+                let tmp = p.with_extension(format!("lock.pid{}.tmp", std::process::id()));
+                std::fs::write(&tmp, &bytes).map_err(|e| Error::io("write", &tmp, e))?;
+                std::fs::rename(&tmp, p).map_err(|e| Error::io("write", p, e))?;
                 Ok(true)
             }
             Place::Remote { .. } => {
@@ -557,11 +570,21 @@ mod tests {
     }
 
     #[test]
-    fn a_torn_lock_counts_as_stale() {
+    fn an_unreadable_lock_is_stale_only_after_a_lease() {
         let dir = tempfile::tempdir().unwrap();
         let table = Table::Local(dir.path().to_path_buf());
         std::fs::create_dir_all(dir.path().join(LOCKS_DIR)).unwrap();
-        std::fs::write(dir.path().join(LOCKS_DIR).join("ds=x.lock"), b"{\"run_").unwrap();
+        let file = dir.path().join(LOCKS_DIR).join("ds=x.lock");
+        std::fs::write(&file, b"{\"run_").unwrap();
+        // Just written: respected.
+        let err = Lock::acquire(&table, "ds=x", Holder::me("n", "j", "run"), None)
+            .err()
+            .unwrap();
+        assert!(err.to_string().contains("unreadable lock"), "{err}");
+        // Unchanged for an hour: stale, taken over.
+        let f = std::fs::File::options().write(true).open(&file).unwrap();
+        f.set_modified(std::time::SystemTime::now() - Duration::from_secs(3600))
+            .unwrap();
         let l = Lock::acquire(&table, "ds=x", Holder::me("n", "j", "run"), None).unwrap();
         l.check().unwrap();
     }

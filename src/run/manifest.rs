@@ -11,6 +11,24 @@ use crate::source::InputFile;
 /// Version of the manifest layout.
 pub const MANIFEST_VERSION: u32 = 1;
 
+impl Manifest {
+    /// Records how a run ended in error: status (`checks_failed` for the quality
+    /// gate, else `failed`), exit code and the redacted message.
+    pub fn record_failure(
+        &mut self,
+        e: &crate::error::Error,
+        red: &crate::spec::template::Redactor,
+    ) {
+        self.status = if matches!(e, crate::error::Error::QualityGate(_)) {
+            "checks_failed"
+        } else {
+            "failed"
+        };
+        self.exit_code = e.exit_code().code();
+        self.error = Some(red.redact(&e.to_string()));
+    }
+}
+
 #[derive(Debug, Clone, Serialize)]
 pub struct Manifest {
     pub manifest_version: u32,

@@ -105,7 +105,21 @@ pub(crate) fn new_run_id() -> String {
 /// Runs a job. On failure after the output table is known, a manifest with
 /// `status: failed` is still written to `<table>/_runs/<run id>.json`.
 /// The id of the last run this process started (for its closing error line).
-pub(crate) static LAST_RUN_ID: std::sync::Mutex<Option<String>> = std::sync::Mutex::new(None);
+static LAST_RUN_ID: std::sync::Mutex<Option<String>> = std::sync::Mutex::new(None);
+
+/// A new run id, remembered as this process's last, and the span (`what`: `run`
+/// or `commit`) that puts it on every log line of the run.
+fn begin(what: &'static str, ds: NaiveDate) -> (String, tracing::Span) {
+    let run_id = new_run_id();
+    if let Ok(mut g) = LAST_RUN_ID.lock() {
+        *g = Some(run_id.clone());
+    }
+    let span = match what {
+        "commit" => tracing::info_span!("commit", run_id = %run_id, ds = %ds),
+        _ => tracing::info_span!("run", run_id = %run_id, ds = %ds),
+    };
+    (run_id, span)
+}
 
 /// The id of the last run this process started, if any.
 pub fn last_run_id() -> Option<String> {
@@ -114,11 +128,7 @@ pub fn last_run_id() -> Option<String> {
 
 pub fn run(opts: &RunOptions) -> Result<RunSummary> {
     // Every log line of the run, from any of its threads, carries its id.
-    let run_id = new_run_id();
-    if let Ok(mut g) = LAST_RUN_ID.lock() {
-        *g = Some(run_id.clone());
-    }
-    let span = tracing::info_span!("run", run_id = %run_id, ds = %opts.ds);
+    let (run_id, span) = begin("run", opts.ds);
     let _entered = span.enter();
     let job_bytes = std::fs::read(&opts.job_file)
         .map_err(|e| Error::config(&opts.job_file, format!("cannot read job file: {e}")))?;
@@ -260,13 +270,7 @@ pub fn run(opts: &RunOptions) -> Result<RunSummary> {
             })
         }
         Err(e) => {
-            m.status = if matches!(e, Error::QualityGate(_)) {
-                "checks_failed"
-            } else {
-                "failed"
-            };
-            m.exit_code = e.exit_code().code();
-            m.error = Some(redactor.redact(&e.to_string()));
+            m.record_failure(&e, &redactor);
             if let Err(w) = table.write_run_manifest(&m.run_id, &manifest_bytes(&m, &redactor)) {
                 tracing::warn!(error = %redactor.redact(&w.to_string()), "could not write the failed run's manifest");
             }

@@ -158,11 +158,7 @@ pub fn commit(
     profiles: Option<&Path>,
     wait_lock: Option<std::time::Duration>,
 ) -> Result<CommitOutcome> {
-    let run_id = super::new_run_id();
-    if let Ok(mut g) = super::LAST_RUN_ID.lock() {
-        *g = Some(run_id.clone());
-    }
-    let span = tracing::info_span!("commit", run_id = %run_id, ds = %ds);
+    let (run_id, span) = super::begin("commit", ds);
     let _entered = span.enter();
     let job = JobSpec::load(job_file)?;
     let mut red = Redactor::default();
@@ -185,15 +181,7 @@ pub fn commit(
             m.warnings = c.warnings.clone();
         }
         Ok(CommitOutcome::AlreadyCommitted { .. }) => m.status = "succeeded",
-        Err(e) => {
-            m.status = if matches!(e, Error::QualityGate(_)) {
-                "checks_failed"
-            } else {
-                "failed"
-            };
-            m.exit_code = e.exit_code().code();
-            m.error = Some(red.redact(&e.to_string()));
-        }
+        Err(e) => m.record_failure(e, &red),
     }
     crate::observe::run_finished(&m, &location);
     result
