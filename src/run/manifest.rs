@@ -12,6 +12,47 @@ use crate::source::InputFile;
 pub const MANIFEST_VERSION: u32 = 1;
 
 impl Manifest {
+    /// The manifest of a run that is starting: status `running`, started now,
+    /// nothing read or written yet.
+    pub fn start(
+        run_id: String,
+        kind: &'static str,
+        job: JobInfo,
+        ds: chrono::NaiveDate,
+        inference: InferenceInfo,
+    ) -> Manifest {
+        Manifest {
+            manifest_version: MANIFEST_VERSION,
+            scorch_version: env!("CARGO_PKG_VERSION"),
+            run_id,
+            kind,
+            job,
+            ds: ds.format("%Y-%m-%d").to_string(),
+            status: "running",
+            exit_code: 0,
+            error: None,
+            started_at: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+            finished_at: String::new(),
+            model: None,
+            preprocessing: None,
+            challenger: None,
+            shard: None,
+            rollout: None,
+            source: None,
+            inputs: vec![],
+            rows: RowCounts::default(),
+            stages: BTreeMap::new(),
+            rows_per_second: BTreeMap::new(),
+            output: None,
+            report: None,
+            report_html: None,
+            checks: vec![],
+            warnings: vec![],
+            contract: None,
+            inference,
+        }
+    }
+
     /// Records how a run ended in error: status (`checks_failed` for the quality
     /// gate, else `failed`), exit code and the redacted message.
     pub fn record_failure(

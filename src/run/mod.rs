@@ -7,7 +7,6 @@ pub mod pipeline;
 pub mod progress;
 pub mod shard;
 
-use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
@@ -172,53 +171,27 @@ pub fn run(opts: &RunOptions) -> Result<RunSummary> {
     } else {
         inference.threads
     };
-    let mut m = Manifest {
-        manifest_version: MANIFEST_VERSION,
-        scorch_version: env!("CARGO_PKG_VERSION"),
-        run_id,
-        kind: match (&opts.shadow, &opts.shard) {
-            (Some(_), _) => "shadow",
-            (None, Some(_)) => "shard",
-            (None, None) => "run",
-        },
-        job: JobInfo {
-            name: job.name.clone(),
-            file: opts.job_file.display().to_string(),
-            sha256: {
-                use sha2::Digest;
-                hex::encode(sha2::Sha256::digest(&job_bytes))
-            },
-        },
-        ds: opts.ds.format("%Y-%m-%d").to_string(),
-        status: "running",
-        exit_code: 0,
-        error: None,
-        started_at: now(),
-        finished_at: String::new(),
-        model: None,
-        preprocessing: None,
-        challenger: None,
-        shard: None,
-        rollout: None,
-        source: None,
-        inputs: vec![],
-        rows: RowCounts::default(),
-        stages: BTreeMap::new(),
-        rows_per_second: BTreeMap::new(),
-        output: None,
-        report: None,
-        report_html: None,
-        checks: vec![],
-        warnings: vec![],
-        contract: None,
-        inference: InferenceInfo {
-            device: inference.device.clone(),
-            threads,
-            batch_size: inference.batch_size,
-            chunk_rows: inference.chunk_rows.div_ceil(inference.batch_size) * inference.batch_size,
-            precision: inference.precision.clone(),
+    let kind = match (&opts.shadow, &opts.shard) {
+        (Some(_), _) => "shadow",
+        (None, Some(_)) => "shard",
+        (None, None) => "run",
+    };
+    let job_info = JobInfo {
+        name: job.name.clone(),
+        file: opts.job_file.display().to_string(),
+        sha256: {
+            use sha2::Digest;
+            hex::encode(sha2::Sha256::digest(&job_bytes))
         },
     };
+    let inference_info = InferenceInfo {
+        device: inference.device.clone(),
+        threads,
+        batch_size: inference.batch_size,
+        chunk_rows: inference.chunk_rows.div_ceil(inference.batch_size) * inference.batch_size,
+        precision: inference.precision.clone(),
+    };
+    let mut m = Manifest::start(run_id, kind, job_info, opts.ds, inference_info);
     // One writer per partition (or shard): held until the run manifest is written.
     let lock_name = match opts.shard {
         Some((i, n)) => format!("ds={}.{}", m.ds, shard::dir_name(i, n)),

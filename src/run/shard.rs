@@ -164,9 +164,8 @@ pub fn commit(
     let mut red = Redactor::default();
     let table = super::output_table(&job, job_file, root, profiles, ds, &mut red)?;
     let location = red.redact(&table.location());
-    let started = super::now();
     let t0 = std::time::Instant::now();
-    let mut m = observed(&job, job_file, &run_id, ds, count, &started);
+    let mut m = observed(&job, job_file, &run_id, ds, count);
     crate::observe::run_started(&m, &location);
     let result = commit_as(job_file, root, ds, count, profiles, wait_lock, &run_id);
     m.finished_at = super::now();
@@ -194,48 +193,26 @@ fn observed(
     run_id: &str,
     ds: NaiveDate,
     count: usize,
-    started: &str,
 ) -> super::Manifest {
-    super::Manifest {
-        manifest_version: super::manifest::MANIFEST_VERSION,
-        scorch_version: env!("CARGO_PKG_VERSION"),
-        run_id: run_id.to_string(),
-        kind: "commit",
-        job: JobInfo {
+    let mut m = super::Manifest::start(
+        run_id.to_string(),
+        "commit",
+        JobInfo {
             name: job.name.clone(),
             file: job_file.display().to_string(),
             sha256: String::new(),
         },
-        ds: ds.format("%Y-%m-%d").to_string(),
-        status: "running",
-        exit_code: 0,
-        error: None,
-        started_at: started.to_string(),
-        finished_at: String::new(),
-        model: None,
-        preprocessing: None,
-        challenger: None,
-        shard: None,
-        rollout: None,
-        source: Some(format!("{count} shards")),
-        inputs: vec![],
-        rows: Default::default(),
-        stages: Default::default(),
-        rows_per_second: Default::default(),
-        output: None,
-        inference: super::manifest::InferenceInfo {
+        ds,
+        super::manifest::InferenceInfo {
             device: job.inference.device.clone(),
             threads: job.inference.threads,
             batch_size: job.inference.batch_size,
             chunk_rows: job.inference.chunk_rows,
             precision: job.inference.precision.clone(),
         },
-        checks: vec![],
-        warnings: vec![],
-        report: None,
-        report_html: None,
-        contract: None,
-    }
+    );
+    m.source = Some(format!("{count} shards"));
+    m
 }
 
 #[allow(clippy::too_many_arguments)]
