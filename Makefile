@@ -20,7 +20,7 @@ DEMO_DATE ?= 2026-11-28
 
 export SCORCH_AIRFLOW := $(SCORCH_CACHE)/airflow-3/bin
 
-.PHONY: fuzz fuzz-build airflow demo test setup build data model lint clean-output help pg-server pg-demo pg-stop bench-pg chromium s3-server s3rver s3-demo s3-stop bench-s3 azurite bench bench-score bench-drift evidently
+.PHONY: deny fuzz fuzz-build airflow demo test setup build data model lint clean-output help pg-server pg-demo pg-stop bench-pg chromium s3-server s3rver s3-demo s3-stop bench-s3 azurite bench bench-score bench-drift evidently
 
 help:
 	@echo "make demo   - set up, build, generate example data, run jobs/churn_daily.yaml"
@@ -29,6 +29,7 @@ help:
 	@echo "make data   - generate the example dataset under data/churn (if missing)"
 	@echo "make model  - retrain the example model bundles models/churn/1.0.0 and 2.0.0"
 	@echo "make lint   - cargo fmt --check and clippy -D warnings"
+	@echo "make deny   - cargo deny: licenses, bans, sources (and advisories where GitHub is reachable)"
 	@echo "make pg-demo - start a local PostgreSQL, load the example data, run jobs/churn_daily_pg.yaml"
 	@echo "make pg-stop - stop that server"
 	@echo "make s3-demo - start a local S3 server, put the example data there, run jobs/churn_daily_s3.yaml"
@@ -165,7 +166,23 @@ azurite:
 	  mkdir -p "$(SCORCH_CACHE)/azurite" && npm install --prefix "$(SCORCH_CACHE)/azurite" --no-audit --no-fund --silent azurite@3.35.0; \
 	fi
 
-test: setup pg-server s3-server azurite chromium airflow
+# Dependency policy (deny.toml): licenses, bans and sources offline; advisories
+# where the RustSec database (on GitHub) can be fetched, and a plain notice where not.
+CARGO_DENY := $(SCORCH_CACHE)/cargo-deny/bin/cargo-deny
+deny:
+	@if [ ! -x "$(CARGO_DENY)" ]; then \
+	  echo "installing cargo-deny 0.20.2 into $(SCORCH_CACHE)/cargo-deny (once, about 5 minutes)"; \
+	  CARGO_TARGET_DIR="$(SCORCH_CACHE)/cargo-deny-build" cargo install cargo-deny --version 0.20.2 --locked \
+	    --root "$(SCORCH_CACHE)/cargo-deny" && rm -rf "$(SCORCH_CACHE)/cargo-deny-build"; \
+	fi
+	"$(CARGO_DENY)" --log-level error check licenses bans sources
+	@if timeout 120 "$(CARGO_DENY)" --log-level off fetch db >/dev/null 2>&1; then \
+	  "$(CARGO_DENY)" --log-level error check advisories; \
+	else \
+	  echo "cargo deny: advisories NOT checked: the RustSec database (github.com/RustSec/advisory-db) cannot be fetched from this machine"; \
+	fi
+
+test: setup deny pg-server s3-server azurite chromium airflow
 	cargo build --locked --bin scorch
 	cargo test --locked --no-fail-fast
 
