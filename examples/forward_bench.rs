@@ -1,5 +1,5 @@
 //! Benchmark ceiling: scorch's inference engine alone on an in-memory matrix.
-//! Loads a bundle's model and scores ROWS rows of random features in batches, as a
+//! Loads a bundle's model (TorchScript or an AOTInductor package) and scores ROWS rows of random features in batches, as a
 //! run does, and prints one JSON line with the seconds. Used by `make bench`.
 //!
 //!   cargo run --example forward_bench -- BUNDLE_DIR ROWS [THREADS] [BATCH]
@@ -24,7 +24,8 @@ fn main() -> scorch::Result<()> {
     let k = b.spec.features.len();
     let engine = scorch::infer::Engine::load(
         &b.model_path,
-        tch::Device::Cpu,
+        b.spec.model_format(),
+        scorch::infer::DeviceChoice::Cpu,
         scorch::infer::Precision::F32,
         threads,
         k,
@@ -50,6 +51,9 @@ fn main() -> scorch::Result<()> {
         secs += t.elapsed().as_secs_f64();
         done += n;
     }
-    println!("{{\"what\": \"forward\", \"rows\": {rows}, \"seconds\": {secs:.3}}}");
+    println!(
+        "{{\"what\": \"forward\", \"format\": \"{}\", \"rows\": {rows}, \"seconds\": {secs:.3}}}",
+        b.spec.model_format().name()
+    );
     Ok(())
 }

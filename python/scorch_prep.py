@@ -142,16 +142,26 @@ def sha256(path: str) -> str:
     return h.hexdigest()
 
 
-def write_bundle(out: str, name: str, version: str, description: str, state: dict[str, Any], header: str = "") -> None:
-    """Writes ``out/bundle.yaml`` for ``out/model.pt`` (one output, ``churn_probability``)
-    and the fitted state in ``out/preprocess.state.json``."""
+def write_bundle(
+    out: str,
+    name: str,
+    version: str,
+    description: str,
+    state: dict[str, Any],
+    header: str = "",
+    model_file: str = "model.pt",
+    fmt: str = "torchscript",
+) -> None:
+    """Writes ``out/bundle.yaml`` for the model file ``out/<model_file>`` in format
+    ``fmt`` (``torchscript`` or ``aoti``; one output, ``churn_probability``) and the
+    fitted state in ``out/preprocess.state.json``."""
     bundle = {
         "name": name,
         "version": version,
         "description": description,
-        "format": "torchscript",
-        "model_file": "model.pt",
-        "model_sha256": sha256(os.path.join(out, "model.pt")),
+        "format": fmt,
+        "model_file": model_file,
+        "model_sha256": sha256(os.path.join(out, model_file)),
         "features": state["feature_names"],
         "outputs": [{"name": "churn_probability", "shape": []}],
         "preprocessing": {

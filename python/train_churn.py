@@ -4,19 +4,34 @@
    ``scorch preprocess fit`` (the fitted state is what serving applies);
 2. applies that state with ``scorch_prep`` (polars-python, same expressions);
 3. trains a small MLP with torch on the labelled days;
-4. exports it as TorchScript and writes ``models/churn/<version>/``:
-   ``model.pt``, ``preprocess.state.json`` and ``bundle.yaml`` with the model's
-   sha256, its ordered features, outputs and pinned preprocessing.
+4. exports it (``--format``) as TorchScript (``model.pt``, the default) or as an
+   AOTInductor package (``model.pt2``: ``torch.export`` with a dynamic batch
+   dimension, then ``torch._inductor.aoti_compile_and_package``) and writes
+   ``models/churn/<version>/``: the model file, ``preprocess.state.json`` and
+   ``bundle.yaml`` with the model's format, sha256, its ordered features, outputs
+   and pinned preprocessing.
 
     python python/train_churn.py --scorch target/debug/scorch --data data/churn --out models/churn/1.0.0
     python python/train_churn.py --scorch target/debug/scorch --data data/churn --out models/churn/2.0.0 \
         --version 2.0.0 --arch wide_deep --epochs 10 --seed 11
+
+``--from-bundle DIR`` skips training: it loads the weights of a bundle this script
+wrote (its TorchScript ``model.pt``) into ``--arch`` and exports them again in
+``--format`` into ``--out``, with the same preprocessing state and reference
+profile — the same model in the other format:
+
+    python python/train_churn.py --from-bundle models/churn/1.0.0 --format aoti --out /tmp/churn-aoti
+
+An AOTInductor package is compiled for one device kind (``--device``) and, on CPU,
+for the vector instructions of the machine that compiles it.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
+import shutil
 import subprocess
 import sys
 
@@ -64,6 +79,62 @@ class ChurnWideDeep(torch.nn.Module):
         return torch.sigmoid(self.wide(x) + self.deep(x)).squeeze(-1)
 
 
+def export(model: torch.nn.Module, n_features: int, out: str, fmt: str, device: str = "cpu") -> str:
+    """Writes ``model`` into ``out`` as TorchScript (``model.pt``) or as an AOTInductor
+    package (``model.pt2``) for ``device``; returns the file name."""
+    model.eval()
+    if fmt == "torchscript":
+        with torch.no_grad():
+            scripted = torch.jit.trace(model, torch.zeros(2, n_features))
+        scripted.save(os.path.join(out, "model.pt"))
+        return "model.pt"
+    model = model.to(device)
+    # Any number of rows: scorch scores batches of `inference.batch_size` rows and a
+    # shorter last batch.
+    batch = torch.export.Dim("batch", min=1)
+    example = (torch.zeros(4, n_features, device=device),)
+    with torch.no_grad():
+        program = torch.export.export(model, example, dynamic_shapes=({0: batch},))
+        torch._inductor.aoti_compile_and_package(program, package_path=os.path.join(out, "model.pt2"))
+    return "model.pt2"
+
+
+def reexport(a: argparse.Namespace) -> int:
+    """``--from-bundle``: the weights of a bundle's TorchScript model in ``--format``."""
+    src = a.from_bundle
+    with open(os.path.join(src, "bundle.yaml"), encoding="utf-8") as f:
+        # Bundles this script writes hold one JSON value per key and line.
+        spec = {
+            k: json.loads(v)
+            for k, v in (line.split(": ", 1) for line in f if line.strip() and not line.startswith("#"))
+        }
+    os.makedirs(a.out, exist_ok=True)
+    state_file = spec["preprocessing"]["state_file"]
+    shutil.copy(os.path.join(src, state_file), os.path.join(a.out, "preprocess.state.json"))
+    state = scorch_prep.load_state(os.path.join(a.out, "preprocess.state.json"))
+    cls, _ = ARCHITECTURES[a.arch]
+    model = cls(len(state["feature_names"]))
+    model.load_state_dict(torch.jit.load(os.path.join(src, spec["model_file"])).state_dict())
+    model_file = export(model, len(state["feature_names"]), a.out, a.format, a.device)
+    scorch_prep.write_bundle(
+        a.out,
+        spec["name"],
+        a.version if a.version_set else spec["version"],
+        f"{spec.get('description', '')} (re-exported as {a.format} from {src})",
+        state,
+        header="# Written by python/train_churn.py --from-bundle; edit the script, not this file.\n",
+        model_file=model_file,
+        fmt=a.format,
+    )
+    if "reference_profile" in spec:
+        ref = spec["reference_profile"]
+        shutil.copy(os.path.join(src, ref["file"]), os.path.join(a.out, ref["file"]))
+        with open(os.path.join(a.out, "bundle.yaml"), "a", encoding="utf-8") as f:
+            f.write(f"reference_profile: {json.dumps(ref)}\n")
+    print(f"wrote bundle {a.out} ({a.format}, {model_file})")
+    return 0
+
+
 ARCHITECTURES = {
     # name: (class, description of the layers for bundle.yaml)
     "mlp": (ChurnMLP, "MLP {n}-64-32-1"),
@@ -73,7 +144,7 @@ ARCHITECTURES = {
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--scorch", required=True, help="path of the scorch binary")
+    ap.add_argument("--scorch", help="path of the scorch binary (needed to train)")
     ap.add_argument("--data", default="data/churn", help="dataset folder (make_churn_data.py output)")
     ap.add_argument("--spec", default="preprocess/churn_features.yaml")
     ap.add_argument("--train-days", default="2026-10-*", help="glob of the training days' ds values")
@@ -82,7 +153,15 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--epochs", type=int, default=8)
     ap.add_argument("--seed", type=int, default=7)
     ap.add_argument("--arch", choices=sorted(ARCHITECTURES), default="mlp", help="network architecture")
+    ap.add_argument("--format", choices=["torchscript", "aoti"], default="torchscript", help="model file format")
+    ap.add_argument("--device", default="cpu", help="device an aoti package is compiled for (cpu or cuda)")
+    ap.add_argument("--from-bundle", help="re-export this bundle's weights instead of training")
     a = ap.parse_args(argv)
+    a.version_set = "--version" in (argv if argv is not None else sys.argv)
+    if a.from_bundle:
+        return reexport(a)
+    if not a.scorch:
+        ap.error("--scorch is required to train")
 
     torch.manual_seed(a.seed)
     np.random.seed(a.seed)
@@ -129,11 +208,7 @@ def main(argv: list[str] | None = None) -> int:
             acc = ((pv > 0.5).float() == yv).float().mean().item()
         print(f"epoch {epoch + 1}: validation log loss {vl:.4f}, accuracy {acc:.4f}")
 
-    model.eval()
-    model_path = os.path.join(a.out, "model.pt")
-    with torch.no_grad():
-        scripted = torch.jit.trace(model, torch.zeros(2, X.shape[1]))
-    scripted.save(model_path)
+    model_file = export(model, X.shape[1], a.out, a.format, a.device)
 
     scorch_prep.write_bundle(
         a.out,
@@ -142,6 +217,8 @@ def main(argv: list[str] | None = None) -> int:
         f"{layers.format(n=X.shape[1])} trained on {a.train_days} ({X.shape[0]} rows); validation log loss {vl:.4f}",
         state,
         header="# Written by python/train_churn.py; edit the script, not this file.\n",
+        model_file=model_file,
+        fmt=a.format,
     )
     # The reference profile of the training days, for drift reports.
     subprocess.run([a.scorch, "--quiet", "profile", "--bundle", a.out, "--data", feat_glob], check=True)

@@ -1,7 +1,8 @@
 //! LibTorch inference through `tch`.
 //!
-//! One [`tch::CModule`] is shared by every worker (it is `Send + Sync`); the
-//! feature matrix is a contiguous row-major `f32` buffer, cut into batches that
+//! One model is shared by every worker: a TorchScript [`tch::CModule`] (it is
+//! `Send + Sync`) or an AOTInductor package ([`aoti::Package`], whose container
+//! serves one model instance per worker); the feature matrix is a contiguous row-major `f32` buffer, cut into batches that
 //! rayon workers score in parallel, each inside its own `no_grad` guard.
 //!
 //! Threads are chosen deliberately: `threads` rayon workers, each running its
@@ -10,6 +11,8 @@
 //! see the README). `OMP_WAIT_POLICY=PASSIVE` is also set at start-up unless the
 //! user set it.
 
+pub mod aoti;
+pub mod libtorch;
 pub mod tensorize;
 
 use std::path::Path;
@@ -18,7 +21,7 @@ use rayon::prelude::*;
 use tch::{CModule, Device, IValue, Kind, Tensor};
 
 use crate::error::{Error, Result};
-use crate::model::OutputSpec;
+use crate::model::{ModelFormat, OutputSpec};
 
 /// The `inference.device` setting.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -44,19 +47,24 @@ impl DeviceChoice {
     }
 
     /// The device to run on. `auto` falls back to CPU; `cuda` without CUDA is a config error (exit 2).
+    ///
+    /// Loads libtorch's CUDA half first ([`libtorch::load`]): without it libtorch
+    /// never sees a GPU.
     pub fn resolve(self) -> Result<Device> {
         match self {
             Self::Cpu => Ok(Device::Cpu),
-            Self::Auto => Ok(if tch::Cuda::is_available() {
-                Device::Cuda(0)
-            } else {
-                Device::Cpu
-            }),
+            Self::Auto => match cuda_unavailable() {
+                None => Ok(Device::Cuda(0)),
+                Some(why) => {
+                    tracing::debug!("device auto: scoring on CPU ({why})");
+                    Ok(Device::Cpu)
+                }
+            },
             Self::Cuda(n) => {
-                if !tch::Cuda::is_available() {
+                if let Some(why) = cuda_unavailable() {
                     return Err(Error::usage(format!(
-                        "inference.device is cuda:{n}, but CUDA is not available on this machine \
-                         (use `device: auto` to fall back to CPU)"
+                        "inference.device is cuda:{n}, but CUDA is not available on this machine: \
+                         {why} (use `device: auto` to fall back to CPU)"
                     )));
                 }
                 let count = tch::Cuda::device_count() as usize;
@@ -69,6 +77,24 @@ impl DeviceChoice {
             }
         }
     }
+}
+
+/// Why CUDA cannot be used here, or `None` when it can. Loads libtorch's CUDA
+/// half first ([`libtorch::load`]): without it libtorch never sees a GPU.
+fn cuda_unavailable() -> Option<String> {
+    if let Err(e) = libtorch::load() {
+        return Some(format!(
+            "libtorch's CUDA libraries could not be loaded: {e}"
+        ));
+    }
+    if tch::Cuda::is_available() {
+        return None;
+    }
+    Some(if libtorch::has_cuda_build() {
+        "no CUDA device or driver was found".to_string()
+    } else {
+        "this libtorch was built without CUDA".to_string()
+    })
 }
 
 /// The `inference.precision` setting: the floating-point type the model runs in.
@@ -125,6 +151,12 @@ pub fn init_threading() {
         // SAFETY: called from `main` before any thread is spawned.
         unsafe { std::env::set_var("OMP_WAIT_POLICY", "PASSIVE") };
     }
+    if std::env::var_os("AOTI_RUNTIME_CHECK_INPUTS").is_none() {
+        // AOTInductor packages check their inputs' dtype and shape only when this is
+        // set; unchecked, a batch of the wrong width would be read out of bounds.
+        // SAFETY: called from `main` before any thread is spawned.
+        unsafe { std::env::set_var("AOTI_RUNTIME_CHECK_INPUTS", "1") };
+    }
     if std::env::var_os("MALLOC_MMAP_THRESHOLD_").is_none() {
         // SAFETY: mallopt only changes allocator tuning; no allocation is in flight.
         unsafe {
@@ -141,9 +173,15 @@ pub fn available_cores() -> usize {
         .unwrap_or(1)
 }
 
+/// The loaded model.
+enum Backend {
+    TorchScript(CModule),
+    Aoti(aoti::Package),
+}
+
 /// A loaded model, ready to score feature matrices.
 pub struct Engine {
-    module: CModule,
+    backend: Backend,
     device: Device,
     precision: Precision,
     n_features: usize,
@@ -155,48 +193,53 @@ pub struct Engine {
 }
 
 impl Engine {
-    /// Loads a TorchScript model (the bundle's hash must already be verified) and
-    /// checks its outputs against the bundle with a two-row probe.
+    /// Loads a model in `format` (the bundle's hash must already be verified) on
+    /// the device `device` resolves to, and checks its outputs against the bundle
+    /// with a two-row probe. An AOTInductor package runs on the device kind it was
+    /// compiled for: `auto` follows the package; an explicit device that differs is
+    /// a model error (exit 4).
+    #[allow(clippy::too_many_arguments)]
     pub fn load(
         path: &Path,
-        device: Device,
+        format: ModelFormat,
+        device: DeviceChoice,
         precision: Precision,
         threads: usize,
         n_features: usize,
         outputs: &[OutputSpec],
     ) -> Result<Self> {
-        let mut module = CModule::load_on_device(path, device).map_err(|e| {
-            Error::Model(format!(
-                "cannot load TorchScript model {}: {}",
-                path.display(),
-                first_line(&e.to_string())
-            ))
-        })?;
-        module.set_eval();
-        if precision != Precision::F32 {
-            // `CModule::to` panics on a libtorch error; turn that into a model error.
-            std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                module.to(device, precision.kind(), false)
-            }))
-            .map_err(|_| {
-                Error::Model(format!(
-                    "cannot convert model {} to {}",
-                    path.display(),
-                    precision.name()
-                ))
-            })?;
-        }
         // One libtorch intra-op thread per worker: parallelism comes from running
         // `threads` batches at once, so libtorch's pool never competes with ours.
         tch::set_num_threads(1);
-        let workers = if device.is_cuda() { 1 } else { threads.max(1) };
+        let workers = |device: Device| if device.is_cuda() { 1 } else { threads.max(1) };
+        let (backend, device) = match format {
+            ModelFormat::Torchscript => {
+                let device = device.resolve()?;
+                (load_torchscript(path, device, precision)?, device)
+            }
+            ModelFormat::Aoti => {
+                if precision != Precision::F32 {
+                    return Err(Error::Model(format!(
+                        "inference.precision is {}, but {} is an AOTInductor package, which runs \
+                         in the dtype it was compiled for: export it in that precision and score \
+                         with `precision: f32`",
+                        precision.name(),
+                        path.display()
+                    )));
+                }
+                let device = aoti_device(path, device)?;
+                let package = aoti::Package::load(path, device, workers(device))?;
+                (Backend::Aoti(package), device)
+            }
+        };
+        let workers = workers(device);
         let pool = rayon::ThreadPoolBuilder::new()
             .num_threads(threads.max(1))
             .thread_name(|i| format!("scorch-infer-{i}"))
             .build()
             .map_err(|e| Error::Internal(format!("cannot start inference threads: {e}")))?;
         let engine = Engine {
-            module,
+            backend,
             device,
             precision,
             n_features,
@@ -208,6 +251,11 @@ impl Engine {
             .forward(&vec![0f32; 2 * n_features], 2)
             .map_err(|e| e.context(format!("model {}", path.display())))?;
         Ok(engine)
+    }
+
+    /// The device the model runs on.
+    pub fn device(&self) -> Device {
+        self.device
     }
 
     /// Total number of score columns.
@@ -237,33 +285,29 @@ impl Engine {
                 first_line(&e.to_string())
             ))
         })?;
-        let out = self
-            .module
-            .forward_is(&[IValue::Tensor(input)])
-            .map_err(|e| {
-                Error::Model(format!(
-                    "forward pass failed on a batch of {rows} rows × {} features: {}",
-                    self.n_features,
-                    first_line(&e.to_string())
-                ))
-            })?;
-        let tensors: Vec<Tensor> = match out {
-            IValue::Tensor(t) => vec![t],
-            IValue::Tuple(v) | IValue::GenericList(v) => v
-                .into_iter()
-                .map(|x| match x {
-                    IValue::Tensor(t) => Ok(t),
-                    other => Err(Error::Model(format!(
-                        "model returned a tuple holding a non-tensor ({other:?})"
-                    ))),
-                })
-                .collect::<Result<_>>()?,
-            IValue::TensorList(v) => v,
-            other => {
-                return Err(Error::Model(format!(
-                    "model returned {other:?}, expected a tensor or a tuple of tensors"
-                )));
+        let failed = |e: String| {
+            Error::Model(format!(
+                "forward pass failed on a batch of {rows} rows × {} features: {e}",
+                self.n_features,
+            ))
+        };
+        let tensors = match &self.backend {
+            Backend::TorchScript(module) => module
+                .forward_is(&[IValue::Tensor(input)])
+                .map_err(|e| failed(first_line(&e.to_string())))
+                .and_then(tensors_of)?,
+            Backend::Aoti(package) if rows < 2 => {
+                // A package exported with a dynamic batch dimension takes 2 rows or
+                // more (torch.export specializes sizes 0 and 1): pad, then drop the pad.
+                let padded = Tensor::cat(&[&input, &input], 0);
+                package
+                    .run(&[&padded])
+                    .map_err(failed)?
+                    .into_iter()
+                    .map(|t| t.narrow(0, 0, rows as i64))
+                    .collect()
             }
+            Backend::Aoti(package) => package.run(&[&input]).map_err(failed)?,
         };
         if tensors.len() != self.outputs.len() {
             return Err(Error::Model(format!(
@@ -341,6 +385,78 @@ impl Engine {
             }
         }
         Ok(cols)
+    }
+}
+
+/// Loads a TorchScript model on `device` in `precision`.
+fn load_torchscript(path: &Path, device: Device, precision: Precision) -> Result<Backend> {
+    let mut module = CModule::load_on_device(path, device).map_err(|e| {
+        let hint = if path.extension().is_some_and(|x| x == "pt2") {
+            " (a `.pt2` file is an AOTInductor package: set `format: aoti` in bundle.yaml)"
+        } else {
+            ""
+        };
+        Error::Model(format!(
+            "cannot load TorchScript model {}: {}{hint}",
+            path.display(),
+            first_line(&e.to_string())
+        ))
+    })?;
+    module.set_eval();
+    if precision != Precision::F32 {
+        // `CModule::to` panics on a libtorch error; turn that into a model error.
+        std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            module.to(device, precision.kind(), false)
+        }))
+        .map_err(|_| {
+            Error::Model(format!(
+                "cannot convert model {} to {}",
+                path.display(),
+                precision.name()
+            ))
+        })?;
+    }
+    Ok(Backend::TorchScript(module))
+}
+
+/// The device an AOTInductor package runs on: `auto` follows the package's
+/// device kind; a CUDA package where CUDA is not available is a model error.
+fn aoti_device(path: &Path, choice: DeviceChoice) -> Result<Device> {
+    if choice != DeviceChoice::Auto {
+        return choice.resolve();
+    }
+    let meta = aoti::read_metadata(path)?;
+    if aoti::device_key(&meta) != "cuda" {
+        return Ok(Device::Cpu);
+    }
+    match cuda_unavailable() {
+        None => Ok(Device::Cuda(0)),
+        Some(why) => Err(Error::Model(format!(
+            "AOTInductor package {} was compiled for cuda, but CUDA is not available on this \
+             machine ({why}); a package runs only on the device kind it was compiled for: \
+             export a CPU package for this machine",
+            path.display()
+        ))),
+    }
+}
+
+/// The output tensors of a TorchScript model's result.
+fn tensors_of(out: IValue) -> Result<Vec<Tensor>> {
+    match out {
+        IValue::Tensor(t) => Ok(vec![t]),
+        IValue::Tuple(v) | IValue::GenericList(v) => v
+            .into_iter()
+            .map(|x| match x {
+                IValue::Tensor(t) => Ok(t),
+                other => Err(Error::Model(format!(
+                    "model returned a tuple holding a non-tensor ({other:?})"
+                ))),
+            })
+            .collect(),
+        IValue::TensorList(v) => Ok(v),
+        other => Err(Error::Model(format!(
+            "model returned {other:?}, expected a tensor or a tuple of tensors"
+        ))),
     }
 }
 

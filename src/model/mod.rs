@@ -1,10 +1,11 @@
-//! Model bundles: `models/<name>/<version>/` with `bundle.yaml`, the TorchScript
-//! file and the fitted preprocessing state the model was trained with.
+//! Model bundles: `models/<name>/<version>/` with `bundle.yaml`, the model file
+//! (TorchScript, or an AOTInductor `.pt2` package) and the fitted preprocessing
+//! state the model was trained with.
 //!
 //! ```yaml
 //! name: churn
 //! version: 1.0.0
-//! format: torchscript
+//! format: torchscript            # or aoti; inferred from model_file's extension when absent
 //! model_file: model.pt
 //! model_sha256: 3f2a…            # verified before the model is loaded
 //! features: [age, tenure_months, …, "plan=basic", "plan=__unknown__"]
@@ -39,9 +40,13 @@ pub struct BundleSpec {
     /// Free text for humans.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub description: Option<String>,
-    /// Serialization format of the model file. Only `torchscript` for now.
-    #[serde(default = "default_format")]
-    pub format: ModelFormat,
+    /// Serialization format of the model file: `torchscript` (`torch.jit.trace` /
+    /// `script` + `save`) or `aoti` (a `.pt2` package from
+    /// `torch._inductor.aoti_compile_and_package`). When absent, inferred from
+    /// `model_file`'s extension: `.pt2` is `aoti`; `.pt`, `.pth`, `.ts`, `.jit`
+    /// and `.torchscript` are `torchscript`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub format: Option<ModelFormat>,
     /// The model file, relative to the bundle folder.
     pub model_file: String,
     /// Hex SHA-256 of the model file.
@@ -73,10 +78,28 @@ pub struct ProfilePin {
 pub enum ModelFormat {
     /// A TorchScript archive (`torch.jit.trace` / `torch.jit.script` + `save`).
     Torchscript,
+    /// An AOTInductor package (`torch.export` + `torch._inductor.aoti_compile_and_package`).
+    Aoti,
 }
 
-fn default_format() -> ModelFormat {
-    ModelFormat::Torchscript
+impl ModelFormat {
+    /// The name used in `bundle.yaml` and the manifest.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Torchscript => "torchscript",
+            Self::Aoti => "aoti",
+        }
+    }
+
+    /// The format a model file's extension implies, if it implies one.
+    pub fn from_file_name(file: &str) -> Option<Self> {
+        let ext = Path::new(file).extension()?.to_str()?.to_ascii_lowercase();
+        match ext.as_str() {
+            "pt2" => Some(Self::Aoti),
+            "pt" | "pth" | "ts" | "jit" | "torchscript" => Some(Self::Torchscript),
+            _ => None,
+        }
+    }
 }
 
 /// One model output.
@@ -147,6 +170,16 @@ impl BundleSpec {
         {
             p.push("model_sha256", "must be 64 hex digits");
         }
+        if self.format.is_none() && ModelFormat::from_file_name(&self.model_file).is_none() {
+            p.push(
+                "format",
+                format!(
+                    "cannot tell the format of `{}` from its name: set `format: torchscript` \
+                     or `format: aoti`",
+                    self.model_file
+                ),
+            );
+        }
         if self.features.is_empty() {
             p.push("features", "must list the model's input columns");
         }
@@ -177,6 +210,14 @@ impl BundleSpec {
             );
         }
         p
+    }
+
+    /// The model file's format: as declared, or inferred from its extension
+    /// (`validate` refuses a bundle where neither says).
+    pub fn model_format(&self) -> ModelFormat {
+        self.format
+            .or_else(|| ModelFormat::from_file_name(&self.model_file))
+            .unwrap_or(ModelFormat::Torchscript)
     }
 
     /// All score column names, in output order.
@@ -363,7 +404,8 @@ pub fn write_reference_profile(
     drop(features);
     let engine = crate::infer::Engine::load(
         &bundle.model_path,
-        tch::Device::Cpu,
+        bundle.spec.model_format(),
+        crate::infer::DeviceChoice::Cpu,
         crate::infer::Precision::F32,
         crate::infer::available_cores(),
         bundle.spec.features.len(),

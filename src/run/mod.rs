@@ -402,15 +402,14 @@ fn execute(
         }
     }
     let device = DeviceChoice::parse(&inference.device)
-        .map_err(|e| Error::config(&opts.job_file, format!("field `inference.device`: {e}")))?
-        .resolve()?;
-    m.inference.device = format!("{device:?}").to_lowercase();
+        .map_err(|e| Error::config(&opts.job_file, format!("field `inference.device`: {e}")))?;
     let precision = Precision::parse(&inference.precision)
         .map_err(|e| Error::config(&opts.job_file, format!("field `inference.precision`: {e}")))?;
     m.inference.precision = precision.name().to_string();
     let load = |b: &Bundle| {
         Engine::load(
             &b.model_path,
+            b.spec.model_format(),
             device,
             precision,
             threads,
@@ -420,6 +419,7 @@ fn execute(
     };
     let engine = load(&bundle)?;
     let engine2 = second.as_ref().map(|(b, _, _)| load(b)).transpose()?;
+    m.inference.device = format!("{:?}", engine.device()).to_lowercase();
 
     // Source.
     let ctx = crate::source::Context {
@@ -1098,7 +1098,7 @@ fn open_bundle(
                 .to_string_lossy(),
         ),
         sha256: bundle.spec.model_sha256.clone(),
-        format: "torchscript".into(),
+        format: bundle.spec.model_format().name().into(),
     };
     Ok((bundle, info, model_dir))
 }

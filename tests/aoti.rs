@@ -1,0 +1,205 @@
+//! AOTInductor `.pt2` packages beside TorchScript: the same model in both formats
+//! scores identically through `scorch run`, and broken packages are model errors
+//! (exit 4) that publish nothing. The packages are compiled here, by real torch
+//! (`tests/py/make_aoti_bundles.py`, once per test binary, ~20-50 s).
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
+
+use common::*;
+use polars::prelude::*;
+
+/// The bundles of `make_aoti_bundles.py`: good, narrow, cuda, corrupt. Built once
+/// per run of this test binary into cargo's scratch folder for integration tests
+/// (a static is never dropped, so a temporary folder would outlive the tests).
+fn bundles() -> &'static Path {
+    static DIR: OnceLock<PathBuf> = OnceLock::new();
+    DIR.get_or_init(|| {
+        let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("aoti-bundles");
+        if dir.exists() {
+            std::fs::remove_dir_all(&dir).unwrap();
+        }
+        std::fs::create_dir_all(&dir).unwrap();
+        let o = run_python(&[
+            repo()
+                .join("tests/py/make_aoti_bundles.py")
+                .to_str()
+                .unwrap(),
+            example_bundle().to_str().unwrap(),
+            dir.to_str().unwrap(),
+        ]);
+        assert!(
+            o.status.success(),
+            "building the packages failed:\n{}{}",
+            stdout(&o),
+            stderr(&o)
+        );
+        dir
+    })
+}
+
+/// A job over the project's data scoring with `bundle`; `inference` lines are
+/// added to the standard ones (2 threads, batches of 1000 rows).
+fn job(p: &Project, name: &str, bundle: &Path, inference: &str) -> PathBuf {
+    let path = p.standard_job(name, bundle);
+    let text = std::fs::read_to_string(&path).unwrap();
+    std::fs::write(&path, format!("{text}{inference}")).unwrap();
+    path
+}
+
+fn scores(p: &Project, name: &str) -> DataFrame {
+    read_partition(&p.path().join(format!("output/{name}/ds={LAST_DAY}")))
+        .sort(["customer_id"], SortMultipleOptions::default())
+        .unwrap()
+}
+
+#[test]
+fn the_same_model_as_torchscript_and_as_a_package_scores_identically() {
+    // 5,001 rows in batches of 1,000: the last batch has one row, which a package
+    // exported with a dynamic batch dimension does not take as is (scorch pads it).
+    let p = Project::new(1, 5001);
+    let good = bundles().join("good");
+
+    let ts = job(&p, "ts", &example_bundle(), "");
+    assert_exit(&p.run_job(&ts, &[]), 0, &[]);
+    let aoti = job(&p, "aoti", &good, "");
+    assert_exit(&p.run_job(&aoti, &[]), 0, &[]);
+
+    let (a, b) = (scores(&p, "ts"), scores(&p, "aoti"));
+    assert_eq!(a.height(), 5001);
+    assert!(a.column("customer_id").unwrap() == b.column("customer_id").unwrap());
+    let x = a.column("churn_probability").unwrap().f32().unwrap();
+    let y = b.column("churn_probability").unwrap().f32().unwrap();
+    let max_diff = x
+        .into_no_null_iter()
+        .zip(y.into_no_null_iter())
+        .map(|(u, v)| (u - v).abs())
+        .fold(0f32, f32::max);
+    println!("max |torchscript - aoti| over 5,001 rows: {max_diff:e}");
+    assert!(max_diff <= 1e-6, "scores differ by up to {max_diff}");
+    // The scores are real: not all equal.
+    assert!(x.max().unwrap() - x.min().unwrap() > 0.1);
+
+    let m = read_json(
+        p.path()
+            .join(format!("output/aoti/ds={LAST_DAY}/_manifest.json")),
+    );
+    assert_eq!(m["model"]["format"], "aoti", "{m}");
+    assert_eq!(m["inference"]["device"], "cpu", "{m}");
+    let m = read_json(
+        p.path()
+            .join(format!("output/ts/ds={LAST_DAY}/_manifest.json")),
+    );
+    assert_eq!(m["model"]["format"], "torchscript", "{m}");
+
+    // `format:` left out: `.pt2` means aoti; `device: auto` follows a CPU package.
+    let inferred = p.path().join("models/inferred");
+    std::fs::create_dir_all(&inferred).unwrap();
+    for e in std::fs::read_dir(&good).unwrap() {
+        let e = e.unwrap();
+        std::fs::copy(e.path(), inferred.join(e.file_name())).unwrap();
+    }
+    let yaml = std::fs::read_to_string(inferred.join("bundle.yaml")).unwrap();
+    let without: String = yaml
+        .lines()
+        .filter(|l| !l.starts_with("format:"))
+        .map(|l| format!("{l}\n"))
+        .collect();
+    assert_ne!(yaml, without);
+    std::fs::write(inferred.join("bundle.yaml"), without).unwrap();
+    let auto = job(&p, "auto", &inferred, "  device: auto\n");
+    assert_exit(&p.run_job(&auto, &[]), 0, &[]);
+    let c = scores(&p, "auto");
+    assert!(c.column("churn_probability").unwrap() == b.column("churn_probability").unwrap());
+    let m = read_json(
+        p.path()
+            .join(format!("output/auto/ds={LAST_DAY}/_manifest.json")),
+    );
+    assert_eq!(m["model"]["format"], "aoti", "{m}");
+}
+
+#[test]
+fn broken_packages_are_model_errors_that_publish_nothing() {
+    let p = Project::new(1, 300);
+    let dir = bundles();
+    let cases: Vec<(&str, PathBuf, &str, Vec<&str>)> = vec![
+        (
+            "cuda_on_cpu",
+            dir.join("cuda"),
+            "",
+            vec!["compiled for cuda, but this run scores on cpu"],
+        ),
+        (
+            "cuda_auto",
+            dir.join("cuda"),
+            "  device: auto\n",
+            vec!["compiled for cuda, but CUDA is not available on this machine"],
+        ),
+        (
+            "corrupt",
+            dir.join("corrupt"),
+            "",
+            vec![
+                "cannot read AOTInductor package",
+                "corrupt/model.pt2",
+                "central directory",
+            ],
+        ),
+        (
+            "narrow",
+            dir.join("narrow"),
+            "",
+            vec![
+                "narrow/model.pt2",
+                "forward pass failed",
+                "expected: 38, but got: 43",
+            ],
+        ),
+        (
+            "bf16",
+            dir.join("good"),
+            "  precision: bf16\n",
+            vec!["inference.precision is bf16", "AOTInductor package"],
+        ),
+    ];
+    for (name, bundle, inference, fragments) in cases {
+        let j = job(&p, name, &bundle, inference);
+        let o = p.run_job(&j, &[]);
+        println!("{name}: {}", stderr(&o).trim());
+        assert_exit(&o, 4, &fragments);
+        let out = p.path().join(format!("output/{name}/ds={LAST_DAY}"));
+        assert!(!out.exists(), "{name}: {} was published", out.display());
+    }
+
+    // The format is what the bundle says, and a wrong one names the way out.
+    let wrong = p.path().join("models/wrong");
+    std::fs::create_dir_all(&wrong).unwrap();
+    for e in std::fs::read_dir(dir.join("good")).unwrap() {
+        let e = e.unwrap();
+        std::fs::copy(e.path(), wrong.join(e.file_name())).unwrap();
+    }
+    let yaml = std::fs::read_to_string(wrong.join("bundle.yaml")).unwrap();
+    std::fs::write(
+        wrong.join("bundle.yaml"),
+        yaml.replace("format: \"aoti\"", "format: \"torchscript\""),
+    )
+    .unwrap();
+    let o = p.run_job(&job(&p, "wrong", &wrong, ""), &[]);
+    assert_exit(
+        &o,
+        4,
+        &["cannot load TorchScript model", "set `format: aoti`"],
+    );
+    // Neither a format nor a telling extension.
+    std::fs::rename(wrong.join("model.pt2"), wrong.join("model.bin")).unwrap();
+    let yaml: String = yaml
+        .lines()
+        .filter(|l| !l.starts_with("format:"))
+        .map(|l| format!("{}\n", l.replace("model.pt2", "model.bin")))
+        .collect();
+    std::fs::write(wrong.join("bundle.yaml"), yaml).unwrap();
+    let o = p.run_job(&job(&p, "unknown", &wrong, ""), &[]);
+    assert_exit(&o, 4, &["cannot tell the format of `model.bin`"]);
+}
