@@ -160,6 +160,17 @@ fn sql_source_scores_the_same_rows_as_parquet() {
 
 #[test]
 fn multi_output_model_maps_to_named_score_columns() {
+    multi_output_maps_to_named_score_columns("torchscript");
+}
+
+/// The same two-headed model as an AOTInductor package: the package returns its
+/// outputs as a flat list, mapped like TorchScript's tuple.
+#[test]
+fn multi_output_aoti_package_maps_to_named_score_columns() {
+    multi_output_maps_to_named_score_columns("aoti");
+}
+
+fn multi_output_maps_to_named_score_columns(format: &str) {
     let p = Project::new(1, 2500);
     let bundle = p.path().join("models/two_heads/0.1.0");
     let expected = p.path().join("expected.parquet");
@@ -175,6 +186,7 @@ fn multi_output_model_maps_to_named_score_columns() {
             .to_str()
             .unwrap(),
         expected.to_str().unwrap(),
+        format,
     ]);
     assert!(o.status.success(), "{}", stderr(&o));
     let job = p.standard_job("two_heads", &bundle);
@@ -211,8 +223,16 @@ fn multi_output_model_maps_to_named_score_columns() {
             .zip(b.into_no_null_iter())
             .map(|(x, y)| (x - y).abs())
             .fold(0f32, f32::max);
-        assert!(worst <= 1e-6, "{c} differs from Python torch by {worst}");
+        assert!(
+            worst <= 1e-6,
+            "{format}: {c} differs from Python torch by {worst}"
+        );
     }
+    let m = read_json(
+        p.path()
+            .join("output/two_heads/ds=2026-11-28/_manifest.json"),
+    );
+    assert_eq!(m["model"]["format"], format);
 }
 
 #[test]
