@@ -172,6 +172,23 @@ fn broken_packages_are_model_errors_that_publish_nothing() {
         let out = p.path().join(format!("output/{name}/ds={LAST_DAY}"));
         assert!(!out.exists(), "{name}: {} was published", out.display());
     }
+    // The package's runtime prints its errors to stderr itself; scorch mutes that
+    // for the probe, so the JSON log stays JSON.
+    let j = job(&p, "narrow_json", &dir.join("narrow"), "");
+    let o = p.scorch(&[
+        "--log-format",
+        "json",
+        "run",
+        j.to_str().unwrap(),
+        "--date",
+        LAST_DAY,
+    ]);
+    assert_exit(&o, 4, &["expected: 38, but got: 43"]);
+    for line in stderr(&o).lines().filter(|l| !l.trim().is_empty()) {
+        let v: serde_json::Value = serde_json::from_str(line)
+            .unwrap_or_else(|e| panic!("stderr line is not JSON ({e}): {line}"));
+        assert!(v["message"].is_string(), "{line}");
+    }
 
     // The format is what the bundle says, and a wrong one names the way out.
     let wrong = p.path().join("models/wrong");

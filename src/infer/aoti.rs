@@ -46,6 +46,7 @@ unsafe extern "C" {
         n_inputs: usize,
         outputs: *mut *mut *mut c_void,
         n_outputs: *mut usize,
+        quiet: bool,
         err: *mut *mut c_char,
     ) -> bool;
 }
@@ -245,7 +246,10 @@ impl Package {
     }
 
     /// Runs the model on `inputs`; returns its output tensors or libtorch's message.
-    pub fn run(&self, inputs: &[&Tensor]) -> std::result::Result<Vec<Tensor>, String> {
+    /// `quiet` keeps the package's runtime from printing that message to stderr
+    /// itself (it writes to `std::cerr`, which is process-wide: only for a call no
+    /// other thread runs beside, such as the load-time probe).
+    pub fn run(&self, inputs: &[&Tensor], quiet: bool) -> std::result::Result<Vec<Tensor>, String> {
         let ptrs: Vec<*mut c_void> = inputs.iter().map(|t| t.as_ptr() as *mut c_void).collect();
         let mut outs: *mut *mut c_void = std::ptr::null_mut();
         let mut n = 0usize;
@@ -259,6 +263,7 @@ impl Package {
                 ptrs.len(),
                 &mut outs,
                 &mut n,
+                quiet,
                 &mut err,
             )
         };

@@ -12,6 +12,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <exception>
+#include <iostream>
 #include <string>
 #include <vector>
 
@@ -84,11 +85,24 @@ void scorch_aoti_free(void* loader) {
 
 // Runs the model on `n_inputs` tensors (borrowed `at::Tensor*`). On success the
 // outputs are `*n_outputs` new `at::Tensor*` in a malloc'd array the caller owns
-// (each tensor freed by tch's `Tensor` drop, the array with `free`).
+// (each tensor freed by tch's `Tensor` drop, the array with `free`). `quiet` mutes
+// `std::cerr` for the call: the package's runtime prints every error there before
+// returning it, and the caller reports it anyway. `std::cerr` is process-wide, so
+// `quiet` is only for calls no other thread makes at the same time.
 bool scorch_aoti_run(void* loader, void* const* inputs, size_t n_inputs, void*** outputs,
-                     size_t* n_outputs, char** err) {
+                     size_t* n_outputs, bool quiet, char** err) {
   *outputs = nullptr;
   *n_outputs = 0;
+  struct Mute {
+    bool on;
+    std::ios::iostate saved;
+    explicit Mute(bool on) : on(on), saved(std::cerr.rdstate()) {
+      if (on) std::cerr.setstate(std::ios::failbit);
+    }
+    ~Mute() {
+      if (on) std::cerr.clear(saved);
+    }
+  } mute(quiet);
   return guarded(err, [&] {
     std::vector<at::Tensor> in;
     in.reserve(n_inputs);

@@ -248,7 +248,7 @@ impl Engine {
             workers,
         };
         engine
-            .forward(&vec![0f32; 2 * n_features], 2)
+            .forward(&vec![0f32; 2 * n_features], 2, true)
             .map_err(|e| e.context(format!("model {}", path.display())))?;
         Ok(engine)
     }
@@ -265,7 +265,9 @@ impl Engine {
 
     /// Scores `rows` rows of a row-major matrix; returns the scores row-major
     /// (`rows × width`), outputs in bundle order.
-    fn forward(&self, features: &[f32], rows: usize) -> Result<Vec<f32>> {
+    /// `probe`: the load-time probe, whose failure is reported by the caller (an
+    /// AOTInductor package's runtime would also print it to stderr itself).
+    fn forward(&self, features: &[f32], rows: usize, probe: bool) -> Result<Vec<f32>> {
         let _guard = tch::no_grad_guard();
         let host = Tensor::from_slice(features).view([rows as i64, self.n_features as i64]);
         let kind = self.precision.kind();
@@ -301,13 +303,13 @@ impl Engine {
                 // more (torch.export specializes sizes 0 and 1): pad, then drop the pad.
                 let padded = Tensor::cat(&[&input, &input], 0);
                 package
-                    .run(&[&padded])
+                    .run(&[&padded], probe)
                     .map_err(failed)?
                     .into_iter()
                     .map(|t| t.narrow(0, 0, rows as i64))
                     .collect()
             }
-            Backend::Aoti(package) => package.run(&[&input]).map_err(failed)?,
+            Backend::Aoti(package) => package.run(&[&input], probe).map_err(failed)?,
         };
         if tensors.len() != self.outputs.len() {
             return Err(Error::Model(format!(
@@ -362,7 +364,7 @@ impl Engine {
         let mut out = vec![0f32; rows * width];
         let step = batch_size.max(1);
         let run = |x: &[f32], y: &mut [f32]| {
-            let s = self.forward(x, x.len() / k.max(1))?;
+            let s = self.forward(x, x.len() / k.max(1), false)?;
             y.copy_from_slice(&s);
             Ok::<_, Error>(())
         };
