@@ -11,7 +11,7 @@ use std::sync::OnceLock;
 use common::*;
 use polars::prelude::*;
 
-/// The bundles of `make_aoti_bundles.py`: good, narrow, cuda, corrupt. Built once
+/// The bundles of `make_aoti_bundles.py`: good, narrow, two_inputs, cuda, corrupt. Built once
 /// per run of this test binary into cargo's scratch folder for integration tests
 /// (a static is never dropped, so a temporary folder would outlive the tests).
 fn bundles() -> &'static Path {
@@ -155,6 +155,15 @@ fn broken_packages_are_model_errors_that_publish_nothing() {
                 "narrow/model.pt2",
                 "forward pass failed",
                 "expected: 38, but got: 43",
+            ],
+        ),
+        (
+            "two_inputs",
+            dir.join("two_inputs"),
+            "",
+            vec![
+                "two_inputs/model.pt2",
+                "expected inputs vector size to be 2, but got 1",
             ],
         ),
         (

@@ -5,6 +5,7 @@
 OUT/good     the example model's weights exported with torch.export and compiled
              with aoti_compile_and_package for CPU (python/train_churn.py --from-bundle)
 OUT/narrow   a package whose model takes 5 features fewer than the bundle lists
+OUT/two_inputs  a package whose model takes two tensors (scorch passes one matrix)
 OUT/cuda     good's package with its metadata saying it was compiled for CUDA:
              scorch decides the device from that metadata before it loads the
              compiled library (no GPU or CUDA compiler here to build a real one)
@@ -52,6 +53,26 @@ d = variant("narrow")
 k = len(scorch_prep.load_state(os.path.join(d, "preprocess.state.json"))["feature_names"])
 os.remove(os.path.join(d, "model.pt2"))
 train_churn.export(train_churn.ChurnMLP(k - 5), k - 5, d, "aoti")
+reseal(d)
+
+# two_inputs: forward(x, y).
+class TwoInputs(torch.nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.linear = torch.nn.Linear(k, 1)
+
+    def forward(self, x, y):
+        return torch.sigmoid(self.linear(x) + self.linear(y)).squeeze(-1)
+
+
+d = variant("two_inputs")
+os.remove(os.path.join(d, "model.pt2"))
+batch = torch.export.Dim("batch", min=1)
+with torch.no_grad():
+    program = torch.export.export(
+        TwoInputs().eval(), (torch.zeros(4, k), torch.zeros(4, k)), dynamic_shapes=({0: batch}, {0: batch})
+    )
+    torch._inductor.aoti_compile_and_package(program, package_path=os.path.join(d, "model.pt2"))
 reseal(d)
 
 # cuda: the same archive with AOTI_DEVICE_KEY = cuda in its metadata.
