@@ -2,8 +2,9 @@
 //!
 //! One model is shared by every worker: a TorchScript [`tch::CModule`] (it is
 //! `Send + Sync`) or an AOTInductor package ([`aoti::Package`], whose container
-//! serves one model instance per worker); the feature matrix is a contiguous row-major `f32` buffer, cut into batches that
-//! rayon workers score in parallel, each inside its own `no_grad` guard.
+//! serves one model instance per worker). The feature matrix is a contiguous
+//! row-major `f32` buffer, cut into batches that rayon workers score in
+//! parallel, each inside its own `no_grad` guard.
 //!
 //! Threads are chosen deliberately: `threads` rayon workers, each running its
 //! batches with **one** libtorch intra-op thread, so libtorch's OpenMP pool never

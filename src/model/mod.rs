@@ -447,3 +447,45 @@ pub fn write_reference_profile(
     Bundle::open(dir)?;
     Ok(profile)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn spec(format: Option<ModelFormat>, model_file: &str) -> BundleSpec {
+        let yaml = std::fs::read_to_string(
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("models/churn/1.0.0/bundle.yaml"),
+        )
+        .unwrap();
+        let mut s: BundleSpec = serde_saphyr::from_str(&yaml).unwrap();
+        s.format = format;
+        s.model_file = model_file.to_string();
+        s
+    }
+
+    #[test]
+    fn the_format_is_declared_or_told_by_the_file_name() {
+        assert_eq!(spec(None, "model.pt2").model_format(), ModelFormat::Aoti);
+        assert_eq!(
+            spec(None, "nested/Model.PT").model_format(),
+            ModelFormat::Torchscript
+        );
+        // Declared wins over the name.
+        assert_eq!(
+            spec(Some(ModelFormat::Torchscript), "model.pt2").model_format(),
+            ModelFormat::Torchscript
+        );
+        assert!(spec(None, "model.pt2").validate().is_empty());
+        assert!(
+            spec(Some(ModelFormat::Aoti), "model.bin")
+                .validate()
+                .is_empty()
+        );
+        let p = spec(None, "model.bin").validate();
+        let text = format!("{p:?}");
+        assert!(
+            text.contains("format") && text.contains("model.bin"),
+            "{text}"
+        );
+    }
+}
