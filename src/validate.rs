@@ -78,6 +78,7 @@ pub fn check_file(path: &Path, root: &Path, profiles: &Path) -> Checked {
     let kind = kind_of(path);
     let errors = match kind {
         "bundle" => Bundle::open(path.parent().unwrap_or(Path::new(".")))
+            .and_then(|b| b.check_model_file(None))
             .err()
             .into_iter()
             .collect(),
@@ -198,6 +199,15 @@ fn check_job(path: &Path, root: &Path, profiles: &Path) -> Vec<Error> {
     match field("model", &job.model) {
         Ok(m) => match crate::registry::bundle_dir(root, &m.value).and_then(|d| Bundle::open(&d)) {
             Ok(b) => {
+                // An AOTInductor package against the job's device and this machine.
+                let device = match crate::infer::DeviceChoice::parse(&job.inference.device) {
+                    Ok(crate::infer::DeviceChoice::Cpu) => Some(tch::Device::Cpu),
+                    Ok(crate::infer::DeviceChoice::Cuda(n)) => Some(tch::Device::Cuda(n)),
+                    _ => None,
+                };
+                if let Err(e) = b.check_model_file(device) {
+                    errors.push(e.context(format!("{}: field `model`", path.display())));
+                }
                 if job.report.as_ref().is_some_and(|r| r.drift.is_some()) && b.reference.is_none() {
                     errors.push(Error::config(
                         path,

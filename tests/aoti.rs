@@ -65,6 +65,8 @@ fn the_same_model_as_torchscript_and_as_a_package_scores_identically() {
     let ts = job(&p, "ts", &example_bundle(), "");
     assert_exit(&p.run_job(&ts, &[]), 0, &[]);
     let aoti = job(&p, "aoti", &good, "");
+    let o = p.scorch(&["validate", aoti.to_str().unwrap()]);
+    assert_exit(&o, 0, &[]);
     assert_exit(&p.run_job(&aoti, &[]), 0, &[]);
 
     let (a, b) = (scores(&p, "ts"), scores(&p, "aoti"));
@@ -180,6 +182,11 @@ fn broken_packages_are_model_errors_that_publish_nothing() {
         assert_exit(&o, 4, &fragments);
         let out = p.path().join(format!("output/{name}/ds={LAST_DAY}"));
         assert!(!out.exists(), "{name}: {} was published", out.display());
+        // What the package's metadata tells, `scorch validate` tells before a run.
+        if matches!(name, "cuda_on_cpu" | "corrupt") {
+            let o = p.scorch(&["validate", j.to_str().unwrap()]);
+            assert_exit(&o, 4, &fragments[..1]);
+        }
     }
     // The package's runtime prints its errors to stderr itself; scorch mutes that
     // for the probe, so the JSON log stays JSON.

@@ -188,6 +188,19 @@ fn missing_cpu_features(isa: &str, cpu_flags: &[String]) -> Vec<String> {
         .collect()
 }
 
+/// Checks a package against the device it is to run on (`None`: the device kind
+/// it was compiled for) and this machine, from its metadata alone: nothing of it
+/// is loaded (`scorch validate` and [`Package::load`] both use this).
+pub fn check_package(path: &Path, device: Option<Device>) -> Result<()> {
+    let meta = read_metadata(path)?;
+    let device = device.unwrap_or(if device_key(&meta) == "cuda" {
+        Device::Cuda(0)
+    } else {
+        Device::Cpu
+    });
+    check_metadata(path, &meta, device, &cpu_flags())
+}
+
 /// This CPU's feature flags from `/proc/cpuinfo` (empty where there is none).
 pub fn cpu_flags() -> Vec<String> {
     std::fs::read_to_string("/proc/cpuinfo")
@@ -216,8 +229,7 @@ impl Package {
     /// instances. Checks its metadata first (device kind, platform, CPU
     /// instructions); loads `libtorch.so`, which the package's library needs.
     pub fn load(path: &Path, device: Device, runners: usize) -> Result<Self> {
-        let meta = read_metadata(path)?;
-        check_metadata(path, &meta, device, &cpu_flags())?;
+        check_package(path, Some(device))?;
         super::libtorch::load().map_err(|e| {
             Error::Model(format!(
                 "AOTInductor package {} needs libtorch.so, which could not be loaded: {e} \

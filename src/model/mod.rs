@@ -244,6 +244,16 @@ pub fn sha256_file(path: &Path) -> std::io::Result<String> {
 }
 
 impl Bundle {
+    /// For an AOTInductor package, checks it against `device` (`None`: the device
+    /// kind it was compiled for) and this machine from its metadata, without
+    /// loading it; TorchScript files need no such check.
+    pub fn check_model_file(&self, device: Option<tch::Device>) -> Result<()> {
+        match self.spec.model_format() {
+            ModelFormat::Torchscript => Ok(()),
+            ModelFormat::Aoti => crate::infer::aoti::check_package(&self.model_path, device),
+        }
+    }
+
     /// Reads `bundle.yaml`, verifies the model file's SHA-256 and loads and pins the
     /// preprocessing state. Every failure is a bundle error (exit 4). The model itself
     /// is not loaded here (see `crate::infer::Engine::load`).
