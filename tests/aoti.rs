@@ -98,11 +98,7 @@ fn the_same_model_as_torchscript_and_as_a_package_scores_identically() {
 
     // `format:` left out: `.pt2` means aoti; `device: auto` follows a CPU package.
     let inferred = p.path().join("models/inferred");
-    std::fs::create_dir_all(&inferred).unwrap();
-    for e in std::fs::read_dir(&good).unwrap() {
-        let e = e.unwrap();
-        std::fs::copy(e.path(), inferred.join(e.file_name())).unwrap();
-    }
+    copy_dir(&good, &inferred);
     let yaml = std::fs::read_to_string(inferred.join("bundle.yaml")).unwrap();
     let without: String = yaml
         .lines()
@@ -208,11 +204,7 @@ fn broken_packages_are_model_errors_that_publish_nothing() {
 
     // The format is what the bundle says, and a wrong one names the way out.
     let wrong = p.path().join("models/wrong");
-    std::fs::create_dir_all(&wrong).unwrap();
-    for e in std::fs::read_dir(dir.join("good")).unwrap() {
-        let e = e.unwrap();
-        std::fs::copy(e.path(), wrong.join(e.file_name())).unwrap();
-    }
+    copy_dir(&dir.join("good"), &wrong);
     let yaml = std::fs::read_to_string(wrong.join("bundle.yaml")).unwrap();
     std::fs::write(
         wrong.join("bundle.yaml"),

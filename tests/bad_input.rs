@@ -48,18 +48,6 @@ struct Case {
 const STANDARD_JOB: &str = "name: case\nsource:\n  parquet:\n    path: data/churn/features/ds={{ ds }}/*.parquet\n\
                             keys: [customer_id]\nmodel: bundle\noutput:\n  path: output/case\n";
 
-fn copy_tree(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for e in std::fs::read_dir(from).unwrap().flatten() {
-        let dst = to.join(e.file_name());
-        if e.path().is_dir() {
-            copy_tree(&e.path(), &dst);
-        } else {
-            std::fs::copy(e.path(), &dst).unwrap();
-        }
-    }
-}
-
 /// Runs one case; what it tests, or how it failed.
 fn run_case(base: &Path, dir: &Path) -> Result<String, String> {
     let case: Case = serde_saphyr::from_str(
@@ -74,8 +62,8 @@ fn run_case(base: &Path, dir: &Path) -> Result<String, String> {
         .unwrap();
     let project = root.path().join("project");
     let p = project.as_path();
-    copy_tree(&base.join("data"), &p.join("data"));
-    copy_tree(&example_bundle(), &p.join("bundle"));
+    copy_dir(&base.join("data"), &p.join("data"));
+    copy_dir(&example_bundle(), &p.join("bundle"));
     for d in ["jobs", "schemas", "output"] {
         std::fs::create_dir_all(p.join(d)).unwrap();
     }

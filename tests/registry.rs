@@ -8,11 +8,7 @@ use common::*;
 /// A copy of the example bundle with another version in its bundle.yaml.
 fn bundle_version(p: &Project, version: &str) -> std::path::PathBuf {
     let dir = p.path().join(format!("incoming/churn-{version}"));
-    std::fs::create_dir_all(&dir).unwrap();
-    for e in std::fs::read_dir(example_bundle()).unwrap() {
-        let e = e.unwrap();
-        std::fs::copy(e.path(), dir.join(e.file_name())).unwrap();
-    }
+    copy_dir(&example_bundle(), &dir);
     let yaml = std::fs::read_to_string(dir.join("bundle.yaml")).unwrap();
     std::fs::write(
         dir.join("bundle.yaml"),

@@ -43,13 +43,10 @@ shadow:
 /// Copies the committed bundles into the project's registry folder (`models/`).
 fn with_registry(p: &Project) {
     for v in ["1.0.0", "2.0.0"] {
-        let src = repo().join("models/churn").join(v);
-        let dst = p.path().join("models/churn").join(v);
-        std::fs::create_dir_all(&dst).unwrap();
-        for e in std::fs::read_dir(&src).unwrap() {
-            let e = e.unwrap();
-            std::fs::copy(e.path(), dst.join(e.file_name())).unwrap();
-        }
+        copy_dir(
+            &repo().join("models/churn").join(v),
+            &p.path().join("models/churn").join(v),
+        );
     }
 }
 

@@ -256,10 +256,7 @@ fn sharding_refuses_what_it_cannot_merge() {
         ),
     );
     assert_exit(&run(&p, &swapped, &["--shard", "0/2"]), 0, &[]);
-    for e in std::fs::read_dir(repo().join("models/churn/2.0.0")).unwrap() {
-        let e = e.unwrap();
-        std::fs::copy(e.path(), bundle.join(e.file_name())).unwrap();
-    }
+    copy_dir(&repo().join("models/churn/2.0.0"), &bundle);
     assert_exit(&run(&p, &swapped, &["--shard", "1/2"]), 0, &[]);
     let o = p.scorch(&[
         "commit",

@@ -120,14 +120,22 @@ impl Project {
 
     /// Copies the committed example bundle into the project (to tamper with it safely).
     pub fn copy_bundle(&self) -> PathBuf {
-        let src = repo().join("models/churn/1.0.0");
         let dst = self.path().join("models/churn/1.0.0");
-        std::fs::create_dir_all(&dst).unwrap();
-        for e in std::fs::read_dir(&src).unwrap() {
-            let e = e.unwrap();
-            std::fs::copy(e.path(), dst.join(e.file_name())).unwrap();
-        }
+        copy_dir(&repo().join("models/churn/1.0.0"), &dst);
         dst
+    }
+}
+
+/// Copies the folder `from` into `to` (created), recursively.
+pub fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for e in std::fs::read_dir(from).unwrap().flatten() {
+        let dst = to.join(e.file_name());
+        if e.path().is_dir() {
+            copy_dir(&e.path(), &dst);
+        } else {
+            std::fs::copy(e.path(), &dst).unwrap();
+        }
     }
 }
 
