@@ -2,8 +2,9 @@
 //! `libtorch_cpu.so` and loads libtorch's CUDA half on demand
 //! (`src/infer/libtorch.rs`); without it libtorch never sees a GPU, so this test
 //! checks that after the on-demand load libtorch's CUDA hooks are registered: a
-//! CUDA tensor then fails, on a machine without a GPU, for want of a device or
-//! driver, not for want of the CUDA library (or succeeds where there is a GPU).
+//! CUDA tensor then fails, on a machine without a GPU, with the CUDA runtime's
+//! complaint about the driver or device, not for want of a CUDA backend (or
+//! succeeds where there is a GPU).
 //! Its own test binary: libtorch decides once per process whether CUDA exists.
 
 use tch::{Device, Kind, Tensor};
@@ -34,9 +35,16 @@ fn libtorch_cuda_loads_on_demand_and_registers_its_hooks() {
             let msg = e.to_string();
             assert!(!tch::Cuda::is_available());
             if has_cuda_build {
+                // Without libtorch_cuda the message is "Could not run
+                // 'aten::empty.memory_format' with arguments from the 'CUDA' backend"
+                // (seen here with the load left out); with it, the CUDA runtime's
+                // own complaint about the missing driver or device.
+                let from_cuda_runtime = ["NVIDIA driver", "CUDA-capable device", "CUDA driver"]
+                    .iter()
+                    .any(|f| msg.contains(f));
                 assert!(
-                    !msg.contains("without ATen_cuda library"),
-                    "libtorch_cuda was loaded but its hooks are not registered: {msg}"
+                    from_cuda_runtime,
+                    "libtorch_cuda's hooks are not registered after the load: {msg}"
                 );
             }
         }
