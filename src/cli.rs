@@ -307,7 +307,9 @@ pub struct ShadowArgs {
     /// The alias --promote-if-pass moves.
     #[arg(long, default_value = "champion")]
     pub alias: String,
-    /// The registry folder for --promote-if-pass (default: $SCORCH_REGISTRY, else `models`).
+    /// The registry a `NAME@VERSION` / `NAME@ALIAS` challenger is looked up in and
+    /// --promote-if-pass writes to: a folder or an object-store URL (default:
+    /// $SCORCH_REGISTRY, else `models`). The job's own `model:` resolves as in `run`.
     #[arg(long)]
     pub registry: Option<PathBuf>,
     /// Inference worker threads (overrides `inference.threads`; 0 = one per core).

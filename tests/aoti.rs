@@ -228,3 +228,77 @@ fn broken_packages_are_model_errors_that_publish_nothing() {
     let o = p.run_job(&job(&p, "unknown", &wrong, ""), &[]);
     assert_exit(&o, 4, &["cannot tell the format of `model.bin`"]);
 }
+
+/// Before moving a model to `torch.export`, score the same day with the
+/// TorchScript champion and its `.pt2` export in a shadow run: the challenger is
+/// looked up in the registry given with `--registry` (where it would be promoted).
+#[test]
+fn a_shadow_run_compares_a_torchscript_champion_with_its_aoti_export() {
+    let p = Project::new(1, 2000);
+    let export = p.path().join("incoming/churn-aoti");
+    copy_dir(&bundles().join("good"), &export);
+    let yaml = std::fs::read_to_string(export.join("bundle.yaml")).unwrap();
+    std::fs::write(
+        export.join("bundle.yaml"),
+        yaml.replace("version: \"1.0.0\"", "version: \"1.0.0-aoti\""),
+    )
+    .unwrap();
+    let o = p.scorch(&[
+        "model",
+        "register",
+        export.to_str().unwrap(),
+        "--registry",
+        "elsewhere",
+    ]);
+    assert_exit(&o, 0, &[]);
+    let job = p.job(
+        "nightly",
+        &format!(
+            "name: nightly\nsource:\n  parquet:\n    path: data/churn/features/ds={{{{ ds }}}}/*.parquet\n\
+             keys: [customer_id]\nmodel: {}\noutput:\n  path: output/nightly\n\
+             inference: {{threads: 2, batch_size: 300}}\nshadow:\n  gate:\n    - \"agreement >= 0.9999\"\n",
+            example_bundle().display()
+        ),
+    );
+    let shadow = |extra: &[&str]| {
+        let mut args = vec![
+            "shadow",
+            job.to_str().unwrap(),
+            "--challenger",
+            "churn@1.0.0-aoti",
+            "--date",
+            LAST_DAY,
+        ];
+        args.extend_from_slice(extra);
+        p.scorch(&args)
+    };
+    // Not in the project's own registry (`models/` does not even exist here).
+    assert_exit(&shadow(&[]), 4, &["no model \"churn\" in the registry"]);
+    let o = shadow(&["--registry", "elsewhere"]);
+    assert_exit(&o, 0, &[]);
+    let part = p
+        .path()
+        .join(format!("output/nightly_shadow/ds={LAST_DAY}"));
+    let df = read_partition(&part);
+    assert_eq!(df.height(), 2000);
+    let a = df
+        .column("champion_churn_probability")
+        .unwrap()
+        .f32()
+        .unwrap();
+    let b = df
+        .column("challenger_churn_probability")
+        .unwrap()
+        .f32()
+        .unwrap();
+    let worst = a
+        .into_no_null_iter()
+        .zip(b.into_no_null_iter())
+        .map(|(x, y)| (x - y).abs())
+        .fold(0f32, f32::max);
+    assert!(worst <= 1e-6, "champion and its export differ by {worst}");
+    let m = read_json(part.join("_manifest.json"));
+    assert_eq!(m["challenger"]["version"], "1.0.0-aoti", "{m}");
+    assert_eq!(m["challenger"]["format"], "aoti", "{m}");
+    assert_eq!(m["model"]["format"], "torchscript", "{m}");
+}

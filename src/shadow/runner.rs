@@ -41,7 +41,8 @@ pub struct ShadowOptions {
     pub promote_if_pass: bool,
     /// The alias `--promote-if-pass` moves.
     pub alias: String,
-    /// The registry folder for the promotion (default: `$SCORCH_REGISTRY`, else `<root>/models`).
+    /// The registry the challenger is looked up in and promoted in (default:
+    /// `$SCORCH_REGISTRY`, else `<root>/models`).
     pub registry: Option<PathBuf>,
     pub threads: Option<usize>,
     pub batch_size: Option<usize>,
@@ -162,6 +163,7 @@ pub fn shadow(opts: &ShadowOptions) -> Result<ShadowSummary> {
         crate::registry::bundle_dir(&opts.root, &r.value)?
     };
     let champion = crate::model::Bundle::open_with(&champion_dir, false)?;
+    let challenger = challenger_location(opts)?;
     let score = spec
         .score
         .clone()
@@ -198,7 +200,7 @@ pub fn shadow(opts: &ShadowOptions) -> Result<ShadowSummary> {
             progress: false,
             profiles: opts.profiles.clone(),
             shadow: Some(ShadowTarget {
-                challenger: opts.challenger.clone(),
+                challenger: challenger.clone(),
                 table: table_path.clone(),
                 carry: carry.clone(),
                 score: score.clone(),
@@ -420,6 +422,24 @@ fn concat(frames: Vec<DataFrame>) -> Result<Option<DataFrame>> {
         df.vstack_mut_owned(f)?;
     }
     Ok(Some(df))
+}
+
+/// The challenger as the runs get it: a `name@ref` is looked up in `--registry`
+/// when one was given (the registry it would be promoted in); a folder, or a
+/// reference without `--registry`, is passed on as it is.
+fn challenger_location(opts: &ShadowOptions) -> Result<String> {
+    let Some(registry) = &opts.registry else {
+        return Ok(opts.challenger.clone());
+    };
+    match crate::registry::parse_ref(&opts.challenger) {
+        Some((name, reference)) if !opts.root.join(&opts.challenger).exists() => {
+            let root = crate::registry::located(&opts.root, Some(registry.clone()))
+                .expect("a location was given");
+            let (dir, _) = crate::registry::Registry::open(&root)?.resolve(name, reference)?;
+            Ok(dir.to_string_lossy().into_owned())
+        }
+        _ => Ok(opts.challenger.clone()),
+    }
 }
 
 /// The registry a promotion writes to.
