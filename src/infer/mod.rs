@@ -237,6 +237,10 @@ impl Engine {
         let pool = rayon::ThreadPoolBuilder::new()
             .num_threads(threads.max(1))
             .thread_name(|i| format!("scorch-infer-{i}"))
+            // OpenMP's thread count is per thread: an AOTInductor kernel's own
+            // `#pragma omp parallel` in a worker would otherwise start a team as
+            // large as the machine (ATen sets it lazily, only for its own ops).
+            .start_handler(|_| tch::set_num_threads(1))
             .build()
             .map_err(|e| Error::Internal(format!("cannot start inference threads: {e}")))?;
         let engine = Engine {
