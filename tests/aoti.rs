@@ -302,3 +302,58 @@ fn a_shadow_run_compares_a_torchscript_champion_with_its_aoti_export() {
     assert_eq!(m["challenger"]["format"], "aoti", "{m}");
     assert_eq!(m["model"]["format"], "torchscript", "{m}");
 }
+
+/// scorch unpacks a package into `$TMPDIR/scorch-aoti-*.pid<PID>` and removes it
+/// when the run ends; a killed run's folder is removed by the next run.
+#[test]
+fn a_killed_run_leaves_no_unpacked_package_behind() {
+    let p = Project::new(1, 300);
+    let tmp = p.path().join("tmp");
+    std::fs::create_dir_all(&tmp).unwrap();
+    let unpacked = || -> Vec<String> {
+        std::fs::read_dir(&tmp)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .filter(|n| n.starts_with("scorch-aoti-") || n.starts_with("aotinductor_"))
+            .collect()
+    };
+    let j = job(&p, "killed", &bundles().join("good"), "");
+    let tmp_env = tmp.to_str().unwrap();
+    assert_exit(&p.run_job(&j, &[("TMPDIR", tmp_env)]), 0, &[]);
+    assert_eq!(unpacked(), Vec::<String>::new(), "a finished run cleans up");
+
+    // Paused before publishing (the package is loaded by then), then SIGKILLed.
+    let mut child = std::process::Command::new(bin())
+        .current_dir(p.path())
+        .args(["run", j.to_str().unwrap(), "--date", LAST_DAY])
+        .env("TMPDIR", tmp_env)
+        .env("SCORCH_TEST_PAUSE_BEFORE_PUBLISH_MS", "30000")
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let start = std::time::Instant::now();
+    while !p
+        .path()
+        .join("output/killed/_staging")
+        .read_dir()
+        .is_ok_and(|mut d| d.next().is_some())
+    {
+        assert!(
+            start.elapsed().as_secs() < 60,
+            "the run never staged its files"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let left = unpacked();
+    assert_eq!(left.len(), 1, "{left:?}");
+    assert!(left[0].starts_with("scorch-aoti-"), "{left:?}");
+    assert!(
+        left[0].ends_with(&format!(".pid{}", child.id())),
+        "{left:?}"
+    );
+
+    assert_exit(&p.run_job(&j, &[("TMPDIR", tmp_env)]), 0, &[]);
+    assert_eq!(unpacked(), Vec::<String>::new(), "the next run removed it");
+}

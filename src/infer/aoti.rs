@@ -214,9 +214,44 @@ pub fn cpu_flags() -> Vec<String> {
         .unwrap_or_default()
 }
 
+/// A package unpacked for loading: `$TMPDIR/scorch-aoti-<unique>.pid<PID>`,
+/// removed when dropped; the folders of killed runs are removed by the next load.
+/// (libtorch's own unpacking would leave an anonymous `aotinductor_*` folder, as
+/// large as the model's weights, behind every killed run.)
+struct Unpacked(std::path::PathBuf);
+
+impl Unpacked {
+    const PREFIX: &str = "scorch-aoti-";
+
+    fn new(path: &Path) -> Result<Self> {
+        crate::sink::remove_dead_temp_folders(Self::PREFIX);
+        let dir = Unpacked(crate::sink::create_temp_folder(Self::PREFIX)?);
+        let file = std::fs::File::open(path)
+            .map_err(|e| Error::Model(format!("cannot read model file {}: {e}", path.display())))?;
+        zip::ZipArchive::new(file)
+            .and_then(|mut z| z.extract(&dir.0))
+            .map_err(|e| {
+                Error::Model(format!(
+                    "cannot unpack AOTInductor package {} into {}: {e}",
+                    path.display(),
+                    dir.0.display()
+                ))
+            })?;
+        Ok(dir)
+    }
+}
+
+impl Drop for Unpacked {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
 /// A loaded AOTInductor package.
 pub struct Package {
     loader: NonNull<c_void>,
+    /// Dropped after the loader (fields drop after `Drop::drop`).
+    _unpacked: Unpacked,
 }
 
 // SAFETY: the loader's `run` is thread-safe: its model container hands each
@@ -237,7 +272,8 @@ impl Package {
                 path.display()
             ))
         })?;
-        let p = c_path(path)?;
+        let unpacked = Unpacked::new(path)?;
+        let p = c_path(&unpacked.0)?;
         let name = CString::new(MODEL_NAME).expect("no NUL");
         let index = match device {
             Device::Cuda(n) => n as c_int,
@@ -248,7 +284,10 @@ impl Package {
         let loader =
             unsafe { scorch_aoti_load(p.as_ptr(), name.as_ptr(), runners.max(1), index, &mut err) };
         match NonNull::new(loader) {
-            Some(loader) => Ok(Package { loader }),
+            Some(loader) => Ok(Package {
+                loader,
+                _unpacked: unpacked,
+            }),
             None => Err(Error::Model(format!(
                 "cannot load AOTInductor package {}: {}",
                 path.display(),

@@ -579,14 +579,39 @@ impl Table {
 /// Removes `$TMPDIR/scorch-staging-*.pid<PID>` folders of processes that are gone
 /// (object-store runs killed before they uploaded).
 fn remove_dead_remote_staging() {
+    remove_dead_temp_folders("scorch-staging-");
+}
+
+/// A new folder `$TMPDIR/<prefix><unique>.pid<PID>`: named for this process, so
+/// that [`remove_dead_temp_folders`] can tell when it was left by a dead one.
+pub fn create_temp_folder(prefix: &str) -> Result<PathBuf> {
+    let base = std::env::temp_dir();
+    for n in 0u32.. {
+        let dir = base.join(format!(
+            "{prefix}{}-{n}.pid{}",
+            chrono::Utc::now().timestamp_nanos_opt().unwrap_or_default(),
+            std::process::id()
+        ));
+        match std::fs::create_dir(&dir) {
+            Ok(()) => return Ok(dir),
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
+            Err(e) => return Err(Error::io("create folder", &dir, e)),
+        }
+    }
+    unreachable!("some folder name is free")
+}
+
+/// Removes `$TMPDIR/<prefix>*.pid<PID>` folders of processes that are gone
+/// (left by killed runs).
+pub fn remove_dead_temp_folders(prefix: &str) {
     for e in std::fs::read_dir(std::env::temp_dir())
         .into_iter()
         .flatten()
         .flatten()
     {
         let name = e.file_name().to_string_lossy().to_string();
-        if name.starts_with("scorch-staging-") && pid_of(&name).is_some_and(|p| !alive(p)) {
-            tracing::info!(folder = %e.path().display(), "removing staging folder of a dead run");
+        if name.starts_with(prefix) && pid_of(&name).is_some_and(|p| !alive(p)) {
+            tracing::info!(folder = %e.path().display(), "removing a temporary folder of a dead run");
             let _ = std::fs::remove_dir_all(e.path());
         }
     }
