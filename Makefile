@@ -20,7 +20,7 @@ DEMO_DATE ?= 2026-11-28
 
 export SCORCH_AIRFLOW := $(SCORCH_CACHE)/airflow-3/bin
 
-.PHONY: deny fuzz fuzz-build airflow demo test setup build data model lint clean-output help pg-server pg-demo pg-stop bench-pg chromium s3-server s3rver s3-demo s3-stop bench-s3 azurite bench bench-score bench-drift evidently
+.PHONY: bench-nonfinite deny fuzz fuzz-build airflow demo test setup build data model lint clean-output help pg-server pg-demo pg-stop bench-pg chromium s3-server s3rver s3-demo s3-stop bench-s3 azurite bench bench-score bench-drift evidently
 
 help:
 	@echo "make demo   - set up, build, generate example data, run jobs/churn_daily.yaml"
@@ -126,6 +126,10 @@ bench-score: setup
 
 comma := ,
 
+# The example day with ±inf, NaN and "" in some columns, scored with a report: peak RSS.
+bench-nonfinite: build
+	"$(PYTHON)" bench/nonfinite.py "$(BIN)" $(or $(EVERY),10) $(or $(ROWS),20000)
+
 # Evidently for the drift benchmark, in its own venv (Evidently 0.7 needs pandas < 3).
 EVIDENTLY_VENV := $(SCORCH_CACHE)/evidently-0.7.23
 evidently:
@@ -184,7 +188,11 @@ deny:
 
 test: setup deny pg-server s3-server azurite chromium airflow
 	cargo build --locked --bin scorch
-	cargo test --locked --no-fail-fast
+	@# The binary users build carries no test hook (they are behind the test-hooks feature).
+	@if strings "$(BIN)" | grep -q 'SCORCH_TEST_'; then \
+	  echo "error: $(BIN) contains a test hook (SCORCH_TEST_*)"; exit 1; \
+	else echo "no test hooks in $(BIN)"; fi
+	cargo test --locked --no-fail-fast --features test-hooks
 
 model: build data
 	"$(PYTHON)" python/train_churn.py --scorch "$(BIN)" --data data/churn --out models/churn/1.0.0
@@ -193,7 +201,7 @@ model: build data
 
 lint:
 	cargo fmt --all -- --check
-	cargo clippy --locked --all-targets -- -D warnings
+	cargo clippy --locked --all-targets --features test-hooks -- -D warnings
 
 clean-output:
 	rm -rf output
@@ -202,7 +210,7 @@ clean-output:
 # FUZZ_SECONDS (default 600) from the seeds in fuzz/seeds/<target> plus the corpus
 # kept in the cache; a crash stops it and leaves the input in fuzz/artifacts/.
 FUZZ_SECONDS ?= 600
-FUZZ_TARGETS := job_spec preprocess_spec contract template
+FUZZ_TARGETS := job_spec preprocess_spec contract template data
 FUZZ_TARGET_DIR := $(SCORCH_CACHE)/fuzz-target
 # The fuzz binaries link libtorch (through the scorch library) without scorch's rpath.
 TORCH_LIB = $(firstword $(wildcard $(VENV)/lib/python3*/site-packages/torch/lib))

@@ -169,11 +169,11 @@ pub struct CommitArgs {
     #[arg(long, value_parser = parse_date)]
     pub date: NaiveDate,
     /// How many shards the run was split into.
-    #[arg(long)]
+    #[arg(long, value_parser = crate::spec::limits::shards)]
     pub shards: usize,
     /// When another run or commit holds the partition or a shard, wait up to
     /// SECONDS for it instead of failing at once with exit 6.
-    #[arg(long, value_name = "SECONDS")]
+    #[arg(long, value_parser = crate::spec::limits::seconds, value_name = "SECONDS")]
     pub wait_lock: Option<f64>,
     #[command(flatten)]
     pub project: ProjectArgs,
@@ -208,13 +208,13 @@ pub struct ScheduleArgs {
     #[arg(long)]
     pub list: bool,
     /// Fire times listed per job with --list.
-    #[arg(long, default_value_t = 3)]
+    #[arg(long, value_parser = crate::spec::limits::count, default_value_t = 3)]
     pub count: usize,
     /// The run history (SQLite); default `.scorch/history.sqlite` in the project folder.
     #[arg(long)]
     pub history: Option<PathBuf>,
     /// Seconds running jobs get to finish after SIGTERM/SIGINT before they are stopped.
-    #[arg(long, default_value_t = 300.0)]
+    #[arg(long, value_parser = crate::spec::limits::seconds, default_value_t = 300.0)]
     pub grace: f64,
     #[command(flatten)]
     pub project: ProjectArgs,
@@ -241,7 +241,7 @@ pub struct RunsArgs {
     #[arg(long)]
     pub job: Option<String>,
     /// At most this many rows.
-    #[arg(long, default_value_t = 50)]
+    #[arg(long, value_parser = crate::spec::limits::limit, default_value_t = 50)]
     pub limit: usize,
     /// Print JSON lines instead of a table.
     #[arg(long)]
@@ -271,13 +271,13 @@ pub struct BackfillArgs {
     #[arg(long, value_parser = parse_date)]
     pub to: NaiveDate,
     /// Dates run at once; each gets its share of the cores for inference.
-    #[arg(long, default_value_t = 1)]
+    #[arg(long, value_parser = crate::spec::limits::parallel, default_value_t = 1)]
     pub parallel: usize,
     /// Rerun dates whose partition is already committed (replacing it).
     #[arg(long)]
     pub force: bool,
     /// Inference threads per run (default: the cores divided by --parallel).
-    #[arg(long)]
+    #[arg(long, value_parser = crate::spec::limits::threads)]
     pub threads: Option<usize>,
     #[command(flatten)]
     pub project: ProjectArgs,
@@ -313,10 +313,10 @@ pub struct ShadowArgs {
     #[arg(long)]
     pub registry: Option<PathBuf>,
     /// Inference worker threads (overrides `inference.threads`; 0 = one per core).
-    #[arg(long)]
+    #[arg(long, value_parser = crate::spec::limits::threads)]
     pub threads: Option<usize>,
     /// Device: cpu, auto, cuda or cuda:N (overrides `inference.device`).
-    #[arg(long)]
+    #[arg(long, value_parser = crate::spec::limits::device)]
     pub device: Option<String>,
     #[command(flatten)]
     pub project: ProjectArgs,
@@ -335,7 +335,7 @@ pub struct DriftArgs {
     #[arg(long, value_delimiter = ',')]
     pub columns: Vec<String>,
     /// Bins per numeric column for PSI and Jensen-Shannon (`quantile` binning).
-    #[arg(long, default_value_t = 10)]
+    #[arg(long, value_parser = crate::spec::limits::bins, default_value_t = 10)]
     pub bins: usize,
     /// Numeric binning: `quantile` (the reference's quantiles, as `scorch profile`) or
     /// `evidently` (numpy's Sturges bins over both samples, as Evidently's PSI test).
@@ -357,11 +357,11 @@ pub struct ProfileArgs {
     #[arg(long)]
     pub data: String,
     /// Quantile bins per numeric column (PSI uses them).
-    #[arg(long, default_value_t = 10)]
+    #[arg(long, value_parser = crate::spec::limits::bins, default_value_t = 10)]
     pub bins: usize,
     /// Points of the quantile sketch per numeric column (KS and Wasserstein use it;
     /// their error bounds shrink about as 1/N).
-    #[arg(long, default_value_t = crate::reports::drift::DEFAULT_SKETCH)]
+    #[arg(long, value_parser = crate::spec::limits::sketch, default_value_t = crate::reports::drift::DEFAULT_SKETCH)]
     pub sketch: usize,
 }
 
@@ -375,16 +375,16 @@ pub struct RunArgs {
     #[arg(long, value_parser = parse_date)]
     pub date: Option<NaiveDate>,
     /// Inference worker threads (overrides `inference.threads`; 0 = one per core).
-    #[arg(long)]
+    #[arg(long, value_parser = crate::spec::limits::threads)]
     pub threads: Option<usize>,
     /// Rows per forward call (overrides `inference.batch_size`).
-    #[arg(long)]
+    #[arg(long, value_parser = crate::spec::limits::batch_size)]
     pub batch_size: Option<usize>,
     /// Device: cpu, auto, cuda or cuda:N (overrides `inference.device`).
-    #[arg(long)]
+    #[arg(long, value_parser = crate::spec::limits::device)]
     pub device: Option<String>,
-    /// Model precision: f32, bf16 or f16 (overrides `inference.precision`).
-    #[arg(long)]
+    /// Model precision (overrides `inference.precision`).
+    #[arg(long, value_parser = crate::infer::Precision::NAMES)]
     pub precision: Option<String>,
     /// Score only shard INDEX/COUNT (0-based, e.g. 2/4) of the input and leave its
     /// files for `scorch commit`.
@@ -392,14 +392,14 @@ pub struct RunArgs {
     pub shard: Option<(usize, usize)>,
     /// Split into this many shards and score the one `$JOB_COMPLETION_INDEX` names
     /// (a Kubernetes Indexed Job's pod index).
-    #[arg(long)]
+    #[arg(long, value_parser = crate::spec::limits::shards)]
     pub shards: Option<usize>,
     /// No progress bar (it is shown only when stderr is a terminal, and never with --quiet).
     #[arg(long)]
     pub no_progress: bool,
     /// When another run holds this job's partition (same table and date, or shard),
     /// wait up to SECONDS for it instead of failing at once with exit 6.
-    #[arg(long, value_name = "SECONDS")]
+    #[arg(long, value_parser = crate::spec::limits::seconds, value_name = "SECONDS")]
     pub wait_lock: Option<f64>,
     #[command(flatten)]
     pub project: ProjectArgs,
@@ -528,9 +528,6 @@ fn unlock(a: UnlockArgs) -> Result<()> {
 }
 
 fn commit(a: CommitArgs, quiet: bool) -> Result<()> {
-    if a.shards == 0 {
-        return Err(Error::usage("--shards must be at least 1"));
-    }
     let c = crate::run::shard::commit(
         &a.job,
         &a.project.project_dir,
@@ -583,9 +580,6 @@ fn schedule(a: ScheduleArgs) -> Result<()> {
             }
         }
         return Ok(());
-    }
-    if !(a.grace >= 0.0 && a.grace.is_finite()) {
-        return Err(Error::usage("--grace must be a number of seconds >= 0"));
     }
     let exe = std::env::current_exe()
         .map_err(|e| Error::Internal(format!("cannot find the scorch binary: {e}")))?;
@@ -658,9 +652,6 @@ fn runs(a: RunsArgs) -> Result<()> {
 }
 
 fn backfill(a: BackfillArgs, quiet: bool) -> Result<()> {
-    if a.parallel == 0 {
-        return Err(Error::usage("--parallel must be at least 1"));
-    }
     let opts = crate::schedule::backfill::BackfillOptions {
         job_file: a.job,
         root: a.project.project_dir,
@@ -903,12 +894,6 @@ fn validate(a: ValidateArgs, quiet: bool) -> ExitCode {
 }
 
 fn profile(a: ProfileArgs, quiet: bool) -> Result<()> {
-    if !(2..=1000).contains(&a.bins) {
-        return Err(Error::usage("--bins must be between 2 and 1000"));
-    }
-    if !(2..=100_000).contains(&a.sketch) {
-        return Err(Error::usage("--sketch must be between 2 and 100000"));
-    }
     let files =
         crate::source::expand(std::path::Path::new("."), &a.data).map_err(Error::DataContract)?;
     let lf = crate::source::scan(&files, true)?;
@@ -1015,9 +1000,6 @@ fn model(c: ModelCommand, quiet: bool) -> Result<()> {
 }
 
 fn drift(a: DriftArgs, quiet: bool) -> Result<()> {
-    if !(2..=1000).contains(&a.bins) {
-        return Err(Error::usage("--bins must be between 2 and 1000"));
-    }
     let root = std::path::Path::new(".");
     let read = |data: &str| -> Result<polars::prelude::DataFrame> {
         let files = crate::source::expand(root, data).map_err(Error::DataContract)?;

@@ -106,9 +106,10 @@ fn check_job(path: &Path, root: &Path, profiles: &Path) -> Vec<Error> {
     };
     let mut errors = Vec::new();
     // Render with a fixed date; unset environment variables are reported.
-    let vars = TemplateVars {
-        ds: NaiveDate::from_ymd_opt(2000, 1, 1).expect("valid"),
-    };
+    let vars = TemplateVars::new(
+        NaiveDate::from_ymd_opt(2000, 1, 1).expect("valid"),
+        &job.secrets,
+    );
     let field = |name: &str, t: &str| {
         render(t, &vars).map_err(|e| Error::config(path, format!("field `{name}`: {e}")))
     };

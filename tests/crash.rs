@@ -155,7 +155,7 @@ fn leftovers(table: &Path) -> Vec<String> {
 
 fn scores(part: &Path) -> polars::prelude::DataFrame {
     read_partition(part)
-        .select(["customer_id", "ds", "churn_probability"])
+        .select(["customer_id", "input_ds", "churn_probability"])
         .unwrap()
 }
 

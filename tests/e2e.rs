@@ -331,13 +331,13 @@ fn chunked_run_equals_single_chunk_run() {
     };
     let (a, b) = (read("small_chunks"), read("one_chunk"));
     // Same rows in the same (input) order, same scores to the bit.
-    for c in ["customer_id", "ds", "churn_probability"] {
+    for c in ["customer_id", "input_ds", "churn_probability"] {
         assert_eq!(a.column(c).unwrap(), b.column(c).unwrap(), "column {c}");
     }
 }
 
 #[test]
-fn empty_input_writes_an_empty_partition_with_the_schema() {
+fn an_allowed_empty_input_writes_an_empty_partition_with_the_schema() {
     use polars::prelude::*;
     let p = Project::new(1, 300);
     p.write(
@@ -348,7 +348,7 @@ fn empty_input_writes_an_empty_partition_with_the_schema() {
         "empty",
         &format!(
             "name: empty\nsource:\n  sql:\n    query: sql/none.sql\n    tables:\n      f: data/churn/features\n\
-             keys: [customer_id]\nmodel: {}\noutput:\n  path: output/empty\n",
+             keys: [customer_id]\nmodel: {}\noutput:\n  path: output/empty\n  allow_empty: true\n",
             example_bundle().display()
         ),
     );

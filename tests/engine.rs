@@ -57,7 +57,7 @@ fn fused_preprocessing_equals_the_polars_path_to_the_bit() {
     let (a, _) = read_partition(&part("fused"));
     let (b, _) = read_partition(&part("polars"));
     assert_eq!(a.height(), 6000);
-    for c in ["customer_id", "ds", "churn_probability"] {
+    for c in ["customer_id", "input_ds", "churn_probability"] {
         assert_eq!(a.column(c).unwrap(), b.column(c).unwrap(), "column {c}");
     }
 }

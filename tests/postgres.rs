@@ -204,9 +204,9 @@ fn every_mapped_type_round_trips_with_nulls() {
     // SAFETY: tests in this binary that read the environment do not race on this name.
     unsafe { std::env::set_var("TYPES_PW", pg::PASSWORD) };
     let profile = scorch::spec::profiles::postgres(&profiles, "wh").unwrap();
-    let vars = scorch::spec::template::TemplateVars {
-        ds: chrono::NaiveDate::from_ymd_opt(2026, 11, 28).unwrap(),
-    };
+    let vars = scorch::spec::template::TemplateVars::date(
+        chrono::NaiveDate::from_ymd_opt(2026, 11, 28).unwrap(),
+    );
     let mut red = scorch::spec::template::Redactor::default();
     let q =
         scorch::source::postgres::prepare("wh", &profile, &sql, &BTreeMap::new(), &vars, &mut red)

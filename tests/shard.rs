@@ -19,7 +19,7 @@ fn job(p: &Project, name: &str, extra: &str) -> std::path::PathBuf {
 
 fn partition(p: &Project, table: &str) -> polars::prelude::DataFrame {
     read_partition(&p.path().join(format!("output/{table}/ds={LAST_DAY}")))
-        .select(["customer_id", "ds", "churn_probability"])
+        .select(["customer_id", "input_ds", "churn_probability"])
         .unwrap()
 }
 
@@ -353,7 +353,7 @@ fn shards_read_and_commit_on_an_s3_store() {
         .bucket("lake")
         .join(format!("scores/sharded/ds={LAST_DAY}"));
     let b = read_partition(&committed)
-        .select(["customer_id", "ds", "churn_probability"])
+        .select(["customer_id", "input_ds", "churn_probability"])
         .unwrap();
     let a = partition(&p, "single");
     assert_eq!(a.height(), 6000);

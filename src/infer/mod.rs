@@ -111,6 +111,10 @@ pub enum Precision {
 }
 
 impl Precision {
+    /// The names `--precision` and `inference.precision` take (aliases: `fp32`,
+    /// `float32`, `bfloat16`, `fp16`, `float16`, `half`, in YAML).
+    pub const NAMES: [&'static str; 3] = ["f32", "bf16", "f16"];
+
     /// Parses `f32`, `bf16` or `f16`.
     pub fn parse(s: &str) -> std::result::Result<Self, String> {
         match s {

@@ -314,7 +314,12 @@ fn emit(target: &str, ev: &Value) {
         append(Path::new(target), ev)
     };
     if let Err(e) = result {
-        tracing::warn!(target = %target, error = %e, "could not send the OpenLineage event");
+        // The endpoint's userinfo password (and the client's echo of the URL) hidden.
+        tracing::warn!(
+            target = %crate::spec::secret::display_url(target),
+            error = %crate::spec::secret::redact_urls(&e),
+            "could not send the OpenLineage event"
+        );
     }
 }
 

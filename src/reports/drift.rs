@@ -14,7 +14,8 @@
 //! and the run's shares of rows in bin `i`, each floored at `epsilon` (1e-4) so an
 //! empty bin does not make the index infinite. A numeric value `x` falls in bin
 //! `k` = the number of edges `<= x` (numpy's `searchsorted(edges, x, side="right")`);
-//! NaN counts as null. Given the edges and counts, the index is exact (tests compare
+//! NaN, +inf and −inf count as null (in the reference profile too: its edges,
+//! sketch, mean and standard deviation are always finite). Given the edges and counts, the index is exact (tests compare
 //! it with numpy on the same rows within 1e-9).
 //!
 //! For the Kolmogorov–Smirnov statistic and the Wasserstein-1 distance the profile
@@ -328,13 +329,13 @@ impl ReferenceProfile {
     }
 }
 
-/// `x` with NaN as null.
+/// `x` with NaN and ±inf as null.
 fn nan_as_null(x: &Float64Chunked) -> Float64Chunked {
-    x.iter().map(|v| v.filter(|x| !x.is_nan())).collect()
+    x.iter().map(|v| v.filter(|x| x.is_finite())).collect()
 }
 
 /// Counts non-null values of `x` into `counts` by `edges` (and into the sketch's
-/// cells, when given); returns the nulls (and NaN).
+/// cells, when given); returns the nulls (and NaN, ±inf).
 fn count_numeric(
     x: &Float64Chunked,
     edges: &[f64],
@@ -344,7 +345,7 @@ fn count_numeric(
     let mut nulls = 0;
     for v in x.iter() {
         match v {
-            Some(v) if !v.is_nan() => {
+            Some(v) if v.is_finite() => {
                 counts[edges.partition_point(|&e| e <= v)] += 1;
                 if let Some((s, c)) = &mut fine {
                     c.add(&s.points, v);
@@ -380,12 +381,19 @@ pub(crate) fn category_table(
     (r, cur, new)
 }
 
-/// Mean and population standard deviation (ddof 0) of non-empty values.
+/// Mean and population standard deviation (ddof 0) of non-empty finite values;
+/// both finite (values near `f64::MAX` are scaled down for the deviation).
 pub(crate) fn mean_std(x: &[f64]) -> (f64, f64) {
     let n = x.len() as f64;
-    let mean = x.iter().sum::<f64>() / n;
-    let var = x.iter().map(|v| (v - mean) * (v - mean)).sum::<f64>() / n;
-    (mean, var.sqrt())
+    let (mean, m2) = super::moments(x);
+    let sd = (m2 / n).sqrt();
+    if sd.is_finite() {
+        return (mean, sd);
+    }
+    let scale = x.iter().fold(0.0f64, |a, v| a.max(v.abs()));
+    let (m, s) = (mean / scale, x.iter().map(|v| v / scale));
+    let var = s.map(|v| (v - m) * (v - m)).sum::<f64>() / n;
+    (mean, (var.sqrt() * scale).min(f64::MAX))
 }
 
 /// Counts the values of `s` (as strings) into `into`; returns the nulls.
@@ -610,11 +618,13 @@ impl DriftCounter {
                 ) = (c, &self.fine[i])
                     && let Some(sd) = sketch_drift(s, counts)
                 {
-                    d.ks_statistic = Some(sd.ks.statistic);
-                    d.ks_p_value = Some(sd.ks.p_value);
-                    d.ks_error = Some(sd.ks_error);
-                    d.wasserstein = Some(sd.wasserstein);
-                    d.wasserstein_error = Some(sd.wasserstein_error);
+                    let finite = |v: f64| Some(v).filter(|v| v.is_finite());
+                    d.ks_statistic = finite(sd.ks.statistic);
+                    d.ks_p_value = finite(sd.ks.p_value);
+                    d.ks_error = finite(sd.ks_error);
+                    // Infinite where the reference spans more than f64 (−MAX … MAX).
+                    d.wasserstein = finite(sd.wasserstein);
+                    d.wasserstein_error = finite(sd.wasserstein_error);
                 }
                 judge(&mut d, spec);
                 d

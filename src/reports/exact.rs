@@ -11,7 +11,8 @@
 //! - other columns: PSI, Jensen–Shannon and chi-square over the reference's
 //!   categories, an "other" bin for new ones, and nulls (as in run reports).
 //!
-//! Nulls and NaN are left out of the numeric statistics (scipy would return NaN).
+//! Nulls, NaN and ±inf are left out of the numeric statistics (scipy would return
+//! NaN); a statistic that does not fit an f64 is null.
 //! Columns are processed in parallel; values are sorted with a radix sort.
 
 use polars::prelude::*;
@@ -123,13 +124,24 @@ fn evidently_psi(r: &[f64], c: &[f64]) -> (f64, f64, Vec<f64>) {
     } else {
         (lo, hi)
     };
-    let nbins = if width != 0.0 {
-        ((hi - lo) / width).ceil() as usize
-    } else {
+    // Samples spanning more than f64 (−MAX … MAX) make `width` infinite: Sturges'
+    // count of bins is then taken directly (numpy would return NaN edges).
+    let sturges = ((n as f64).log2() + 1.0).ceil();
+    let ratio = ((hi - lo) / width).ceil();
+    let nbins = if width == 0.0 {
         1
+    } else if ratio.is_finite() && ratio >= 1.0 {
+        ratio as usize
+    } else {
+        sturges as usize
+    }
+    .max(1);
+    // numpy.linspace(lo, hi, nbins + 1); where `hi − lo` overflows, the step as a
+    // difference of quotients.
+    let step = match (hi - lo) / nbins as f64 {
+        s if s.is_finite() => s,
+        _ => hi / nbins as f64 - lo / nbins as f64,
     };
-    // numpy.linspace(lo, hi, nbins + 1)
-    let step = (hi - lo) / nbins as f64;
     let mut edges: Vec<f64> = (0..=nbins).map(|i| lo + i as f64 * step).collect();
     edges[nbins] = hi;
     let hist = |x: &[f64]| -> Vec<f64> {
@@ -164,9 +176,9 @@ fn sorted_values(s: &Series) -> PolarsResult<Vec<f64>> {
     let x = s.cast(&DataType::Float64)?;
     let x = x.f64()?;
     let mut v: Vec<f64> = if x.null_count() == 0 {
-        x.into_no_null_iter().filter(|v| !v.is_nan()).collect()
+        x.into_no_null_iter().filter(|v| v.is_finite()).collect()
     } else {
-        x.iter().flatten().filter(|v| !v.is_nan()).collect()
+        x.iter().flatten().filter(|v| v.is_finite()).collect()
     };
     radix_sort(&mut v);
     Ok(v)
@@ -202,8 +214,11 @@ fn numeric(
     d.ks_statistic = Some(k.statistic);
     d.ks_p_value = Some(k.p_value);
     let w = ks::wasserstein(&r, &c).expect("non-empty");
-    d.wasserstein_distance = Some(w);
-    d.wasserstein = Some(w / mean_std(&r).1.max(0.001));
+    // Infinite only where the values span more than f64 (−MAX … MAX): null.
+    d.wasserstein_distance = Some(w).filter(|w| w.is_finite());
+    d.wasserstein = d
+        .wasserstein_distance
+        .map(|w| w / mean_std(&r).1.max(0.001));
     match binning {
         Binning::Quantile => {
             let edges = quantile_edges(&r, bins);

@@ -4,8 +4,9 @@
 //! (Deequ's OnlineNormal idea) compare a run's metric with the mean ± k·σ of the same
 //! metric over the previous runs.
 //!
-//! Columns: `run_id`, `job`, `ds` (date), `column` (empty for dataset metrics),
-//! `metric`, `value` (Float64).
+//! Columns: `run_id`, `job`, `column` (empty for dataset metrics), `metric`,
+//! `value` (Float64); `ds` is the folder (`ds=<date>`), as in every hive-partitioned
+//! table: pyarrow, DuckDB (`hive_partitioning`), Polars and Spark read it from there.
 
 use polars::prelude::*;
 use serde::{Deserialize, Serialize};
@@ -55,18 +56,12 @@ pub fn rows(r: &Report) -> Vec<MetricRow> {
     out
 }
 
-/// The history rows of one run as a frame.
+/// The history rows of one run as a frame (without `ds`: the file's folder names it).
 pub fn frame(r: &Report, metrics: &[MetricRow]) -> PolarsResult<DataFrame> {
     let n = metrics.len();
-    let ds = chrono::NaiveDate::parse_from_str(&r.ds, "%Y-%m-%d")
-        .map(|d| {
-            (d - chrono::NaiveDate::from_ymd_opt(1970, 1, 1).expect("valid")).num_days() as i32
-        })
-        .map_err(|e| polars_err!(ComputeError: "ds {}: {e}", r.ds))?;
     df!(
         "run_id" => vec![r.run_id.as_str(); n],
         "job" => vec![r.job.as_str(); n],
-        "ds" => Series::new("ds".into(), vec![ds; n]).cast(&DataType::Date)?,
         "column" => metrics.iter().map(|m| m.column.as_str()).collect::<Vec<_>>(),
         "metric" => metrics.iter().map(|m| m.metric.as_str()).collect::<Vec<_>>(),
         "value" => metrics.iter().map(|m| m.value).collect::<Vec<_>>(),
@@ -142,17 +137,20 @@ impl AnomalySpec {
                 status: "pass",
             };
         }
-        let n = recent.len() as f64;
-        let mean = recent.iter().sum::<f64>() / n;
-        let sd = (recent.iter().map(|v| (v - mean) * (v - mean)).sum::<f64>() / n).sqrt();
+        let (mean, sd) = super::drift::mean_std(recent);
         let (lo, hi) = (mean - self.sigmas * sd, mean + self.sigmas * sd);
         let ok = value.is_some_and(|v| v >= lo && v <= hi);
+        // Bounds past f64 (a history near ±MAX) are no bound: shown as null.
+        let (lo, hi) = (
+            Some(lo).filter(|x| x.is_finite()),
+            Some(hi).filter(|x| x.is_finite()),
+        );
         CheckResult {
             name,
             severity: self.severity,
             value,
-            min: Some(lo),
-            max: Some(hi),
+            min: lo,
+            max: hi,
             status: match (ok, self.severity) {
                 (true, _) => "pass",
                 (false, Severity::Warn) => "warn",
@@ -184,7 +182,14 @@ pub fn series(history: &DataFrame, column: &str, metric: &str, ds: &str) -> Pola
         .agg([col("value").last()])
         .sort(["ds"], Default::default())
         .collect()?;
-    Ok(out.column("value")?.f64()?.into_no_null_iter().collect())
+    // Histories written before non-finite values were kept out may hold some.
+    Ok(out
+        .column("value")?
+        .f64()?
+        .iter()
+        .flatten()
+        .filter(|v| v.is_finite())
+        .collect())
 }
 
 #[cfg(test)]

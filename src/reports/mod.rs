@@ -13,20 +13,32 @@
 //! | `distinct` | exact number of distinct non-null values (values compared by a 64-bit hash) |
 //! | `uniqueness` | non-null values that occur exactly once / non-null rows (Deequ `Uniqueness`) |
 //! | `unique_value_ratio` | values that occur exactly once / distinct values (Deequ `UniqueValueRatio`) |
-//! | `min`, `max` | of non-null, non-NaN values (numeric columns) |
-//! | `mean`, `stddev` | of non-null, non-NaN values; population standard deviation (Deequ `StandardDeviation`), merged with Chan et al.'s pairwise formula |
-//! | `p01` … `p99` | quantiles 0.01, 0.05, 0.25, 0.5, 0.75, 0.95, 0.99 of non-null, non-NaN values from a DDSketch (Masson et al. 2019): within 1% (relative) of the value at rank `⌊q·(n−1)⌋` of the sorted values |
+//! | `non_finite` | NaN, +inf and −inf values (numeric columns; 0 for others) |
+//! | `min`, `max` | of non-null, finite values (numeric columns) |
+//! | `mean`, `stddev` | of non-null, finite values; population standard deviation (Deequ `StandardDeviation`), merged with Chan et al.'s pairwise formula |
+//! | `p01` … `p99` | quantiles 0.01, 0.05, 0.25, 0.5, 0.75, 0.95, 0.99 of non-null, finite values from a DDSketch (Masson et al. 2019): within 1% (relative) of the value at rank `⌊q·(n−1)⌋` of the sorted values |
 //!
 //! `distinct`, `uniqueness` and `unique_value_ratio` count every value's frequency;
 //! a column with more distinct values than `report.max_exact_distinct` (default
 //! 1 000 000; about 32 bytes each) stops counting and reports them as null.
 //! All statistics merge exactly across chunks and shards.
+//!
+//! **Any value is data.** Every statistic takes any f64 — ±inf, NaN, ±0,
+//! subnormals, ±`f64::MAX` — and any string or binary value, in bounded memory:
+//! non-finite values are counted in `non_finite` and kept out of the moments, the
+//! quantile sketch and the drift distances (where they count as null); a metric
+//! whose value does not fit an f64 (the variance of values near `f64::MAX`) is
+//! reported as null rather than as infinity. Magnitudes below 1e-300 count as zero
+//! in the quantile sketch, whose buckets therefore span at most about 70 000
+//! indices per sign (a few hundred KiB) whatever the data.
 
 pub mod drift;
 pub mod exact;
 pub mod history;
 pub mod html;
 pub mod ks;
+#[cfg(test)]
+mod props;
 
 use polars::prelude::*;
 use serde::{Deserialize, Serialize};
@@ -153,7 +165,12 @@ impl QuantileSketch {
         2.0 * (k as f64 * g).exp() / (1.0 + g.exp())
     }
 
+    /// Adds a finite value; NaN and ±inf are ignored (they have no bucket: their
+    /// index would be `i32::MAX` and the dense buckets would grow to gigabytes).
     pub fn add(&mut self, x: f64) {
+        if !x.is_finite() {
+            return;
+        }
         // Magnitudes below 1e-300 count as zero (they would underflow the buckets).
         if x > 1e-300 {
             self.positive.add(Self::bucket(x), 1);
@@ -222,6 +239,19 @@ impl std::hash::Hasher for PrehashedKey {
     }
 }
 
+/// Mean and sum of squared deviations of non-empty finite values. The mean is
+/// finite whatever the values (`Σ x/n` where `Σ x` overflows); the sum of squares
+/// may overflow to +inf for values near `f64::MAX`.
+pub(crate) fn moments(vals: &[f64]) -> (f64, f64) {
+    let n = vals.len() as f64;
+    let mut mean = vals.iter().sum::<f64>() / n;
+    if !mean.is_finite() {
+        mean = vals.iter().map(|v| v / n).sum::<f64>();
+    }
+    let m2 = vals.iter().map(|v| (v - mean) * (v - mean)).sum::<f64>();
+    (mean, m2)
+}
+
 /// Value hash → occurrences.
 pub type FreqMap = std::collections::HashMap<u64, u64, std::hash::BuildHasherDefault<PrehashedKey>>;
 
@@ -236,8 +266,11 @@ pub struct ColumnStats {
     pub numeric: bool,
     pub count: u64,
     pub nulls: u64,
-    /// Non-null, non-NaN numeric values (the base of min/max/mean/stddev).
+    /// Non-null, finite numeric values (the base of min/max/mean/stddev).
     pub n: u64,
+    /// Non-null NaN, +inf and −inf values.
+    #[serde(default)]
+    pub non_finite: u64,
     pub min: Option<f64>,
     pub max: Option<f64>,
     pub mean: f64,
@@ -259,6 +292,7 @@ impl ColumnStats {
             count: 0,
             nulls: 0,
             n: 0,
+            non_finite: 0,
             min: None,
             max: None,
             mean: 0.0,
@@ -302,14 +336,13 @@ impl ColumnStats {
         if self.numeric {
             let x = non_null.cast(&DataType::Float64)?;
             let x = x.f64()?;
-            let vals: Vec<f64> = x.into_no_null_iter().filter(|v| !v.is_nan()).collect();
+            let vals: Vec<f64> = x.into_no_null_iter().filter(|v| v.is_finite()).collect();
+            self.non_finite += (x.len() - vals.len()) as u64;
             for &v in &vals {
                 self.quantiles.add(v);
             }
             if !vals.is_empty() {
-                let n = vals.len() as f64;
-                let mean = vals.iter().sum::<f64>() / n;
-                let m2 = vals.iter().map(|v| (v - mean) * (v - mean)).sum::<f64>();
+                let (mean, m2) = moments(&vals);
                 let (lo, hi) = vals
                     .iter()
                     .fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), &v| {
@@ -325,9 +358,18 @@ impl ColumnStats {
         let n_a = self.n as f64;
         let nb = n_b as f64;
         let n = n_a + nb;
+        // Weighted means, each weight <= 1: finite for finite means (a plain
+        // `mean_a + (mean_b - mean_a)·w` overflows for means of opposite sign near MAX).
+        let (wa, wb) = (n_a / n, nb / n);
+        let mean = self.mean * wa + mean_b * wb;
         let delta = mean_b - self.mean;
-        self.mean += delta * nb / n;
-        self.m2 += m2_b + delta * delta * n_a * nb / n;
+        self.mean = if mean.is_finite() {
+            mean
+        } else {
+            self.mean + delta * wb
+        };
+        // Overflows to inf for values near f64::MAX: stddev is then reported as null.
+        self.m2 += m2_b + delta * delta * n_a * wb;
         self.n += n_b;
         self.min = Some(self.min.map_or(lo, |m| m.min(lo)));
         self.max = Some(self.max.map_or(hi, |m| m.max(hi)));
@@ -337,6 +379,7 @@ impl ColumnStats {
     pub fn merge(&mut self, other: &ColumnStats) {
         self.count += other.count;
         self.nulls += other.nulls;
+        self.non_finite += other.non_finite;
         self.hll.merge(&other.hll);
         self.quantiles.merge(&other.quantiles);
         self.freq = match (self.freq.take(), &other.freq) {
@@ -397,10 +440,13 @@ impl ColumnStats {
             } else {
                 Default::default()
             },
+            non_finite: self.non_finite,
             min: numeric.then_some(self.min).flatten(),
             max: numeric.then_some(self.max).flatten(),
-            mean: numeric.then_some(self.mean),
-            stddev: numeric.then(|| (self.m2 / self.n as f64).sqrt()),
+            mean: numeric.then_some(self.mean).filter(|v| v.is_finite()),
+            stddev: numeric
+                .then(|| (self.m2 / self.n as f64).sqrt())
+                .filter(|v| v.is_finite()),
         }
     }
 }
@@ -419,6 +465,8 @@ pub struct ColumnMetrics {
     pub distinct: Option<u64>,
     pub uniqueness: Option<f64>,
     pub unique_value_ratio: Option<f64>,
+    /// NaN, +inf and −inf values (kept out of the metrics below).
+    pub non_finite: u64,
     pub min: Option<f64>,
     pub max: Option<f64>,
     pub mean: Option<f64>,
@@ -439,6 +487,7 @@ impl ColumnMetrics {
             "distinct" => self.distinct.map(|d| d as f64),
             "uniqueness" => self.uniqueness,
             "unique_value_ratio" => self.unique_value_ratio,
+            "non_finite" => Some(self.non_finite as f64),
             "min" => self.min,
             "max" => self.max,
             "mean" => self.mean,
@@ -471,8 +520,8 @@ pub struct CheckSpec {
     #[serde(default)]
     pub column: Option<String>,
     /// One of the column metrics: `count`, `completeness`, `approx_distinct`,
-    /// `distinctness`, `distinct`, `uniqueness`, `unique_value_ratio`, `min`, `max`,
-    /// `mean`, `stddev`, `p01`, `p05`, `p25`, `p50`, `p75`, `p95`, `p99`.
+    /// `distinctness`, `distinct`, `uniqueness`, `unique_value_ratio`, `non_finite`,
+    /// `min`, `max`, `mean`, `stddev`, `p01`, `p05`, `p25`, `p50`, `p75`, `p95`, `p99`.
     #[serde(default)]
     pub metric: Option<String>,
     /// A Polars SQL predicate over the input columns; the check's value is its
@@ -502,6 +551,7 @@ pub const METRICS: &[&str] = &[
     "distinct",
     "uniqueness",
     "unique_value_ratio",
+    "non_finite",
     "min",
     "max",
     "mean",

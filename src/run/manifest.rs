@@ -4,7 +4,7 @@
 
 use std::collections::BTreeMap;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::source::InputFile;
 
@@ -67,6 +67,45 @@ impl Manifest {
         };
         self.exit_code = e.exit_code().code();
         self.error = Some(red.redact(&e.to_string()));
+    }
+}
+
+/// What readers of a published partition's `_manifest.json` rely on, read into a
+/// typed struct: a missing or mistyped field is an error, never a default.
+#[derive(Debug, Clone, Deserialize)]
+pub struct PublishedManifest {
+    pub run_id: String,
+    /// `succeeded` or `checks_failed` for a published partition.
+    pub status: String,
+    pub rows: PublishedRows,
+}
+
+/// The row counts of a published partition: a run's `rows` object, or the row
+/// total of a commit of shards.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(untagged)]
+pub enum PublishedRows {
+    Run { written: u64 },
+    Commit(u64),
+}
+
+impl PublishedRows {
+    /// Rows in the partition.
+    pub fn written(&self) -> u64 {
+        match self {
+            PublishedRows::Run { written } | PublishedRows::Commit(written) => *written,
+        }
+    }
+}
+
+impl PublishedManifest {
+    /// Parses the manifest of partition `what` (named in the error).
+    pub fn parse(bytes: &[u8], what: &str) -> crate::error::Result<Self> {
+        serde_json::from_slice(bytes).map_err(|e| {
+            crate::error::Error::DataContract(format!(
+                "the manifest of {what} cannot be read: {e} (was it written by scorch?)"
+            ))
+        })
     }
 }
 

@@ -26,8 +26,11 @@ use manifest::*;
 /// tensorize step instead of the fused path (same results; for comparison).
 pub const PREPROCESS_PATH_ENV: &str = "SCORCH_PREPROCESS_PATH";
 
-/// Test hook: when set, a run sleeps this many milliseconds after its files are
-/// staged and before it publishes them, so tests can kill it mid-write.
+/// Test hook (only in builds with the `test-hooks` feature, which `make test`
+/// enables; the binary users build has none): when set, a run sleeps this many
+/// milliseconds after its files are staged and before it publishes them, so tests
+/// can kill it mid-write.
+#[cfg(feature = "test-hooks")]
 pub const PAUSE_BEFORE_PUBLISH_ENV: &str = "SCORCH_TEST_PAUSE_BEFORE_PUBLISH_MS";
 
 /// What to run.
@@ -141,7 +144,7 @@ pub fn run(opts: &RunOptions) -> Result<RunSummary> {
         }
         None => (job.output.path.clone(), "output.path"),
     };
-    let vars = TemplateVars { ds: opts.ds };
+    let vars = TemplateVars::new(opts.ds, &job.secrets);
     let mut redactor = Redactor::default();
     let out = render(&out_path, &vars)
         .and_then(|r| crate::spec::template::confine(&out_path, &r.value).map(|_| r))
@@ -151,19 +154,27 @@ pub fn run(opts: &RunOptions) -> Result<RunSummary> {
     let storage = storage_settings(&job, &profiles, &vars, &mut redactor)?;
     let table = sink::Table::open(&out.value, &opts.root, &storage)?;
     let mut inference = job.inference.clone();
+    // Overrides pass the same checks as the job's fields (crate::spec::limits).
+    use crate::spec::limits;
+    let bad = |flag: &str, e: String| Error::usage(format!("{flag} {e}"));
     if let Some(t) = opts.threads {
+        limits::THREADS
+            .check(t as u64)
+            .map_err(|e| bad("--threads", e))?;
         inference.threads = t;
     }
     if let Some(b) = opts.batch_size {
-        if b == 0 {
-            return Err(Error::usage("--batch-size must be at least 1"));
-        }
+        limits::BATCH_SIZE
+            .check(b as u64)
+            .map_err(|e| bad("--batch-size", e))?;
         inference.batch_size = b;
     }
     if let Some(d) = &opts.device {
+        DeviceChoice::parse(d).map_err(|e| bad("--device", e))?;
         inference.device = d.clone();
     }
     if let Some(p) = &opts.precision {
+        Precision::parse(p).map_err(|e| bad("--precision", e))?;
         inference.precision = p.clone();
     }
     let threads = if inference.threads == 0 {
@@ -233,8 +244,7 @@ pub fn run(opts: &RunOptions) -> Result<RunSummary> {
     match result {
         Ok(partition) => {
             m.status = "succeeded";
-            let manifest_path =
-                table.write_run_manifest(&m.run_id, &manifest_bytes(&m, &redactor))?;
+            let manifest_path = table.write_run_manifest(&m.run_id, &manifest_bytes(&m))?;
             crate::observe::run_finished(&m, &location);
             Ok(RunSummary {
                 manifest: m,
@@ -244,7 +254,7 @@ pub fn run(opts: &RunOptions) -> Result<RunSummary> {
         }
         Err(e) => {
             m.record_failure(&e, &redactor);
-            if let Err(w) = table.write_run_manifest(&m.run_id, &manifest_bytes(&m, &redactor)) {
+            if let Err(w) = table.write_run_manifest(&m.run_id, &manifest_bytes(&m)) {
                 tracing::warn!(error = %redactor.redact(&w.to_string()), "could not write the failed run's manifest");
             }
             crate::observe::run_finished(&m, &location);
@@ -279,7 +289,7 @@ pub fn output_table(
     ds: NaiveDate,
     red: &mut Redactor,
 ) -> Result<sink::Table> {
-    let vars = TemplateVars { ds };
+    let vars = TemplateVars::new(ds, &job.secrets);
     let out = render(&job.output.path, &vars)
         .and_then(|r| crate::spec::template::confine(&job.output.path, &r.value).map(|_| r))
         .map_err(|e| Error::config(job_file, format!("field `output.path`: {e}")))?;
@@ -298,13 +308,16 @@ struct Env<'a> {
     lock: &'a lock::Lock,
 }
 
-fn manifest_bytes(m: &Manifest, red: &Redactor) -> Vec<u8> {
+/// The manifest as JSON. Its fields were redacted when they were set (paths,
+/// sources, errors): nothing is replaced in the serialized text, so no key or
+/// value can be corrupted by a secret that happens to occur in it.
+fn manifest_bytes(m: &Manifest) -> Vec<u8> {
     let text = serde_json::to_string_pretty(m).expect("manifest serializes");
-    format!("{}\n", red.redact(&text)).into_bytes()
+    format!("{text}\n").into_bytes()
 }
 
-fn write_manifest(path: &Path, m: &Manifest, red: &Redactor) -> Result<()> {
-    sink::write_file_atomic(path, &manifest_bytes(m, red))
+fn write_manifest(path: &Path, m: &Manifest) -> Result<()> {
+    sink::write_file_atomic(path, &manifest_bytes(m))
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -601,7 +614,7 @@ fn execute(
     let mut out_schema = Schema::default();
     for k in &carry {
         out_schema.insert(
-            k.as_str().into(),
+            sink::file_column(k).into(),
             schema.get(k.as_str()).expect("checked").clone(),
         );
     }
@@ -683,6 +696,7 @@ fn execute(
     let null_scores = std::sync::atomic::AtomicU64::new(0);
     // Names of failed `fail` checks: the run publishes, then exits 5.
     let mut gate: Vec<String> = Vec::new();
+    let mut history: Option<DataFrame> = None;
     let quarantine_tmp = checker
         .as_ref()
         .map(|_| env.table.quarantine_tmp(&partition, &m.run_id))
@@ -690,7 +704,7 @@ fn execute(
     let mut quarantine_schema = Schema::default();
     for c in &needed {
         quarantine_schema.insert(
-            c.as_str().into(),
+            sink::file_column(c).into(),
             schema.get(c.as_str()).expect("checked").clone(),
         );
     }
@@ -775,6 +789,16 @@ fn execute(
         let done = pipeline::run(&plan, &output, &|rows| bar.set(rows));
         bar.finish();
         let done = done?;
+        if opts.shard.is_none() {
+            // Shards are judged together by `scorch commit`.
+            check_row_count(
+                &job.output,
+                env.table,
+                &partition,
+                done.rows_read,
+                done.rows_written,
+            )?;
+        }
         m.rows.read = done.rows_read;
         m.rows.scored = done.rows_scored;
         m.rows.written = done.rows_written;
@@ -799,7 +823,6 @@ fn execute(
                     &profile,
                     spec,
                     env.table,
-                    &partition,
                     (&m.run_id, &job.name, &m.ds),
                     done.rows_read,
                     redactor,
@@ -809,6 +832,7 @@ fn execute(
                 m.report = Some(r.json);
                 m.report_html = Some(r.html);
                 gate = r.gate;
+                history = Some(r.history);
             }
         }
         if let Some(checker) = &checker {
@@ -874,7 +898,6 @@ fn execute(
         write_manifest(
             &staged.dir().join(sink::PARTITION_MANIFEST),
             &staged_manifest,
-            redactor,
         )
     })();
     if let Some(tmp) = &quarantine_tmp {
@@ -884,6 +907,7 @@ fn execute(
         staged.abandon();
         return Err(e);
     }
+    #[cfg(feature = "test-hooks")]
     if let Some(ms) = std::env::var(PAUSE_BEFORE_PUBLISH_ENV)
         .ok()
         .and_then(|v| v.parse::<u64>().ok())
@@ -899,6 +923,9 @@ fn execute(
         None => staged.publish()?,
     };
     tracing::info!(partition = %redactor.redact(&target), rows = m.rows.written, "published");
+    if let Some(mut h) = history {
+        env.table.append_history(&partition, &m.run_id, &mut h)?;
+    }
     if !gate.is_empty() {
         return Err(Error::QualityGate(format!(
             "{} check(s) of severity fail did not hold: {}; the output was published to {} \
@@ -912,8 +939,54 @@ fn execute(
     Ok(target)
 }
 
+/// Refuses to replace a partition with nothing (unless `output.allow_empty`) or with
+/// fewer rows than `output.min_rows_ratio` of the partition it replaces: exit 3,
+/// before anything is published or added to the metrics history.
+pub(crate) fn check_row_count(
+    spec: &crate::spec::job::OutputSpec,
+    table: &sink::Table,
+    partition: &str,
+    read: u64,
+    rows: u64,
+) -> Result<()> {
+    if rows > 0 && spec.min_rows_ratio.is_none() {
+        return Ok(());
+    }
+    let previous = match table.partition_manifest(partition)? {
+        Some(bytes) => Some(
+            PublishedManifest::parse(&bytes, &format!("partition {partition}"))?
+                .rows
+                .written(),
+        ),
+        None => None,
+    };
+    let replaces = match previous {
+        Some(n) => format!("the partition {partition} it would replace holds {n} rows"),
+        None => format!("there is no partition {partition} yet"),
+    };
+    if rows == 0 && !spec.allow_empty {
+        return Err(Error::DataContract(format!(
+            "the run read {read} rows and would write none, and {replaces}; nothing was published. If an empty \
+             partition is right for this date, set `output.allow_empty: true` in the job"
+        )));
+    }
+    if let (Some(ratio), Some(prev)) = (spec.min_rows_ratio, previous)
+        && (rows as f64) < ratio * prev as f64
+    {
+        return Err(Error::DataContract(format!(
+            "the run would write {rows} rows, fewer than `output.min_rows_ratio` {ratio} of the \
+             {prev} rows of partition {partition} it would replace; nothing was published"
+        )));
+    }
+    Ok(())
+}
+
 /// What [`write_report`] wrote and found.
 pub(crate) struct ReportOutcome {
+    /// The run's rows of the metrics history: appended by the caller once the
+    /// partition is published (a run that publishes nothing must not teach the
+    /// anomaly baselines).
+    pub history: DataFrame,
     /// Every check's result.
     pub checks: Vec<crate::reports::CheckResult>,
     /// `warn` checks and drift, as manifest warnings.
@@ -927,13 +1000,12 @@ pub(crate) struct ReportOutcome {
 
 /// Assembles the report of a finished run (or of a commit of shards) from its
 /// profile and writes it: `<run id>.report.json` and `.report.html` beside the run
-/// manifests, and the run's rows of the table's metrics history.
+/// manifests; returns the run's rows of the table's metrics history.
 #[allow(clippy::too_many_arguments)]
 pub(crate) fn write_report(
     profile: &crate::reports::Profile,
     spec: &crate::spec::job::ReportSpec,
     table: &sink::Table,
-    partition: &str,
     (run_id, job_name, ds): (&str, &str, &str),
     rows_read: u64,
     redactor: &Redactor,
@@ -965,10 +1037,11 @@ pub(crate) fn write_report(
             _ => {}
         }
     }
+    // The report holds names and numbers, no paths: written as serialized.
     let text = serde_json::to_string_pretty(&report).expect("report serializes");
     let json = table.write_run_file(
         &format!("{run_id}.report.json"),
-        format!("{}\n", redactor.redact(&text)).as_bytes(),
+        format!("{text}\n").as_bytes(),
     )?;
     let histograms = profile
         .drift
@@ -976,14 +1049,10 @@ pub(crate) fn write_report(
         .map(|d| d.histograms())
         .unwrap_or_default();
     let page = crate::reports::html::render(&report, &histograms);
-    let html = table.write_run_file(
-        &format!("{run_id}.report.html"),
-        redactor.redact(&page).as_bytes(),
-    )?;
-    let mut rows =
-        crate::reports::history::frame(&report, &crate::reports::history::rows(&report))?;
-    table.append_history(partition, run_id, &mut rows)?;
+    let html = table.write_run_file(&format!("{run_id}.report.html"), page.as_bytes())?;
+    let history = crate::reports::history::frame(&report, &crate::reports::history::rows(&report))?;
     Ok(ReportOutcome {
+        history,
         checks: report.checks,
         warnings,
         gate,
@@ -1021,7 +1090,9 @@ fn output_frame(
     let n = raw.height();
     let mut columns: Vec<Column> = Vec::with_capacity(carry.len() + score_columns.len() + 6);
     for k in carry {
-        columns.push(raw.column(k)?.clone());
+        let mut c = raw.column(k)?.clone();
+        c.rename(sink::file_column(k).into());
+        columns.push(c);
     }
     let text =
         |name: &str, v: &str| Column::new_scalar(name.into(), Scalar::from(PlSmallStr::from(v)), n);

@@ -169,7 +169,8 @@ pub struct Output<'a> {
     /// Builds the output frame of a chunk from its keys and scores.
     pub frame: &'a FrameFn<'a>,
     /// Where quarantined rows go (a local file, created with the first such row) and
-    /// their schema (the columns read plus the reason).
+    /// their schema (the columns read plus the reason; an input `ds` column as
+    /// [`crate::sink::INPUT_DS`]).
     pub quarantine: Option<(&'a Path, &'a Schema)>,
 }
 
@@ -520,6 +521,10 @@ fn write_stage(
                 quarantine = Some(BatchWriter::create(path, schema, &out.parquet)?);
             }
             quarantined += q.height() as u64;
+            // Hive layout: the file sits in a ds= folder, so an input `ds` is renamed.
+            if q.column(crate::sink::PARTITION_COLUMN).is_ok() {
+                q.rename(crate::sink::PARTITION_COLUMN, crate::sink::INPUT_DS.into())?;
+            }
             quarantine.as_mut().expect("created").write(&mut q)?;
         }
         let mut frame = (out.frame)(&scored.keys, scored.scores)?;

@@ -104,7 +104,10 @@ pub fn parse(s: &str) -> std::result::Result<(usize, usize), String> {
         .trim()
         .parse()
         .map_err(|_| format!("{s:?}: bad shard count"))?;
-    if n == 0 || i >= n {
+    crate::spec::limits::SHARDS
+        .check(n as u64)
+        .map_err(|e| format!("{s:?}: COUNT {e}"))?;
+    if i >= n {
         return Err(format!("{s:?}: the index must be 0 to COUNT-1"));
     }
     Ok((i, n))
@@ -379,14 +382,18 @@ fn commit_as(
         .iter()
         .map(|(_, _, m)| m["rows"]["read"].as_u64().unwrap_or(0))
         .sum();
+    let rows_written: u64 = manifests
+        .iter()
+        .map(|(_, _, m)| m["rows"]["written"].as_u64().unwrap_or(0))
+        .sum();
+    super::check_row_count(&job.output, &table, &partition, rows_read, rows_written)?;
     let ds_text = ds.format("%Y-%m-%d").to_string();
-    let outcome = match (&profile, &job.report) {
+    let mut outcome = match (&profile, &job.report) {
         (Some(p), Some(spec)) => {
             let r = super::write_report(
                 p,
                 spec,
                 &table,
-                &partition,
                 (&run_id, &job.name, &ds_text),
                 rows_read,
                 &red,
@@ -458,6 +465,9 @@ fn commit_as(
         l.check()?;
     }
     let at = table.commit_shards(&partition, &run_id, &parts, text.as_bytes())?;
+    if let Some(o) = outcome.as_mut() {
+        table.append_history(&partition, &run_id, &mut o.history)?;
+    }
     table.write_run_manifest(&run_id, text.as_bytes())?;
     table.remove_shards(&partition);
     if !gate.is_empty() {

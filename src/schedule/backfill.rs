@@ -66,21 +66,14 @@ fn committed(
     let Some(bytes) = table.partition_manifest(&format!("ds={}", ds.format("%Y-%m-%d")))? else {
         return Ok(None);
     };
-    let m: serde_json::Value = serde_json::from_slice(&bytes).map_err(|e| {
-        Error::DataContract(format!(
-            "{}: the manifest of partition ds={ds} is not JSON: {e}",
-            red.redact(&table.location())
-        ))
-    })?;
-    let status = m["status"].as_str().unwrap_or("").to_string();
-    if !matches!(status.as_str(), "succeeded" | "checks_failed") {
+    let m = crate::run::manifest::PublishedManifest::parse(
+        &bytes,
+        &format!("partition ds={ds} of {}", red.redact(&table.location())),
+    )?;
+    if !matches!(m.status.as_str(), "succeeded" | "checks_failed") {
         return Ok(None);
     }
-    Ok(Some((
-        m["run_id"].as_str().unwrap_or("").to_string(),
-        status,
-        m["rows"]["written"].as_u64().unwrap_or(0),
-    )))
+    Ok(Some((m.run_id, m.status, m.rows.written())))
 }
 
 /// The outcome of a date whose run (or check) failed.

@@ -107,8 +107,9 @@ pub struct Rows<'a> {
     pub labels: &'a [Option<bool>],
 }
 
+/// The mean; finite for any finite values (see [`crate::reports::moments`]).
 fn mean(x: &[f64]) -> Option<f64> {
-    (!x.is_empty()).then(|| x.iter().sum::<f64>() / x.len() as f64)
+    (!x.is_empty()).then(|| crate::reports::moments(x).0)
 }
 
 fn sorted(x: &[f64]) -> Vec<f64> {

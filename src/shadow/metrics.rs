@@ -20,10 +20,21 @@ pub fn pearson(a: &[f64], b: &[f64]) -> Option<f64> {
     if n < 2 || b.len() != n {
         return None;
     }
+    // Correlation does not change with scale: dividing by the largest magnitude
+    // keeps every sum finite, whatever the values (±f64::MAX included).
+    let scaled = |v: &[f64]| {
+        let m = v.iter().fold(0.0f64, |m, x| m.max(x.abs()));
+        if m > 0.0 && m.is_finite() {
+            v.iter().map(|x| x / m).collect()
+        } else {
+            v.to_vec()
+        }
+    };
+    let (a, b): (Vec<f64>, Vec<f64>) = (scaled(a), scaled(b));
     let ma = a.iter().sum::<f64>() / n as f64;
     let mb = b.iter().sum::<f64>() / n as f64;
     let (mut sab, mut saa, mut sbb) = (0.0, 0.0, 0.0);
-    for (&x, &y) in a.iter().zip(b) {
+    for (&x, &y) in a.iter().zip(&b) {
         let (dx, dy) = (x - ma, y - mb);
         sab += dx * dy;
         saa += dx * dx;
@@ -32,7 +43,7 @@ pub fn pearson(a: &[f64], b: &[f64]) -> Option<f64> {
     if saa == 0.0 || sbb == 0.0 {
         return None;
     }
-    Some((sab / (saa.sqrt() * sbb.sqrt())).clamp(-1.0, 1.0))
+    Some((sab / (saa.sqrt() * sbb.sqrt())).clamp(-1.0, 1.0)).filter(|r| r.is_finite())
 }
 
 /// Ranks 1..=n, ties given the average of the ranks they span.
@@ -171,5 +182,48 @@ mod tests {
             Some(1.0 / 3.0)
         );
         assert!((brier(&[true, false], &[0.8, 0.4]).unwrap() - 0.1).abs() < 1e-15);
+    }
+
+    use proptest::prelude::*;
+
+    /// Finite values, the extreme ones drawn often (scores are finite by the time
+    /// they are compared: non-finite scores fail the run or become null).
+    fn score() -> impl Strategy<Value = f64> {
+        prop_oneof![
+            Just(f64::MAX),
+            Just(-f64::MAX),
+            Just(5e-324),
+            Just(-0.0),
+            Just(0.5),
+            proptest::num::f64::NORMAL,
+            0.0..1.0f64,
+        ]
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 64, ..ProptestConfig::default() })]
+        #[test]
+        fn comparison_metrics_take_any_finite_scores(
+            rows in proptest::collection::vec((score(), score(), any::<bool>()), 0..200),
+            k in 0.0..1.0f64,
+        ) {
+            let a: Vec<f64> = rows.iter().map(|r| r.0).collect();
+            let b: Vec<f64> = rows.iter().map(|r| r.1).collect();
+            let y: Vec<bool> = rows.iter().map(|r| r.2).collect();
+            let unit = |v: Option<f64>| v.is_none_or(|x| (-1.0..=1.0).contains(&x));
+            prop_assert!(unit(pearson(&a, &b)));
+            prop_assert!(unit(spearman(&a, &b)));
+            prop_assert!(auc(&y, &a).is_none_or(|x| (0.0..=1.0).contains(&x)));
+            prop_assert!(log_loss(&y, &a).is_none_or(|x| x >= 0.0 && x.is_finite()));
+            prop_assert!(brier(&y, &a).is_none_or(|x| x >= 0.0));
+            prop_assert!(agreement(&a, &b, 0.5).is_none_or(|x| (0.0..=1.0).contains(&x)));
+            prop_assert!(top_k_jaccard(&a, &b, k).is_none_or(|x| (0.0..=1.0).contains(&x)));
+        }
+
+        #[test]
+        fn canary_buckets_take_any_key(salt in ".{0,20}", key in prop_oneof![Just(String::new()), ".{0,50}", "x{5000}"]) {
+            let b = crate::shadow::rollout::bucket(&salt, &key);
+            prop_assert!((0.0..1.0).contains(&b));
+        }
     }
 }

@@ -154,7 +154,7 @@ pub fn shadow(opts: &ShadowOptions) -> Result<ShadowSummary> {
         .output
         .clone()
         .unwrap_or_else(|| format!("{}_shadow", job.output.path.trim_end_matches('/')));
-    let first = TemplateVars { ds: opts.dates[0] };
+    let first = TemplateVars::new(opts.dates[0], &job.secrets);
     let mut redactor = Redactor::default();
     // The compared score column: the job's model's first unless the job names one.
     let champion_dir = {
@@ -219,8 +219,13 @@ pub fn shadow(opts: &ShadowOptions) -> Result<ShadowSummary> {
             models = Some((model_ref(a), model_ref(b)));
         }
         let parts = std::mem::take(&mut *capture.lock().expect("capture lock"));
-        let mut keep: Vec<&str> = job.keys.iter().map(String::as_str).collect();
-        keep.extend(carry.iter().map(String::as_str));
+        // As written: an input `ds` is `input_ds` (the date is the `ds` added below).
+        let mut keep: Vec<&str> = job
+            .keys
+            .iter()
+            .map(|k| crate::sink::file_column(k))
+            .collect();
+        keep.extend(carry.iter().map(|k| crate::sink::file_column(k)));
         keep.push(&champion_col);
         keep.push(&challenger_col);
         let mut day = match concat(parts)? {
@@ -368,13 +373,11 @@ pub fn shadow(opts: &ShadowOptions) -> Result<ShadowSummary> {
     let text = serde_json::to_string_pretty(&cmp).expect("comparison serializes");
     let report_json = table.write_run_file(
         &format!("{shadow_id}.report.json"),
-        format!("{}\n", redactor.redact(&text)).as_bytes(),
+        format!("{text}\n").as_bytes(),
     )?;
     let report_html = table.write_run_file(
         &format!("{shadow_id}.report.html"),
-        redactor
-            .redact(&super::html::render(&cmp, all.as_ref()))
-            .as_bytes(),
+        super::html::render(&cmp, all.as_ref()).as_bytes(),
     )?;
     let mut long = metrics_frame(&cmp)?;
     let mut buf = Vec::new();
@@ -468,7 +471,12 @@ fn join_labels(
         path: path.to_string(),
         hive_partitioning: true,
     });
-    let labels = match crate::source::resolve(&src, ctx, &TemplateVars { ds }, redactor) {
+    let labels = match crate::source::resolve(
+        &src,
+        ctx,
+        &TemplateVars::new(ds, &job.secrets),
+        redactor,
+    ) {
         Ok(r) => {
             let mut cols = on.clone();
             cols.push(l.column.clone());

@@ -24,6 +24,25 @@ use crate::error::{Error, Result};
 
 pub mod shards;
 
+/// The partition column of every table scorch writes: the folder `ds=<date>`. No
+/// data file holds a column of this name (hive layout, as Spark requires).
+pub const PARTITION_COLUMN: &str = "ds";
+
+/// The name an input column `ds` (a key, a carried column, a quarantined row's)
+/// takes in the files: they sit in `ds=` folders, whose name hive readers make
+/// the `ds` column, and a file column of the same name makes the table unreadable
+/// to pyarrow, DuckDB and Spark.
+pub const INPUT_DS: &str = "input_ds";
+
+/// The name input column `name` is written under (see [`INPUT_DS`]).
+pub fn file_column(name: &str) -> &str {
+    if name == PARTITION_COLUMN {
+        INPUT_DS
+    } else {
+        name
+    }
+}
+
 /// Columns scorch adds to every output row; sources may not use these names as keys.
 pub const RESERVED_COLUMNS: &[&str] = &["model_name", "model_version", "run_id", "scored_at"];
 
@@ -436,10 +455,27 @@ impl Table {
     /// Every row of the table's metrics history (empty when there is none).
     pub fn read_history(&self) -> Result<DataFrame> {
         let mut parts: Vec<DataFrame> = Vec::new();
-        let read = |bytes: Vec<u8>, what: &str| {
-            ParquetReader::new(std::io::Cursor::new(bytes))
+        // The files hold no `ds` column (hive layout: it is the folder's `ds=` name).
+        let read = |bytes: Vec<u8>, what: &str| -> Result<DataFrame> {
+            let bad = |e: String| Error::Internal(format!("reading metrics history {what}: {e}"));
+            let mut df = ParquetReader::new(std::io::Cursor::new(bytes))
                 .finish()
-                .map_err(|e| Error::Internal(format!("reading metrics history {what}: {e}")))
+                .map_err(|e| bad(e.to_string()))?;
+            if df.column("ds").is_err() {
+                let ds = what
+                    .rsplit('/')
+                    .find_map(|p| p.strip_prefix("ds="))
+                    .and_then(|d| chrono::NaiveDate::parse_from_str(d, "%Y-%m-%d").ok())
+                    .ok_or_else(|| bad("not under a ds=YYYY-MM-DD folder".into()))?;
+                let days = (ds - chrono::NaiveDate::from_ymd_opt(1970, 1, 1).expect("valid"))
+                    .num_days() as i32;
+                let col = Series::new("ds".into(), vec![days; df.height()])
+                    .cast(&DataType::Date)
+                    .map_err(|e| bad(e.to_string()))?;
+                df.with_column(col.into_column())
+                    .map_err(|e| bad(e.to_string()))?;
+            }
+            Ok(df)
         };
         match self {
             Table::Local(dir) => {

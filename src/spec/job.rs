@@ -21,7 +21,7 @@ use std::path::Path;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Problems, Result};
-use crate::spec::{is_simple_name, load_yaml, template};
+use crate::spec::{is_simple_name, limits, load_yaml, template};
 
 /// One scoring job.
 #[derive(Debug, Clone, Deserialize, Serialize)]
@@ -32,6 +32,12 @@ pub struct JobSpec {
     /// Free text for humans; not used by scorch.
     #[serde(default)]
     pub description: Option<String>,
+    /// Environment variables whose values are secret (`${NAME}` in any templated
+    /// field): recorded as `${NAME}` in manifests, logs, reports and Parquet
+    /// metadata. Other variables are settings and are recorded as their values.
+    /// Credential fields of profiles and URL passwords are always secret.
+    #[serde(default)]
+    pub secrets: Vec<String>,
     /// Where the rows to score come from.
     pub source: SourceSpec,
     /// Columns copied unchanged from the input to the output, in this order (entity keys).
@@ -337,6 +343,16 @@ pub struct OutputSpec {
     /// many MiB. Files roll over between chunks, so a file may exceed it by one chunk.
     #[serde(default = "default_max_file_mb")]
     pub max_file_mb: u64,
+    /// Publish a run that read no rows. By default such a run fails with exit 3 and
+    /// leaves the partition as it was (an empty query result or an emptied upstream
+    /// table would otherwise replace yesterday's scores with nothing).
+    #[serde(default)]
+    pub allow_empty: bool,
+    /// Fail (exit 3, nothing published) when the run would write fewer rows than
+    /// this share of the rows of the partition it replaces, e.g. `0.5`: a half-empty
+    /// upstream load does not silently replace a full partition. Between 0 and 1.
+    #[serde(default)]
+    pub min_rows_ratio: Option<f64>,
 }
 
 /// How inference is run.
@@ -507,6 +523,17 @@ impl JobSpec {
                 );
             }
         }
+        for v in &self.secrets {
+            if v.is_empty()
+                || !v.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+                || v.starts_with(|c: char| c.is_ascii_digit())
+            {
+                p.push(
+                    "secrets",
+                    format!("`{v}` is not an environment variable name (letters, digits, `_`)"),
+                );
+            }
+        }
         tmpl(&mut p, "model", &self.model);
         tmpl(&mut p, "output.path", &self.output.path);
         if !(1..=22).contains(&self.output.zstd_level) {
@@ -515,8 +542,23 @@ impl JobSpec {
         if self.output.row_group_size == 0 {
             p.push("output.row_group_size", "must be at least 1");
         }
-        if self.inference.batch_size == 0 || self.inference.batch_size > 1 << 24 {
-            p.push("inference.batch_size", "must be between 1 and 16777216");
+        for (field, range, v) in [
+            (
+                "inference.batch_size",
+                limits::BATCH_SIZE,
+                self.inference.batch_size,
+            ),
+            ("inference.threads", limits::THREADS, self.inference.threads),
+            (
+                "inference.chunk_rows",
+                limits::CHUNK_ROWS,
+                self.inference.chunk_rows,
+            ),
+            ("shards", limits::SHARDS, self.shards),
+        ] {
+            if let Err(e) = range.check(v as u64) {
+                p.push(field, e);
+            }
         }
         if let Some(r) = &self.report {
             if let Some(d) = &r.drift
@@ -554,24 +596,18 @@ impl JobSpec {
         if self.output.max_file_mb == 0 {
             p.push("output.max_file_mb", "must be at least 1");
         }
+        if let Some(r) = self.output.min_rows_ratio
+            && !(0.0..=1.0).contains(&r)
+        {
+            p.push("output.min_rows_ratio", "must be between 0 and 1");
+        }
         if let Err(e) = crate::infer::Precision::parse(&self.inference.precision) {
             p.push("inference.precision", e);
-        }
-        if self.inference.chunk_rows == 0 {
-            p.push("inference.chunk_rows", "must be at least 1");
-        }
-        if self.inference.threads > 1024 {
-            p.push(
-                "inference.threads",
-                "must be at most 1024 (0 = one per core)",
-            );
         }
         if let Err(e) = crate::infer::DeviceChoice::parse(&self.inference.device) {
             p.push("inference.device", e);
         }
-        if !(1..=10_000).contains(&self.shards) {
-            p.push("shards", "must be between 1 and 10000");
-        } else if self.shards > 1 && self.contract.is_some() {
+        if self.shards > 1 && self.contract.is_some() {
             p.push(
                 "shards",
                 "sharded jobs cannot have `contract:` (its unique keys and quarantine span the \

@@ -2,7 +2,9 @@
 //! other YAML file (preprocessing specs, model bundles) is read with.
 
 pub mod job;
+pub mod limits;
 pub mod profiles;
+pub mod secret;
 pub mod template;
 
 use std::path::Path;

@@ -4,10 +4,13 @@
 //! - `{{ ds }}` — the run's logical date as `YYYY-MM-DD` (Airflow's name),
 //!   `{{ ds_nodash }}` — the same as `YYYYMMDD`, and `{{ ds_add(N) }}` — the date N
 //!   days later (negative: earlier), as `YYYY-MM-DD`, for date ranges;
-//! - `${NAME}` — the environment variable `NAME` (for secrets and per-machine
-//!   settings). Its value is never written to any output: every rendered string
-//!   also has a *redacted* form, with `${NAME}` left in place, which is what
-//!   manifests, logs and Parquet metadata record.
+//! - `${NAME}` — the environment variable `NAME` (per-machine settings and
+//!   secrets). A value is secret because of where it is used, not because it came
+//!   from the environment: a variable the job lists under `secrets:`, a credential
+//!   field of a profile, the password of a URL's userinfo. Every rendered string
+//!   also has a *redacted* form — secret variables left as `${NAME}`, URL passwords
+//!   as `***` — which is what manifests, logs and Parquet metadata record; other
+//!   variables (a deployment name such as `dev`) are recorded as their value.
 //!
 //! Anything else between `{{` and `}}` is an error, as is a `${NAME}` whose
 //! variable is unset, so a typo cannot silently become an empty path.
@@ -19,6 +22,23 @@ use chrono::NaiveDate;
 pub struct TemplateVars {
     /// The logical date of the run.
     pub ds: NaiveDate,
+    /// Environment variables whose values are secret (the job's `secrets:`).
+    pub secret: Vec<String>,
+}
+
+impl TemplateVars {
+    /// The variables of a run of a job for `ds` (the job's secret variables).
+    pub fn new(ds: NaiveDate, secret: &[String]) -> Self {
+        TemplateVars {
+            ds,
+            secret: secret.to_vec(),
+        }
+    }
+
+    /// Date only: no variable is declared secret.
+    pub fn date(ds: NaiveDate) -> Self {
+        TemplateVars { ds, secret: vec![] }
+    }
 }
 
 /// A rendered template: the real value, and the form safe to record.
@@ -26,9 +46,10 @@ pub struct TemplateVars {
 pub struct Rendered {
     pub value: String,
     pub redacted: String,
-    /// The environment values substituted, so derived strings (expanded file
-    /// paths, error messages) can be redacted too.
-    pub secrets: Vec<String>,
+    /// The secret values substituted (declared secret variables, URL passwords),
+    /// each with what it is shown as (`${NAME}`, `***`), so derived strings
+    /// (expanded file paths, error messages) can be redacted too.
+    pub secrets: Vec<(String, String)>,
 }
 
 /// Renders `template`; `env` looks up environment variables (injectable for tests).
@@ -96,12 +117,21 @@ pub fn render_with(
                 format!("environment variable `{name}` is not set (used in {template:?})")
             })?;
             value.push_str(&v);
-            if !v.is_empty() {
-                secrets.push(v);
+            if vars.secret.iter().any(|s| s == name) {
+                if !v.is_empty() {
+                    secrets.push((v, format!("${{{name}}}")));
+                }
+                redacted.push_str(&rest[..=end]);
+            } else {
+                redacted.push_str(&v);
             }
-            redacted.push_str(&rest[..=end]);
             rest = &rest[end + 1..];
         }
+    }
+    // A URL's password is secret wherever it is written.
+    if let Some(pw) = crate::spec::secret::url_password(&value) {
+        redacted = crate::spec::secret::display_url(&redacted);
+        secrets.push((pw, "***".into()));
     }
     Ok(Rendered {
         value,
@@ -192,9 +222,7 @@ pub fn confine(template: &str, rendered: &str) -> Result<(), String> {
 /// Checks a template's syntax without needing the environment: every `{{ }}`
 /// names a known variable and every `${}` a well-formed variable name.
 pub fn check_syntax(template: &str) -> Result<(), String> {
-    let vars = TemplateVars {
-        ds: NaiveDate::from_ymd_opt(2000, 1, 1).expect("valid date"),
-    };
+    let vars = TemplateVars::date(NaiveDate::from_ymd_opt(2000, 1, 1).expect("valid date"));
     render_with(template, &vars, &|_| Some(String::new())).map(|_| ())
 }
 
@@ -203,18 +231,34 @@ mod tests {
     use super::*;
 
     fn vars() -> TemplateVars {
-        TemplateVars {
-            ds: NaiveDate::from_ymd_opt(2026, 11, 28).unwrap(),
-        }
+        TemplateVars::new(
+            NaiveDate::from_ymd_opt(2026, 11, 28).unwrap(),
+            &["BUCKET".into()],
+        )
     }
 
     #[test]
-    fn renders_dates_and_env_and_redacts_env() {
-        let env = |k: &str| (k == "BUCKET").then(|| "s3cr3t".to_string());
+    fn renders_dates_and_env_and_redacts_declared_secrets() {
+        let env = |k: &str| match k {
+            "BUCKET" => Some("s3cr3t".to_string()),
+            "ENVNAME" => Some("dev".to_string()),
+            _ => None,
+        };
         let r = render_with("data/${BUCKET}/ds={{ ds }}/{{ds_nodash}}", &vars(), &env).unwrap();
         assert_eq!(r.value, "data/s3cr3t/ds=2026-11-28/20261128");
         assert_eq!(r.redacted, "data/${BUCKET}/ds=2026-11-28/20261128");
-        assert_eq!(r.secrets, vec!["s3cr3t".to_string()]);
+        assert_eq!(
+            r.secrets,
+            vec![("s3cr3t".to_string(), "${BUCKET}".to_string())]
+        );
+        // An undeclared variable is a setting, not a secret: recorded as its value.
+        let r = render_with("out/${ENVNAME}/scores", &vars(), &env).unwrap();
+        assert_eq!(r.redacted, "out/dev/scores");
+        assert!(r.secrets.is_empty());
+        // A URL's password is secret wherever it comes from.
+        let r = render_with("http://u:pw@host:8080/x", &vars(), &env).unwrap();
+        assert_eq!(r.redacted, "http://u:***@host:8080/x");
+        assert_eq!(r.secrets, vec![("pw".to_string(), "***".to_string())]);
     }
 
     #[test]
@@ -256,35 +300,44 @@ mod tests {
     }
 }
 
-/// Replaces every secret value seen while rendering with `***`.
+/// The secret values a run has seen (declared secret variables, credential fields
+/// of profiles, URL passwords), to redact strings derived from them — expanded file
+/// paths, error messages of drivers and stores — before they are recorded. It works
+/// on those typed values (a path, a message), never on serialized output.
 #[derive(Debug, Clone, Default)]
 pub struct Redactor {
-    secrets: Vec<String>,
+    /// (value, shown as), longest value first.
+    secrets: Vec<(String, String)>,
 }
 
 impl Redactor {
     /// Remembers the secrets of a rendered template.
     pub fn add(&mut self, r: &Rendered) {
-        for s in &r.secrets {
-            if !self.secrets.contains(s) {
-                self.secrets.push(s.clone());
-            }
+        for (value, shown) in &r.secrets {
+            self.add_as(value, shown);
         }
-        // Longest first, so a secret containing another is replaced whole.
-        self.secrets.sort_by_key(|s| std::cmp::Reverse(s.len()));
     }
-    /// Remembers a secret that did not come from a template (a literal password).
+    /// Remembers a secret that did not come from a secret variable (a credential
+    /// field of a profile).
     pub fn add_secret(&mut self, secret: &str) {
-        if !secret.is_empty() && !self.secrets.iter().any(|s| s == secret) {
-            self.secrets.push(secret.to_string());
-            self.secrets.sort_by_key(|s| std::cmp::Reverse(s.len()));
+        self.add_as(secret, "***");
+    }
+
+    fn add_as(&mut self, secret: &str, shown: &str) {
+        if !secret.is_empty() && !self.secrets.iter().any(|(s, _)| s == secret) {
+            self.secrets.push((secret.to_string(), shown.to_string()));
+            // Longest first, so a secret containing another is replaced whole.
+            self.secrets
+                .sort_by_key(|(s, _)| std::cmp::Reverse(s.len()));
         }
     }
-    /// `s` with every remembered secret replaced by `***`.
+    /// `s` with every remembered secret replaced by what it is shown as (`${NAME}`
+    /// for a secret variable, `***` for a credential), and the password of any URL
+    /// in it by `***`.
     pub fn redact(&self, s: &str) -> String {
-        let mut out = s.to_string();
-        for secret in &self.secrets {
-            out = out.replace(secret.as_str(), "***");
+        let mut out = crate::spec::secret::redact_urls(s);
+        for (secret, shown) in &self.secrets {
+            out = out.replace(secret.as_str(), shown);
         }
         out
     }

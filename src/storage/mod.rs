@@ -65,6 +65,9 @@ pub fn settings(
         let r = render(v, vars)
             .map_err(|e| Error::usage(format!("profile `{name}` option `{k}`: {e}")))?;
         red.add(&r);
+        if crate::spec::secret::is_credential_key(k) {
+            red.add_secret(&r.value);
+        }
         options.push((k.clone(), r.value));
     }
     let retry = RetryConfig {

@@ -1,0 +1,185 @@
+//! Property tests: every statistic of a report takes any f64 (±inf, NaN, ±0,
+//! subnormals, ±MAX) and any string, in bounded memory and without a panic, and
+//! writes only numbers it can read back.
+
+use super::drift::{self, ColumnRef, DriftCounter, ReferenceProfile};
+use super::*;
+use proptest::prelude::*;
+
+/// Any f64, with the awkward ones drawn often.
+fn value() -> impl Strategy<Value = f64> {
+    prop_oneof![
+        Just(f64::INFINITY),
+        Just(f64::NEG_INFINITY),
+        Just(f64::NAN),
+        Just(f64::MAX),
+        Just(-f64::MAX),
+        Just(f64::MIN_POSITIVE),
+        Just(5e-324),
+        Just(-0.0),
+        Just(0.0),
+        proptest::num::f64::ANY,
+        -1e3..1e3f64,
+    ]
+}
+
+fn values() -> impl Strategy<Value = Vec<Option<f64>>> {
+    proptest::collection::vec(proptest::option::weighted(0.9, value()), 0..300)
+}
+
+/// Strings: empty, short, long, any Unicode.
+fn strings() -> impl Strategy<Value = Vec<Option<String>>> {
+    proptest::collection::vec(
+        proptest::option::weighted(
+            0.9,
+            prop_oneof![Just(String::new()), "[a-c]{1,2}", ".{0,40}", "x{1000,3000}",],
+        ),
+        0..100,
+    )
+}
+
+/// Every number in a JSON text parses back (serde_json writes non-finite as null).
+fn reads_back<T: serde::Serialize>(v: &T) -> serde_json::Value {
+    let text = serde_json::to_string(v).expect("serializes");
+    serde_json::from_str(&text).expect("reads back")
+}
+
+fn finite_or_absent(v: &serde_json::Value, what: &str) {
+    match v {
+        serde_json::Value::Number(n) => {
+            assert!(n.as_f64().is_some_and(f64::is_finite), "{what}: {n}")
+        }
+        serde_json::Value::Array(a) => a.iter().for_each(|x| finite_or_absent(x, what)),
+        serde_json::Value::Object(o) => o.values().for_each(|x| finite_or_absent(x, what)),
+        _ => {}
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 64, ..ProptestConfig::default() })]
+
+    #[test]
+    fn column_stats_take_any_value_and_merge(v in values(), cut in 0usize..300) {
+        let col = Column::new("x".into(), v.clone());
+        let mut whole = ColumnStats::new("x", &DataType::Float64);
+        whole.update(&col).unwrap();
+        let cut = cut.min(v.len());
+        let mut a = ColumnStats::new("x", &DataType::Float64);
+        let mut b = a.clone();
+        a.update(&col.slice(0, cut)).unwrap();
+        b.update(&col.slice(cut as i64, v.len())).unwrap();
+        let b: ColumnStats = rmp_serde::from_slice(&rmp_serde::to_vec_named(&b).unwrap()).unwrap();
+        a.merge(&b);
+        let non_finite = v.iter().flatten().filter(|x| !x.is_finite()).count() as u64;
+        for s in [&whole, &a] {
+            let m = s.metrics();
+            prop_assert_eq!(m.count, v.len() as u64);
+            prop_assert_eq!(m.non_finite, non_finite);
+            finite_or_absent(&reads_back(&m), "metrics");
+            // Bounded: the quantile buckets span the f64 exponent range at most.
+            prop_assert!(s.quantiles.positive.counts.len() <= 80_000);
+            prop_assert!(s.quantiles.negative.counts.len() <= 80_000);
+        }
+        let (x, y) = (whole.metrics(), a.metrics());
+        prop_assert_eq!(x.min, y.min);
+        prop_assert_eq!(x.max, y.max);
+        prop_assert_eq!(x.quantiles, y.quantiles);
+        prop_assert_eq!(x.distinct, y.distinct);
+        let finite: Vec<f64> = v.iter().flatten().copied().filter(|x| x.is_finite()).collect();
+        if let Some(mean) = x.mean {
+            let lo = finite.iter().copied().fold(f64::INFINITY, f64::min);
+            let hi = finite.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+            prop_assert!(mean >= lo && mean <= hi, "mean {} outside [{}, {}]", mean, lo, hi);
+        } else {
+            prop_assert!(finite.is_empty());
+        }
+    }
+
+    #[test]
+    fn string_columns_take_any_text(v in strings()) {
+        let col = Column::new("s".into(), v.clone());
+        let mut st = ColumnStats::new("s", &DataType::String);
+        st.update(&col).unwrap();
+        let m = st.metrics();
+        prop_assert_eq!(m.nulls, v.iter().filter(|s| s.is_none()).count() as u64);
+        finite_or_absent(&reads_back(&m), "string metrics");
+        let distinct: std::collections::BTreeSet<_> = v.iter().flatten().collect();
+        prop_assert_eq!(m.distinct, Some(distinct.len() as u64));
+    }
+
+    #[test]
+    fn drift_takes_any_reference_and_any_run(r in values(), c in values(), s in strings()) {
+        let rdf = df!("x" => r.clone(), "s" => (0..r.len()).map(|i| s.get(i % s.len().max(1)).cloned().flatten()).collect::<Vec<_>>()).unwrap();
+        let cdf = df!("x" => c.clone(), "s" => (0..c.len()).map(|i| s.get((i + 1) % s.len().max(1)).cloned().flatten()).collect::<Vec<_>>()).unwrap();
+        let profile = ReferenceProfile::build(rdf.clone().lazy(), &["x".into(), "s".into()], 10, 50, "mem").unwrap();
+        // The reference profile is JSON that reads back into itself.
+        let text = serde_json::to_string(&profile).unwrap();
+        let back: ReferenceProfile = serde_json::from_str(&text).unwrap();
+        prop_assert_eq!(&back, &profile);
+        if let ColumnRef::Numeric { edges, sketch, .. } = &profile.columns[0] {
+            prop_assert!(edges.iter().all(|e| e.is_finite()));
+            if let Some(sk) = sketch {
+                prop_assert!(sk.mean.is_finite() && sk.std.is_finite());
+            }
+        }
+        let mut counter = DriftCounter::new(profile);
+        counter.update(&cdf, false).unwrap();
+        let spec: crate::spec::job::DriftSpec = serde_json::from_str("{}").unwrap();
+        for d in counter.results(&spec) {
+            let v = reads_back(&d);
+            if d.status != "no_data" {
+                prop_assert!(d.psi.is_finite(), "psi {}", d.psi);
+            }
+            for k in ["ks_statistic", "ks_p_value", "wasserstein"] {
+                if let Some(x) = v.get(k) {
+                    prop_assert!(x.as_f64().is_some_and(f64::is_finite), "{}: {}", k, x);
+                }
+            }
+        }
+        let _ = counter.histograms();
+    }
+
+    #[test]
+    fn exact_drift_takes_any_values(r in values(), c in values()) {
+        let rdf = df!("x" => r).unwrap();
+        let cdf = df!("x" => c).unwrap();
+        for binning in [exact::Binning::Quantile, exact::Binning::Evidently] {
+            let d = exact::drift_exact(&rdf, &cdf, &["x".into()], 10, binning).unwrap();
+            finite_or_absent(&reads_back(&d), "exact drift");
+        }
+    }
+
+    #[test]
+    fn distances_take_any_counts(a in proptest::collection::vec(0u64..1_000_000, 1..20), b in proptest::collection::vec(0u64..1_000_000, 1..20)) {
+        let n = a.len().min(b.len());
+        let (a, b) = (&a[..n], &b[..n]);
+        let p = drift::psi(a, b);
+        prop_assert!(p.is_finite() && p >= -1e-12);
+        let js = drift::js_distance(a, b);
+        prop_assert!(js.is_nan() || (0.0..=1.0).contains(&js));
+        let chi = drift::chi2_contingency(a, b);
+        prop_assert!(chi.statistic.is_finite() && (0.0..=1.0).contains(&chi.p_value), "{:?}", chi);
+    }
+
+    #[test]
+    fn ks_and_wasserstein_take_any_finite_samples(mut a in proptest::collection::vec(value(), 1..200), mut b in proptest::collection::vec(value(), 1..200)) {
+        a.retain(|x| x.is_finite());
+        b.retain(|x| x.is_finite());
+        prop_assume!(!a.is_empty() && !b.is_empty());
+        ks::radix_sort(&mut a);
+        ks::radix_sort(&mut b);
+        let k = ks::ks_2samp(&a, &b).unwrap();
+        prop_assert!((0.0..=1.0).contains(&k.statistic));
+        prop_assert!((0.0..=1.0).contains(&k.p_value), "{:?}", k);
+        let w = ks::wasserstein(&a, &b).unwrap();
+        prop_assert!(w >= 0.0 || w.is_nan());
+    }
+
+    #[test]
+    fn anomaly_baselines_take_any_history(h in proptest::collection::vec(value(), 0..30), now in value()) {
+        let spec: history::AnomalySpec = serde_json::from_str(r#"{"metric": "mean", "column": "x", "min_history": 2}"#).unwrap();
+        let h: Vec<f64> = h.into_iter().filter(|x| x.is_finite()).collect();
+        let r = spec.judge(Some(now).filter(|x| x.is_finite()), &h);
+        finite_or_absent(&reads_back(&r), "anomaly");
+    }
+}
