@@ -108,6 +108,8 @@ pub enum ModelCommand {
         #[arg(long, default_value = "")]
         why: String,
         #[command(flatten)]
+        actor: ActorArg,
+        #[command(flatten)]
         reg: RegistryArg,
     },
     /// Point an alias at a registered version (atomically; logged).
@@ -120,6 +122,8 @@ pub enum ModelCommand {
         /// Why, for the audit log.
         #[arg(long, default_value = "")]
         why: String,
+        #[command(flatten)]
+        actor: ActorArg,
         #[command(flatten)]
         reg: RegistryArg,
     },
@@ -134,8 +138,28 @@ pub enum ModelCommand {
         #[arg(long, default_value = "")]
         why: String,
         #[command(flatten)]
+        actor: ActorArg,
+        #[command(flatten)]
         reg: RegistryArg,
     },
+}
+
+/// Who acts, for the audit log.
+#[derive(Debug, Args)]
+pub struct ActorArg {
+    /// Who is acting, for the audit log. Default `$SCORCH_USER`, else `$USER`, else
+    /// the OS user.
+    #[arg(long)]
+    pub by: Option<String>,
+}
+
+impl ActorArg {
+    fn name(&self) -> String {
+        self.by
+            .clone()
+            .filter(|b| !b.trim().is_empty())
+            .unwrap_or_else(crate::registry::who)
+    }
 }
 
 /// The registry location flag.
@@ -897,13 +921,14 @@ fn profile(a: ProfileArgs, quiet: bool) -> Result<()> {
     let files =
         crate::source::expand(std::path::Path::new("."), &a.data).map_err(Error::DataContract)?;
     let lf = crate::source::scan(&files, true)?;
-    let p = crate::model::write_reference_profile(&a.bundle, lf, &a.data, a.bins, a.sketch)?;
+    let (p, path) =
+        crate::model::write_reference_profile(&a.bundle, lf, &a.data, a.bins, a.sketch)?;
     if !quiet {
         println!(
             "profiled {} rows, {} columns into {}",
             p.rows,
             p.columns.len(),
-            a.bundle.join(crate::model::PROFILE_FILE).display()
+            path.display()
         );
     }
     Ok(())
@@ -963,9 +988,14 @@ fn model(c: ModelCommand, quiet: bool) -> Result<()> {
             }
             println!("{}", serde_json::to_string_pretty(&doc).expect("json"));
         }
-        ModelCommand::Register { bundle, why, reg } => {
+        ModelCommand::Register {
+            bundle,
+            why,
+            actor,
+            reg,
+        } => {
             let r = Registry::open(&reg.registry)?;
-            let (name, version) = r.register(&bundle, &why)?;
+            let (name, version) = r.register(&bundle, &why, &actor.name())?;
             say(format!(
                 "registered {name}@{version} in {}",
                 r.root.join(&name).join(&version).display()
@@ -975,11 +1005,12 @@ fn model(c: ModelCommand, quiet: bool) -> Result<()> {
             model,
             alias,
             why,
+            actor,
             reg,
         } => {
             let r = Registry::open(&reg.registry)?;
             let (name, version) = split(&model)?;
-            let before = r.promote(&name, &version, &alias, &why)?;
+            let before = r.promote(&name, &version, &alias, &why, &actor.name())?;
             say(format!(
                 "{name}@{alias}: {} -> {version}",
                 before.as_deref().unwrap_or("(new)")
@@ -989,10 +1020,11 @@ fn model(c: ModelCommand, quiet: bool) -> Result<()> {
             name,
             alias,
             why,
+            actor,
             reg,
         } => {
             let r = Registry::open(&reg.registry)?;
-            let (from, to) = r.rollback(&name, &alias, &why)?;
+            let (from, to) = r.rollback(&name, &alias, &why, &actor.name())?;
             say(format!("{name}@{alias}: {from} -> {to} (rolled back)"));
         }
     }

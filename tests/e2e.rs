@@ -248,7 +248,7 @@ fn env_secrets_are_used_but_never_written() {
         "secret",
         &format!(
             "name: secret\nsource:\n  parquet:\n    path: data/${{DATA_DIR}}/features/ds={{{{ ds }}}}/*.parquet\n\
-             keys: [customer_id]\nmodel: {}\noutput:\n  path: output/secret\n",
+             keys: [customer_id]\nsecrets: [DATA_DIR]\nmodel: {}\noutput:\n  path: output/secret\n",
             example_bundle().display()
         ),
     );
@@ -283,13 +283,14 @@ fn env_secrets_are_used_but_never_written() {
     assert_eq!(seen, 4);
     let m = std::fs::read_to_string(p.path().join("output/secret/ds=2026-11-28/_manifest.json"))
         .unwrap();
-    assert!(m.contains("data/***/features"), "{m}");
+    // A declared secret is recorded as its placeholder.
+    assert!(m.contains("data/${DATA_DIR}/features"), "{m}");
     // A failing run's error message is redacted too.
     let o = p.scorch_env(
         &["run", job.to_str().unwrap(), "--date", "2020-01-01"],
         &[("DATA_DIR", secret)],
     );
-    assert_exit(&o, 3, &["data/***/features"]);
+    assert_exit(&o, 3, &["data/${DATA_DIR}/features"]);
     assert!(!stderr(&o).contains(secret));
 }
 

@@ -136,8 +136,21 @@ fn bf16_precision_changes_scores_slightly_and_is_recorded() {
     let max = diffs.iter().cloned().fold(0f32, f32::max);
     assert!(max > 0.0, "bf16 should not be bit-identical to f32");
     assert!(max < 0.05, "bf16 scores differ by up to {max}");
-    // A bad precision is a config error naming the field.
-    assert_exit(&with_precision("int3"), 2, &["inference.precision", "int3"]);
+    // A bad precision is a usage error naming the flag and the accepted values,
+    // and in a job file a config error naming the field.
+    assert_exit(&with_precision("int3"), 2, &["--precision", "int3", "bf16"]);
+    let bad = p.job(
+        "prec_bad",
+        &std::fs::read_to_string(&job)
+            .unwrap()
+            .replace("name: prec", "name: prec_bad")
+            .replace("inference:\n", "inference:\n  precision: int3\n"),
+    );
+    assert_exit(
+        &p.run_job(&bad, &[]),
+        2,
+        &["inference", "precision", "int3"],
+    );
 }
 
 #[test]

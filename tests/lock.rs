@@ -143,6 +143,13 @@ fn locks_of_other_hosts_expire_with_their_lease_and_unlock_breaks_them() {
     // 10-second lease, stale and taken over.
     let old = (chrono::Utc::now() - chrono::Duration::seconds(30)).to_rfc3339();
     std::fs::write(&lock, other_host(&old)).unwrap();
+    // A local lock's heartbeat is also its file's mtime (heartbeats touch it).
+    std::fs::File::options()
+        .write(true)
+        .open(&lock)
+        .unwrap()
+        .set_modified(std::time::SystemTime::now() - Duration::from_secs(30))
+        .unwrap();
     assert_exit(
         &p.run_job(&job, &[("SCORCH_LOCK_LEASE_S", "600")]),
         6,
@@ -178,12 +185,14 @@ fn heartbeats_keep_a_long_run_locked_and_a_taken_over_run_publishes_nothing() {
     let mut first = spawn_paused(&p, &job, 3000, &env);
     wait_for(&lock, &mut first);
     std::thread::sleep(Duration::from_millis(1500));
-    let beat = holder(&lock)["heartbeat_at"].as_str().unwrap().to_string();
-    let age = chrono::Utc::now()
-        - chrono::DateTime::parse_from_rfc3339(&beat)
-            .unwrap()
-            .with_timezone(&chrono::Utc);
-    assert!(age.num_milliseconds() < 1200, "heartbeat {age} old");
+    // Local heartbeats touch the lock file (its own inode): its mtime is fresh.
+    let age = std::fs::metadata(&lock)
+        .unwrap()
+        .modified()
+        .unwrap()
+        .elapsed()
+        .unwrap();
+    assert!(age < Duration::from_millis(1200), "heartbeat {age:?} old");
     assert_exit(&p.run_job(&job, &env), 6, &["held by run"]);
     // An operator force-removes the lock and another run takes the partition: the
     // first run notices before publishing and publishes nothing (exit 6).
@@ -277,4 +286,48 @@ fn s3_tables_are_locked_by_conditional_create() {
     // The next run removed the killed run's local staging folder.
     assert_eq!(staging(pid), 0);
     assert!(!lock.exists());
+}
+
+/// Two writers and a forced takeover between them, interleaved at the publish
+/// point: the writer that lost its lock exits 6 and publishes and deletes nothing;
+/// every file of the surviving manifest exists.
+#[test]
+fn a_writer_whose_lock_was_taken_over_publishes_and_deletes_nothing() {
+    let p = Project::new(1, 2000);
+    let job = p.standard_job("fenced", &example_bundle());
+    let lock = lock_file(&p, "fenced");
+    let part = p.path().join(format!("output/fenced/ds={LAST_DAY}"));
+    // A: staged, paused just before its publish.
+    let mut a = spawn_paused(&p, &job, 6000, &[]);
+    wait_for(&lock, &mut a);
+    let a_id = holder(&lock)["run_id"].as_str().unwrap().to_string();
+    // Its lock is removed by force (an operator who thought it dead) and B runs,
+    // publishing the partition while A still sleeps.
+    let o = p.scorch(&[
+        "unlock",
+        job.to_str().unwrap(),
+        "--date",
+        LAST_DAY,
+        "--force",
+    ]);
+    assert_exit(&o, 0, &[]);
+    assert_exit(&p.run_job(&job, &[]), 0, &[]);
+    let b = read_json(part.join("_manifest.json"));
+    assert_ne!(b["run_id"], a_id.as_str());
+    // A wakes at its publish point: fenced out.
+    let out = a.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(6), "{}", stderr(&out));
+    let after = read_json(part.join("_manifest.json"));
+    assert_eq!(
+        after["run_id"], b["run_id"],
+        "the surviving manifest is B's"
+    );
+    for f in after["output"]["files"].as_array().unwrap() {
+        let file = part.join(f["path"].as_str().unwrap());
+        assert!(file.is_file(), "{} is missing", file.display());
+    }
+    assert_eq!(read_partition(&part).height(), 2000);
+    let a_manifest = read_json(p.path().join(format!("output/fenced/_runs/{a_id}.json")));
+    assert_eq!(a_manifest["status"], "failed");
+    assert_eq!(a_manifest["exit_code"], 6);
 }

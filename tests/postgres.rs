@@ -101,6 +101,8 @@ fn postgres_job_scores_like_the_parquet_job_and_binds_parameters() {
     assert!(!text.contains(pg::PASSWORD));
 
     // Hostile parameter values are data, not SQL: no rows match, nothing is dropped.
+    // A query that matches nothing is refused (exit 3) unless the job allows empty
+    // output, as this one does.
     for hostile in ["north' OR '1'='1", "x'; DROP TABLE churn_features; --"] {
         let job = pg_job(
             &p,
@@ -108,6 +110,12 @@ fn postgres_job_scores_like_the_parquet_job_and_binds_parameters() {
             "SELECT * FROM churn_features WHERE ds = {{ ds }} AND region = {{ params.region }}",
             &format!("    params:\n      region: {hostile:?}\n"),
         );
+        assert_exit(&p.run_job(&job, &env), 3, &["read 0 rows"]);
+        let allowed = std::fs::read_to_string(&job).unwrap().replace(
+            "  path: output/hostile\n",
+            "  path: output/hostile\n  allow_empty: true\n",
+        );
+        std::fs::write(&job, allowed).unwrap();
         let o = p.run_job(&job, &env);
         assert_exit(&o, 0, &[]);
         assert!(

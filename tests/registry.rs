@@ -269,3 +269,83 @@ fn a_registry_on_s3_registers_promotes_rolls_back_and_serves_jobs() {
         stderr(&listed)
     );
 }
+
+#[test]
+fn promote_verifies_every_hash_and_the_audit_names_who_acted() {
+    let p = Project::new(1, 100);
+    let reg = ["--registry", "registry"];
+    let v1 = bundle_version(&p, "1.0.0");
+    let o = p.scorch(
+        &[
+            &["model", "register", v1.to_str().unwrap(), "--by", "alice"][..],
+            &reg,
+        ]
+        .concat(),
+    );
+    assert_exit(&o, 0, &[]);
+    // Without --by, SCORCH_USER, USER or LOGNAME: the OS user, never "unknown".
+    let o = std::process::Command::new(bin())
+        .args([
+            "model",
+            "promote",
+            "churn@1.0.0",
+            "--alias",
+            "champion",
+            "--registry",
+            "registry",
+        ])
+        .current_dir(p.path())
+        .env_remove("SCORCH_USER")
+        .env_remove("USER")
+        .env_remove("LOGNAME")
+        .output()
+        .unwrap();
+    assert_exit(&o, 0, &[]);
+    let audit = std::fs::read_to_string(p.path().join("registry/churn/_audit.jsonl")).unwrap();
+    let by: Vec<String> = audit
+        .lines()
+        .map(|l| {
+            serde_json::from_str::<serde_json::Value>(l).unwrap()["by"]
+                .as_str()
+                .unwrap()
+                .to_string()
+        })
+        .collect();
+    assert_eq!(by[0], "alice");
+    assert!(!by[1].is_empty() && by[1] != "unknown", "{by:?}");
+    // `scorch profile` refuses a registered version, and changes nothing in it.
+    let yaml = p.path().join("registry/churn/1.0.0/bundle.yaml");
+    let before = std::fs::read(&yaml).unwrap();
+    let o = p.scorch(&[
+        "profile",
+        "--bundle",
+        "registry/churn/1.0.0",
+        "--data",
+        "data/churn/features/*/*.parquet",
+    ]);
+    assert_exit(&o, 2, &["registered model version", "immutable"]);
+    assert_eq!(std::fs::read(&yaml).unwrap(), before);
+    // The model file changed after registration: promote refuses (exit 4), the alias stays.
+    let model = p.path().join("registry/churn/1.0.0/model.pt");
+    let mut bytes = std::fs::read(&model).unwrap();
+    let last = bytes.len() - 1;
+    bytes[last] ^= 0xff;
+    std::fs::write(&model, bytes).unwrap();
+    let o = p.scorch(
+        &[
+            &["model", "promote", "churn@1.0.0", "--alias", "stable"][..],
+            &reg,
+        ]
+        .concat(),
+    );
+    assert_exit(
+        &o,
+        4,
+        &["refusing to promote churn@stable to 1.0.0", "sha256"],
+    );
+    assert!(
+        !p.path()
+            .join("registry/churn/_aliases/stable.json")
+            .exists()
+    );
+}

@@ -235,11 +235,20 @@ fn drift_psi_matches_numpy_and_flags_only_the_drifted_days() {
             .exists()
     );
     // numpy and scipy agree on every column and statistic, from the same profile and rows.
+    let yaml = std::fs::read_to_string(bundle.join("bundle.yaml")).unwrap();
+    let pin = yaml
+        .lines()
+        .find_map(|l| l.strip_prefix("reference_profile: "))
+        .unwrap();
+    let pin: serde_json::Value = serde_json::from_str(pin).unwrap();
+    let profile_file = bundle.join(pin["file"].as_str().unwrap());
+    // The previous profile (the committed bundle's) was replaced, not kept beside.
+    assert!(!bundle.join("reference.profile.json").exists());
     let data = |rel: &str| p.path().join(rel).to_str().unwrap().to_string();
     let out = python_check(
         "drift_check.py",
         &[
-            bundle.join("reference.profile.json").to_str().unwrap(),
+            profile_file.to_str().unwrap(),
             report.to_str().unwrap(),
             &data("data/churn/features/ds=2026-11-28/*.parquet"),
             &data("output/drift/ds=2026-11-28/*.parquet"),

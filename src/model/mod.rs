@@ -375,21 +375,19 @@ impl Bundle {
     }
 }
 
-/// Name of the reference profile `scorch profile` writes into a bundle.
-pub const PROFILE_FILE: &str = "reference.profile.json";
-
 /// Profiles `data` (a Parquet path or glob) for the bundle in `dir`: every input column
 /// of its preprocessing and every score column of its model (run on the same rows),
-/// `bins` quantile bins per numeric column. The data is read into memory once. Writes
-/// [`PROFILE_FILE`] and points `bundle.yaml`'s `reference_profile` at it (replacing the
-/// line if there is one). Returns the profile.
+/// `bins` quantile bins per numeric column. The data is read into memory once. The
+/// bundle gets the profile through [`replace_profile`]; a registered bundle (one in
+/// a registry: immutable) is refused before anything is read. Returns the profile.
 pub fn write_reference_profile(
     dir: &Path,
     lf: polars::prelude::LazyFrame,
     data: &str,
     bins: usize,
     sketch: usize,
-) -> Result<crate::reports::drift::ReferenceProfile> {
+) -> Result<(crate::reports::drift::ReferenceProfile, PathBuf)> {
+    refuse_registered(dir)?;
     let bundle = Bundle::open_with(dir, false)?;
     let columns = bundle.state.spec.input_columns();
     let mut profile =
@@ -438,24 +436,94 @@ pub fn write_reference_profile(
     )?;
     profile.columns.extend(score_profile.columns);
     profile.scores = names;
-    let path = dir.join(PROFILE_FILE);
     // Compact: the sketches hold thousands of numbers.
-    let text = serde_json::to_string(&profile).expect("profile serializes");
-    crate::sink::write_file_atomic(&path, format!("{text}\n").as_bytes())?;
-    let sha = sha256_file(&path).map_err(|e| Error::io("read", &path, e))?;
+    let text = format!(
+        "{}\n",
+        serde_json::to_string(&profile).expect("profile serializes")
+    );
+    let path = replace_profile(dir, &bundle.spec, text.as_bytes())?;
+    Ok((profile, path))
+}
+
+/// A bundle folder inside a registry (`<registry>/<name>/<version>/` beside the
+/// model's `_audit.jsonl` or `_aliases/`) is immutable.
+fn refuse_registered(dir: &Path) -> Result<()> {
+    let model = dir.parent().unwrap_or(dir);
+    if model.join("_audit.jsonl").is_file() || model.join("_aliases").is_dir() {
+        return Err(Error::usage(format!(
+            "{} is a registered model version, and registered versions are immutable: \
+             profile a copy of the bundle with a new version in bundle.yaml, then \
+             `scorch model register` it",
+            dir.display()
+        )));
+    }
+    Ok(())
+}
+
+/// The name of a reference profile file: its content's hash in it, so a new profile
+/// never overwrites the file the current `bundle.yaml` pins.
+fn profile_file_name(sha: &str) -> String {
+    format!("reference.profile.{}.json", &sha[..12])
+}
+
+/// `bundle.yaml` text for `spec`: one `key: <JSON>` line per field (YAML reads JSON
+/// flow style), the same layout `python/train_churn.py` writes.
+fn bundle_yaml(spec: &BundleSpec) -> String {
+    let mut out = String::from(
+        "# Written by scorch profile (reference_profile) from the bundle's previous bundle.yaml.\n",
+    );
+    let v = serde_json::to_value(spec).expect("bundle spec serializes");
+    for (k, v) in v.as_object().expect("a struct") {
+        out.push_str(&format!("{k}: {v}\n"));
+    }
+    out
+}
+
+/// Gives the bundle in `dir` a new reference profile (`profile`: its JSON bytes)
+/// through staged files, validated before anything is replaced: the profile is
+/// written under a content-addressed name, a staged `bundle.yaml` pinning it is
+/// checked to open as a bundle with every hash, then renamed over `bundle.yaml`
+/// (the one commit point); the previous profile file is removed last. A crash at
+/// any moment leaves a bundle that opens: the old one or the new one.
+pub fn replace_profile(dir: &Path, spec: &BundleSpec, profile: &[u8]) -> Result<PathBuf> {
+    use sha2::Digest;
+    let sha = hex::encode(sha2::Sha256::digest(profile));
+    let name = profile_file_name(&sha);
+    let path = dir.join(&name);
+    crate::sink::write_file_atomic(&path, profile)?;
+    let mut new = spec.clone();
+    let previous = spec.reference_profile.as_ref().map(|p| p.file.clone());
+    new.reference_profile = Some(ProfilePin {
+        file: name.clone(),
+        sha256: sha,
+    });
+    let staged = dir.join(format!(".{BUNDLE_FILE}.{}.tmp", std::process::id()));
+    crate::sink::write_file_atomic(&staged, bundle_yaml(&new).as_bytes())?;
+    // Validate the staged descriptor as the bundle it will be.
+    let check = (|| -> Result<()> {
+        let parsed: BundleSpec = crate::spec::load_yaml(&staged)?;
+        parsed.validate().into_result(&staged)?;
+        if serde_json::to_value(&parsed).ok() != serde_json::to_value(&new).ok() {
+            return Err(Error::Internal(
+                "the staged bundle.yaml does not read back".into(),
+            ));
+        }
+        Ok(())
+    })();
+    if let Err(e) = check {
+        let _ = std::fs::remove_file(&staged);
+        if previous.as_deref() != Some(name.as_str()) {
+            let _ = std::fs::remove_file(&path);
+        }
+        return Err(e);
+    }
     let file = dir.join(BUNDLE_FILE);
-    let yaml = std::fs::read_to_string(&file).map_err(|e| Error::io("read", &file, e))?;
-    let mut lines: Vec<String> = yaml
-        .lines()
-        .filter(|l| !l.starts_with("reference_profile:"))
-        .map(str::to_string)
-        .collect();
-    lines.push(format!(
-        "reference_profile: {{\"file\": \"{PROFILE_FILE}\", \"sha256\": \"{sha}\"}}"
-    ));
-    crate::sink::write_file_atomic(&file, format!("{}\n", lines.join("\n")).as_bytes())?;
+    std::fs::rename(&staged, &file).map_err(|e| Error::io("replace", &file, e))?;
     Bundle::open(dir)?;
-    Ok(profile)
+    if let Some(old) = previous.filter(|o| *o != name && !o.contains('/')) {
+        let _ = std::fs::remove_file(dir.join(old));
+    }
+    Ok(path)
 }
 
 #[cfg(test)]

@@ -60,11 +60,37 @@ pub struct Registry {
 /// The descriptor file of a bundle, whose presence makes a version registered.
 const BUNDLE_FILE: &str = "bundle.yaml";
 
-/// Who is acting: `$SCORCH_USER`, else `$USER`, else `unknown`.
+/// Who is acting when no `--by` is given: `$SCORCH_USER`, else `$USER` or
+/// `$LOGNAME`, else the OS user of the process (its password-file entry, else
+/// `uid <N>`): never `unknown`.
 pub fn who() -> String {
-    std::env::var("SCORCH_USER")
-        .or_else(|_| std::env::var("USER"))
-        .unwrap_or_else(|_| "unknown".into())
+    let env = ["SCORCH_USER", "USER", "LOGNAME"]
+        .iter()
+        .find_map(|k| std::env::var(k).ok().filter(|v| !v.trim().is_empty()));
+    env.unwrap_or_else(os_user)
+}
+
+/// The name of the process's effective user.
+fn os_user() -> String {
+    // SAFETY: getpwuid_r writes into the buffers given; the result points into `buf`.
+    unsafe {
+        let uid = libc::geteuid();
+        let mut pwd: libc::passwd = std::mem::zeroed();
+        let mut buf = vec![0 as libc::c_char; 4096];
+        let mut out: *mut libc::passwd = std::ptr::null_mut();
+        if libc::getpwuid_r(uid, &mut pwd, buf.as_mut_ptr(), buf.len(), &mut out) == 0
+            && !out.is_null()
+            && !pwd.pw_name.is_null()
+        {
+            let name = std::ffi::CStr::from_ptr(pwd.pw_name)
+                .to_string_lossy()
+                .to_string();
+            if !name.is_empty() {
+                return name;
+            }
+        }
+        format!("uid {uid}")
+    }
 }
 
 fn now() -> String {
@@ -247,7 +273,7 @@ impl Registry {
 
     /// Copies the bundle at `bundle` into the registry as `<name>/<version>` (from its
     /// `bundle.yaml`), after checking it opens (hashes, pins). Refuses an existing version.
-    pub fn register(&self, bundle: &Path, why: &str) -> Result<(String, String)> {
+    pub fn register(&self, bundle: &Path, why: &str, by: &str) -> Result<(String, String)> {
         let b = Bundle::open(bundle)?;
         let (name, version) = (b.spec.name.clone(), b.spec.version.clone());
         check_segment("model name", &name)?;
@@ -268,7 +294,7 @@ impl Registry {
         }
         self.append_audit(&AuditEntry {
             at: now(),
-            by: who(),
+            by: by.into(),
             action: "register".into(),
             name: name.clone(),
             alias: None,
@@ -285,6 +311,7 @@ impl Registry {
         alias: &str,
         version: &str,
         why: &str,
+        by: &str,
         action: &str,
     ) -> Result<Option<String>> {
         check_segment("alias", alias)?;
@@ -294,11 +321,21 @@ impl Registry {
                 self.place()
             )));
         }
+        // Every hash of the version (model file, preprocessing state, reference
+        // profile) is verified before an alias points at it: a file changed after
+        // registration is found now, not by the next nightly run.
+        let (dir, _) = self.resolve(name, version)?;
+        Bundle::open(&dir).map_err(|e| {
+            Error::Model(format!(
+                "refusing to {action} {name}@{alias} to {version}: {}",
+                e.to_string().trim_start_matches("model bundle: ")
+            ))
+        })?;
         let previous = self.aliases(name)?.get(alias).map(|p| p.version.clone());
         let pointer = AliasPointer {
             version: version.into(),
             updated_at: now(),
-            by: who(),
+            by: by.into(),
             why: why.into(),
         };
         let text = serde_json::to_string_pretty(&pointer).expect("pointer serializes");
@@ -327,13 +364,20 @@ impl Registry {
         version: &str,
         alias: &str,
         why: &str,
+        by: &str,
     ) -> Result<Option<String>> {
-        self.set_alias(name, alias, version, why, "promote")
+        self.set_alias(name, alias, version, why, by, "promote")
     }
 
     /// Points `alias` back at the version it named before its latest change; returns
     /// (from, to).
-    pub fn rollback(&self, name: &str, alias: &str, why: &str) -> Result<(String, String)> {
+    pub fn rollback(
+        &self,
+        name: &str,
+        alias: &str,
+        why: &str,
+        by: &str,
+    ) -> Result<(String, String)> {
         let last = self
             .audit(name)?
             .into_iter()
@@ -351,7 +395,7 @@ impl Registry {
                 self.place()
             )));
         };
-        self.set_alias(name, alias, &previous, why, "rollback")?;
+        self.set_alias(name, alias, &previous, why, by, "rollback")?;
         Ok((current, previous))
     }
 }

@@ -9,16 +9,25 @@
 //!
 //! A second writer fails at once with exit 6 naming the holder, or with
 //! `--wait-lock SECONDS` waits for it. A lock is *stale* — its holder is gone —
-//! when the holder is a process of this host that no longer exists (same pid and
-//! start time), or, for holders on other hosts, when its heartbeat is older than the
-//! lease (`SCORCH_LOCK_LEASE_S`, default 120 s). A stale lock is taken over atomically — by
+//! when its heartbeat is older than the lease (`SCORCH_LOCK_LEASE_S`, default
+//! 120 s), or sooner when the holder is provably a dead process of this very
+//! system: same host name, same boot (`/proc/sys/kernel/random/boot_id`) and same
+//! PID namespace, and no process with its pid and start time. Containers that share
+//! a host name but not a PID namespace (or a boot) are judged by the lease alone.
+//! On local disk the heartbeat touches the lock file's own inode (its mtime), so a
+//! heartbeat can never overwrite a lock that another run has taken over. A stale lock is taken over atomically — by
 //! renaming it away (local; only one renamer can win) or by a PUT conditional on its
 //! ETag (object stores) — so two runs breaking the same stale lock never both win.
 //! `scorch unlock JOB --date D` shows the holder and removes a stale lock (`--force`:
 //! any lock, for a holder known to be dead on another host).
 //!
-//! Before publishing, a run checks that the lock is still its own (a run whose lock
-//! was taken over, after its heartbeats stopped for a lease, publishes nothing).
+//! Publishing is fenced: a run publishes inside [`Lock::publish_guard`], which on
+//! local disk holds an exclusive `flock` on `<lock>.publish` — the same one every
+//! takeover and `scorch unlock` take — and checks there that the lock is still the
+//! run's; so a run whose lock was taken over (after its heartbeats stopped for a
+//! lease, or `scorch unlock --force`) exits 6 and publishes and deletes nothing. On
+//! object stores the partition manifest is PUT conditionally on the version of the
+//! manifest it replaces (see `crate::sink`).
 
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -66,6 +75,12 @@ pub struct Holder {
     pub pid_start: Option<u64>,
     pub acquired_at: String,
     pub heartbeat_at: String,
+    /// The boot the process runs in (`/proc/sys/kernel/random/boot_id`).
+    #[serde(default)]
+    pub boot_id: Option<String>,
+    /// The process's PID namespace (`/proc/self/ns/pid`, e.g. `pid:[4026531836]`).
+    #[serde(default)]
+    pub pid_ns: Option<String>,
 }
 
 impl Holder {
@@ -81,15 +96,24 @@ impl Holder {
             pid_start: pid_start(std::process::id()),
             acquired_at: now.clone(),
             heartbeat_at: now,
+            boot_id: boot_id(),
+            pid_ns: pid_ns(),
         }
+    }
+
+    /// Whether the holder's pid can be looked up in this process table: same host,
+    /// same boot and same PID namespace (both known).
+    fn same_process_table(&self) -> bool {
+        let same = |a: &Option<String>, b: Option<String>| a.is_some() && *a == b;
+        self.host == hostname() && same(&self.boot_id, boot_id()) && same(&self.pid_ns, pid_ns())
     }
 
     /// Whether the holder is gone: a dead process of this host, or no heartbeat
     /// for a lease.
     pub fn is_stale(&self) -> bool {
-        // On this host the process table is the truth: alive (same pid and start
-        // time) or not, whatever its heartbeat says.
-        if self.host == hostname() {
+        // In the holder's own process table the table is the truth: alive (same pid
+        // and start time) or not, whatever its heartbeat says.
+        if self.same_process_table() {
             let alive = pid_start(self.pid).is_some_and(|s| self.pid_start.is_none_or(|h| h == s));
             return !alive;
         }
@@ -126,6 +150,27 @@ fn hostname() -> String {
         .unwrap_or_else(|_| "unknown".into())
 }
 
+fn boot_id() -> Option<String> {
+    std::fs::read_to_string("/proc/sys/kernel/random/boot_id")
+        .ok()
+        .map(|s| s.trim().to_string())
+        .filter(|s| !s.is_empty())
+}
+
+fn pid_ns() -> Option<String> {
+    std::fs::read_link("/proc/self/ns/pid")
+        .ok()
+        .map(|p| p.display().to_string())
+}
+
+/// The inode of an open file, as the local lock's "version".
+fn inode(f: &std::fs::File) -> Option<String> {
+    use std::os::unix::fs::MetadataExt;
+    f.metadata()
+        .ok()
+        .map(|m| format!("ino:{}:{}", m.dev(), m.ino()))
+}
+
 /// Field 22 of `/proc/<pid>/stat` (after the parenthesised command name).
 fn pid_start(pid: u32) -> Option<u64> {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
@@ -149,6 +194,41 @@ fn remove_dead_leftovers(dir: &std::path::Path) {
             .and_then(|(_, p)| p.parse::<u32>().ok());
         if pid.is_some_and(|p| pid_start(p).is_none()) {
             let _ = std::fs::remove_file(e.path());
+        }
+    }
+}
+
+/// An exclusive `flock` on a file beside a local lock, released when dropped.
+pub struct PublishGuard {
+    _file: Option<std::fs::File>,
+}
+
+/// Takes the publish fence of a local lock file `lock` (`<lock>.publish`).
+fn fence(lock: &std::path::Path) -> Result<PublishGuard> {
+    use std::os::fd::AsRawFd;
+    let path = lock.with_extension("lock.publish");
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir).map_err(|e| Error::io("create folder", dir, e))?;
+    }
+    let f = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .map_err(|e| Error::io("open", &path, e))?;
+    // SAFETY: flock on a descriptor we own; released when the file is closed.
+    if unsafe { libc::flock(f.as_raw_fd(), libc::LOCK_EX) } != 0 {
+        return Err(Error::io("lock", &path, std::io::Error::last_os_error()));
+    }
+    Ok(PublishGuard { _file: Some(f) })
+}
+
+impl Place {
+    /// The publish fence (local locks; object stores fence with conditional PUTs).
+    fn fence(&self) -> Result<PublishGuard> {
+        match self {
+            Place::Local(p) => fence(p),
+            Place::Remote { .. } => Ok(PublishGuard { _file: None }),
         }
     }
 }
@@ -227,8 +307,20 @@ impl Place {
                 pid_start: None,
                 acquired_at: at.clone(),
                 heartbeat_at: at,
+                boot_id: None,
+                pid_ns: None,
             }
         });
+        let mut holder: Holder = holder;
+        if matches!(self, Place::Local(_)) {
+            // Local heartbeats touch the file: the later of the two counts.
+            let beat = chrono::DateTime::parse_from_rfc3339(&holder.heartbeat_at)
+                .map(|t| t.with_timezone(&chrono::Utc))
+                .unwrap_or_default();
+            if modified > beat {
+                holder.heartbeat_at = modified.to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+            }
+        }
         Ok(Some((holder, etag)))
     }
 
@@ -255,7 +347,8 @@ impl Place {
                 let r = std::fs::hard_link(&tmp, p);
                 let _ = std::fs::remove_file(&tmp);
                 match r {
-                    Ok(()) => Ok(Some(None)),
+                    // Our version of the lock is the inode we linked into place.
+                    Ok(()) => Ok(Some(inode(&f))),
                     Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(None),
                     Err(e) => Err(Error::io("create", p, e)),
                 }
@@ -289,6 +382,8 @@ impl Place {
     fn take_over(&self, h: &Holder, etag: Option<String>) -> Result<Option<Option<String>>> {
         match self {
             Place::Local(p) => {
+                // Not while the holder is publishing (it checks under the same fence).
+                let _fence = fence(p)?;
                 // Only one of several breakers can rename the same file away.
                 let aside = p.with_extension(format!("lock.pid{}.broken", std::process::id()));
                 match std::fs::rename(p, &aside) {
@@ -338,6 +433,23 @@ impl Place {
 
     /// Refreshes the heartbeat of our lock; false when it is no longer ours.
     fn beat(&self, h: &mut Holder, etag: &mut Option<String>) -> Result<bool> {
+        if let Place::Local(p) = self {
+            // Touch our own inode: whatever is at the path now is opened, and only
+            // touched if it is the file this run created. A lock taken over is another
+            // inode, so a late heartbeat can never overwrite it.
+            let f = match std::fs::File::open(p) {
+                Ok(f) => f,
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(false),
+                Err(e) => return Err(Error::io("open", p, e)),
+            };
+            if etag.is_none() || inode(&f) != *etag {
+                return Ok(false);
+            }
+            f.set_modified(std::time::SystemTime::now())
+                .map_err(|e| Error::io("touch", p, e))?;
+            h.heartbeat_at = now();
+            return Ok(true);
+        }
         let Some((cur, cur_etag)) = self.read()? else {
             return Ok(false);
         };
@@ -347,13 +459,7 @@ impl Place {
         h.heartbeat_at = now();
         let bytes = serde_json::to_vec_pretty(&*h).expect("holder serializes");
         match self {
-            Place::Local(p) => {
-                // Written beside and renamed over: a reader never sees half a holder.
-                let tmp = p.with_extension(format!("lock.pid{}.tmp", std::process::id()));
-                std::fs::write(&tmp, &bytes).map_err(|e| Error::io("write", &tmp, e))?;
-                std::fs::rename(&tmp, p).map_err(|e| Error::io("write", p, e))?;
-                Ok(true)
-            }
+            Place::Local(_) => unreachable!("handled above"),
             Place::Remote { .. } => {
                 let mode = PutMode::Update(UpdateVersion {
                     e_tag: cur_etag.or(etag.clone()),
@@ -465,6 +571,14 @@ impl Lock {
         }
     }
 
+    /// The publish fence, with the lock checked to be still this run's inside it:
+    /// publish while the guard lives. A takeover or `scorch unlock` waits for it.
+    pub fn publish_guard(&self) -> Result<PublishGuard> {
+        let g = self.place.fence()?;
+        self.check()?;
+        Ok(g)
+    }
+
     /// Checks that the lock is still this run's (before publishing).
     pub fn check(&self) -> Result<()> {
         let mine = self.holder.lock().expect("holder lock").run_id.clone();
@@ -522,6 +636,7 @@ pub fn unlock(table: &Table, name: &str, force: bool) -> Result<Option<Holder>> 
             h.describe()
         )));
     }
+    let _fence = place.fence()?;
     place.remove()?;
     Ok(Some(h))
 }
@@ -587,5 +702,59 @@ mod tests {
             .unwrap();
         let l = Lock::acquire(&table, "ds=x", Holder::me("n", "j", "run"), None).unwrap();
         l.check().unwrap();
+    }
+
+    #[test]
+    fn another_pid_namespace_or_boot_is_judged_by_the_lease_alone() {
+        // A holder on this host name whose pid is dead here.
+        let mut h = Holder::me("x", "j", "run");
+        h.pid = u32::MAX - 1;
+        assert!(
+            h.is_stale(),
+            "same host, boot and namespace: the process table decides"
+        );
+        for other in [
+            |h: &mut Holder| h.pid_ns = Some("pid:[1]".into()),
+            |h: &mut Holder| h.boot_id = Some("another-boot".into()),
+            |h: &mut Holder| h.pid_ns = None,
+        ] {
+            let mut c = h.clone();
+            other(&mut c);
+            assert!(
+                !c.is_stale(),
+                "a fresh heartbeat from another process table is alive"
+            );
+            c.heartbeat_at = (chrono::Utc::now() - chrono::TimeDelta::hours(1))
+                .to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+            assert!(c.is_stale(), "no heartbeat for a lease: stale");
+        }
+    }
+
+    #[test]
+    fn a_late_heartbeat_never_overwrites_a_lock_taken_over() {
+        let dir = tempfile::tempdir().unwrap();
+        let table = Table::Local(dir.path().to_path_buf());
+        let place = Place::of(&table, "ds=y");
+        let mut a = Holder::me("a", "j", "run");
+        let mut etag = place.create(&a).unwrap().unwrap();
+        assert!(etag.is_some(), "a local lock knows its inode");
+        assert!(place.beat(&mut a, &mut etag).unwrap());
+        // b takes the lock over (as after a lapsed lease or `unlock --force`).
+        let b = Holder::me("b", "j", "run");
+        place.take_over(&b, None).unwrap().unwrap();
+        assert!(
+            !place.beat(&mut a, &mut etag).unwrap(),
+            "a sees it lost the lock"
+        );
+        assert_eq!(place.read().unwrap().unwrap().0.run_id, "b");
+        // Its heartbeat is the file's mtime: a touched lock is fresh.
+        let file = dir.path().join(LOCKS_DIR).join("ds=y.lock");
+        let f = std::fs::File::options().write(true).open(&file).unwrap();
+        f.set_modified(std::time::SystemTime::now() - Duration::from_secs(3600))
+            .unwrap();
+        let old = place.read().unwrap().unwrap().0.heartbeat_at;
+        f.set_modified(std::time::SystemTime::now()).unwrap();
+        let new = place.read().unwrap().unwrap().0.heartbeat_at;
+        assert!(new > old, "{old} -> {new}");
     }
 }

@@ -914,14 +914,20 @@ fn execute(
     {
         std::thread::sleep(std::time::Duration::from_millis(ms));
     }
-    if let Err(e) = env.lock.check() {
-        staged.abandon();
-        return Err(e);
-    }
+    // Fenced: the lock is checked, and the files swapped, inside the publish guard
+    // that a takeover must also take (a run whose lock was taken exits 6 here).
+    let guard = match env.lock.publish_guard() {
+        Ok(g) => g,
+        Err(e) => {
+            staged.abandon();
+            return Err(e);
+        }
+    };
     let target = match opts.shard {
         Some((index, count)) => staged.publish_shard(&shard::dir_name(index, count))?,
         None => staged.publish()?,
     };
+    drop(guard);
     tracing::info!(partition = %redactor.redact(&target), rows = m.rows.written, "published");
     if let Some(mut h) = history {
         env.table.append_history(&partition, &m.run_id, &mut h)?;

@@ -461,10 +461,13 @@ fn commit_as(
         "{}\n",
         serde_json::to_string_pretty(&committed).expect("manifest serializes")
     );
-    for l in &locks {
+    // Fenced by the partition's lock (see `Lock::publish_guard`), shards checked too.
+    let guard = locks[0].publish_guard()?;
+    for l in &locks[1..] {
         l.check()?;
     }
     let at = table.commit_shards(&partition, &run_id, &parts, text.as_bytes())?;
+    drop(guard);
     if let Some(o) = outcome.as_mut() {
         table.append_history(&partition, &run_id, &mut o.history)?;
     }

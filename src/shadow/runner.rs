@@ -366,6 +366,7 @@ pub fn shadow(opts: &ShadowOptions) -> Result<ShadowSummary> {
                 &cmp.challenger.version,
                 &opts.alias,
                 &why,
+                &crate::registry::who(),
             )?;
             cmp.promoted = Some(opts.alias.clone());
         }

@@ -767,6 +767,7 @@ fn upload_and_commit(
         .collect();
     files.sort();
     let rt = crate::storage::runtime()?;
+    let started = chrono::Utc::now();
     rt.block_on(async {
         let mut uploaded: Vec<object_store::path::Path> = Vec::new();
         let err = |what: &str, e: object_store::Error| {
@@ -809,35 +810,126 @@ fn upload_and_commit(
                     }
                 }
             }
-            // The commit: one PUT of the manifest naming exactly these files.
+            // The commit: one PUT of the manifest naming exactly these files,
+            // conditional on the manifest it replaces.
             let manifest = dir.join(PARTITION_MANIFEST);
             let bytes = std::fs::read(&manifest).map_err(|e| Error::io("read", &manifest, e))?;
-            store
-                .store
-                .put(&prefix.clone().join(PARTITION_MANIFEST), bytes.into())
-                .await
-                .map_err(|e| err("committing", e))?;
-            Ok::<_, Error>(())
+            commit_manifest(store, prefix, bytes, url).await
         };
-        if let Err(e) = upload_all.await {
-            for p in &uploaded {
-                let _ = store.store.delete(p).await;
+        let previous = match upload_all.await {
+            Ok(p) => p,
+            Err(e) => {
+                for p in &uploaded {
+                    let _ = store.store.delete(p).await;
+                }
+                return Err(e);
             }
-            return Err(e);
-        }
-        // Committed: remove files of earlier runs (a crash here only leaves garbage
-        // that the manifest does not list; the next run removes it).
-        remove_unlisted(store, prefix, &uploaded).await;
+        };
+        remove_replaced(store, prefix, &uploaded, &previous, started).await;
         Ok(())
     })
 }
 
-/// Deletes the objects under `prefix` other than `keep` and the partition manifest
-/// (files of earlier runs, after a commit).
-async fn remove_unlisted(
+/// PUTs a partition manifest under `prefix`, conditionally: created if there is
+/// none, else replacing exactly the version read just before (its ETag). Another
+/// writer's commit in between makes this one fail with exit 6, publishing nothing.
+/// Returns the data files the replaced manifest named.
+pub(crate) async fn commit_manifest(
+    store: &crate::storage::Store,
+    prefix: &object_store::path::Path,
+    bytes: Vec<u8>,
+    url: &str,
+) -> Result<Vec<String>> {
+    use object_store::{ObjectStoreExt, PutMode, PutOptions, UpdateVersion};
+    let path = prefix.clone().join(PARTITION_MANIFEST);
+    let err = |what: &str, e: object_store::Error| {
+        crate::storage::runtime_error(&format!("{what} {url}"), e)
+    };
+    let (mode, previous) = match store.store.get(&path).await {
+        Ok(r) => {
+            let e_tag = r.meta.e_tag.clone();
+            let version = r.meta.version.clone();
+            let old = r
+                .bytes()
+                .await
+                .map_err(|e| err("reading the manifest of", e))?;
+            let mode = if e_tag.is_some() || version.is_some() {
+                PutMode::Update(UpdateVersion { e_tag, version })
+            } else {
+                PutMode::Overwrite
+            };
+            (mode, manifest_files(&old))
+        }
+        Err(object_store::Error::NotFound { .. }) => (PutMode::Create, vec![]),
+        Err(e) => return Err(err("reading the manifest of", e)),
+    };
+    let opts = PutOptions {
+        mode,
+        ..Default::default()
+    };
+    let payload = object_store::PutPayload::from(bytes);
+    match store.store.put_opts(&path, payload.clone(), opts).await {
+        Ok(_) => Ok(previous),
+        // A store without conditional writes: the lock's check is the only fence.
+        Err(object_store::Error::NotImplemented { .. }) => {
+            tracing::warn!(
+                url,
+                "the store has no conditional PUT; committing unconditionally"
+            );
+            store
+                .store
+                .put(&path, payload)
+                .await
+                .map_err(|e| err("committing", e))?;
+            Ok(previous)
+        }
+        Err(object_store::Error::Precondition { .. })
+        | Err(object_store::Error::AlreadyExists { .. }) => Err(Error::Locked(format!(
+            "another run published {url} while this one was writing (its lock was taken over); \
+             nothing of this run was published"
+        ))),
+        Err(e) => Err(err("committing", e)),
+    }
+}
+
+/// The data file names a published manifest lists: `output.files[].path` (runs) or
+/// `output[].path` (commits of shards). None for a manifest that cannot be read.
+fn manifest_files(bytes: &[u8]) -> Vec<String> {
+    #[derive(serde::Deserialize)]
+    struct File {
+        path: String,
+    }
+    #[derive(serde::Deserialize)]
+    #[serde(untagged)]
+    enum Output {
+        Run { files: Vec<File> },
+        Commit(Vec<File>),
+    }
+    #[derive(serde::Deserialize)]
+    struct M {
+        output: Option<Output>,
+    }
+    match serde_json::from_slice::<M>(bytes)
+        .ok()
+        .and_then(|m| m.output)
+    {
+        Some(Output::Run { files }) | Some(Output::Commit(files)) => {
+            files.into_iter().map(|f| f.path).collect()
+        }
+        None => vec![],
+    }
+}
+
+/// After a commit: deletes the data files the replaced manifest named (not in
+/// `keep`), and objects no manifest names that are older than this publish (left
+/// by killed runs). Objects written while this publish ran are another writer's and
+/// are left alone.
+pub(crate) async fn remove_replaced(
     store: &crate::storage::Store,
     prefix: &object_store::path::Path,
     keep: &[object_store::path::Path],
+    previous: &[String],
+    started: chrono::DateTime<chrono::Utc>,
 ) {
     use futures_util::StreamExt;
     use object_store::ObjectStoreExt;
@@ -848,19 +940,22 @@ async fn remove_unlisted(
             prefix.clone().join(PARTITION_MANIFEST).as_ref().to_string(),
         ))
         .collect();
+    let replaced: std::collections::BTreeSet<String> = previous
+        .iter()
+        .map(|f| prefix.clone().join(f.as_str()).as_ref().to_string())
+        .collect();
     let mut listing = store.store.list(Some(prefix));
     let mut stale = Vec::new();
     while let Some(item) = listing.next().await {
         if let Ok(meta) = item
             && !keep.contains(meta.location.as_ref())
+            && (replaced.contains(meta.location.as_ref()) || meta.last_modified < started)
         {
             stale.push(meta.location);
         }
     }
     drop(listing);
     for p in stale {
-        if let Err(e) = store.store.delete(&p).await {
-            tracing::warn!(object = %p, error = %e, "could not delete a file of an earlier run");
-        }
+        let _ = store.store.delete(&p).await;
     }
 }

@@ -120,6 +120,7 @@ impl Table {
                 let shards = prefix.clone().join(SHARDS_DIR).join(partition);
                 let err =
                     |what: String, e: object_store::Error| crate::storage::runtime_error(&what, e);
+                let started = chrono::Utc::now();
                 crate::storage::runtime()?.block_on(async {
                     let mut copied = Vec::new();
                     let copy_all = async {
@@ -137,23 +138,24 @@ impl Table {
                             })?;
                             copied.push(dst);
                         }
-                        store
-                            .store
-                            .put(
-                                &target.clone().join(PARTITION_MANIFEST),
-                                manifest.to_vec().into(),
-                            )
-                            .await
-                            .map_err(|e| err(format!("committing {url}/{partition}"), e))?;
-                        Ok::<_, Error>(())
+                        super::commit_manifest(
+                            store,
+                            &target,
+                            manifest.to_vec(),
+                            &format!("{url}/{partition}"),
+                        )
+                        .await
                     };
-                    if let Err(e) = copy_all.await {
-                        for p in &copied {
-                            let _ = store.store.delete(p).await;
+                    let previous = match copy_all.await {
+                        Ok(p) => p,
+                        Err(e) => {
+                            for p in &copied {
+                                let _ = store.store.delete(p).await;
+                            }
+                            return Err(e);
                         }
-                        return Err(e);
-                    }
-                    super::remove_unlisted(store, &target, &copied).await;
+                    };
+                    super::remove_replaced(store, &target, &copied, &previous, started).await;
                     Ok(format!("{url}/{partition}"))
                 })
             }
