@@ -331,3 +331,56 @@ fn a_writer_whose_lock_was_taken_over_publishes_and_deletes_nothing() {
     assert_eq!(a_manifest["status"], "failed");
     assert_eq!(a_manifest["exit_code"], 6);
 }
+
+/// The same interleaving on an S3 table: the lock object is replaced by the
+/// second writer, and the first, waking at its publish point, is fenced out (its
+/// lock check and the partition manifest's conditional PUT).
+#[test]
+fn a_taken_over_writer_on_s3_publishes_and_deletes_nothing() {
+    let s3 = common::s3::S3Server::start();
+    let p = Project::new(1, 1000);
+    s3.put_tree(
+        "lake",
+        "churn/features",
+        &p.path().join("data/churn/features"),
+    );
+    p.write("profiles.yaml", &s3.profile_yaml("lake"));
+    let job = p.job(
+        "s3_fenced",
+        &format!(
+            "name: s3_fenced\nsource:\n  parquet:\n    path: s3://lake/churn/features/ds={{{{ ds }}}}/*.parquet\n\
+             keys: [customer_id]\nmodel: {}\nstorage_profile: lake\noutput:\n  path: s3://lake/scores/fenced\n",
+            example_bundle().display()
+        ),
+    );
+    let env = common::s3::S3Server::env();
+    let table = s3.bucket("lake").join("scores/fenced");
+    let lock = table.join(format!("_locks/ds={LAST_DAY}.lock"));
+    let part = table.join(format!("ds={LAST_DAY}"));
+    let mut a = spawn_paused(&p, &job, 8000, &env);
+    wait_for(&lock, &mut a);
+    let o = p.scorch_env(
+        &[
+            "unlock",
+            job.to_str().unwrap(),
+            "--date",
+            LAST_DAY,
+            "--force",
+        ],
+        &env,
+    );
+    assert_exit(&o, 0, &[]);
+    assert_exit(&p.run_job(&job, &env), 0, &[]);
+    let b = read_json(part.join("_manifest.json"));
+    let out = a.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(6), "{}", stderr(&out));
+    let after = read_json(part.join("_manifest.json"));
+    assert_eq!(
+        after["run_id"], b["run_id"],
+        "the surviving manifest is B's"
+    );
+    for f in after["output"]["files"].as_array().unwrap() {
+        let file = part.join(f["path"].as_str().unwrap());
+        assert!(file.is_file(), "{} is missing", file.display());
+    }
+}

@@ -280,6 +280,73 @@ fn sharding_refuses_what_it_cannot_merge() {
             .join(format!("output/swapped/ds={LAST_DAY}"))
             .exists()
     );
+    let commit = |job: &std::path::Path| {
+        p.scorch(&[
+            "commit",
+            job.to_str().unwrap(),
+            "--date",
+            LAST_DAY,
+            "--shards",
+            "2",
+        ])
+    };
+    // An input file rewritten between shards with the same rows (so the row ranges
+    // still line up) but other bytes: the input fingerprints differ and the commit
+    // refuses, naming the file.
+    let changed = job(&p, "changed", "");
+    assert_exit(&run(&p, &changed, &["--shard", "0/2"]), 0, &[]);
+    let input = std::fs::read_dir(p.path().join(format!("data/churn/features/ds={LAST_DAY}")))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|f| f.extension().is_some_and(|x| x == "parquet"))
+        .unwrap();
+    {
+        use polars::prelude::*;
+        let mut df = ParquetReader::new(std::fs::File::open(&input).unwrap())
+            .finish()
+            .unwrap();
+        ParquetWriter::new(std::fs::File::create(&input).unwrap())
+            .with_compression(ParquetCompression::Uncompressed)
+            .finish(&mut df)
+            .unwrap();
+    }
+    assert_exit(&run(&p, &changed, &["--shard", "1/2"]), 0, &[]);
+    let o = commit(&changed);
+    assert_exit(
+        &o,
+        3,
+        &[
+            "shard-00001-of-00002",
+            "the input changed between shards",
+            input.file_name().unwrap().to_str().unwrap(),
+            "bytes",
+        ],
+    );
+    // Rerunning every shard on the same input commits.
+    assert_exit(&run(&p, &changed, &["--shard", "0/2"]), 0, &[]);
+    assert_exit(&commit(&changed), 0, &[]);
+    // A shard manifest missing a field the commit needs is an error naming the
+    // shard and the field, never a count of zero.
+    let plain2 = job(&p, "plain2", "");
+    for i in 0..2 {
+        assert_exit(&run(&p, &plain2, &["--shard", &format!("{i}/2")]), 0, &[]);
+    }
+    let mf = p.path().join(format!(
+        "output/plain2/_shards/ds={LAST_DAY}/shard-00001-of-00002/_manifest.json"
+    ));
+    let mut m: serde_json::Value = read_json(&mf);
+    m["rows"].as_object_mut().unwrap().remove("written");
+    std::fs::write(&mf, serde_json::to_vec(&m).unwrap()).unwrap();
+    assert_exit(
+        &commit(&plain2),
+        3,
+        &["shard-00001-of-00002", "not a shard manifest", "written"],
+    );
+    assert!(
+        !p.path()
+            .join(format!("output/plain2/ds={LAST_DAY}"))
+            .exists()
+    );
 }
 
 #[test]

@@ -445,6 +445,18 @@ impl Place {
             if etag.is_none() || inode(&f) != *etag {
                 return Ok(false);
             }
+            // An inode number can be reused by the file of the run that took over:
+            // the holder written in the opened file must be this run, too.
+            let mut text = Vec::new();
+            std::io::Read::read_to_end(&mut &f, &mut text).map_err(|e| Error::io("read", p, e))?;
+            if serde_json::from_slice::<Holder>(&text)
+                .ok()
+                .map(|c| c.run_id)
+                .as_ref()
+                != Some(&h.run_id)
+            {
+                return Ok(false);
+            }
             f.set_modified(std::time::SystemTime::now())
                 .map_err(|e| Error::io("touch", p, e))?;
             h.heartbeat_at = now();
@@ -753,7 +765,9 @@ mod tests {
         f.set_modified(std::time::SystemTime::now() - Duration::from_secs(3600))
             .unwrap();
         let old = place.read().unwrap().unwrap().0.heartbeat_at;
-        f.set_modified(std::time::SystemTime::now()).unwrap();
+        // (Later than the holder's own time, which can share its millisecond.)
+        f.set_modified(std::time::SystemTime::now() + Duration::from_secs(60))
+            .unwrap();
         let new = place.read().unwrap().unwrap().0.heartbeat_at;
         assert!(new > old, "{old} -> {new}");
     }

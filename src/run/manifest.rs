@@ -109,6 +109,79 @@ impl PublishedManifest {
     }
 }
 
+/// What a commit reads from a shard's manifest, typed: a missing or mistyped
+/// field fails the commit naming the shard, never counts as zero.
+#[derive(Debug, Clone, Deserialize)]
+pub struct ShardManifest {
+    pub run_id: String,
+    pub status: String,
+    pub job: ReadJob,
+    pub model: ReadModel,
+    pub shard: ShardInfo,
+    /// Every input file of the date (all shards list the same files).
+    pub inputs: Vec<InputFile>,
+    pub rows: ReadRows,
+    pub output: ReadOutput,
+}
+
+impl ShardManifest {
+    /// Parses the manifest of the shard at `what` (named in the error).
+    pub fn parse(bytes: &[u8], what: &str) -> crate::error::Result<Self> {
+        serde_json::from_slice(bytes).map_err(|e| {
+            crate::error::Error::DataContract(format!(
+                "{what}: not a shard manifest of this scorch version: {e}; rerun that shard"
+            ))
+        })
+    }
+}
+
+/// The job of a manifest being read back.
+#[derive(Debug, Clone, Deserialize)]
+pub struct ReadJob {
+    /// Hex SHA-256 of the job file.
+    pub sha256: String,
+}
+
+/// The model of a manifest being read back.
+#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
+pub struct ReadModel {
+    pub name: String,
+    pub version: String,
+    pub sha256: String,
+}
+
+/// The row counts of a run's manifest being read back.
+#[derive(Debug, Clone, Deserialize)]
+pub struct ReadRows {
+    pub read: u64,
+    pub written: u64,
+}
+
+/// The output of a run's manifest being read back.
+#[derive(Debug, Clone, Deserialize)]
+pub struct ReadOutput {
+    pub files: Vec<ReadFile>,
+}
+
+/// One output file of a manifest being read back.
+#[derive(Debug, Clone, Deserialize)]
+pub struct ReadFile {
+    pub path: String,
+    pub bytes: u64,
+    pub rows: u64,
+}
+
+/// A published partition's manifest as far as "was this commit already done"
+/// needs it: run manifests (kind `run`) have no shards.
+#[derive(Debug, Clone, Deserialize)]
+pub struct PublishedCommit {
+    pub kind: String,
+    pub run_id: String,
+    pub job: ReadJob,
+    #[serde(default)]
+    pub shards: Vec<String>,
+}
+
 #[derive(Debug, Clone, Serialize)]
 pub struct Manifest {
     pub manifest_version: u32,

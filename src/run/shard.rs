@@ -22,7 +22,7 @@ use std::path::Path;
 
 use chrono::NaiveDate;
 
-use super::manifest::{JobInfo, OutputFile, ShardInfo};
+use super::manifest::{JobInfo, OutputFile, PublishedCommit, ReadModel, ShardManifest};
 use crate::error::{Error, Result};
 use crate::sink::PARTITION_MANIFEST;
 use crate::spec::job::JobSpec;
@@ -264,14 +264,13 @@ fn commit_as(
     // Every shard: present, succeeded, of this job file and count, covering the input.
     let mut missing = Vec::new();
     // (shard folder name, its location for messages, its manifest)
-    let mut manifests: Vec<(String, String, serde_json::Value)> = Vec::new();
+    let mut manifests: Vec<(String, String, ShardManifest)> = Vec::new();
     for i in 0..count {
         let name = dir_name(i, count);
         let d = red.redact(&table.shard_location(&partition, &name));
         match table.read_shard_file(&partition, &name, PARTITION_MANIFEST)? {
             Some(b) => {
-                let m: serde_json::Value = serde_json::from_slice(&b)
-                    .map_err(|e| Error::DataContract(format!("{d}: not a shard manifest: {e}")))?;
+                let m = ShardManifest::parse(&b, &d)?;
                 manifests.push((name, d, m));
             }
             None => missing.push(i.to_string()),
@@ -280,28 +279,22 @@ fn commit_as(
     // Idempotent: a commit that published and was killed before it removed the
     // shards (or a retried commit task) finds the partition already holding them.
     if let Some(prev) = table.partition_manifest(&partition)?
-        && let Ok(prev) = serde_json::from_slice::<serde_json::Value>(&prev)
-        && prev["kind"] == "commit"
-        && prev["job"]["sha256"] == job_sha.as_str()
-        && prev["shards"].as_array().is_some_and(|a| a.len() == count)
-    {
-        let ids: Vec<&str> = prev["shards"]
-            .as_array()
-            .map(|a| a.iter().filter_map(|v| v.as_str()).collect())
-            .unwrap_or_default();
-        if manifests
+        && let Ok(prev) = serde_json::from_slice::<PublishedCommit>(&prev)
+        && prev.kind == "commit"
+        && prev.job.sha256 == job_sha
+        && prev.shards.len() == count
+        && manifests
             .iter()
-            .all(|(_, _, m)| m["run_id"].as_str().is_some_and(|r| ids.contains(&r)))
-        {
-            for l in &locks {
-                l.check()?;
-            }
-            table.remove_shards(&partition);
-            return Ok(CommitOutcome::AlreadyCommitted {
-                run_id: prev["run_id"].as_str().unwrap_or("").to_string(),
-                partition: red.redact(&table.partition_location(&partition)),
-            });
+            .all(|(_, _, m)| prev.shards.contains(&m.run_id))
+    {
+        for l in &locks {
+            l.check()?;
         }
+        table.remove_shards(&partition);
+        return Ok(CommitOutcome::AlreadyCommitted {
+            run_id: prev.run_id,
+            partition: red.redact(&table.partition_location(&partition)),
+        });
     }
     if !missing.is_empty() {
         return Err(Error::DataContract(format!(
@@ -312,34 +305,39 @@ fn commit_as(
         )));
     }
     let mut expected_start = 0u64;
-    let mut total = None;
-    for (_, d, m) in &manifests {
-        let shard: ShardInfo = serde_json::from_value(m["shard"].clone()).map_err(|e| {
-            Error::DataContract(format!("{d}: the manifest has no shard entry: {e}"))
-        })?;
-        let problem = if m["status"] != "succeeded" {
-            Some(format!("its status is {}", m["status"]))
-        } else if m["job"]["sha256"] != job_sha.as_str() {
+    let first = &manifests[0].2;
+    for (i, (_, d, m)) in manifests.iter().enumerate() {
+        let shard = &m.shard;
+        let problem = if m.status != "succeeded" {
+            Some(format!("its status is {}", m.status))
+        } else if m.job.sha256 != job_sha {
             Some("it was run with another version of the job file".into())
-        } else if m["model"] != manifests[0].2["model"] {
-            let model = |m: &serde_json::Value| {
-                let f = |k: &str| m["model"][k].as_str().unwrap_or("?").to_string();
-                format!("{} {} (sha256 {})", f("name"), f("version"), f("sha256"))
-            };
+        } else if m.model != first.model {
+            let model = |m: &ReadModel| format!("{} {} (sha256 {})", m.name, m.version, m.sha256);
             Some(format!(
                 "it was scored by model {} but shard 0 by {} (an alias moved between \
                  shards?); rerun the shards with one model",
-                model(m),
-                model(&manifests[0].2)
+                model(&m.model),
+                model(&first.model)
             ))
-        } else if shard.count != count {
-            Some(format!("it is one of {} shards", shard.count))
-        } else if shard.row_start != expected_start || total.is_some_and(|t| t != shard.total_rows)
-        {
+        } else if shard.count != count || shard.index != i {
+            Some(format!("it is shard {} of {}", shard.index, shard.count))
+        } else if let Some(p) = input_change(&first.inputs, &m.inputs) {
+            Some(format!(
+                "its input is not shard 0's: {p} (the input changed between shards); rerun \
+                 every shard on the same input"
+            ))
+        } else if shard.row_start != expected_start || shard.total_rows != first.shard.total_rows {
             Some(
                 "its rows do not continue the previous shard's (the input changed between shards?)"
                     .into(),
             )
+        } else if m.output.files.iter().map(|f| f.rows).sum::<u64>() != m.rows.written {
+            Some(format!(
+                "its manifest says it wrote {} rows but lists files of {}",
+                m.rows.written,
+                m.output.files.iter().map(|f| f.rows).sum::<u64>()
+            ))
         } else {
             None
         };
@@ -349,13 +347,11 @@ fn commit_as(
             )));
         }
         expected_start = shard.row_end;
-        total = Some(shard.total_rows);
     }
-    if total.is_some_and(|t| t != expected_start) {
+    let total = first.shard.total_rows;
+    if total != expected_start {
         return Err(Error::DataContract(format!(
-            "{}: the shards cover {expected_start} of {} rows",
-            shards_dir,
-            total.unwrap_or(0)
+            "{shards_dir}: the shards cover {expected_start} of {total} rows"
         )));
     }
     // With `report:`: the shards' profiles, merged (read before anything moves).
@@ -378,14 +374,8 @@ fn commit_as(
         }
         None => None,
     };
-    let rows_read: u64 = manifests
-        .iter()
-        .map(|(_, _, m)| m["rows"]["read"].as_u64().unwrap_or(0))
-        .sum();
-    let rows_written: u64 = manifests
-        .iter()
-        .map(|(_, _, m)| m["rows"]["written"].as_u64().unwrap_or(0))
-        .sum();
+    let rows_read: u64 = manifests.iter().map(|(_, _, m)| m.rows.read).sum();
+    let rows_written: u64 = manifests.iter().map(|(_, _, m)| m.rows.written).sum();
     super::check_row_count(&job.output, &table, &partition, rows_read, rows_written)?;
     let ds_text = ds.format("%Y-%m-%d").to_string();
     let mut outcome = match (&profile, &job.report) {
@@ -408,20 +398,19 @@ fn commit_as(
     let mut shards = Vec::new();
     let mut rows = 0u64;
     for (name, _, m) in &manifests {
-        shards.push(m["run_id"].as_str().unwrap_or("").to_string());
-        for f in m["output"]["files"].as_array().cloned().unwrap_or_default() {
+        shards.push(m.run_id.clone());
+        for f in &m.output.files {
             let new_name = table.commit_file_name(&run_id, files.len());
             parts.push(crate::sink::shards::Part {
                 shard: name.clone(),
-                file: f["path"].as_str().unwrap_or("").to_string(),
+                file: f.path.clone(),
                 name: new_name.clone(),
             });
-            let r = f["rows"].as_u64().unwrap_or(0);
-            rows += r;
+            rows += f.rows;
             files.push(OutputFile {
                 path: new_name,
-                bytes: f["bytes"].as_u64().unwrap_or(0),
-                rows: r,
+                bytes: f.bytes,
+                rows: f.rows,
             });
         }
     }
@@ -484,6 +473,37 @@ fn commit_as(
         )));
     }
     Ok(CommitOutcome::Committed(Box::new(committed)))
+}
+
+/// How shard inputs `b` differ from shard 0's `a` (path, size, modification
+/// time, ETag, content hash), if they do.
+fn input_change(a: &[crate::source::InputFile], b: &[crate::source::InputFile]) -> Option<String> {
+    let paths =
+        |v: &[crate::source::InputFile]| v.iter().map(|f| f.path.clone()).collect::<Vec<_>>();
+    if paths(a) != paths(b) {
+        let only = |x: &[crate::source::InputFile], y: &[crate::source::InputFile]| {
+            x.iter()
+                .find(|f| !y.iter().any(|g| g.path == f.path))
+                .map(|f| f.path.clone())
+        };
+        return Some(match (only(a, b), only(b, a)) {
+            (Some(p), _) => format!("it did not read {p}"),
+            (_, Some(p)) => format!("it read {p}, which shard 0 did not"),
+            _ => "it read the same files in another order".into(),
+        });
+    }
+    a.iter().zip(b).find(|(x, y)| x != y).map(|(x, y)| {
+        let what = if x.bytes != y.bytes {
+            format!("{} bytes, shard 0 saw {}", y.bytes, x.bytes)
+        } else if x.etag != y.etag {
+            format!("ETag {:?}, shard 0 saw {:?}", y.etag, x.etag)
+        } else if x.modified != y.modified {
+            format!("modified {:?}, shard 0 saw {:?}", y.modified, x.modified)
+        } else {
+            "another content hash than shard 0 saw".into()
+        };
+        format!("{} was {what}", y.path)
+    })
 }
 
 #[cfg(test)]

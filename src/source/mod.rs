@@ -18,7 +18,7 @@ use crate::spec::job::{ParquetSource, PostgresSource, SourceSpec, SqlSource};
 use crate::spec::template::{Redactor, TemplateVars, render};
 
 /// One input file, as recorded in the run manifest.
-#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, serde::Deserialize, PartialEq, Eq)]
 pub struct InputFile {
     /// Path (secrets redacted).
     pub path: String,
