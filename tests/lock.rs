@@ -35,6 +35,27 @@ fn wait_for(path: &Path, child: &mut Child) {
     }
 }
 
+/// A project whose input is on the S3 server and whose job `name` writes
+/// `s3://lake/scores/<table>`.
+fn s3_project(s3: &common::s3::S3Server, name: &str, table: &str) -> (Project, PathBuf) {
+    let p = Project::new(1, 1000);
+    s3.put_tree(
+        "lake",
+        "churn/features",
+        &p.path().join("data/churn/features"),
+    );
+    p.write("profiles.yaml", &s3.profile_yaml("lake"));
+    let job = p.job(
+        name,
+        &format!(
+            "name: {name}\nsource:\n  parquet:\n    path: s3://lake/churn/features/ds={{{{ ds }}}}/*.parquet\n\
+             keys: [customer_id]\nmodel: {}\nstorage_profile: lake\noutput:\n  path: s3://lake/scores/{table}\n",
+            example_bundle().display()
+        ),
+    );
+    (p, job)
+}
+
 fn lock_file(p: &Project, table: &str) -> PathBuf {
     p.path()
         .join(format!("output/{table}/_locks/ds={LAST_DAY}.lock"))
@@ -221,21 +242,7 @@ fn heartbeats_keep_a_long_run_locked_and_a_taken_over_run_publishes_nothing() {
 #[test]
 fn s3_tables_are_locked_by_conditional_create() {
     let s3 = common::s3::S3Server::start();
-    let p = Project::new(1, 1000);
-    s3.put_tree(
-        "lake",
-        "churn/features",
-        &p.path().join("data/churn/features"),
-    );
-    p.write("profiles.yaml", &s3.profile_yaml("lake"));
-    let job = p.job(
-        "s3_locked",
-        &format!(
-            "name: s3_locked\nsource:\n  parquet:\n    path: s3://lake/churn/features/ds={{{{ ds }}}}/*.parquet\n\
-             keys: [customer_id]\nmodel: {}\nstorage_profile: lake\noutput:\n  path: s3://lake/scores/locked\n",
-            example_bundle().display()
-        ),
-    );
+    let (p, job) = s3_project(&s3, "s3_locked", "locked");
     let env = common::s3::S3Server::env();
     let lock = s3
         .bucket("lake")
@@ -338,21 +345,7 @@ fn a_writer_whose_lock_was_taken_over_publishes_and_deletes_nothing() {
 #[test]
 fn a_taken_over_writer_on_s3_publishes_and_deletes_nothing() {
     let s3 = common::s3::S3Server::start();
-    let p = Project::new(1, 1000);
-    s3.put_tree(
-        "lake",
-        "churn/features",
-        &p.path().join("data/churn/features"),
-    );
-    p.write("profiles.yaml", &s3.profile_yaml("lake"));
-    let job = p.job(
-        "s3_fenced",
-        &format!(
-            "name: s3_fenced\nsource:\n  parquet:\n    path: s3://lake/churn/features/ds={{{{ ds }}}}/*.parquet\n\
-             keys: [customer_id]\nmodel: {}\nstorage_profile: lake\noutput:\n  path: s3://lake/scores/fenced\n",
-            example_bundle().display()
-        ),
-    );
+    let (p, job) = s3_project(&s3, "s3_fenced", "fenced");
     let env = common::s3::S3Server::env();
     let table = s3.bucket("lake").join("scores/fenced");
     let lock = table.join(format!("_locks/ds={LAST_DAY}.lock"));
