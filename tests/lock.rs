@@ -10,16 +10,36 @@ use std::time::{Duration, Instant};
 
 use common::*;
 
-/// `scorch run JOB --date LAST_DAY` in the background, paused `pause_ms` before it
-/// publishes.
-fn spawn_paused(p: &Project, job: &Path, pause_ms: u64, env: &[(&str, &str)]) -> Child {
+/// `scorch run JOB --date LAST_DAY` in the background with the test hook `hook`
+/// set to `value`.
+fn spawn_hooked(p: &Project, job: &Path, hook: &str, value: &str, env: &[(&str, &str)]) -> Child {
     Command::new(bin())
         .current_dir(p.path())
         .args(["--quiet", "run", job.to_str().unwrap(), "--date", LAST_DAY])
-        .env(scorch::run::PAUSE_BEFORE_PUBLISH_ENV, pause_ms.to_string())
+        .env(hook, value)
         .envs(env.iter().copied())
         .spawn()
         .unwrap()
+}
+
+/// `scorch run JOB --date LAST_DAY` in the background, paused `pause_ms` before it
+/// publishes.
+fn spawn_paused(p: &Project, job: &Path, pause_ms: u64, env: &[(&str, &str)]) -> Child {
+    let ms = pause_ms.to_string();
+    spawn_hooked(p, job, scorch::run::PAUSE_BEFORE_PUBLISH_ENV, &ms, env)
+}
+
+/// `scorch run JOB --date LAST_DAY` in the background, paused `pause_ms` inside its
+/// publish (after its lock check); `mark` appears when it gets there.
+fn spawn_in_publish(
+    p: &Project,
+    job: &Path,
+    pause_ms: u64,
+    mark: &Path,
+    env: &[(&str, &str)],
+) -> Child {
+    let value = format!("{pause_ms}:{}", mark.display());
+    spawn_hooked(p, job, scorch::run::PAUSE_IN_PUBLISH_ENV, &value, env)
 }
 
 fn wait_for(path: &Path, child: &mut Child) {
@@ -376,4 +396,87 @@ fn a_taken_over_writer_on_s3_publishes_and_deletes_nothing() {
         let file = part.join(f["path"].as_str().unwrap());
         assert!(file.is_file(), "{} is missing", file.display());
     }
+}
+
+/// `scorch unlock --force` (or a takeover) that comes while a run is inside its
+/// publish waits for the publish to end: when it returns, the partition is the
+/// run's, whole, never half-swapped under a new holder.
+#[test]
+fn an_unlock_during_a_publish_waits_for_it() {
+    let p = Project::new(1, 2000);
+    let job = p.standard_job("inpublish", &example_bundle());
+    let lock = lock_file(&p, "inpublish");
+    let part = p.path().join(format!("output/inpublish/ds={LAST_DAY}"));
+    let mark = p.path().join("in-publish");
+    let mut a = spawn_in_publish(&p, &job, 3000, &mark, &[]);
+    wait_for(&mark, &mut a);
+    let a_id = holder(&lock)["run_id"].as_str().unwrap().to_string();
+    let o = p.scorch(&[
+        "unlock",
+        job.to_str().unwrap(),
+        "--date",
+        LAST_DAY,
+        "--force",
+    ]);
+    assert_exit(&o, 0, &[]);
+    // The unlock came back only once A had published.
+    let m = read_json(part.join("_manifest.json"));
+    assert_eq!(m["run_id"], a_id.as_str(), "the partition is A's");
+    let out = a.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_eq!(read_partition(&part).height(), 2000);
+    // And the table is free for the next run.
+    assert_exit(&p.run_job(&job, &[]), 0, &[]);
+}
+
+/// On S3 there is no lock to hold across the publish: a writer whose lock is taken
+/// over after its last lock check, and whose partition another run publishes
+/// meanwhile, is fenced by the version of the partition manifest it saw when it
+/// took its lock: it exits 6, and the other run's files and manifest survive.
+#[test]
+fn a_writer_taken_over_inside_its_publish_on_s3_is_fenced() {
+    let s3 = common::s3::S3Server::start();
+    let (p, job) = s3_project(&s3, "s3_inpublish", "inpublish");
+    let env = common::s3::S3Server::env();
+    let table = s3.bucket("lake").join("scores/inpublish");
+    let lock = table.join(format!("_locks/ds={LAST_DAY}.lock"));
+    let part = table.join(format!("ds={LAST_DAY}"));
+    // An earlier run's partition, which both writers replace.
+    assert_exit(&p.run_job(&job, &env), 0, &[]);
+    let mark = p.path().join("in-publish");
+    let mut a = spawn_in_publish(&p, &job, 6000, &mark, &env);
+    wait_for(&mark, &mut a);
+    let a_id = holder(&lock)["run_id"].as_str().unwrap().to_string();
+    let o = p.scorch_env(
+        &[
+            "unlock",
+            job.to_str().unwrap(),
+            "--date",
+            LAST_DAY,
+            "--force",
+        ],
+        &env,
+    );
+    assert_exit(&o, 0, &[]);
+    assert_exit(&p.run_job(&job, &env), 0, &[]);
+    let b = read_json(part.join("_manifest.json"));
+    let out = a.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(6), "{}", stderr(&out));
+    let after = read_json(part.join("_manifest.json"));
+    assert_eq!(
+        after["run_id"], b["run_id"],
+        "the surviving manifest is B's"
+    );
+    for f in after["output"]["files"].as_array().unwrap() {
+        let file = part.join(f["path"].as_str().unwrap());
+        assert!(file.is_file(), "{} is missing", file.display());
+    }
+    let strays: Vec<_> = std::fs::read_dir(&part)
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .map(|e| e.file_name().to_string_lossy().to_string())
+        .filter(|n| n.contains(&a_id))
+        .collect();
+    assert!(strays.is_empty(), "A left {strays:?}");
+    assert_eq!(read_partition(&part).height(), 1000);
 }

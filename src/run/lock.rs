@@ -26,8 +26,10 @@
 //! takeover and `scorch unlock` take — and checks there that the lock is still the
 //! run's; so a run whose lock was taken over (after its heartbeats stopped for a
 //! lease, or `scorch unlock --force`) exits 6 and publishes and deletes nothing. On
-//! object stores the partition manifest is PUT conditionally on the version of the
-//! manifest it replaces (see `crate::sink`).
+//! object stores, where nothing can be held across an upload, the partition
+//! manifest is PUT conditionally on the version of the manifest the run saw right
+//! after it took its lock (its fencing token, `crate::sink::Replaces`), so a writer
+//! taken over even after its last check publishes nothing.
 
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -377,13 +379,23 @@ impl Place {
         }
     }
 
-    /// Replaces the stale lock `old` (read with `etag`) by `h`, atomically;
+    /// Replaces the stale lock of `old` (read with `etag`) by `h`, atomically;
     /// `Ok(Some(etag))` when this call won.
-    fn take_over(&self, h: &Holder, etag: Option<String>) -> Result<Option<Option<String>>> {
+    fn take_over(
+        &self,
+        old: &Holder,
+        h: &Holder,
+        etag: Option<String>,
+    ) -> Result<Option<Option<String>>> {
         match self {
             Place::Local(p) => {
                 // Not while the holder is publishing (it checks under the same fence).
                 let _fence = fence(p)?;
+                // While this waited for the fence, the lock may have been released or
+                // taken by another run: break only the stale one that was read.
+                if self.read()?.is_none_or(|(cur, _)| cur.run_id != old.run_id) {
+                    return Ok(None);
+                }
                 // Only one of several breakers can rename the same file away.
                 let aside = p.with_extension(format!("lock.pid{}.broken", std::process::id()));
                 match std::fs::rename(p, &aside) {
@@ -517,7 +529,7 @@ impl Lock {
                     None => continue,
                     Some((cur, etag)) if cur.is_stale() => {
                         tracing::warn!(lock = %place.display(), holder = %cur.describe(), "taking over a stale lock");
-                        place.take_over(&holder, etag)?
+                        place.take_over(&cur, &holder, etag)?
                     }
                     Some((cur, _)) => {
                         if wait.is_none_or(|w| start.elapsed() >= w) {
@@ -649,6 +661,20 @@ pub fn unlock(table: &Table, name: &str, force: bool) -> Result<Option<Holder>> 
         )));
     }
     let _fence = place.fence()?;
+    // While this waited for a publish to end, the lock may have been released or
+    // taken by another run: remove only the one that was shown.
+    match place.read()? {
+        None => return Ok(None),
+        Some((cur, _)) if cur.run_id != h.run_id => {
+            return Err(Error::Locked(format!(
+                "{} changed while this waited for a publish to end: it is now held by {}; \
+                 run `scorch unlock` again if that one is dead too",
+                place.display(),
+                cur.describe()
+            )));
+        }
+        Some(_) => {}
+    }
     place.remove()?;
     Ok(Some(h))
 }
@@ -753,7 +779,10 @@ mod tests {
         assert!(place.beat(&mut a, &mut etag).unwrap());
         // b takes the lock over (as after a lapsed lease or `unlock --force`).
         let b = Holder::me("b", "j", "run");
-        place.take_over(&b, None).unwrap().unwrap();
+        place.take_over(&a, &b, None).unwrap().unwrap();
+        // A breaker that had read a's lock, and comes late, does not break b's.
+        let c = Holder::me("c", "j", "run");
+        assert!(place.take_over(&a, &c, None).unwrap().is_none());
         assert!(
             !place.beat(&mut a, &mut etag).unwrap(),
             "a sees it lost the lock"

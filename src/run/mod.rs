@@ -33,6 +33,13 @@ pub const PREPROCESS_PATH_ENV: &str = "SCORCH_PREPROCESS_PATH";
 #[cfg(feature = "test-hooks")]
 pub const PAUSE_BEFORE_PUBLISH_ENV: &str = "SCORCH_TEST_PAUSE_BEFORE_PUBLISH_MS";
 
+/// Test hook (`test-hooks` builds only), `MS:PATH`: inside the publish guard, after
+/// the lock was checked to be still the run's, a run creates the file `PATH` and
+/// sleeps `MS` milliseconds before it publishes, so tests can take its lock over
+/// while it publishes.
+#[cfg(feature = "test-hooks")]
+pub const PAUSE_IN_PUBLISH_ENV: &str = "SCORCH_TEST_PAUSE_IN_PUBLISH";
+
 /// What to run.
 #[derive(Debug, Clone)]
 pub struct RunOptions {
@@ -218,6 +225,16 @@ pub fn run(opts: &RunOptions) -> Result<RunSummary> {
         Error::Locked(msg) => Error::Locked(redactor.redact(&msg)),
         e => e,
     })?;
+    // The fencing token: what this run's commit may replace, read under its lock.
+    let replaces = table
+        .replaces(&match opts.shard {
+            Some((i, n)) => format!("{}/ds={}/{}", sink::SHARDS_DIR, m.ds, shard::dir_name(i, n)),
+            None => format!("ds={}", m.ds),
+        })
+        .map_err(|e| match e {
+            Error::Internal(msg) => Error::Internal(redactor.redact(&msg)),
+            e => e,
+        })?;
     let location = redactor.redact(&table.location());
     crate::observe::run_started(&m, &location);
     let t0 = Instant::now();
@@ -226,6 +243,7 @@ pub fn run(opts: &RunOptions) -> Result<RunSummary> {
         storage: &storage,
         table: &table,
         lock: &lock,
+        replaces: &replaces,
     };
     let result = execute(
         opts,
@@ -306,6 +324,8 @@ struct Env<'a> {
     table: &'a sink::Table,
     /// The run's lock, checked before publishing.
     lock: &'a lock::Lock,
+    /// What the run's commit may replace (its fencing token on object stores).
+    replaces: &'a sink::Replaces,
 }
 
 /// The manifest as JSON. Its fields were redacted when they were set (paths,
@@ -923,9 +943,23 @@ fn execute(
             return Err(e);
         }
     };
+    #[cfg(feature = "test-hooks")]
+    if let Some((ms, mark)) = std::env::var(PAUSE_IN_PUBLISH_ENV)
+        .ok()
+        .and_then(|v| {
+            v.split_once(':')
+                .map(|(a, b)| (a.to_string(), b.to_string()))
+        })
+        .and_then(|(ms, mark)| ms.parse::<u64>().ok().map(|ms| (ms, mark)))
+    {
+        let _ = std::fs::write(&mark, b"");
+        std::thread::sleep(std::time::Duration::from_millis(ms));
+    }
     let target = match opts.shard {
-        Some((index, count)) => staged.publish_shard(&shard::dir_name(index, count))?,
-        None => staged.publish()?,
+        Some((index, count)) => {
+            staged.publish_shard(&shard::dir_name(index, count), env.replaces)?
+        }
+        None => staged.publish(env.replaces)?,
     };
     drop(guard);
     tracing::info!(partition = %redactor.redact(&target), rows = m.rows.written, "published");

@@ -259,6 +259,8 @@ fn commit_as(
         }
         held
     };
+    // The fencing token of the commit (see `sink::Replaces`), read under the locks.
+    let replaces = table.replaces(&partition)?;
     let shards_dir = red.redact(&table.shard_location(&partition, ""));
     let shards_dir = shards_dir.trim_end_matches('/');
     // Every shard: present, succeeded, of this job file and count, covering the input.
@@ -455,7 +457,7 @@ fn commit_as(
     for l in &locks[1..] {
         l.check()?;
     }
-    let at = table.commit_shards(&partition, &run_id, &parts, text.as_bytes())?;
+    let at = table.commit_shards(&partition, &run_id, &parts, text.as_bytes(), &replaces)?;
     drop(guard);
     if let Some(o) = outcome.as_mut() {
         table.append_history(&partition, &run_id, &mut o.history)?;

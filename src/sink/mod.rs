@@ -309,6 +309,51 @@ pub enum Table {
     },
 }
 
+/// The fencing token of a writer on an object store: the version of the manifest
+/// its commit will replace, read right after it took its lock. The commit PUTs the
+/// new manifest conditionally on exactly that version, so a writer whose lock was
+/// taken over, and whose partition another run published meanwhile, publishes
+/// nothing — even when the takeover came after its last lock check. Local tables
+/// are fenced by the lock's `flock` instead (see `crate::run::lock`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Replaces {
+    /// A local table.
+    Local,
+    /// No manifest was there: the commit creates it (`If-None-Match: *`).
+    Nothing,
+    /// The manifest of this ETag / version was there.
+    Version {
+        e_tag: Option<String>,
+        version: Option<String>,
+    },
+}
+
+impl Table {
+    /// What a commit of `rel` (`ds=…`, or `_shards/ds=…/<shard>`) will replace, now.
+    pub fn replaces(&self, rel: &str) -> Result<Replaces> {
+        let Table::Remote { url, store, prefix } = self else {
+            return Ok(Replaces::Local);
+        };
+        use object_store::ObjectStoreExt;
+        let mut path = prefix.clone();
+        for part in rel.split('/') {
+            path = path.join(part);
+        }
+        let path = path.join(PARTITION_MANIFEST);
+        match crate::storage::runtime()?.block_on(store.store.head(&path)) {
+            Ok(meta) => Ok(Replaces::Version {
+                e_tag: meta.e_tag,
+                version: meta.version,
+            }),
+            Err(object_store::Error::NotFound { .. }) => Ok(Replaces::Nothing),
+            Err(e) => Err(crate::storage::runtime_error(
+                &format!("reading the manifest of {url}/{rel}"),
+                e,
+            )),
+        }
+    }
+}
+
 /// A partition being written: files go into a local folder first; publishing
 /// moves them into place (local) or uploads them and commits (object store).
 // One per run: the size difference of the variants does not matter.
@@ -691,7 +736,8 @@ impl Staged {
     /// Publishes the staged files. Local: an atomic folder swap. Object store: the
     /// data files are uploaded first and `_manifest.json` last — that single PUT is the
     /// commit — then files of earlier runs that the manifest no longer lists are deleted.
-    pub fn publish(self) -> Result<String> {
+    /// On object stores the commit replaces exactly the manifest `replaces` names.
+    pub fn publish(self, replaces: &Replaces) -> Result<String> {
         match self {
             Staged::Local(s) => Ok(s.publish()?.display().to_string()),
             Staged::Remote {
@@ -701,7 +747,7 @@ impl Staged {
                 partition_prefix,
                 ..
             } => {
-                let result = upload_and_commit(&dir, &url, &store, &partition_prefix);
+                let result = upload_and_commit(&dir, &url, &store, &partition_prefix, replaces);
                 let _ = std::fs::remove_dir_all(&dir);
                 result.map(|_| url)
             }
@@ -711,7 +757,7 @@ impl Staged {
     /// Publishes the staged files as shard `name` of the partition, in
     /// `<table>/_shards/<partition>/<name>/` (replacing an earlier attempt of that
     /// shard), for `scorch commit` to assemble.
-    pub fn publish_shard(self, name: &str) -> Result<String> {
+    pub fn publish_shard(self, name: &str, replaces: &Replaces) -> Result<String> {
         match self {
             Staged::Local(s) => {
                 let target = s.table.join(SHARDS_DIR).join(&s.partition).join(name);
@@ -730,7 +776,7 @@ impl Staged {
                     .join(partition.as_str())
                     .join(name);
                 let at = format!("{table_url}/{SHARDS_DIR}/{partition}/{name}");
-                let result = upload_and_commit(&dir, &at, &store, &prefix);
+                let result = upload_and_commit(&dir, &at, &store, &prefix, replaces);
                 let _ = std::fs::remove_dir_all(&dir);
                 result.map(|_| at)
             }
@@ -756,6 +802,7 @@ fn upload_and_commit(
     url: &str,
     store: &crate::storage::Store,
     prefix: &object_store::path::Path,
+    replaces: &Replaces,
 ) -> Result<()> {
     use object_store::{ObjectStoreExt, WriteMultipart};
     use std::io::Read;
@@ -814,7 +861,7 @@ fn upload_and_commit(
             // conditional on the manifest it replaces.
             let manifest = dir.join(PARTITION_MANIFEST);
             let bytes = std::fs::read(&manifest).map_err(|e| Error::io("read", &manifest, e))?;
-            commit_manifest(store, prefix, bytes, url).await
+            commit_manifest(store, prefix, bytes, url, replaces).await
         };
         let previous = match upload_all.await {
             Ok(p) => p,
@@ -830,38 +877,61 @@ fn upload_and_commit(
     })
 }
 
-/// PUTs a partition manifest under `prefix`, conditionally: created if there is
-/// none, else replacing exactly the version read just before (its ETag). Another
-/// writer's commit in between makes this one fail with exit 6, publishing nothing.
-/// Returns the data files the replaced manifest named.
+/// PUTs a partition manifest under `prefix`, conditionally on exactly the version
+/// `replaces` names (the writer's fencing token): created if there was none, else
+/// replacing that ETag. A manifest published by another run since this writer took
+/// its lock makes this one fail with exit 6, publishing nothing. Returns the data
+/// files the replaced manifest named.
 pub(crate) async fn commit_manifest(
     store: &crate::storage::Store,
     prefix: &object_store::path::Path,
     bytes: Vec<u8>,
     url: &str,
+    replaces: &Replaces,
 ) -> Result<Vec<String>> {
     use object_store::{ObjectStoreExt, PutMode, PutOptions, UpdateVersion};
     let path = prefix.clone().join(PARTITION_MANIFEST);
     let err = |what: &str, e: object_store::Error| {
         crate::storage::runtime_error(&format!("{what} {url}"), e)
     };
-    let (mode, previous) = match store.store.get(&path).await {
+    let fenced = || {
+        Error::Locked(format!(
+            "another run published {url} after this one took its lock (its lock was taken \
+             over); nothing of this run was published"
+        ))
+    };
+    let (now, previous) = match store.store.get(&path).await {
         Ok(r) => {
-            let e_tag = r.meta.e_tag.clone();
-            let version = r.meta.version.clone();
+            let now = Replaces::Version {
+                e_tag: r.meta.e_tag.clone(),
+                version: r.meta.version.clone(),
+            };
             let old = r
                 .bytes()
                 .await
                 .map_err(|e| err("reading the manifest of", e))?;
-            let mode = if e_tag.is_some() || version.is_some() {
-                PutMode::Update(UpdateVersion { e_tag, version })
-            } else {
-                PutMode::Overwrite
-            };
-            (mode, manifest_files(&old))
+            (now, manifest_files(&old))
         }
-        Err(object_store::Error::NotFound { .. }) => (PutMode::Create, vec![]),
+        Err(object_store::Error::NotFound { .. }) => (Replaces::Nothing, vec![]),
         Err(e) => return Err(err("reading the manifest of", e)),
+    };
+    let mode = match (replaces, &now) {
+        (Replaces::Nothing, Replaces::Nothing) => PutMode::Create,
+        (
+            Replaces::Version {
+                e_tag: None,
+                version: None,
+            },
+            Replaces::Version { .. },
+        ) => PutMode::Overwrite,
+        (Replaces::Version { e_tag, version }, Replaces::Version { .. }) if *replaces == now => {
+            PutMode::Update(UpdateVersion {
+                e_tag: e_tag.clone(),
+                version: version.clone(),
+            })
+        }
+        (Replaces::Local, _) => unreachable!("local tables are published by a folder swap"),
+        _ => return Err(fenced()),
     };
     let opts = PutOptions {
         mode,
@@ -884,10 +954,7 @@ pub(crate) async fn commit_manifest(
             Ok(previous)
         }
         Err(object_store::Error::Precondition { .. })
-        | Err(object_store::Error::AlreadyExists { .. }) => Err(Error::Locked(format!(
-            "another run published {url} while this one was writing (its lock was taken over); \
-             nothing of this run was published"
-        ))),
+        | Err(object_store::Error::AlreadyExists { .. }) => Err(fenced()),
         Err(e) => Err(err("committing", e)),
     }
 }

@@ -94,6 +94,7 @@ impl Table {
         run_id: &str,
         parts: &[Part],
         manifest: &[u8],
+        replaces: &super::Replaces,
     ) -> Result<String> {
         match self {
             Table::Local(dir) => {
@@ -143,6 +144,7 @@ impl Table {
                             &target,
                             manifest.to_vec(),
                             &format!("{url}/{partition}"),
+                            replaces,
                         )
                         .await
                     };
