@@ -34,7 +34,7 @@ help:
 	@echo "make pg-stop - stop that server"
 	@echo "make s3-demo - start a local S3 server, put the example data there, run jobs/churn_daily_s3.yaml"
 	@echo "make s3-stop - stop that server"
-	@echo "make fuzz   - fuzz the job, preprocessing and contract parsers and templates (FUZZ_SECONDS each, default 600)"
+	@echo "make fuzz   - fuzz the job, preprocessing and contract parsers, templates and data values (FUZZ_SECONDS each, default 600)"
 
 setup:
 	@scripts/setup-python.sh "$(VENV)"
