@@ -1085,7 +1085,7 @@ fn drift(a: DriftArgs, quiet: bool) -> Result<()> {
     let text = format!("{}\n", serde_json::to_string_pretty(&doc).expect("json"));
     match &a.out {
         Some(p) => {
-            crate::sink::write_file_atomic(p, text.as_bytes())?;
+            crate::storage::write_file_atomic(p, text.as_bytes())?;
             if !quiet {
                 println!(
                     "{} columns compared; JSON in {}",

@@ -224,8 +224,8 @@ impl Unpacked {
     const PREFIX: &str = "scorch-aoti-";
 
     fn new(path: &Path) -> Result<Self> {
-        crate::sink::remove_dead_temp_folders(Self::PREFIX);
-        let dir = Unpacked(crate::sink::create_temp_folder(Self::PREFIX)?);
+        crate::storage::remove_dead_temp_folders(Self::PREFIX);
+        let dir = Unpacked(crate::storage::create_temp_folder(Self::PREFIX)?);
         let file = std::fs::File::open(path)
             .map_err(|e| Error::Model(format!("cannot read model file {}: {e}", path.display())))?;
         zip::ZipArchive::new(file)

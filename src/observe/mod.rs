@@ -20,7 +20,7 @@ use std::sync::OnceLock;
 
 use serde_json::{Value, json};
 
-use crate::run::manifest::Manifest;
+use crate::sink::manifest::Manifest;
 
 /// Where metrics and lineage events go.
 #[derive(Debug, Clone, Default)]

@@ -68,11 +68,7 @@ struct Hashed<'a> {
     feature_names: &'a [String],
 }
 
-/// True when `s` looks like `sha256:<64 lowercase hex digits>`.
-pub fn is_hash(s: &str) -> bool {
-    s.strip_prefix("sha256:")
-        .is_some_and(|h| h.len() == 64 && h.bytes().all(|b| b.is_ascii_hexdigit()))
-}
+pub use crate::spec::is_hash;
 
 impl FittedState {
     /// The hash the content should carry.
@@ -140,6 +136,6 @@ impl FittedState {
     /// Writes the state as pretty JSON.
     pub fn save(&self, path: &Path) -> Result<()> {
         let text = serde_json::to_string_pretty(self).expect("state serializes");
-        crate::sink::write_file_atomic(path, format!("{text}\n").as_bytes())
+        crate::storage::write_file_atomic(path, format!("{text}\n").as_bytes())
     }
 }

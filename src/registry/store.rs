@@ -173,7 +173,7 @@ impl Backend {
                 if let Some(d) = p.parent() {
                     std::fs::create_dir_all(d).map_err(|e| Error::io("create", d, e))?;
                 }
-                crate::sink::write_file_atomic(&p, bytes)
+                crate::storage::write_file_atomic(&p, bytes)
             }
             Backend::Remote { .. } => self.put(rel, bytes, PutMode::Overwrite).map(|_| ()),
         }

@@ -9,9 +9,10 @@
 //! table: pyarrow, DuckDB (`hive_partitioning`), Polars and Spark read it from there.
 
 use polars::prelude::*;
-use serde::{Deserialize, Serialize};
 
-use super::{CheckResult, Report, Severity};
+use super::{CheckResult, Report};
+pub use crate::spec::report::AnomalySpec;
+use crate::spec::report::Severity;
 
 /// Folder of a table holding the metrics history.
 pub const HISTORY_DIR: &str = "_metrics";
@@ -68,56 +69,7 @@ pub fn frame(r: &Report, metrics: &[MetricRow]) -> PolarsResult<DataFrame> {
     )
 }
 
-/// An anomaly check on the history.
-#[derive(Debug, Clone, Deserialize, Serialize)]
-#[serde(deny_unknown_fields)]
-pub struct AnomalySpec {
-    /// The metric (`row_count`, `completeness`, `mean`, … any history metric).
-    pub metric: String,
-    /// The column; empty or absent for dataset metrics (`row_count`).
-    #[serde(default)]
-    pub column: Option<String>,
-    /// Previous runs (latest run per date, dates before this run's) to compare with.
-    #[serde(default = "default_window")]
-    pub window: usize,
-    /// Allowed distance from the mean, in standard deviations.
-    #[serde(default = "default_sigmas")]
-    pub sigmas: f64,
-    /// With fewer previous runs than this the check passes (not enough history).
-    #[serde(default = "default_min_history")]
-    pub min_history: usize,
-    /// `warn` (default) or `fail`.
-    #[serde(default = "default_severity")]
-    pub severity: Severity,
-}
-
-fn default_window() -> usize {
-    14
-}
-fn default_sigmas() -> f64 {
-    3.0
-}
-fn default_min_history() -> usize {
-    5
-}
-fn default_severity() -> Severity {
-    Severity::Warn
-}
-
 impl AnomalySpec {
-    pub fn validate(&self) -> std::result::Result<(), String> {
-        if self.window < 2 {
-            return Err("`window` must be at least 2".into());
-        }
-        if !(self.sigmas.is_finite() && self.sigmas > 0.0) {
-            return Err("`sigmas` must be a positive number".into());
-        }
-        if self.min_history < 2 || self.min_history > self.window {
-            return Err("`min_history` must be between 2 and `window`".into());
-        }
-        Ok(())
-    }
-
     /// Judges `value` against `history` (the metric's values of the previous runs,
     /// oldest first): |value − mean| ≤ sigmas · σ (population σ of the last
     /// `window` values).

@@ -2,9 +2,9 @@
 //! → sink, with a manifest recording every stage.
 
 pub mod lock;
-pub mod manifest;
 pub mod pipeline;
 pub mod progress;
+pub mod rollout;
 pub mod shard;
 
 use std::path::{Path, PathBuf};
@@ -17,10 +17,10 @@ use crate::error::{Error, Result};
 use crate::infer::{DeviceChoice, Engine, Precision, available_cores};
 use crate::model::Bundle;
 use crate::preprocess;
+use crate::sink::manifest::*;
 use crate::sink::{self, ParquetOptions};
 use crate::spec::job::JobSpec;
 use crate::spec::template::{Redactor, TemplateVars, render};
-use manifest::*;
 
 /// Set to `polars` to apply preprocessing with Polars expressions and a separate
 /// tensorize step instead of the fused path (same results; for comparison).
@@ -337,7 +337,7 @@ fn manifest_bytes(m: &Manifest) -> Vec<u8> {
 }
 
 fn write_manifest(path: &Path, m: &Manifest) -> Result<()> {
-    sink::write_file_atomic(path, &manifest_bytes(m))
+    crate::storage::write_file_atomic(path, &manifest_bytes(m))
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -706,7 +706,7 @@ fn execute(
         run_id: m.run_id.clone(),
         scored_at: Utc::now().timestamp_micros(),
     };
-    let split = job.rollout.as_ref().map(|r| crate::shadow::rollout::Split {
+    let split = job.rollout.as_ref().map(|r| rollout::Split {
         keys: job.keys.clone(),
         fraction: r.fraction,
         salt: r.salt.clone(),
@@ -771,10 +771,7 @@ fn execute(
         let file_name = |i: usize| staged.data_file_name(i);
         let frame = |keys: &DataFrame, scores: pipeline::ChunkScores| {
             if let Some(r) = &scores.route {
-                let n = r
-                    .iter()
-                    .filter(|&&x| x == crate::shadow::rollout::CHALLENGER)
-                    .count();
+                let n = r.iter().filter(|&&x| x == rollout::CHALLENGER).count();
                 to_challenger.fetch_add(n as u64, std::sync::atomic::Ordering::Relaxed);
             }
             let (f, nulls) =

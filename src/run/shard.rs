@@ -22,9 +22,9 @@ use std::path::Path;
 
 use chrono::NaiveDate;
 
-use super::manifest::{JobInfo, OutputFile, PublishedCommit, ReadModel, ShardManifest};
 use crate::error::{Error, Result};
 use crate::sink::PARTITION_MANIFEST;
+use crate::sink::manifest::{JobInfo, OutputFile, PublishedCommit, ReadModel, ShardManifest};
 use crate::spec::job::JobSpec;
 use crate::spec::template::Redactor;
 
@@ -48,7 +48,7 @@ pub fn write_profile(path: &Path, profile: &crate::reports::Profile) -> Result<(
     };
     let bytes = rmp_serde::to_vec_named(&doc)
         .map_err(|e| Error::Internal(format!("serializing the shard profile: {e}")))?;
-    crate::sink::write_file_atomic(path, &bytes)
+    crate::storage::write_file_atomic(path, &bytes)
 }
 
 /// Reads a shard's input profile (`bytes` of its [`PROFILE_FILE`], if it has one;
@@ -206,7 +206,7 @@ fn observed(
             sha256: String::new(),
         },
         ds,
-        super::manifest::InferenceInfo {
+        crate::sink::manifest::InferenceInfo {
             device: job.inference.device.clone(),
             threads: job.inference.threads,
             batch_size: job.inference.batch_size,
@@ -418,7 +418,7 @@ fn commit_as(
     }
     let gate = outcome.as_ref().map(|o| o.gate.clone()).unwrap_or_default();
     let committed = Committed {
-        manifest_version: super::manifest::MANIFEST_VERSION,
+        manifest_version: crate::sink::manifest::MANIFEST_VERSION,
         kind: "commit",
         run_id: run_id.clone(),
         job: JobInfo {

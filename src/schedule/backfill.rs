@@ -66,7 +66,7 @@ fn committed(
     let Some(bytes) = table.partition_manifest(&format!("ds={}", ds.format("%Y-%m-%d")))? else {
         return Ok(None);
     };
-    let m = crate::run::manifest::PublishedManifest::parse(
+    let m = crate::sink::manifest::PublishedManifest::parse(
         &bytes,
         &format!("partition ds={ds} of {}", red.redact(&table.location())),
     )?;

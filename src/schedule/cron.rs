@@ -1,4 +1,5 @@
-//! `schedule:` in a job: when it runs and for which logical date.
+//! Fire times of a job's `schedule:` (its fields and checks are
+//! [`crate::spec::schedule::ScheduleSpec`]): when it runs and for which logical date.
 //!
 //! ```yaml
 //! schedule:
@@ -16,40 +17,8 @@
 
 use chrono::{DateTime, NaiveDate, Utc};
 use chrono_tz::Tz;
-use serde::{Deserialize, Serialize};
 
-/// When a job runs.
-#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
-#[serde(deny_unknown_fields)]
-pub struct ScheduleSpec {
-    /// Crontab expression: 5 fields (minute hour day-of-month month day-of-week), an
-    /// `@hourly`/`@daily`/`@weekly`/`@monthly`/`@yearly` nickname, or 6 fields with
-    /// seconds first.
-    pub cron: String,
-    /// IANA time zone the expression is read in. Default `UTC`.
-    #[serde(default = "default_timezone")]
-    pub timezone: String,
-    /// The logical date (`ds`) of a fire is its date in `timezone` plus this many days.
-    /// Default -1: a run at 02:00 scores yesterday.
-    #[serde(default = "default_ds_offset")]
-    pub ds_offset_days: i64,
-    /// Run fires missed while the scheduler was down when it starts. Default false.
-    #[serde(default)]
-    pub catchup: bool,
-    /// With `catchup`, run at most this many missed fires (the latest). Default 7.
-    #[serde(default = "default_max_catchup")]
-    pub max_catchup: usize,
-}
-
-fn default_timezone() -> String {
-    "UTC".into()
-}
-fn default_ds_offset() -> i64 {
-    -1
-}
-fn default_max_catchup() -> usize {
-    7
-}
+pub use crate::spec::schedule::ScheduleSpec;
 
 /// A schedule ready to compute fire times.
 #[derive(Debug, Clone)]
@@ -59,43 +28,17 @@ pub struct Schedule {
     tz: Tz,
 }
 
-impl ScheduleSpec {
-    /// Pure checks: the expression parses and the zone exists.
-    pub fn validate(&self) -> std::result::Result<(), String> {
-        self.compile().map(|_| ())
-    }
-
-    /// Parses the expression and zone.
-    pub fn compile(&self) -> std::result::Result<Schedule, String> {
-        let fields = self.cron.split_whitespace().count();
-        if !self.cron.trim_start().starts_with('@') && !(5..=6).contains(&fields) {
-            return Err(format!(
-                "cron {:?} has {fields} fields; write 5 (minute hour day-of-month month day-of-week)",
-                self.cron
-            ));
-        }
-        let cron: croner::Cron = self
-            .cron
-            .parse()
-            .map_err(|e| format!("cron {:?}: {e}", self.cron))?;
-        let tz: Tz = self.timezone.parse().map_err(|_| {
-            format!(
-                "timezone {:?} is not an IANA time zone (e.g. UTC, Europe/Berlin)",
-                self.timezone
-            )
-        })?;
-        if self.max_catchup == 0 && self.catchup {
-            return Err("max_catchup must be at least 1 with catchup: true".into());
-        }
+impl Schedule {
+    /// Parses the expression and zone of `spec`.
+    pub fn compile(spec: &ScheduleSpec) -> std::result::Result<Schedule, String> {
+        let (cron, tz) = spec.parse()?;
         Ok(Schedule {
-            spec: self.clone(),
+            spec: spec.clone(),
             cron,
             tz,
         })
     }
-}
 
-impl Schedule {
     /// The first fire strictly after `t`.
     pub fn next_after(&self, t: DateTime<Utc>) -> Option<DateTime<Utc>> {
         self.cron
@@ -171,7 +114,7 @@ mod tests {
 
     #[test]
     fn daily_in_a_zone_fires_at_local_time_with_yesterdays_ds() {
-        let s = spec("0 2 * * *", "Europe/Berlin").compile().unwrap();
+        let s = Schedule::compile(&spec("0 2 * * *", "Europe/Berlin")).unwrap();
         // 02:00 in Berlin is 01:00 UTC in winter.
         let n = s.next_after(at("2026-11-29T12:00:00Z")).unwrap();
         assert_eq!(n, at("2026-11-30T01:00:00Z"));
@@ -187,7 +130,7 @@ mod tests {
     #[test]
     fn vixie_rules_names_and_nicknames() {
         // Day-of-month and day-of-week both restricted: either matches (Vixie cron).
-        let s = spec("0 0 1 * MON", "UTC").compile().unwrap();
+        let s = Schedule::compile(&spec("0 0 1 * MON", "UTC")).unwrap();
         // 2026-12-01 is a Tuesday (the 1st); Monday 2026-11-30 comes first.
         assert_eq!(
             s.next_after(at("2026-11-29T00:00:00Z")).unwrap(),
@@ -197,14 +140,14 @@ mod tests {
             s.next_after(at("2026-11-30T00:00:00Z")).unwrap(),
             at("2026-12-01T00:00:00Z")
         );
-        let d = spec("@daily", "UTC").compile().unwrap();
+        let d = Schedule::compile(&spec("@daily", "UTC")).unwrap();
         assert_eq!(
             d.next_after(at("2026-11-29T10:00:00Z")).unwrap(),
             at("2026-11-30T00:00:00Z")
         );
         // 0 and 7 are Sunday.
         for dow in ["0", "7", "SUN"] {
-            let w = spec(&format!("0 3 * * {dow}"), "UTC").compile().unwrap();
+            let w = Schedule::compile(&spec(&format!("0 3 * * {dow}"), "UTC")).unwrap();
             assert_eq!(
                 w.next_after(at("2026-11-28T00:00:00Z")).unwrap(),
                 at("2026-11-29T03:00:00Z")
@@ -214,7 +157,7 @@ mod tests {
 
     #[test]
     fn catchup_window_keeps_the_latest_fires() {
-        let s = spec("0 * * * *", "UTC").compile().unwrap();
+        let s = Schedule::compile(&spec("0 * * * *", "UTC")).unwrap();
         let f = s.fires_between(at("2026-11-29T00:30:00Z"), at("2026-11-29T10:00:00Z"), 3);
         assert_eq!(
             f,
@@ -240,7 +183,7 @@ mod tests {
 
     #[test]
     fn crontab_line_escapes_percent() {
-        let s = spec("15 2 * * *", "Europe/Berlin").compile().unwrap();
+        let s = Schedule::compile(&spec("15 2 * * *", "Europe/Berlin")).unwrap();
         let l = s
             .crontab_line("flock -n /tmp/j.lock scorch run j.yaml --date \"$DS\"")
             .unwrap();
@@ -250,8 +193,7 @@ mod tests {
              && flock -n /tmp/j.lock scorch run j.yaml --date \"$DS\""
         );
         assert!(
-            spec("*/5 * * * * *", "UTC")
-                .compile()
+            Schedule::compile(&spec("*/5 * * * * *", "UTC"))
                 .unwrap()
                 .crontab_line("c")
                 .is_err()

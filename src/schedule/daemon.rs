@@ -61,8 +61,7 @@ pub fn scheduled_jobs(dir: &Path) -> Result<Vec<ScheduledJob>> {
     for file in files {
         let job = JobSpec::load(&file)?;
         let Some(spec) = &job.schedule else { continue };
-        let schedule = spec
-            .compile()
+        let schedule = Schedule::compile(spec)
             .map_err(|e| Error::config(&file, format!("field `schedule`: {e}")))?;
         if let Some(other) = out.iter().find(|j| j.name == job.name) {
             return Err(Error::config(

@@ -222,7 +222,7 @@ mod tests {
 
         #[test]
         fn canary_buckets_take_any_key(salt in ".{0,20}", key in prop_oneof![Just(String::new()), ".{0,50}", "x{5000}"]) {
-            let b = crate::shadow::rollout::bucket(&salt, &key);
+            let b = crate::run::rollout::bucket(&salt, &key);
             prop_assert!((0.0..1.0).contains(&b));
         }
     }

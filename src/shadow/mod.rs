@@ -7,5 +7,4 @@ pub mod compare;
 pub mod gate;
 pub mod html;
 pub mod metrics;
-pub mod rollout;
 pub mod runner;

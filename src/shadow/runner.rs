@@ -210,7 +210,7 @@ pub fn shadow(opts: &ShadowOptions) -> Result<ShadowSummary> {
             wait_lock: None,
         })?;
         let m = &run.manifest;
-        let model_ref = |i: &crate::run::manifest::ModelInfo| ModelRef {
+        let model_ref = |i: &crate::sink::manifest::ModelInfo| ModelRef {
             name: i.name.clone(),
             version: i.version.clone(),
             sha256: i.sha256.clone(),

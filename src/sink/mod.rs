@@ -15,13 +15,15 @@
 //! two renames, and a later run restores a partition left half-swapped by a crash.
 
 use std::fs::File;
-use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use polars::prelude::*;
 
 use crate::error::{Error, Result};
+pub use crate::storage::write_file_atomic;
+use crate::storage::{alive, pid_of, remove_dead_temp_folders, sync_dir};
 
+pub mod manifest;
 pub mod shards;
 
 /// The partition column of every table scorch writes: the folder `ds=<date>`. No
@@ -43,43 +45,12 @@ pub fn file_column(name: &str) -> &str {
     }
 }
 
-/// Columns scorch adds to every output row; sources may not use these names as keys.
-pub const RESERVED_COLUMNS: &[&str] = &["model_name", "model_version", "run_id", "scored_at"];
+pub use crate::spec::RESERVED_COLUMNS;
 
 /// Name of the staging folder inside a table.
 pub const STAGING_DIR: &str = "_staging";
 /// Name of the folder of run manifests inside a table.
 pub const RUNS_DIR: &str = "_runs";
-
-/// Writes `bytes` to `path` atomically (temp file in the same folder, fsync, rename).
-pub fn write_file_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
-    let dir = path
-        .parent()
-        .filter(|d| !d.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
-    std::fs::create_dir_all(dir).map_err(|e| Error::io("create folder", dir, e))?;
-    let tmp = dir.join(format!(
-        ".{}.tmp-{}",
-        path.file_name()
-            .map(|n| n.to_string_lossy())
-            .unwrap_or_default(),
-        std::process::id()
-    ));
-    let mut f = File::create(&tmp).map_err(|e| Error::io("create", &tmp, e))?;
-    f.write_all(bytes)
-        .map_err(|e| Error::io("write", &tmp, e))?;
-    f.sync_all().map_err(|e| Error::io("sync", &tmp, e))?;
-    drop(f);
-    std::fs::rename(&tmp, path).map_err(|e| Error::io("rename into place", path, e))?;
-    sync_dir(dir);
-    Ok(())
-}
-
-fn sync_dir(dir: &Path) {
-    if let Ok(d) = File::open(dir) {
-        let _ = d.sync_all();
-    }
-}
 
 /// How Parquet files are written.
 #[derive(Debug, Clone)]
@@ -164,14 +135,6 @@ pub struct StagedPartition {
 
 fn staging_name(partition: &str, run_id: &str) -> String {
     format!("{partition}.{run_id}.pid{}", std::process::id())
-}
-
-fn pid_of(staging_name: &str) -> Option<u32> {
-    staging_name.rsplit_once(".pid")?.1.parse().ok()
-}
-
-fn alive(pid: u32) -> bool {
-    Path::new(&format!("/proc/{pid}")).exists()
 }
 
 impl StagedPartition {
@@ -661,41 +624,6 @@ impl Table {
 /// (object-store runs killed before they uploaded).
 fn remove_dead_remote_staging() {
     remove_dead_temp_folders("scorch-staging-");
-}
-
-/// A new folder `$TMPDIR/<prefix><unique>.pid<PID>`: named for this process, so
-/// that [`remove_dead_temp_folders`] can tell when it was left by a dead one.
-pub fn create_temp_folder(prefix: &str) -> Result<PathBuf> {
-    let base = std::env::temp_dir();
-    for n in 0u32.. {
-        let dir = base.join(format!(
-            "{prefix}{}-{n}.pid{}",
-            chrono::Utc::now().timestamp_nanos_opt().unwrap_or_default(),
-            std::process::id()
-        ));
-        match std::fs::create_dir(&dir) {
-            Ok(()) => return Ok(dir),
-            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
-            Err(e) => return Err(Error::io("create folder", &dir, e)),
-        }
-    }
-    unreachable!("some folder name is free")
-}
-
-/// Removes `$TMPDIR/<prefix>*.pid<PID>` folders of processes that are gone
-/// (left by killed runs).
-pub fn remove_dead_temp_folders(prefix: &str) {
-    for e in std::fs::read_dir(std::env::temp_dir())
-        .into_iter()
-        .flatten()
-        .flatten()
-    {
-        let name = e.file_name().to_string_lossy().to_string();
-        if name.starts_with(prefix) && pid_of(&name).is_some_and(|p| !alive(p)) {
-            tracing::info!(folder = %e.path().display(), "removing a temporary folder of a dead run");
-            let _ = std::fs::remove_dir_all(e.path());
-        }
-    }
 }
 
 /// Folder of a table holding quarantined rows, `<partition>/<run id>.parquet`.

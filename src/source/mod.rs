@@ -184,7 +184,7 @@ fn pg(
         path: red.redact(&file.display().to_string()),
         bytes: std::fs::metadata(&file).map(|m| m.len()).unwrap_or(0),
         modified: None,
-        sha256: crate::model::sha256_file(&file).ok(),
+        sha256: crate::storage::sha256_file(&file).ok(),
         etag: None,
     };
     Ok(Resolved {

@@ -71,7 +71,7 @@ pub struct JobSpec {
     /// When the job runs: a crontab expression read in a time zone (for `scorch
     /// schedule`, `scorch crontab` and the Airflow DAG factory).
     #[serde(default)]
-    pub schedule: Option<crate::schedule::cron::ScheduleSpec>,
+    pub schedule: Option<crate::spec::schedule::ScheduleSpec>,
     /// How many shards orchestrators split a date into: the Airflow DAG factory maps
     /// the scoring task over `--shard I/N` and then runs `scorch commit`. Default 1
     /// (one `scorch run`). Each shard writes its report statistics and the commit
@@ -135,7 +135,7 @@ pub struct ShadowSpec {
     /// Promotion rules: `scorch shadow --promote-if-pass` promotes the challenger only
     /// when every rule holds.
     #[serde(default)]
-    pub gate: Vec<crate::shadow::gate::GateRule>,
+    pub gate: Vec<crate::spec::gate::GateRule>,
 }
 
 impl Default for ShadowSpec {
@@ -242,13 +242,13 @@ pub struct ReportSpec {
     pub columns: Vec<String>,
     /// Quality checks on the metrics, each `warn` or `fail`.
     #[serde(default)]
-    pub checks: Vec<crate::reports::CheckSpec>,
+    pub checks: Vec<crate::spec::report::CheckSpec>,
     /// Drift against the model bundle's reference profile (`scorch profile`).
     #[serde(default)]
     pub drift: Option<DriftSpec>,
     /// Anomaly checks of this run's metrics against the table's metrics history.
     #[serde(default)]
-    pub anomalies: Vec<crate::reports::history::AnomalySpec>,
+    pub anomalies: Vec<crate::spec::report::AnomalySpec>,
     /// Count value frequencies (for `distinct`, `uniqueness`, `unique_value_ratio`) up
     /// to this many distinct values per column (about 32 bytes each); past it those
     /// metrics are null. Default 1000000.
@@ -257,7 +257,7 @@ pub struct ReportSpec {
 }
 
 fn default_max_exact_distinct() -> usize {
-    crate::reports::DEFAULT_MAX_EXACT_DISTINCT
+    crate::spec::report::DEFAULT_MAX_EXACT_DISTINCT
 }
 
 impl Default for ReportSpec {
@@ -516,7 +516,7 @@ impl JobSpec {
             if !seen.insert(k) {
                 p.push("keys", format!("column `{k}` is listed twice"));
             }
-            if crate::sink::RESERVED_COLUMNS.contains(&k.as_str()) {
+            if crate::spec::RESERVED_COLUMNS.contains(&k.as_str()) {
                 p.push(
                     "keys",
                     format!("`{k}` is a column scorch writes itself; rename it in the source"),
@@ -601,10 +601,10 @@ impl JobSpec {
         {
             p.push("output.min_rows_ratio", "must be between 0 and 1");
         }
-        if let Err(e) = crate::infer::Precision::parse(&self.inference.precision) {
+        if let Err(e) = crate::spec::inference::Precision::parse(&self.inference.precision) {
             p.push("inference.precision", e);
         }
-        if let Err(e) = crate::infer::DeviceChoice::parse(&self.inference.device) {
+        if let Err(e) = crate::spec::inference::DeviceChoice::parse(&self.inference.device) {
             p.push("inference.device", e);
         }
         if self.shards > 1 && self.contract.is_some() {
@@ -671,7 +671,7 @@ impl JobSpec {
                 p.push("preprocessing.version", "must not be empty");
             }
             if let Some(h) = &pin.state_hash
-                && !crate::preprocess::state::is_hash(h)
+                && !crate::spec::is_hash(h)
             {
                 p.push(
                     "preprocessing.state_hash",

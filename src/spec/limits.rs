@@ -155,7 +155,7 @@ parsers! {
 
 /// `--device` (and `inference.device`): `cpu`, `auto`, `cuda` or `cuda:N`.
 pub fn device(s: &str) -> Result<String, String> {
-    crate::infer::DeviceChoice::parse(s).map(|_| s.to_string())
+    crate::spec::inference::DeviceChoice::parse(s).map(|_| s.to_string())
 }
 
 #[cfg(test)]

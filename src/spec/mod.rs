@@ -1,9 +1,14 @@
 //! Job specifications: the YAML files under `jobs/`, and the helpers every
 //! other YAML file (preprocessing specs, model bundles) is read with.
 
+pub mod bundle;
+pub mod gate;
+pub mod inference;
 pub mod job;
 pub mod limits;
 pub mod profiles;
+pub mod report;
+pub mod schedule;
 pub mod secret;
 pub mod template;
 
@@ -41,3 +46,12 @@ pub fn is_simple_name(name: &str) -> bool {
             .chars()
             .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'))
 }
+
+/// True when `s` looks like `sha256:<64 lowercase hex digits>`.
+pub fn is_hash(s: &str) -> bool {
+    s.strip_prefix("sha256:")
+        .is_some_and(|h| h.len() == 64 && h.bytes().all(|b| b.is_ascii_hexdigit()))
+}
+
+/// Columns scorch adds to every output row; sources may not use these names as keys.
+pub const RESERVED_COLUMNS: &[&str] = &["model_name", "model_version", "run_id", "scored_at"];

@@ -17,6 +17,13 @@ use polars::io::cloud::CloudOptions;
 use polars::prelude::PlRefPath;
 use url::Url;
 
+pub mod local;
+
+pub use local::{
+    alive, create_temp_folder, pid_of, remove_dead_temp_folders, sha256_file, sync_dir,
+    write_file_atomic,
+};
+
 use crate::error::{Error, Result};
 use crate::spec::profiles::StorageProfile;
 use crate::spec::template::{Redactor, TemplateVars, render};
