@@ -21,6 +21,7 @@ pub mod shadow;
 pub mod sink;
 pub mod source;
 pub mod spec;
+pub mod stats;
 pub mod storage;
 pub mod validate;
 

@@ -48,6 +48,11 @@ use std::collections::BTreeMap;
 use polars::prelude::*;
 use serde::{Deserialize, Serialize};
 
+pub use crate::stats::divergence::{
+    Chi2, EPSILON, chi2_contingency, gamma_q, js_distance, js_distance_weights, psi,
+};
+pub use crate::stats::mean_std;
+
 /// Layout version of `reference.profile.json` (2: numeric columns carry a `sketch`).
 pub const PROFILE_VERSION: u32 = 2;
 
@@ -161,7 +166,7 @@ impl SketchCounts {
 /// bounds of their errors (see the module docs).
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct SketchDrift {
-    pub ks: super::ks::Ks,
+    pub ks: crate::stats::ks::Ks,
     pub ks_error: f64,
     pub wasserstein: f64,
     pub wasserstein_error: f64,
@@ -217,15 +222,12 @@ pub fn sketch_drift(reference: &Sketch, run: &SketchCounts) -> Option<SketchDrif
     }
     let norm = reference.std.max(0.001);
     Some(SketchDrift {
-        ks: super::ks::ks_from_statistic(d_lo, rn, cn),
+        ks: crate::stats::ks::ks_from_statistic(d_lo, rn, cn),
         ks_error: d_hi - d_lo,
         wasserstein: w / norm,
         wasserstein_error: w_err / norm,
     })
 }
-
-/// Shares below this are raised to it in the PSI formula.
-pub const EPSILON: f64 = 1e-4;
 
 /// The reference distribution of one column.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -297,8 +299,8 @@ impl ReferenceProfile {
                 let x = x.f64()?;
                 let clean = nan_as_null(x);
                 let mut values: Vec<f64> = clean.iter().flatten().collect();
-                super::ks::radix_sort(&mut values);
-                let edges = super::exact::quantile_edges(&values, bins);
+                crate::stats::ks::radix_sort(&mut values);
+                let edges = crate::stats::divergence::quantile_edges(&values, bins);
                 let mut counts = vec![0u64; edges.len() + 1];
                 let nulls = count_numeric(&clean, &edges, &mut counts, None);
                 out.push(ColumnRef::Numeric {
@@ -379,21 +381,6 @@ pub(crate) fn category_table(
     r.extend([0, reference_nulls]);
     cur.extend([other, run_nulls]);
     (r, cur, new)
-}
-
-/// Mean and population standard deviation (ddof 0) of non-empty finite values;
-/// both finite (values near `f64::MAX` are scaled down for the deviation).
-pub(crate) fn mean_std(x: &[f64]) -> (f64, f64) {
-    let n = x.len() as f64;
-    let (mean, m2) = super::moments(x);
-    let sd = (m2 / n).sqrt();
-    if sd.is_finite() {
-        return (mean, sd);
-    }
-    let scale = x.iter().fold(0.0f64, |a, v| a.max(v.abs()));
-    let (m, s) = (mean / scale, x.iter().map(|v| v / scale));
-    let var = s.map(|v| (v - m) * (v - m)).sum::<f64>() / n;
-    (mean, (var.sqrt() * scale).min(f64::MAX))
 }
 
 /// Counts the values of `s` (as strings) into `into`; returns the nulls.
@@ -725,169 +712,6 @@ impl DriftCounter {
     }
 }
 
-/// PSI of two count vectors over the same bins (shares floored at [`EPSILON`]).
-pub fn psi(reference: &[u64], current: &[u64]) -> f64 {
-    let rt = reference.iter().sum::<u64>().max(1) as f64;
-    let ct = current.iter().sum::<u64>().max(1) as f64;
-    reference
-        .iter()
-        .zip(current)
-        .map(|(&r, &c)| {
-            let r = (r as f64 / rt).max(EPSILON);
-            let c = (c as f64 / ct).max(EPSILON);
-            (c - r) * (c / r).ln()
-        })
-        .sum()
-}
-
-/// Jensen-Shannon distance of two count vectors over the same bins.
-pub fn js_distance(p: &[u64], q: &[u64]) -> f64 {
-    let f = |v: &[u64]| v.iter().map(|&x| x as f64).collect::<Vec<f64>>();
-    js_distance_weights(&f(p), &f(q))
-}
-
-/// Jensen-Shannon distance (natural log) of two non-negative weight vectors over the
-/// same bins, each normalised to sum 1 (`scipy.spatial.distance.jensenshannon`);
-/// NaN when either sums to 0.
-pub fn js_distance_weights(p: &[f64], q: &[f64]) -> f64 {
-    let ps: f64 = p.iter().sum();
-    let qs: f64 = q.iter().sum();
-    if ps == 0.0 || qs == 0.0 {
-        return f64::NAN;
-    }
-    let rel = |x: f64, y: f64| if x > 0.0 { x * (x / y).ln() } else { 0.0 };
-    let mut js = 0.0;
-    for (&a, &b) in p.iter().zip(q) {
-        let (a, b) = (a / ps, b / qs);
-        let m = (a + b) / 2.0;
-        js += rel(a, m) + rel(b, m);
-    }
-    (js / 2.0).max(0.0).sqrt()
-}
-
-/// A chi-square test result.
-#[derive(Debug, Clone, Serialize)]
-pub struct Chi2 {
-    pub statistic: f64,
-    pub p_value: f64,
-    pub dof: u64,
-}
-
-/// Pearson's chi-square test of independence on the 2 × k table (`a`, `b`), with
-/// Yates' continuity correction when there is one degree of freedom, as scipy's
-/// `chi2_contingency(..., correction=True)`. Columns empty in both rows are dropped.
-pub fn chi2_contingency(a: &[u64], b: &[u64]) -> Chi2 {
-    let cols: Vec<(f64, f64)> = a
-        .iter()
-        .zip(b)
-        .filter(|(x, y)| **x + **y > 0)
-        .map(|(&x, &y)| (x as f64, y as f64))
-        .collect();
-    let dof = cols.len().saturating_sub(1) as u64;
-    let ra: f64 = cols.iter().map(|c| c.0).sum();
-    let rb: f64 = cols.iter().map(|c| c.1).sum();
-    let n = ra + rb;
-    if dof == 0 || ra == 0.0 || rb == 0.0 {
-        return Chi2 {
-            statistic: 0.0,
-            p_value: 1.0,
-            dof,
-        };
-    }
-    let mut stat = 0.0;
-    for &(x, y) in &cols {
-        let t = x + y;
-        for (o, e) in [(x, ra * t / n), (y, rb * t / n)] {
-            let o = if dof == 1 {
-                // scipy: observed + 0.5 * sign(expected - observed), capped at expected.
-                let d = e - o;
-                o + (0.5f64).min(d.abs()) * d.signum()
-            } else {
-                o
-            };
-            stat += (o - e) * (o - e) / e;
-        }
-    }
-    Chi2 {
-        statistic: stat,
-        p_value: gamma_q(dof as f64 / 2.0, stat / 2.0),
-        dof,
-    }
-}
-
-/// The regularized upper incomplete gamma function Q(a, x) (the chi-square survival
-/// function is Q(dof/2, x/2)): a series for x < a + 1, Lentz's continued fraction
-/// otherwise (Numerical Recipes 6.2), to about 1e-15 relative.
-pub fn gamma_q(a: f64, x: f64) -> f64 {
-    if x <= 0.0 {
-        return 1.0;
-    }
-    let ln_pre = a * x.ln() - x - ln_gamma(a);
-    if x < a + 1.0 {
-        let (mut sum, mut term, mut ap) = (1.0 / a, 1.0 / a, a);
-        for _ in 0..10_000 {
-            ap += 1.0;
-            term *= x / ap;
-            sum += term;
-            if term.abs() < sum.abs() * 1e-17 {
-                break;
-            }
-        }
-        1.0 - sum * ln_pre.exp()
-    } else {
-        let tiny = 1e-300;
-        let mut b = x + 1.0 - a;
-        let mut c = 1.0 / tiny;
-        let mut d = 1.0 / b;
-        let mut h = d;
-        for i in 1..10_000 {
-            let an = -(i as f64) * (i as f64 - a);
-            b += 2.0;
-            d = an * d + b;
-            if d.abs() < tiny {
-                d = tiny;
-            }
-            c = b + an / c;
-            if c.abs() < tiny {
-                c = tiny;
-            }
-            d = 1.0 / d;
-            let del = d * c;
-            h *= del;
-            if (del - 1.0).abs() < 1e-16 {
-                break;
-            }
-        }
-        ln_pre.exp() * h
-    }
-}
-
-/// ln Γ(a) for a > 0 (Lanczos, g = 7, n = 9; about 1e-15 relative).
-fn ln_gamma(a: f64) -> f64 {
-    const G: [f64; 9] = [
-        0.999_999_999_999_809_9,
-        676.520_368_121_885_1,
-        -1_259.139_216_722_402_8,
-        771.323_428_777_653_1,
-        -176.615_029_162_140_6,
-        12.507_343_278_686_905,
-        -0.138_571_095_265_720_12,
-        9.984_369_578_019_572e-6,
-        1.505_632_735_149_311_6e-7,
-    ];
-    if a < 0.5 {
-        let pi = std::f64::consts::PI;
-        return (pi / (pi * a).sin()).ln() - ln_gamma(1.0 - a);
-    }
-    let a = a - 1.0;
-    let mut x = G[0];
-    for (i, g) in G.iter().enumerate().skip(1) {
-        x += g / (a + i as f64);
-    }
-    let t = a + 7.5;
-    0.5 * (2.0 * std::f64::consts::PI).ln() + (a + 0.5) * t.ln() - t + x.ln()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -979,13 +803,13 @@ mod tests {
         let mut c: Vec<f64> = current.iter().flatten().copied().collect();
         r.sort_by(f64::total_cmp);
         c.sort_by(f64::total_cmp);
-        let exact = super::super::ks::ks_statistic(&r, &c);
+        let exact = crate::stats::ks::ks_statistic(&r, &c);
         let (lo, err) = (w.ks_statistic.unwrap(), w.ks_error.unwrap());
         assert!(
             lo <= exact + 1e-12 && exact <= lo + err + 1e-12,
             "{exact} vs {lo}+{err}"
         );
-        let ew = super::super::ks::wasserstein(&r, &c).unwrap() / mean_std(&r).1.max(0.001);
+        let ew = crate::stats::ks::wasserstein(&r, &c).unwrap() / mean_std(&r).1.max(0.001);
         assert!((ew - w.wasserstein.unwrap()).abs() <= w.wasserstein_error.unwrap() + 1e-12);
     }
 

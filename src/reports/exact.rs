@@ -24,7 +24,8 @@ use super::drift::{
     Chi2, category_table, chi2_contingency, count_categories, js_distance, js_distance_weights,
     mean_std, psi,
 };
-use super::ks::{self, radix_sort};
+use crate::stats::divergence::{bin_sorted, quantile_edges};
+use crate::stats::ks::{self, radix_sort};
 
 /// How numeric columns are binned for PSI and Jensen–Shannon.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, Serialize)]
@@ -62,52 +63,6 @@ pub struct ExactDrift {
     pub chi2: Option<Chi2>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub new_categories: Option<u64>,
-}
-
-/// numpy's `quantile(x, q)` (method "linear") of sorted values.
-pub fn quantile_linear(sorted: &[f64], q: f64) -> f64 {
-    let n = sorted.len();
-    let pos = q * (n - 1) as f64;
-    let lo = pos.floor() as usize;
-    let hi = (lo + 1).min(n - 1);
-    let t = pos - lo as f64;
-    let (a, b) = (sorted[lo], sorted[hi]);
-    // numpy's _lerp: a + (b - a) t, computed from the nearer end.
-    let diff = b - a;
-    if t >= 0.5 {
-        b - diff * (1.0 - t)
-    } else {
-        a + diff * t
-    }
-}
-
-/// Inner bin edges at the quantiles `1/B … (B−1)/B` of sorted values, duplicates dropped.
-pub fn quantile_edges(sorted: &[f64], bins: usize) -> Vec<f64> {
-    let mut edges: Vec<f64> = Vec::with_capacity(bins.saturating_sub(1));
-    if sorted.is_empty() {
-        return edges;
-    }
-    for i in 1..bins {
-        let q = quantile_linear(sorted, i as f64 / bins as f64);
-        if edges.last().is_none_or(|&l| q > l) {
-            edges.push(q);
-        }
-    }
-    edges
-}
-
-/// Counts of sorted values in the bins of inner `edges` (value `x` in bin = number of
-/// edges `<= x`).
-pub(crate) fn bin_sorted(sorted: &[f64], edges: &[f64]) -> Vec<u64> {
-    let mut counts = Vec::with_capacity(edges.len() + 1);
-    let mut prev = 0usize;
-    for &e in edges {
-        let at = sorted.partition_point(|&v| v < e);
-        counts.push((at - prev) as u64);
-        prev = at;
-    }
-    counts.push((sorted.len() - prev) as u64);
-    counts
 }
 
 /// Evidently's PSI on sorted samples (numeric columns with more than 20 distinct

@@ -15,7 +15,7 @@ use rayon::prelude::*;
 use serde::Serialize;
 
 use super::metrics;
-use crate::reports::exact::{bin_sorted, quantile_edges, quantile_linear};
+use crate::stats::divergence::{bin_sorted, quantile_edges, quantile_linear};
 
 /// Top-k shares reported.
 pub const TOP_K: [(f64, &str); 3] = [
@@ -107,14 +107,14 @@ pub struct Rows<'a> {
     pub labels: &'a [Option<bool>],
 }
 
-/// The mean; finite for any finite values (see [`crate::reports::moments`]).
+/// The mean; finite for any finite values (see [`crate::stats::moments`]).
 fn mean(x: &[f64]) -> Option<f64> {
-    (!x.is_empty()).then(|| crate::reports::moments(x).0)
+    (!x.is_empty()).then(|| crate::stats::moments(x).0)
 }
 
 fn sorted(x: &[f64]) -> Vec<f64> {
     let mut v = x.to_vec();
-    crate::reports::ks::radix_sort(&mut v);
+    crate::stats::ks::radix_sort(&mut v);
     v
 }
 
@@ -140,9 +140,9 @@ pub fn section(rows: &Rows<'_>, thresholds: &[f64], bootstrap: usize) -> Section
     let (sa, sb) = (sorted(a), sorted(b));
     let psi = (n > 0).then(|| {
         let edges = quantile_edges(&sa, PSI_BINS);
-        crate::reports::drift::psi(&bin_sorted(&sa, &edges), &bin_sorted(&sb, &edges))
+        crate::stats::divergence::psi(&bin_sorted(&sa, &edges), &bin_sorted(&sb, &edges))
     });
-    let ks = crate::reports::ks::ks_2samp(&sa, &sb);
+    let ks = crate::stats::ks::ks_2samp(&sa, &sb);
     let positive_rate =
         |x: &[f64], t: f64| mean(&x.iter().map(|&v| f64::from(v >= t)).collect::<Vec<_>>());
     let mut s = Section {
