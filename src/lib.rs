@@ -1,10 +1,11 @@
 //! scorch: batch scoring and ETL job runner.
 //!
 //! The data's way through a run, one module per stage:
-//! [`spec`] (job YAML) → [`source`] (Parquet, SQL) → [`contract`] (data contract) → [`preprocess`] (Polars) →
-//! [`infer`] (LibTorch) → [`sink`] (Parquet table) → [`reports`] (column metrics) →
-//! [`run`] (orchestration and manifest). [`storage`] opens object stores for sources and sinks. [`model`] holds model bundles; [`validate`] checks files without
-//! reading data; [`cli`] is the command line.
+//! [`spec`] (job YAML) → [`source`] (Parquet, SQL) → [`contract`] (data contract) →
+//! [`preprocess`] (Polars) → [`infer`] (LibTorch) → [`sink`] (Parquet table) →
+//! [`reports`] (column metrics, drift), driven by [`run`]. `ARCHITECTURE.md` at the
+//! repository root has the layer table: each module imports only from lower
+//! layers (checked by `tests/architecture.rs`).
 
 pub mod cli;
 pub mod contract;
