@@ -4,9 +4,10 @@
 use std::path::PathBuf;
 
 use chrono::NaiveDate;
-use clap::{Args, Parser, Subcommand, ValueEnum};
+use clap::{Args, Parser, Subcommand};
 
 use crate::error::{Error, ExitCode, Result};
+pub use crate::observe::logging::{LogFormat, init_logging};
 
 /// scorch — batch scoring job runner: job YAML → Parquet/SQL → versioned Polars
 /// preprocessing → LibTorch → Parquet table.
@@ -37,13 +38,6 @@ pub struct Cli {
     pub lineage: Option<String>,
     #[command(subcommand)]
     pub command: Command,
-}
-
-/// Log formats.
-#[derive(Debug, Clone, Copy, ValueEnum, PartialEq, Eq)]
-pub enum LogFormat {
-    Human,
-    Json,
 }
 
 #[derive(Debug, Subcommand)]
@@ -508,14 +502,12 @@ pub fn execute(cli: Cli) -> ExitCode {
     }
 }
 
-static JSON_LOGS: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
-
 /// Prints an error the way every command does and returns its exit code: a plain
 /// `error: …` line on stderr, and with `--log-format json` also a JSON log event.
 pub fn report(e: &Error) -> ExitCode {
     let code = e.exit_code();
     // JSON logs: the error is one more JSON line (nothing else on stderr).
-    if JSON_LOGS.load(std::sync::atomic::Ordering::Relaxed) {
+    if crate::observe::logging::json_logs() {
         match crate::run::last_run_id() {
             Some(run_id) => tracing::error!(exit_code = code.code(), run_id, "{e}"),
             None => tracing::error!(exit_code = code.code(), "{e}"),
@@ -584,25 +576,12 @@ fn commit(a: CommitArgs, quiet: bool) -> Result<()> {
 }
 
 fn schedule(a: ScheduleArgs) -> Result<()> {
-    use crate::schedule::{cron::ScheduleSpec, daemon};
+    use crate::schedule::daemon;
     if a.list {
-        let now = chrono::Utc::now();
-        for j in daemon::scheduled_jobs(&a.jobs)? {
-            let ScheduleSpec { cron, timezone, .. } = &j.schedule.spec;
-            println!("{} ({}): {cron:?} in {timezone}", j.name, j.file.display());
-            let mut t = now;
-            for _ in 0..a.count {
-                let Some(n) = j.schedule.next_after(t) else {
-                    break;
-                };
-                println!(
-                    "  {}  ds={}",
-                    n.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
-                    j.schedule.ds(n)
-                );
-                t = n;
-            }
-        }
+        print!(
+            "{}",
+            daemon::upcoming(&a.jobs, a.count, chrono::Utc::now())?
+        );
         return Ok(());
     }
     let exe = std::env::current_exe()
@@ -623,33 +602,10 @@ fn crontab(a: CrontabArgs) -> Result<()> {
         None => std::env::current_exe()
             .map_err(|e| Error::Internal(format!("cannot find the scorch binary: {e}")))?,
     };
-    let root =
-        std::path::absolute(&a.project_dir).map_err(|e| Error::io("resolve", &a.project_dir, e))?;
-    let quote =
-        |p: &std::path::Path| format!("'{}'", p.display().to_string().replace('\'', "'\\''"));
-    println!(
-        "# scorch: scheduled jobs of {} (install with `crontab -e` or into /etc/cron.d).",
-        a.jobs.display()
+    print!(
+        "{}",
+        crate::schedule::crontab::render(&a.jobs, &a.project_dir, &exe)?
     );
-    println!(
-        "# Each line runs under flock -n (no overlapping runs) with the job's logical date in $DS."
-    );
-    for j in crate::schedule::daemon::scheduled_jobs(&a.jobs)? {
-        let job = std::path::absolute(&j.file).map_err(|e| Error::io("resolve", &j.file, e))?;
-        let lock = std::env::temp_dir().join(format!("scorch-{}.lock", j.name));
-        let command = format!(
-            "cd {} && flock -n {} {} --quiet run {} --date \"$DS\" --no-progress",
-            quote(&root),
-            quote(&lock),
-            quote(&exe),
-            quote(&job)
-        );
-        let line = j
-            .schedule
-            .crontab_line(&command)
-            .map_err(|e| Error::config(&j.file, format!("field `schedule`: {e}")))?;
-        println!("\n# {}\n{line}", j.name);
-    }
     Ok(())
 }
 
@@ -1041,57 +997,28 @@ fn drift(a: DriftArgs, quiet: bool) -> Result<()> {
     };
     let started = std::time::Instant::now();
     let (reference, current) = (read(&a.reference)?, read(&a.current)?);
-    let columns: Vec<String> = if a.columns.is_empty() {
-        reference
-            .get_column_names()
-            .into_iter()
-            .filter(|c| current.column(c.as_str()).is_ok())
-            .map(|c| c.to_string())
-            .collect()
-    } else {
-        for c in &a.columns {
-            for (side, df) in [(&a.reference, &reference), (&a.current, &current)] {
-                if df.column(c.as_str()).is_err() {
-                    return Err(Error::DataContract(format!(
-                        "column `{c}` (from --columns) is not in {side}"
-                    )));
-                }
-            }
-        }
-        a.columns.clone()
-    };
-    let read_s = started.elapsed().as_secs_f64();
-    let out =
-        crate::reports::exact::drift_exact(&reference, &current, &columns, a.bins, a.binning)?;
-    let drift_s = started.elapsed().as_secs_f64() - read_s;
-    let (q_ref, q_cur) = rayon::join(
-        || crate::reports::exact::quality(&reference, &columns),
-        || crate::reports::exact::quality(&current, &columns),
-    );
-    let (q_ref, q_cur) = (q_ref?, q_cur?);
-    let doc = serde_json::json!({
-        "reference": a.reference,
-        "current": a.current,
-        "reference_rows": reference.height(),
-        "current_rows": current.height(),
-        "binning": a.binning,
-        "bins": a.bins,
-        "read_seconds": read_s,
-        "compute_seconds": started.elapsed().as_secs_f64() - read_s,
-        "drift_seconds": drift_s,
-        "columns": out,
-        "quality": {"reference": q_ref, "current": q_cur},
-    });
+    let read_seconds = started.elapsed().as_secs_f64();
+    use crate::reports::exact::{Dataset, drift_document};
+    let (columns, doc) = drift_document(
+        Dataset {
+            name: &a.reference,
+            frame: &reference,
+        },
+        Dataset {
+            name: &a.current,
+            frame: &current,
+        },
+        &a.columns,
+        a.bins,
+        a.binning,
+        read_seconds,
+    )?;
     let text = format!("{}\n", serde_json::to_string_pretty(&doc).expect("json"));
     match &a.out {
         Some(p) => {
             crate::storage::write_file_atomic(p, text.as_bytes())?;
             if !quiet {
-                println!(
-                    "{} columns compared; JSON in {}",
-                    columns.len(),
-                    p.display()
-                );
+                println!("{columns} columns compared; JSON in {}", p.display());
             }
         }
         None => print!("{text}"),
@@ -1156,97 +1083,4 @@ fn preprocess(p: PreprocessCommand, quiet: bool) -> Result<()> {
         }
     }
     Ok(())
-}
-
-/// Sets up logging on stderr.
-pub fn init_logging(format: LogFormat, verbose: u8, quiet: bool) {
-    use tracing_subscriber::EnvFilter;
-    let default = if quiet {
-        "warn"
-    } else {
-        match verbose {
-            0 => "info",
-            1 => "debug",
-            _ => "trace",
-        }
-    };
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default));
-    let b = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr);
-    JSON_LOGS.store(
-        format == LogFormat::Json,
-        std::sync::atomic::Ordering::Relaxed,
-    );
-    match format {
-        LogFormat::Json => b
-            .fmt_fields(tracing_subscriber::fmt::format::JsonFields::new())
-            .event_format(FlatJson)
-            .init(),
-        LogFormat::Human => b.with_target(false).init(),
-    }
-}
-
-/// JSON log lines with the fields of the event and of every span it is in at the
-/// top level: `{"timestamp", "level", "target", "message", "run_id", "job", …}`.
-/// A run's lines (from any of its threads) carry its `run_id`.
-struct FlatJson;
-
-impl<S, N> tracing_subscriber::fmt::FormatEvent<S, N> for FlatJson
-where
-    S: tracing::Subscriber + for<'a> tracing_subscriber::registry::LookupSpan<'a>,
-    N: for<'a> tracing_subscriber::fmt::FormatFields<'a> + 'static,
-{
-    fn format_event(
-        &self,
-        ctx: &tracing_subscriber::fmt::FmtContext<'_, S, N>,
-        mut writer: tracing_subscriber::fmt::format::Writer<'_>,
-        event: &tracing::Event<'_>,
-    ) -> std::fmt::Result {
-        use serde_json::Value;
-        let mut obj = serde_json::Map::new();
-        obj.insert(
-            "timestamp".into(),
-            Value::from(chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Micros, true)),
-        );
-        obj.insert(
-            "level".into(),
-            Value::from(event.metadata().level().as_str()),
-        );
-        obj.insert("target".into(), Value::from(event.metadata().target()));
-        if let Some(scope) = ctx.event_scope() {
-            for span in scope.from_root() {
-                let ext = span.extensions();
-                if let Some(f) = ext.get::<tracing_subscriber::fmt::FormattedFields<N>>()
-                    && let Ok(Value::Object(m)) = serde_json::from_str::<Value>(&f.fields)
-                {
-                    obj.extend(m);
-                }
-            }
-        }
-        struct Fields<'a>(&'a mut serde_json::Map<String, Value>);
-        impl tracing::field::Visit for Fields<'_> {
-            fn record_debug(&mut self, f: &tracing::field::Field, v: &dyn std::fmt::Debug) {
-                self.0
-                    .insert(f.name().into(), Value::from(format!("{v:?}")));
-            }
-            fn record_str(&mut self, f: &tracing::field::Field, v: &str) {
-                self.0.insert(f.name().into(), Value::from(v));
-            }
-            fn record_i64(&mut self, f: &tracing::field::Field, v: i64) {
-                self.0.insert(f.name().into(), Value::from(v));
-            }
-            fn record_u64(&mut self, f: &tracing::field::Field, v: u64) {
-                self.0.insert(f.name().into(), Value::from(v));
-            }
-            fn record_f64(&mut self, f: &tracing::field::Field, v: f64) {
-                self.0.insert(f.name().into(), Value::from(v));
-            }
-            fn record_bool(&mut self, f: &tracing::field::Field, v: bool) {
-                self.0.insert(f.name().into(), Value::from(v));
-            }
-        }
-        event.record(&mut Fields(&mut obj));
-        writeln!(writer, "{}", Value::Object(obj))
-    }
 }

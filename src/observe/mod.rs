@@ -12,7 +12,11 @@
 //!   (events are POSTed to `<url>/api/v1/lineage`, or to `$OPENLINEAGE_ENDPOINT`
 //!   under it) or a file (one JSON event per line, appended).
 //!
-//! Neither ever fails a run: a metrics or lineage write that fails is a warning.
+//! - **Logs** ([`logging`]): human lines or flat JSON on stderr.
+//!
+//! Neither metrics nor lineage ever fails a run: a metrics or lineage write that fails is a warning.
+
+pub mod logging;
 
 use std::io::Write;
 use std::path::{Path, PathBuf};

@@ -82,6 +82,35 @@ pub fn scheduled_jobs(dir: &Path) -> Result<Vec<ScheduledJob>> {
     Ok(out)
 }
 
+/// `scorch schedule --list`: each scheduled job of `jobs` with its next `count`
+/// fires after `now` and their logical dates.
+pub fn upcoming(jobs: &Path, count: usize, now: DateTime<Utc>) -> Result<String> {
+    let mut out = String::new();
+    for j in scheduled_jobs(jobs)? {
+        let spec = &j.schedule.spec;
+        out.push_str(&format!(
+            "{} ({}): {:?} in {}\n",
+            j.name,
+            j.file.display(),
+            spec.cron,
+            spec.timezone
+        ));
+        let mut t = now;
+        for _ in 0..count {
+            let Some(n) = j.schedule.next_after(t) else {
+                break;
+            };
+            out.push_str(&format!(
+                "  {}  ds={}\n",
+                n.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+                j.schedule.ds(n)
+            ));
+            t = n;
+        }
+    }
+    Ok(out)
+}
+
 /// A run in progress.
 struct Running {
     child: Child,

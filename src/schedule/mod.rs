@@ -4,5 +4,6 @@
 
 pub mod backfill;
 pub mod cron;
+pub mod crontab;
 pub mod daemon;
 pub mod history;
