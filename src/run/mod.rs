@@ -262,7 +262,9 @@ pub fn run(opts: &RunOptions) -> Result<RunSummary> {
     match result {
         Ok(partition) => {
             m.status = "succeeded";
-            let manifest_path = table.write_run_manifest(&m.run_id, &manifest_bytes(&m))?;
+            let manifest_path = table
+                .run_log()
+                .write_manifest(&m.run_id, &manifest_bytes(&m))?;
             crate::observe::run_finished(&m, &location);
             Ok(RunSummary {
                 manifest: m,
@@ -272,7 +274,10 @@ pub fn run(opts: &RunOptions) -> Result<RunSummary> {
         }
         Err(e) => {
             m.record_failure(&e, &redactor);
-            if let Err(w) = table.write_run_manifest(&m.run_id, &manifest_bytes(&m)) {
+            if let Err(w) = table
+                .run_log()
+                .write_manifest(&m.run_id, &manifest_bytes(&m))
+            {
                 tracing::warn!(error = %redactor.redact(&w.to_string()), "could not write the failed run's manifest");
             }
             crate::observe::run_finished(&m, &location);
@@ -719,7 +724,7 @@ fn execute(
     let mut history: Option<DataFrame> = None;
     let quarantine_tmp = checker
         .as_ref()
-        .map(|_| env.table.quarantine_tmp(&partition, &m.run_id))
+        .map(|_| env.table.quarantine().tmp_file(&partition, &m.run_id))
         .transpose()?;
     let mut quarantine_schema = Schema::default();
     for c in &needed {
@@ -857,7 +862,7 @@ fn execute(
             if done.rows_quarantined > 0
                 && let Some(tmp) = &quarantine_tmp
             {
-                let at = env.table.publish_quarantine(tmp, &partition, &m.run_id)?;
+                let at = env.table.quarantine().publish(tmp, &partition, &m.run_id)?;
                 if let Some(c) = m.contract.as_mut() {
                     c.quarantine = Some(redactor.redact(&at));
                 }
@@ -961,7 +966,7 @@ fn execute(
     drop(guard);
     tracing::info!(partition = %redactor.redact(&target), rows = m.rows.written, "published");
     if let Some(mut h) = history {
-        env.table.append_history(&partition, &m.run_id, &mut h)?;
+        env.table.history().append(&partition, &m.run_id, &mut h)?;
     }
     if !gate.is_empty() {
         return Err(Error::QualityGate(format!(
@@ -1050,7 +1055,7 @@ pub(crate) fn write_report(
     let history = if spec.anomalies.is_empty() {
         None
     } else {
-        Some(table.read_history()?)
+        Some(table.history().read()?)
     };
     let report = crate::reports::Report::assemble(
         profile,
@@ -1076,7 +1081,7 @@ pub(crate) fn write_report(
     }
     // The report holds names and numbers, no paths: written as serialized.
     let text = serde_json::to_string_pretty(&report).expect("report serializes");
-    let json = table.write_run_file(
+    let json = table.run_log().write_file(
         &format!("{run_id}.report.json"),
         format!("{text}\n").as_bytes(),
     )?;
@@ -1086,7 +1091,9 @@ pub(crate) fn write_report(
         .map(|d| d.histograms())
         .unwrap_or_default();
     let page = crate::reports::html::render(&report, &histograms);
-    let html = table.write_run_file(&format!("{run_id}.report.html"), page.as_bytes())?;
+    let html = table
+        .run_log()
+        .write_file(&format!("{run_id}.report.html"), page.as_bytes())?;
     let history = crate::reports::history::frame(&report, &crate::reports::history::rows(&report))?;
     Ok(ReportOutcome {
         history,

@@ -460,9 +460,11 @@ fn commit_as(
     let at = table.commit_shards(&partition, &run_id, &parts, text.as_bytes(), &replaces)?;
     drop(guard);
     if let Some(o) = outcome.as_mut() {
-        table.append_history(&partition, &run_id, &mut o.history)?;
+        table
+            .history()
+            .append(&partition, &run_id, &mut o.history)?;
     }
-    table.write_run_manifest(&run_id, text.as_bytes())?;
+    table.run_log().write_manifest(&run_id, text.as_bytes())?;
     table.remove_shards(&partition);
     if !gate.is_empty() {
         return Err(Error::QualityGate(format!(

@@ -1,7 +1,7 @@
 //! Shadow runs and canary rollouts: `scorch shadow` ([`runner`]) scores the same
 //! rows with two model versions and compares them ([`compare`], [`metrics`],
 //! [`html`]); promotion rules ([`gate`]); the canary split of a production run
-//! ([`rollout`]).
+//! ([`crate::run::rollout`]).
 
 pub mod compare;
 pub mod gate;

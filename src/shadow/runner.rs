@@ -372,11 +372,11 @@ pub fn shadow(opts: &ShadowOptions) -> Result<ShadowSummary> {
         }
     }
     let text = serde_json::to_string_pretty(&cmp).expect("comparison serializes");
-    let report_json = table.write_run_file(
+    let report_json = table.run_log().write_file(
         &format!("{shadow_id}.report.json"),
         format!("{text}\n").as_bytes(),
     )?;
-    let report_html = table.write_run_file(
+    let report_html = table.run_log().write_file(
         &format!("{shadow_id}.report.html"),
         super::html::render(&cmp, all.as_ref()).as_bytes(),
     )?;
@@ -385,7 +385,9 @@ pub fn shadow(opts: &ShadowOptions) -> Result<ShadowSummary> {
     ParquetWriter::new(&mut buf)
         .with_compression(ParquetCompression::Zstd(None))
         .finish(&mut long)?;
-    let metrics_parquet = table.write_run_file(&format!("{shadow_id}.metrics.parquet"), &buf)?;
+    let metrics_parquet = table
+        .run_log()
+        .write_file(&format!("{shadow_id}.metrics.parquet"), &buf)?;
     let summary = ShadowSummary {
         comparison: cmp,
         report_json: redactor.redact(&report_json),

@@ -8,23 +8,35 @@
 //! <table>/ds=2026-11-28/_manifest.json       the manifest of the run that wrote it
 //! <table>/_staging/…                         runs in progress (readers skip `_` names)
 //! <table>/_runs/<run id>.json                every run's manifest, failed ones too
+//! <table>/_metrics/ds=…/<run id>.parquet      the metrics history
+//! <table>/_quarantine/ds=…/<run id>.parquet   quarantined rows
 //! ```
+//! One file per part of a table: this one the data table (staging and publishing,
+//! locally and on object stores), `local` the local swap, `parquet` the file
+//! writer, [`runlog`] `_runs/`, [`history`] `_metrics/`, [`quarantine`]
+//! `_quarantine/`, [`shards`] `_shards/`, [`manifest`] the run record.
+//!
 //! Publishing swaps the staging folder with the live partition in one
 //! `renameat2(RENAME_EXCHANGE)` call where the file system supports it (Linux
 //! ext4, xfs, btrfs, tmpfs…), then deletes the old data. Elsewhere it falls back to
 //! two renames, and a later run restores a partition left half-swapped by a crash.
 
-use std::fs::File;
 use std::path::{Path, PathBuf};
 
-use polars::prelude::*;
-
 use crate::error::{Error, Result};
+use crate::storage::remove_dead_temp_folders;
 pub use crate::storage::write_file_atomic;
-use crate::storage::{alive, pid_of, remove_dead_temp_folders, sync_dir};
 
+pub mod history;
+mod local;
 pub mod manifest;
+mod parquet;
+pub mod quarantine;
+pub mod runlog;
 pub mod shards;
+
+pub use local::StagedPartition;
+pub use parquet::{BatchWriter, ParquetOptions, write_parquet};
 
 /// The partition column of every table scorch writes: the folder `ds=<date>`. No
 /// data file holds a column of this name (hive layout, as Spark requires).
@@ -51,215 +63,6 @@ pub use crate::spec::RESERVED_COLUMNS;
 pub const STAGING_DIR: &str = "_staging";
 /// Name of the folder of run manifests inside a table.
 pub const RUNS_DIR: &str = "_runs";
-
-/// How Parquet files are written.
-#[derive(Debug, Clone)]
-pub struct ParquetOptions {
-    pub zstd_level: i32,
-    pub row_group_size: usize,
-    /// Key-value pairs for the file footer.
-    pub metadata: Vec<(String, String)>,
-}
-
-/// Writes `df` to `path` as one Parquet file and fsyncs it. Returns its size in bytes.
-pub fn write_parquet(df: &mut DataFrame, path: &Path, opts: &ParquetOptions) -> Result<u64> {
-    let file = File::create(path).map_err(|e| Error::io("create", path, e))?;
-    let level = polars::polars_utils::compression::ZstdLevel::try_new(opts.zstd_level)
-        .map_err(|e| Error::usage(format!("output.zstd_level: {e}")))?;
-    ParquetWriter::new(&file)
-        .with_compression(ParquetCompression::Zstd(Some(level)))
-        .with_statistics(StatisticsOptions::default())
-        .with_row_group_size(Some(opts.row_group_size))
-        .with_key_value_metadata(Some(KeyValueMetadata::from_static(opts.metadata.clone())))
-        .finish(df)
-        .map_err(|e| Error::Internal(format!("writing {}: {e}", path.display())))?;
-    file.sync_all().map_err(|e| Error::io("sync", path, e))?;
-    Ok(file.metadata().map(|m| m.len()).unwrap_or(0))
-}
-
-/// A Parquet file written batch by batch (each batch one or more row groups).
-pub struct BatchWriter {
-    path: PathBuf,
-    file: File,
-    inner: polars::io::parquet::write::BatchedWriter<File>,
-}
-
-impl BatchWriter {
-    /// Creates `path` for frames of `schema`.
-    pub fn create(path: &Path, schema: &Schema, opts: &ParquetOptions) -> Result<Self> {
-        let file = File::create(path).map_err(|e| Error::io("create", path, e))?;
-        let handle = file.try_clone().map_err(|e| Error::io("open", path, e))?;
-        let level = polars::polars_utils::compression::ZstdLevel::try_new(opts.zstd_level)
-            .map_err(|e| Error::usage(format!("output.zstd_level: {e}")))?;
-        let inner = ParquetWriter::new(handle)
-            .with_compression(ParquetCompression::Zstd(Some(level)))
-            .with_statistics(StatisticsOptions::default())
-            .with_row_group_size(Some(opts.row_group_size))
-            .with_key_value_metadata(Some(KeyValueMetadata::from_static(opts.metadata.clone())))
-            .batched(schema)
-            .map_err(|e| Error::Internal(format!("writing {}: {e}", path.display())))?;
-        Ok(Self {
-            path: path.to_path_buf(),
-            file,
-            inner,
-        })
-    }
-
-    /// Appends a frame (same schema as at creation).
-    pub fn write(&mut self, df: &mut DataFrame) -> Result<()> {
-        df.rechunk_mut_par();
-        self.inner
-            .write_batch(df)
-            .map_err(|e| Error::Internal(format!("writing {}: {e}", self.path.display())))
-    }
-
-    /// Writes the footer and fsyncs. Returns the file size in bytes.
-    pub fn finish(self) -> Result<u64> {
-        self.inner
-            .finish()
-            .map_err(|e| Error::Internal(format!("writing {}: {e}", self.path.display())))?;
-        self.file
-            .sync_all()
-            .map_err(|e| Error::io("sync", &self.path, e))?;
-        Ok(self.file.metadata().map(|m| m.len()).unwrap_or(0))
-    }
-}
-
-/// A partition being written: a private staging folder that becomes `<table>/<partition>`
-/// when published.
-pub struct StagedPartition {
-    pub table: PathBuf,
-    pub partition: String,
-    pub dir: PathBuf,
-}
-
-fn staging_name(partition: &str, run_id: &str) -> String {
-    format!("{partition}.{run_id}.pid{}", std::process::id())
-}
-
-impl StagedPartition {
-    /// Creates the staging folder for `partition` (e.g. `ds=2026-11-28`) of `table`,
-    /// first removing staging folders of the same partition left by dead processes
-    /// and repairing a partition a crashed fallback publish left aside.
-    pub fn create(table: &Path, partition: &str, run_id: &str) -> Result<Self> {
-        let staging_root = table.join(STAGING_DIR);
-        std::fs::create_dir_all(&staging_root)
-            .map_err(|e| Error::io("create folder", &staging_root, e))?;
-        recover(table, partition)?;
-        if let Ok(entries) = std::fs::read_dir(&staging_root) {
-            for e in entries.flatten() {
-                let name = e.file_name().to_string_lossy().to_string();
-                let ours = name.starts_with(&format!("{partition}."));
-                if ours && pid_of(&name).is_some_and(|p| !alive(p)) {
-                    tracing::info!(folder = %e.path().display(), "removing staging folder of a dead run");
-                    let _ = std::fs::remove_dir_all(e.path());
-                }
-            }
-        }
-        let dir = staging_root.join(staging_name(partition, run_id));
-        std::fs::create_dir_all(&dir).map_err(|e| Error::io("create folder", &dir, e))?;
-        Ok(Self {
-            table: table.to_path_buf(),
-            partition: partition.to_string(),
-            dir,
-        })
-    }
-
-    /// The live partition folder.
-    pub fn target(&self) -> PathBuf {
-        self.table.join(&self.partition)
-    }
-
-    /// Makes the staged files the partition, atomically replacing any previous one.
-    pub fn publish(self) -> Result<PathBuf> {
-        let target = self.target();
-        self.publish_at(target)
-    }
-
-    /// Moves the staged files to `target` (a folder of the table) the same way.
-    pub fn publish_at(self, target: PathBuf) -> Result<PathBuf> {
-        sync_dir(&self.dir);
-        if let Some(parent) = target.parent() {
-            std::fs::create_dir_all(parent).map_err(|e| Error::io("create folder", parent, e))?;
-        }
-        if target.exists() {
-            match exchange(&self.dir, &target) {
-                Ok(()) => {
-                    // `self.dir` now holds the previous partition.
-                    sync_dir(&self.table);
-                    let _ = std::fs::remove_dir_all(&self.dir);
-                }
-                Err(e) if matches!(e.raw_os_error(), Some(libc::EINVAL) | Some(libc::ENOSYS)) => {
-                    let aside = self.table.join(STAGING_DIR).join(format!(
-                        "{}.previous",
-                        target
-                            .strip_prefix(&self.table)
-                            .unwrap_or(&target)
-                            .to_string_lossy()
-                            .replace('/', "_")
-                    ));
-                    let _ = std::fs::remove_dir_all(&aside);
-                    std::fs::rename(&target, &aside)
-                        .map_err(|e| Error::io("move aside", &target, e))?;
-                    std::fs::rename(&self.dir, &target)
-                        .map_err(|e| Error::io("publish", &target, e))?;
-                    sync_dir(&self.table);
-                    let _ = std::fs::remove_dir_all(&aside);
-                }
-                Err(e) => return Err(Error::io("publish", &target, e)),
-            }
-        } else {
-            std::fs::rename(&self.dir, &target).map_err(|e| Error::io("publish", &target, e))?;
-            sync_dir(&self.table);
-        }
-        Ok(target)
-    }
-
-    /// Removes the staging folder (after a failure).
-    pub fn abandon(self) {
-        let _ = std::fs::remove_dir_all(&self.dir);
-    }
-}
-
-/// Puts back a partition that a crash left aside between the two renames of the fallback publish.
-fn recover(table: &Path, partition: &str) -> Result<()> {
-    let aside = table
-        .join(STAGING_DIR)
-        .join(format!("{partition}.previous"));
-    let target = table.join(partition);
-    if aside.is_dir() && !target.exists() {
-        tracing::warn!(
-            partition,
-            "restoring a partition left aside by an interrupted publish"
-        );
-        std::fs::rename(&aside, &target).map_err(|e| Error::io("restore", &target, e))?;
-    }
-    Ok(())
-}
-
-/// Atomically swaps two paths (Linux `renameat2(RENAME_EXCHANGE)`).
-fn exchange(a: &Path, b: &Path) -> std::io::Result<()> {
-    use std::ffi::CString;
-    use std::os::unix::ffi::OsStrExt;
-    let ca = CString::new(a.as_os_str().as_bytes())?;
-    let cb = CString::new(b.as_os_str().as_bytes())?;
-    // SAFETY: both are valid NUL-terminated paths; AT_FDCWD resolves them relative to the cwd.
-    let rc = unsafe {
-        libc::syscall(
-            libc::SYS_renameat2,
-            libc::AT_FDCWD,
-            ca.as_ptr(),
-            libc::AT_FDCWD,
-            cb.as_ptr(),
-            libc::RENAME_EXCHANGE,
-        )
-    };
-    if rc == 0 {
-        Ok(())
-    } else {
-        Err(std::io::Error::last_os_error())
-    }
-}
 
 /// Where an output table lives: a local folder, or a prefix on an object store.
 pub enum Table {
@@ -386,211 +189,19 @@ impl Table {
         }
     }
 
-    /// Writes a run's manifest to `_runs/<run id>.json`.
-    pub fn write_run_manifest(&self, run_id: &str, bytes: &[u8]) -> Result<String> {
-        self.write_run_file(&format!("{run_id}.json"), bytes)
+    /// The run log: every run's manifest and reports (`_runs/`).
+    pub fn run_log(&self) -> runlog::RunLog<'_> {
+        runlog::RunLog(self)
     }
 
-    /// Writes a file of a run (manifest, report) to `_runs/<name>`.
-    pub fn write_run_file(&self, name: &str, bytes: &[u8]) -> Result<String> {
-        match self {
-            Table::Local(dir) => {
-                let p = dir.join(RUNS_DIR).join(name);
-                write_file_atomic(&p, bytes)?;
-                Ok(p.display().to_string())
-            }
-            Table::Remote { url, store, prefix } => {
-                use object_store::ObjectStoreExt;
-                let path = prefix.clone().join(RUNS_DIR).join(name);
-                let what = format!("{url}/{RUNS_DIR}/{name}");
-                let payload = object_store::PutPayload::from(bytes.to_vec());
-                crate::storage::runtime()?
-                    .block_on(async { store.store.put(&path, payload).await })
-                    .map_err(|e| crate::storage::runtime_error(&format!("writing {what}"), e))?;
-                Ok(what)
-            }
-        }
+    /// The metrics history (`_metrics/`).
+    pub fn history(&self) -> history::MetricsHistory<'_> {
+        history::MetricsHistory(self)
     }
 
-    /// Appends a run's metrics to the history table:
-    /// `<table>/_metrics/<partition>/<run id>.parquet`.
-    pub fn append_history(&self, partition: &str, run_id: &str, df: &mut DataFrame) -> Result<()> {
-        let name = format!("{run_id}.parquet");
-        let opts = ParquetOptions {
-            zstd_level: 3,
-            row_group_size: 1 << 20,
-            metadata: vec![],
-        };
-        match self {
-            Table::Local(dir) => {
-                let folder = dir
-                    .join(crate::reports::history::HISTORY_DIR)
-                    .join(partition);
-                std::fs::create_dir_all(&folder)
-                    .map_err(|e| Error::io("create folder", &folder, e))?;
-                let tmp = folder.join(format!(".{name}.tmp"));
-                write_parquet(df, &tmp, &opts)?;
-                let dest = folder.join(&name);
-                std::fs::rename(&tmp, &dest).map_err(|e| Error::io("publish", &dest, e))
-            }
-            Table::Remote { url, store, prefix } => {
-                use object_store::ObjectStoreExt;
-                let tmp = std::env::temp_dir().join(format!("scorch-metrics-{run_id}.parquet"));
-                write_parquet(df, &tmp, &opts)?;
-                let bytes = std::fs::read(&tmp).map_err(|e| Error::io("read", &tmp, e));
-                let _ = std::fs::remove_file(&tmp);
-                let path = prefix
-                    .clone()
-                    .join(crate::reports::history::HISTORY_DIR)
-                    .join(partition)
-                    .join(name.as_str());
-                let what = format!(
-                    "{url}/{}/{partition}/{name}",
-                    crate::reports::history::HISTORY_DIR
-                );
-                crate::storage::runtime()?.block_on(async {
-                    store
-                        .store
-                        .put(&path, bytes?.into())
-                        .await
-                        .map_err(|e| crate::storage::runtime_error(&format!("writing {what}"), e))
-                })?;
-                Ok(())
-            }
-        }
-    }
-
-    /// Every row of the table's metrics history (empty when there is none).
-    pub fn read_history(&self) -> Result<DataFrame> {
-        let mut parts: Vec<DataFrame> = Vec::new();
-        // The files hold no `ds` column (hive layout: it is the folder's `ds=` name).
-        let read = |bytes: Vec<u8>, what: &str| -> Result<DataFrame> {
-            let bad = |e: String| Error::Internal(format!("reading metrics history {what}: {e}"));
-            let mut df = ParquetReader::new(std::io::Cursor::new(bytes))
-                .finish()
-                .map_err(|e| bad(e.to_string()))?;
-            if df.column("ds").is_err() {
-                let ds = what
-                    .rsplit('/')
-                    .find_map(|p| p.strip_prefix("ds="))
-                    .and_then(|d| chrono::NaiveDate::parse_from_str(d, "%Y-%m-%d").ok())
-                    .ok_or_else(|| bad("not under a ds=YYYY-MM-DD folder".into()))?;
-                let days = (ds - chrono::NaiveDate::from_ymd_opt(1970, 1, 1).expect("valid"))
-                    .num_days() as i32;
-                let col = Series::new("ds".into(), vec![days; df.height()])
-                    .cast(&DataType::Date)
-                    .map_err(|e| bad(e.to_string()))?;
-                df.with_column(col.into_column())
-                    .map_err(|e| bad(e.to_string()))?;
-            }
-            Ok(df)
-        };
-        match self {
-            Table::Local(dir) => {
-                let root = dir.join(crate::reports::history::HISTORY_DIR);
-                let Ok(days) = std::fs::read_dir(&root) else {
-                    return Ok(DataFrame::empty());
-                };
-                let mut files = Vec::new();
-                for d in days.flatten() {
-                    if let Ok(entries) = std::fs::read_dir(d.path()) {
-                        files.extend(entries.flatten().map(|e| e.path()).filter(|p| {
-                            p.extension().is_some_and(|x| x == "parquet")
-                                && !p
-                                    .file_name()
-                                    .is_some_and(|n| n.to_string_lossy().starts_with('.'))
-                        }));
-                    }
-                }
-                for f in files {
-                    let bytes = std::fs::read(&f).map_err(|e| Error::io("read", &f, e))?;
-                    parts.push(read(bytes, &f.display().to_string())?);
-                }
-            }
-            Table::Remote { url, store, prefix } => {
-                use futures_util::StreamExt;
-                use object_store::ObjectStoreExt;
-                let root = prefix.clone().join(crate::reports::history::HISTORY_DIR);
-                let rt = crate::storage::runtime()?;
-                let blobs: Vec<(String, Vec<u8>)> = rt.block_on(async {
-                    let mut out = Vec::new();
-                    let mut listing = store.store.list(Some(&root));
-                    let mut keys = Vec::new();
-                    while let Some(item) = listing.next().await {
-                        let meta = item.map_err(|e| {
-                            crate::storage::runtime_error(&format!("listing {url}/_metrics"), e)
-                        })?;
-                        if meta.location.as_ref().ends_with(".parquet") {
-                            keys.push(meta.location);
-                        }
-                    }
-                    drop(listing);
-                    for k in keys {
-                        let b = store
-                            .store
-                            .get(&k)
-                            .await
-                            .map_err(|e| crate::storage::runtime_error(&format!("reading {k}"), e))?
-                            .bytes()
-                            .await
-                            .map_err(|e| {
-                                crate::storage::runtime_error(&format!("reading {k}"), e)
-                            })?;
-                        out.push((k.to_string(), b.to_vec()));
-                    }
-                    Ok::<_, Error>(out)
-                })?;
-                for (k, b) in blobs {
-                    parts.push(read(b, &k)?);
-                }
-            }
-        }
-        let mut it = parts.into_iter();
-        let Some(mut all) = it.next() else {
-            return Ok(DataFrame::empty());
-        };
-        for p in it {
-            all.vstack_mut_owned(p)?;
-        }
-        Ok(all)
-    }
-
-    /// A local file for a run's quarantined rows, until [`Table::publish_quarantine`].
-    pub fn quarantine_tmp(&self, partition: &str, run_id: &str) -> Result<PathBuf> {
-        let dir = match self {
-            Table::Local(dir) => dir.join(QUARANTINE_DIR).join(partition),
-            Table::Remote { .. } => std::env::temp_dir(),
-        };
-        std::fs::create_dir_all(&dir).map_err(|e| Error::io("create folder", &dir, e))?;
-        Ok(dir.join(format!(".scorch-quarantine-{run_id}.parquet.tmp")))
-    }
-
-    /// Moves (local) or uploads (object store) a finished quarantine file to
-    /// `<table>/_quarantine/<partition>/<run id>.parquet`; returns where it is.
-    pub fn publish_quarantine(&self, tmp: &Path, partition: &str, run_id: &str) -> Result<String> {
-        let name = format!("{run_id}.parquet");
-        match self {
-            Table::Local(dir) => {
-                let dest = dir.join(QUARANTINE_DIR).join(partition).join(&name);
-                std::fs::rename(tmp, &dest).map_err(|e| Error::io("publish", &dest, e))?;
-                Ok(dest.display().to_string())
-            }
-            Table::Remote { url, store, prefix } => {
-                use object_store::ObjectStoreExt;
-                let path = prefix
-                    .clone()
-                    .join(QUARANTINE_DIR)
-                    .join(partition)
-                    .join(name.as_str());
-                let what = format!("{url}/{QUARANTINE_DIR}/{partition}/{name}");
-                let bytes = std::fs::read(tmp).map_err(|e| Error::io("read", tmp, e))?;
-                crate::storage::runtime()?
-                    .block_on(async { store.store.put(&path, bytes.into()).await })
-                    .map_err(|e| crate::storage::runtime_error(&format!("writing {what}"), e))?;
-                let _ = std::fs::remove_file(tmp);
-                Ok(what)
-            }
-        }
+    /// The quarantined rows (`_quarantine/`).
+    pub fn quarantine(&self) -> quarantine::Quarantine<'_> {
+        quarantine::Quarantine(self)
     }
 
     /// Starts writing `partition` (e.g. `ds=2026-11-28`).
