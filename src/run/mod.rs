@@ -345,18 +345,29 @@ fn write_manifest(path: &Path, m: &Manifest) -> Result<()> {
     crate::storage::write_file_atomic(path, &manifest_bytes(m))
 }
 
-#[allow(clippy::too_many_arguments)]
-fn execute(
+/// The models of a run, opened and checked before any data is read: the job's
+/// model and, for a shadow run or a canary, the challenger, each with its engine.
+struct Models {
+    bundle: Bundle,
+    /// The job's `model:` as rendered (for messages).
+    model_dir: crate::spec::template::Rendered,
+    second: Option<(Bundle, ModelInfo, crate::spec::template::Rendered)>,
+    engine: Engine,
+    engine2: Option<Engine>,
+}
+
+/// Opens the run's bundles, checks their pins (score columns of a canary, the
+/// shadow's score column, the job's `preprocessing:` pin), and loads the models on
+/// the device and in the precision asked for; records them in the manifest.
+fn open_models(
     opts: &RunOptions,
     job: &JobSpec,
     vars: &TemplateVars,
     redactor: &mut Redactor,
-    env: &Env<'_>,
     inference: &crate::spec::job::InferenceSpec,
     threads: usize,
-    t0: Instant,
     m: &mut Manifest,
-) -> Result<String> {
+) -> Result<Models> {
     // Model bundles and pins: checked before any data is read.
     let (bundle, info, model_dir) = open_bundle(opts, &job.model, "model", vars, redactor)?;
     m.model = Some(info);
@@ -458,8 +469,43 @@ fn execute(
     let engine = load(&bundle)?;
     let engine2 = second.as_ref().map(|(b, _, _)| load(b)).transpose()?;
     m.inference.device = format!("{:?}", engine.device()).to_lowercase();
+    Ok(Models {
+        bundle,
+        model_dir,
+        second,
+        engine,
+        engine2,
+    })
+}
 
-    // Source.
+/// The input of a run, resolved and checked before any row is read: the source
+/// (restricted to the shard's rows), its schema, the columns to read, the columns
+/// carried to the output, the report's profile and the contract's checker.
+struct Input {
+    src: crate::source::Resolved,
+    schema: Schema,
+    /// Keys, then the shadow run's carried columns: written beside the scores.
+    carry: Vec<String>,
+    /// Every input column the run reads.
+    needed: Vec<String>,
+    profile: Option<std::sync::Mutex<crate::reports::Profile>>,
+    checker: Option<std::sync::Mutex<crate::contract::Checker>>,
+}
+
+/// Resolves the job's source and checks it against what the run needs: keys, the
+/// models' input columns, report columns and the reference profile's, the
+/// contract's schema; records the source and inputs in the manifest.
+#[allow(clippy::too_many_arguments)]
+fn open_input(
+    opts: &RunOptions,
+    job: &JobSpec,
+    vars: &TemplateVars,
+    redactor: &mut Redactor,
+    env: &Env<'_>,
+    inference: &crate::spec::job::InferenceSpec,
+    models: &Models,
+    m: &mut Manifest,
+) -> Result<Input> {
     let ctx = crate::source::Context {
         root: &opts.root,
         profiles: env.profiles,
@@ -516,7 +562,7 @@ fn execute(
         None => job.keys.clone(),
     };
     let mut needed: Vec<String> = carry.clone();
-    for b in std::iter::once(&bundle).chain(second.as_ref().map(|s| &s.0)) {
+    for b in std::iter::once(&models.bundle).chain(models.second.as_ref().map(|s| &s.0)) {
         preprocess::check_input_schema(&b.state.spec, &schema).map_err(|e| {
             e.context(format!(
                 "{} (model {} {})",
@@ -558,13 +604,13 @@ fn execute(
             }
             let mut prof = crate::reports::Profile::new(&sch, &r.checks, r.max_exact_distinct);
             if r.drift.is_some() {
-                let Some(reference) = bundle.reference.clone() else {
+                let Some(reference) = models.bundle.reference.clone() else {
                     return Err(Error::config(
                         &opts.job_file,
                         format!(
                             "field `report.drift`: model bundle {} has no reference profile; \
                              create one with `scorch profile --bundle {} --data <training data>`",
-                            model_dir.redacted, model_dir.redacted
+                            models.model_dir.redacted, models.model_dir.redacted
                         ),
                     ));
                 };
@@ -607,6 +653,46 @@ fn execute(
         }
         None => None,
     };
+    Ok(Input {
+        src,
+        schema,
+        carry,
+        needed,
+        profile,
+        checker,
+    })
+}
+
+#[allow(clippy::too_many_arguments)]
+fn execute(
+    opts: &RunOptions,
+    job: &JobSpec,
+    vars: &TemplateVars,
+    redactor: &mut Redactor,
+    env: &Env<'_>,
+    inference: &crate::spec::job::InferenceSpec,
+    threads: usize,
+    t0: Instant,
+    m: &mut Manifest,
+) -> Result<String> {
+    let models = open_models(opts, job, vars, redactor, inference, threads, m)?;
+
+    let Input {
+        src,
+        schema,
+        carry,
+        needed,
+        profile,
+        checker,
+    } = open_input(opts, job, vars, redactor, env, inference, &models, m)?;
+    let Models {
+        bundle,
+        second,
+        engine,
+        engine2,
+        ..
+    } = models;
+    let state = &bundle.state;
 
     // The fused preprocessing path, unless a step or type needs the Polars path (or
     // SCORCH_PREPROCESS_PATH=polars asks for it).
