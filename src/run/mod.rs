@@ -1015,6 +1015,34 @@ fn execute(
         staged.abandon();
         return Err(e);
     }
+    let target = publish_staged(staged, opts.shard, env.lock, env.replaces)?;
+    tracing::info!(partition = %redactor.redact(&target), rows = m.rows.written, "published");
+    if let Some(mut h) = history {
+        env.table.history().append(&partition, &m.run_id, &mut h)?;
+    }
+    if !gate.is_empty() {
+        return Err(Error::QualityGate(format!(
+            "{} check(s) of severity fail did not hold: {}; the output was published to {} \
+             and the report written to {}",
+            gate.len(),
+            gate.join(", "),
+            redactor.redact(&target),
+            m.report.clone().unwrap_or_default()
+        )));
+    }
+    Ok(target)
+}
+
+/// Publishes a staged partition (or shard, `shard`) inside the lock's publish
+/// guard, which a takeover must also take: a run whose lock was taken over
+/// publishes nothing and exits 6; on object stores the manifest PUT is also
+/// conditional on `replaces`. Returns where the partition is.
+fn publish_staged(
+    staged: sink::Staged,
+    shard: Option<(usize, usize)>,
+    lock: &lock::Lock,
+    replaces: &sink::Replaces,
+) -> Result<String> {
     #[cfg(feature = "test-hooks")]
     if let Some(ms) = std::env::var(PAUSE_BEFORE_PUBLISH_ENV)
         .ok()
@@ -1024,7 +1052,7 @@ fn execute(
     }
     // Fenced: the lock is checked, and the files swapped, inside the publish guard
     // that a takeover must also take (a run whose lock was taken exits 6 here).
-    let guard = match env.lock.publish_guard() {
+    let guard = match lock.publish_guard() {
         Ok(g) => g,
         Err(e) => {
             staged.abandon();
@@ -1043,27 +1071,11 @@ fn execute(
         let _ = std::fs::write(&mark, b"");
         std::thread::sleep(std::time::Duration::from_millis(ms));
     }
-    let target = match opts.shard {
-        Some((index, count)) => {
-            staged.publish_shard(&shard::dir_name(index, count), env.replaces)?
-        }
-        None => staged.publish(env.replaces)?,
+    let target = match shard {
+        Some((index, count)) => staged.publish_shard(&shard::dir_name(index, count), replaces)?,
+        None => staged.publish(replaces)?,
     };
     drop(guard);
-    tracing::info!(partition = %redactor.redact(&target), rows = m.rows.written, "published");
-    if let Some(mut h) = history {
-        env.table.history().append(&partition, &m.run_id, &mut h)?;
-    }
-    if !gate.is_empty() {
-        return Err(Error::QualityGate(format!(
-            "{} check(s) of severity fail did not hold: {}; the output was published to {} \
-             and the report written to {}",
-            gate.len(),
-            gate.join(", "),
-            redactor.redact(&target),
-            m.report.clone().unwrap_or_default()
-        )));
-    }
     Ok(target)
 }
 
