@@ -220,7 +220,7 @@ fuzz-build: setup
 
 fuzz: fuzz-build
 	@for t in $(FUZZ_TARGETS); do \
-	  mkdir -p "$(SCORCH_CACHE)/fuzz-corpus/$$t" "fuzz/artifacts/$$t"; \
+	  mkdir -p "$(SCORCH_CACHE)/fuzz-corpus/$$t" "fuzz/artifacts/$$t" "fuzz/seeds/$$t"; \
 	  echo "== fuzzing $$t for $(FUZZ_SECONDS) s"; \
 	  (cd fuzz && RUSTC_BOOTSTRAP=1 CARGO_TARGET_DIR=$(FUZZ_TARGET_DIR) LD_LIBRARY_PATH=$(TORCH_LIB) \
 	    cargo fuzz run -s none $$t \
