@@ -25,8 +25,8 @@ fn main() -> scorch::Result<()> {
     let engine = scorch::infer::Engine::load(
         &b.model_path,
         b.spec.model_format(),
-        scorch::infer::DeviceChoice::Cpu,
-        scorch::infer::Precision::F32,
+        scorch::spec::inference::DeviceChoice::Cpu,
+        scorch::spec::inference::Precision::F32,
         threads,
         k,
         &b.spec.outputs,

@@ -402,7 +402,7 @@ pub struct RunArgs {
     #[arg(long, value_parser = crate::spec::limits::device)]
     pub device: Option<String>,
     /// Model precision (overrides `inference.precision`).
-    #[arg(long, value_parser = crate::infer::Precision::NAMES)]
+    #[arg(long, value_parser = crate::spec::inference::Precision::NAMES)]
     pub precision: Option<String>,
     /// Score only shard INDEX/COUNT (0-based, e.g. 2/4) of the input and leave its
     /// files for `scorch commit`.

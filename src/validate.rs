@@ -6,7 +6,8 @@ use std::path::{Path, PathBuf};
 use chrono::NaiveDate;
 
 use crate::error::{Error, ExitCode};
-use crate::model::{BUNDLE_FILE, Bundle};
+use crate::model::Bundle;
+use crate::spec::bundle::BUNDLE_FILE;
 use crate::spec::job::{JobSpec, SourceSpec};
 use crate::spec::template::{TemplateVars, render};
 
@@ -201,11 +202,14 @@ fn check_job(path: &Path, root: &Path, profiles: &Path) -> Vec<Error> {
         Ok(m) => match crate::registry::bundle_dir(root, &m.value).and_then(|d| Bundle::open(&d)) {
             Ok(b) => {
                 // An AOTInductor package against the job's device and this machine.
-                let device = match crate::infer::DeviceChoice::parse(&job.inference.device) {
-                    Ok(crate::infer::DeviceChoice::Cpu) => Some(tch::Device::Cpu),
-                    Ok(crate::infer::DeviceChoice::Cuda(n)) => Some(tch::Device::Cuda(n)),
-                    _ => None,
-                };
+                let device =
+                    match crate::spec::inference::DeviceChoice::parse(&job.inference.device) {
+                        Ok(crate::spec::inference::DeviceChoice::Cpu) => Some(tch::Device::Cpu),
+                        Ok(crate::spec::inference::DeviceChoice::Cuda(n)) => {
+                            Some(tch::Device::Cuda(n))
+                        }
+                        _ => None,
+                    };
                 if let Err(e) = b.check_model_file(device) {
                     errors.push(e.context(format!("{}: field `model`", path.display())));
                 }

@@ -50,10 +50,14 @@ fn libtorch_cuda_loads_on_demand_and_registers_its_hooks() {
         }
     }
     // `device: auto` falls back to the CPU where there is no GPU; `cuda` says why not.
-    let auto = scorch::infer::DeviceChoice::Auto.resolve().unwrap();
+    let auto = scorch::spec::inference::DeviceChoice::Auto
+        .resolve()
+        .unwrap();
     assert_eq!(auto.is_cuda(), tch::Cuda::is_available());
     if !tch::Cuda::is_available() {
-        let e = scorch::infer::DeviceChoice::Cuda(0).resolve().unwrap_err();
+        let e = scorch::spec::inference::DeviceChoice::Cuda(0)
+            .resolve()
+            .unwrap_err();
         assert_eq!(e.exit_code() as i32, 2);
         assert!(
             e.to_string().contains("no CUDA device or driver was found")

@@ -23,7 +23,7 @@ use tch::{CModule, Device, IValue, Kind, Tensor};
 
 use crate::error::{Error, Result};
 use crate::spec::bundle::{ModelFormat, OutputSpec};
-pub use crate::spec::inference::{DeviceChoice, Precision};
+use crate::spec::inference::{DeviceChoice, Precision};
 
 impl DeviceChoice {
     /// The device to run on. `auto` falls back to CPU; `cuda` without CUDA is a config error (exit 2).

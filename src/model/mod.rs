@@ -23,10 +23,8 @@ use std::path::{Path, PathBuf};
 
 use crate::error::{Error, Result};
 use crate::preprocess::state::FittedState;
-pub use crate::spec::bundle::{
-    BUNDLE_FILE, BundleSpec, ModelFormat, OutputSpec, PreprocessingPin, ProfilePin,
-};
-pub use crate::storage::sha256_file;
+use crate::spec::bundle::{BUNDLE_FILE, BundleSpec, ModelFormat, ProfilePin};
+use crate::storage::sha256_file;
 
 /// A bundle whose files have been checked: model hash verified, state loaded and pinned.
 #[derive(Debug, Clone)]
@@ -209,8 +207,8 @@ pub fn write_reference_profile(
     let engine = crate::infer::Engine::load(
         &bundle.model_path,
         bundle.spec.model_format(),
-        crate::infer::DeviceChoice::Cpu,
-        crate::infer::Precision::F32,
+        crate::spec::inference::DeviceChoice::Cpu,
+        crate::spec::inference::Precision::F32,
         crate::infer::available_cores(),
         bundle.spec.features.len(),
         &bundle.spec.outputs,

@@ -68,8 +68,6 @@ struct Hashed<'a> {
     feature_names: &'a [String],
 }
 
-pub use crate::spec::is_hash;
-
 impl FittedState {
     /// The hash the content should carry.
     pub fn compute_hash(&self) -> String {

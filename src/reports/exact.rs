@@ -20,12 +20,11 @@ use rayon::prelude::*;
 use serde::Serialize;
 use std::collections::BTreeMap;
 
-use super::drift::{
-    Chi2, category_table, chi2_contingency, count_categories, js_distance, js_distance_weights,
-    mean_std, psi,
-};
+use super::drift::{category_table, count_categories};
+use crate::stats::divergence::{Chi2, chi2_contingency, js_distance, js_distance_weights, psi};
 use crate::stats::divergence::{bin_sorted, quantile_edges};
 use crate::stats::ks::{self, radix_sort};
+use crate::stats::mean_std;
 
 /// How numeric columns are binned for PSI and Jensen–Shannon.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, Serialize)]

@@ -11,7 +11,7 @@
 use polars::prelude::*;
 
 use super::{CheckResult, Report};
-pub use crate::spec::report::AnomalySpec;
+use crate::spec::report::AnomalySpec;
 use crate::spec::report::Severity;
 
 /// Folder of a table holding the metrics history.
@@ -89,7 +89,7 @@ impl AnomalySpec {
                 status: "pass",
             };
         }
-        let (mean, sd) = super::drift::mean_std(recent);
+        let (mean, sd) = crate::stats::mean_std(recent);
         let (lo, hi) = (mean - self.sigmas * sd, mean + self.sigmas * sd);
         let ok = value.is_some_and(|v| v >= lo && v <= hi);
         // Bounds past f64 (a history near ±MAX) are no bound: shown as null.

@@ -42,9 +42,9 @@ mod props;
 use polars::prelude::*;
 use serde::{Deserialize, Serialize};
 
-pub use crate::spec::report::{CheckSpec, DEFAULT_MAX_EXACT_DISTINCT, METRICS, Severity};
+use crate::spec::report::{CheckSpec, DEFAULT_MAX_EXACT_DISTINCT, METRICS, Severity};
 use crate::stats::moments;
-pub use crate::stats::sketch::{FreqMap, Hll, PrehashedKey, QUANTILE_ALPHA, QuantileSketch};
+use crate::stats::sketch::{FreqMap, Hll, QuantileSketch};
 
 /// The quantiles every numeric column reports, with their metric names.
 pub const QUANTILES: [(&str, f64); 7] = [

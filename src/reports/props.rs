@@ -2,7 +2,7 @@
 //! subnormals, ±MAX) and any string, in bounded memory and without a panic, and
 //! writes only numbers it can read back.
 
-use super::drift::{self, ColumnRef, DriftCounter, ReferenceProfile};
+use super::drift::{ColumnRef, DriftCounter, ReferenceProfile};
 use super::*;
 use crate::stats::ks;
 use proptest::prelude::*;
@@ -155,11 +155,11 @@ proptest! {
     fn distances_take_any_counts(a in proptest::collection::vec(0u64..1_000_000, 1..20), b in proptest::collection::vec(0u64..1_000_000, 1..20)) {
         let n = a.len().min(b.len());
         let (a, b) = (&a[..n], &b[..n]);
-        let p = drift::psi(a, b);
+        let p = crate::stats::divergence::psi(a, b);
         prop_assert!(p.is_finite() && p >= -1e-12);
-        let js = drift::js_distance(a, b);
+        let js = crate::stats::divergence::js_distance(a, b);
         prop_assert!(js.is_nan() || (0.0..=1.0).contains(&js));
-        let chi = drift::chi2_contingency(a, b);
+        let chi = crate::stats::divergence::chi2_contingency(a, b);
         prop_assert!(chi.statistic.is_finite() && (0.0..=1.0).contains(&chi.p_value), "{:?}", chi);
     }
 
@@ -179,7 +179,7 @@ proptest! {
 
     #[test]
     fn anomaly_baselines_take_any_history(h in proptest::collection::vec(value(), 0..30), now in value()) {
-        let spec: history::AnomalySpec = serde_json::from_str(r#"{"metric": "mean", "column": "x", "min_history": 2}"#).unwrap();
+        let spec: crate::spec::report::AnomalySpec = serde_json::from_str(r#"{"metric": "mean", "column": "x", "min_history": 2}"#).unwrap();
         let h: Vec<f64> = h.into_iter().filter(|x| x.is_finite()).collect();
         let r = spec.judge(Some(now).filter(|x| x.is_finite()), &h);
         finite_or_absent(&reads_back(&r), "anomaly");

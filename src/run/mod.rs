@@ -14,11 +14,12 @@ use chrono::{NaiveDate, SecondsFormat, Utc};
 use polars::prelude::*;
 
 use crate::error::{Error, Result};
-use crate::infer::{DeviceChoice, Engine, Precision, available_cores};
+use crate::infer::{Engine, available_cores};
 use crate::model::Bundle;
 use crate::preprocess;
 use crate::sink::manifest::*;
 use crate::sink::{self, ParquetOptions};
+use crate::spec::inference::{DeviceChoice, Precision};
 use crate::spec::job::JobSpec;
 use crate::spec::template::{Redactor, TemplateVars, render};
 

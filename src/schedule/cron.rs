@@ -18,7 +18,7 @@
 use chrono::{DateTime, NaiveDate, Utc};
 use chrono_tz::Tz;
 
-pub use crate::spec::schedule::ScheduleSpec;
+use crate::spec::schedule::ScheduleSpec;
 
 /// A schedule ready to compute fire times.
 #[derive(Debug, Clone)]

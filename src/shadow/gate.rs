@@ -3,7 +3,7 @@
 
 use serde::Serialize;
 
-pub use crate::spec::gate::{GateRule, MetricKind, MetricThreshold, kind};
+use crate::spec::gate::{GateRule, MetricKind, kind};
 
 /// The outcome of one rule.
 #[derive(Debug, Clone, Serialize)]

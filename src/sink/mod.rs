@@ -25,7 +25,7 @@ use std::path::{Path, PathBuf};
 
 use crate::error::{Error, Result};
 use crate::storage::remove_dead_temp_folders;
-pub use crate::storage::write_file_atomic;
+use crate::storage::write_file_atomic;
 
 pub mod history;
 mod local;
@@ -56,8 +56,6 @@ pub fn file_column(name: &str) -> &str {
         name
     }
 }
-
-pub use crate::spec::RESERVED_COLUMNS;
 
 /// Name of the staging folder inside a table.
 pub const STAGING_DIR: &str = "_staging";
