@@ -419,6 +419,12 @@ pub struct RunArgs {
     /// wait up to SECONDS for it instead of failing at once with exit 6.
     #[arg(long, value_parser = crate::spec::limits::seconds, value_name = "SECONDS")]
     pub wait_lock: Option<f64>,
+    /// Build the run's plan and print it — inputs with sizes and row counts from the
+    /// Parquet footers, model and device, the partition it would replace and its
+    /// rows — without taking the lock or writing anything. Exits with the code the
+    /// run would give for a configuration, model or input error.
+    #[arg(long)]
+    pub dry_run: bool,
     #[command(flatten)]
     pub project: ProjectArgs,
 }
@@ -519,27 +525,15 @@ pub fn report(e: &Error) -> ExitCode {
 }
 
 fn unlock(a: UnlockArgs) -> Result<()> {
-    let job = crate::spec::job::JobSpec::load(&a.job)?;
-    let mut red = crate::spec::template::Redactor::default();
-    let table = crate::run::output_table(
-        &job,
+    let u = crate::run::lock::unlock_date(
         &a.job,
         &a.project.project_dir,
         a.project.profiles.as_deref(),
         a.date,
-        &mut red,
+        a.shard,
+        a.force,
     )?;
-    let mut name = format!("ds={}", a.date.format("%Y-%m-%d"));
-    if let Some((i, n)) = a.shard {
-        name = format!("{name}.{}", crate::run::shard::dir_name(i, n));
-    }
-    match crate::run::lock::unlock(&table, &name, a.force)? {
-        Some(h) => println!(
-            "scorch: removed the lock of {name}, held by {}",
-            h.describe()
-        ),
-        None => println!("scorch: {name} of job {} is not locked", job.name),
-    }
+    println!("{u}");
     Ok(())
 }
 
@@ -552,25 +546,8 @@ fn commit(a: CommitArgs, quiet: bool) -> Result<()> {
         a.project.profiles.as_deref(),
         a.wait_lock.map(std::time::Duration::from_secs_f64),
     )?;
-    if quiet {
-        return Ok(());
-    }
-    match c {
-        crate::run::shard::CommitOutcome::Committed(c) => println!(
-            "scorch: committed {} shards of job {} ds={} as run {}: {} rows in {} file(s)\n  output: {}",
-            c.shards.len(),
-            c.job.name,
-            c.ds,
-            c.run_id,
-            c.rows,
-            c.output.len(),
-            c.partition
-        ),
-        crate::run::shard::CommitOutcome::AlreadyCommitted { run_id, partition } => println!(
-            "scorch: ds={} was already committed from these shards as run {run_id}; \
-             removed their leftovers\n  output: {partition}",
-            a.date
-        ),
+    if !quiet {
+        println!("{c}");
     }
     Ok(())
 }
@@ -611,21 +588,11 @@ fn crontab(a: CrontabArgs) -> Result<()> {
 
 fn runs(a: RunsArgs) -> Result<()> {
     let h = crate::schedule::history::History::open(&history_path(&a.project_dir, a.history))?;
-    let rows = h.list(a.job.as_deref(), a.limit)?;
-    for r in &rows {
+    for r in h.list(a.job.as_deref(), a.limit)? {
         if a.json {
-            println!("{}", serde_json::to_string(r).expect("row serializes"));
+            println!("{}", serde_json::to_string(&r).expect("row serializes"));
         } else {
-            println!(
-                "{:>5}  {:<20} ds={}  fire {}  {:<13} exit {:<4} {}",
-                r.id,
-                r.job,
-                r.ds,
-                r.scheduled_for,
-                r.status,
-                r.exit_code.map_or("-".into(), |c| c.to_string()),
-                r.detail.as_deref().unwrap_or("")
-            );
+            println!("{r}");
         }
     }
     Ok(())
@@ -635,7 +602,7 @@ fn backfill(a: BackfillArgs, quiet: bool) -> Result<()> {
     let opts = crate::schedule::backfill::BackfillOptions {
         job_file: a.job,
         root: a.project.project_dir,
-        dates: crate::shadow::runner::date_range(a.from, a.to)?,
+        dates: crate::spec::schedule::date_range(a.from, a.to)?,
         parallel: a.parallel,
         force: a.force,
         threads: a.threads,
@@ -643,54 +610,17 @@ fn backfill(a: BackfillArgs, quiet: bool) -> Result<()> {
     };
     let outcomes = crate::schedule::backfill::backfill(&opts)?;
     if !quiet {
-        for o in &outcomes {
-            println!(
-                "{}  {:<13} {}{}",
-                o.ds,
-                o.status,
-                o.run_id.as_deref().unwrap_or("-"),
-                match (&o.rows, &o.error) {
-                    (_, Some(e)) => format!("  exit {}: {e}", o.exit_code),
-                    (Some(r), None) => format!("  {r} rows"),
-                    _ => String::new(),
-                }
-            );
-        }
-        let count = |s: &str| outcomes.iter().filter(|o| o.status == s).count();
-        println!(
-            "scorch: backfill of {} date(s): {} ran, {} skipped (committed), {} failed",
-            outcomes.len(),
-            count("succeeded"),
-            count("skipped"),
-            count("failed") + count("checks_failed")
-        );
+        println!("{}", crate::schedule::backfill::summary(&outcomes));
     }
-    match outcomes.iter().find(|o| o.exit_code != 0) {
-        None => Ok(()),
-        Some(first) => Err(Error::with_code(
-            first.exit_code,
-            format!(
-                "backfill: {} of {} date(s) failed (the others ran or were committed); first {}: {}",
-                outcomes.iter().filter(|o| o.exit_code != 0).count(),
-                outcomes.len(),
-                first.ds,
-                first.error.as_deref().unwrap_or("")
-            ),
-        )),
-    }
+    crate::schedule::backfill::result(&outcomes)
 }
 
 fn shadow(a: ShadowArgs, quiet: bool) -> Result<()> {
-    let dates = match (a.date, a.from, a.to) {
-        (Some(d), _, _) => vec![d],
-        (None, Some(f), Some(t)) => crate::shadow::runner::date_range(f, t)?,
-        _ => return Err(Error::usage("give --date DATE, or --from DATE --to DATE")),
-    };
     let opts = crate::shadow::runner::ShadowOptions {
         job_file: a.job,
         root: a.project.project_dir,
         challenger: a.challenger,
-        dates,
+        dates: crate::shadow::runner::dates(a.date, a.from, a.to)?,
         promote_if_pass: a.promote_if_pass,
         alias: a.alias,
         registry: a.registry,
@@ -702,84 +632,21 @@ fn shadow(a: ShadowArgs, quiet: bool) -> Result<()> {
     };
     let s = crate::shadow::runner::shadow(&opts)?;
     if !quiet {
-        let c = &s.comparison;
-        let o = &c.overall;
-        println!(
-            "scorch: shadow {} of job {}: {} {} vs {} {} over {} date(s), {} rows ({} labelled)\n  \
-             agreement at {}: {}; mean |diff| {}; Spearman {}; PSI {}",
-            c.shadow_id,
-            c.job,
-            c.champion.name,
-            c.champion.version,
-            c.challenger.name,
-            c.challenger.version,
-            c.runs.len(),
-            o.rows,
-            o.labelled_rows,
-            c.thresholds[0],
-            fmt(o.agreement[0].agreement),
-            fmt(o.mean_abs_diff),
-            fmt(o.spearman),
-            fmt(o.psi)
-        );
-        if let Some(l) = &o.labelled {
-            for d in &l.deltas {
-                println!(
-                    "  {} challenger − champion: {} (95% interval {} to {})",
-                    d.metric,
-                    fmt(d.delta),
-                    fmt(d.ci_low),
-                    fmt(d.ci_high)
-                );
-            }
-        }
-        for r in &c.gate {
-            println!(
-                "  rule {}: {}",
-                r.rule,
-                if r.passed { "pass" } else { "FAIL" }
-            );
-        }
-        if let Some(a) = &c.promoted {
-            println!(
-                "  promoted {}@{} to alias {a}",
-                c.challenger.name, c.challenger.version
-            );
-        }
-        println!(
-            "  report: {}\n  html:   {}\n  metrics: {}",
-            s.report_json, s.report_html, s.metrics_parquet
-        );
+        println!("{s}");
     }
     Ok(())
-}
-
-fn fmt(v: Option<f64>) -> String {
-    v.map_or("–".into(), |x| format!("{x:.4}"))
 }
 
 fn run(a: RunArgs, quiet: bool) -> Result<()> {
     let shard = match (a.shard, a.shards) {
         (Some(s), _) => Some(s),
-        (None, Some(n)) => {
-            let index: usize = std::env::var("JOB_COMPLETION_INDEX")
-                .map_err(|_| Error::usage("--shards N reads the shard index from $JOB_COMPLETION_INDEX, which is not set"))?
-                .parse()
-                .map_err(|_| Error::usage("$JOB_COMPLETION_INDEX is not a number"))?;
-            if n == 0 || index >= n {
-                return Err(Error::usage(format!(
-                    "shard index {index} is not below --shards {n}"
-                )));
-            }
-            Some((index, n))
-        }
+        (None, Some(n)) => Some(crate::run::shard::from_completion_index(n)?),
         (None, None) => None,
     };
-    let ds = a.date.unwrap_or_else(|| chrono::Utc::now().date_naive());
     let opts = crate::run::RunOptions {
         job_file: a.job,
         root: a.project.project_dir,
-        ds,
+        ds: a.date.unwrap_or_else(|| chrono::Utc::now().date_naive()),
         threads: a.threads,
         batch_size: a.batch_size,
         device: a.device,
@@ -790,52 +657,15 @@ fn run(a: RunArgs, quiet: bool) -> Result<()> {
         shard,
         wait_lock: a.wait_lock.map(std::time::Duration::from_secs_f64),
     };
-    let s = crate::run::run(&opts)?;
-    if !quiet {
-        let m = &s.manifest;
-        let st = |k: &str| m.stages.get(k).copied().unwrap_or(0.0);
-        let rps = |k: &str| m.rows_per_second.get(k).copied().unwrap_or(0.0);
-        println!(
-            "scorch: job {} ds={} run {} succeeded\n  rows: {} read, {} scored, {} written{}\n  \
-             busy seconds per stage (stages overlap): read {:.3}, preprocess {:.3}, tensorize {:.3}, \
-             infer {:.3}, write {:.3}; wall {:.3}\n  \
-             rows/s: {:.0} end to end; infer alone {:.0}\n  \
-             output: {}\n  manifest: {}",
-            m.job.name,
-            m.ds,
-            m.run_id,
-            m.rows.read,
-            m.rows.scored,
-            m.rows.written,
-            if m.rows.quarantined > 0 {
-                format!(", {} quarantined", m.rows.quarantined)
-            } else {
-                String::new()
-            },
-            st("read"),
-            st("preprocess"),
-            st("tensorize"),
-            st("infer"),
-            st("write"),
-            st("total"),
-            rps("total"),
-            rps("infer"),
-            s.partition,
-            s.manifest_path
-        );
-        if let Some(q) = m.contract.as_ref().and_then(|c| c.quarantine.as_ref()) {
-            println!("  quarantine: {q}");
+    if a.dry_run {
+        let plan = crate::run::dry_run(&opts)?;
+        if !quiet {
+            println!("{plan}");
         }
-        if let Some(r) = &m.report {
-            let failed = m.checks.iter().filter(|c| c.status != "pass").count();
-            println!(
-                "  report: {r} ({} checks, {} passed)",
-                m.checks.len(),
-                m.checks.len() - failed
-            );
-        }
-        for w in &m.warnings {
-            println!("  warning: {w}");
+    } else {
+        let summary = crate::run::run(&opts)?;
+        if !quiet {
+            println!("{summary}");
         }
     }
     Ok(())
@@ -874,9 +704,7 @@ fn validate(a: ValidateArgs, quiet: bool) -> ExitCode {
 }
 
 fn profile(a: ProfileArgs, quiet: bool) -> Result<()> {
-    let files =
-        crate::source::expand(std::path::Path::new("."), &a.data).map_err(Error::DataContract)?;
-    let lf = crate::source::scan(&files, true)?;
+    let lf = crate::source::scan_pattern(std::path::Path::new("."), &a.data)?;
     let (p, path) =
         crate::model::write_reference_profile(&a.bundle, lf, &a.data, a.bins, a.sketch)?;
     if !quiet {
@@ -904,44 +732,12 @@ fn model(c: ModelCommand, quiet: bool) -> Result<()> {
     };
     match c {
         ModelCommand::List { reg } => {
-            let r = Registry::open(&reg.registry)?;
-            for name in r.names()? {
-                let aliases = r.aliases(&name)?;
-                let al: Vec<String> = aliases
-                    .iter()
-                    .map(|(a, p)| format!("{a} -> {}", p.version))
-                    .collect();
-                println!(
-                    "{name}: versions {}; aliases {}",
-                    r.versions(&name)?.join(", "),
-                    if al.is_empty() {
-                        "none".into()
-                    } else {
-                        al.join(", ")
-                    }
-                );
+            for line in Registry::open(&reg.registry)?.listing()? {
+                println!("{line}");
             }
         }
         ModelCommand::Show { model, reg } => {
-            let r = Registry::open(&reg.registry)?;
-            let name = parse_ref(&model).map_or(model.as_str(), |(n, _)| n);
-            let mut doc = serde_json::json!({
-                "name": name,
-                "versions": r.versions(name)?,
-                "aliases": r.aliases(name)?,
-                "audit": r.audit(name)?,
-            });
-            if let Some((n, reference)) = parse_ref(&model) {
-                let (dir, version) = r.resolve(n, reference)?;
-                let b = crate::model::Bundle::open(&dir)?;
-                doc["resolved"] = serde_json::json!({
-                    "version": version,
-                    "bundle": dir,
-                    "description": b.spec.description,
-                    "model_sha256": b.spec.model_sha256,
-                    "features": b.spec.features.len(),
-                });
-            }
+            let doc = Registry::open(&reg.registry)?.show(&model)?;
             println!("{}", serde_json::to_string_pretty(&doc).expect("json"));
         }
         ModelCommand::Register {
@@ -990,9 +786,8 @@ fn model(c: ModelCommand, quiet: bool) -> Result<()> {
 fn drift(a: DriftArgs, quiet: bool) -> Result<()> {
     let root = std::path::Path::new(".");
     let read = |data: &str| -> Result<polars::prelude::DataFrame> {
-        let files = crate::source::expand(root, data).map_err(Error::DataContract)?;
-        let lf = crate::source::scan(&files, true)?;
-        lf.collect()
+        crate::source::scan_pattern(root, data)?
+            .collect()
             .map_err(|e| Error::from(e).context(format!("reading {data}")))
     };
     let started = std::time::Instant::now();
@@ -1031,8 +826,7 @@ fn preprocess(p: PreprocessCommand, quiet: bool) -> Result<()> {
     match p {
         PreprocessCommand::Fit { spec, data, out } => {
             let s = crate::preprocess::load_spec(&spec)?;
-            let files = crate::source::expand(root, &data).map_err(Error::DataContract)?;
-            let lf = crate::source::scan(&files, true)?;
+            let lf = crate::source::scan_pattern(root, &data)?;
             let state = crate::preprocess::fit(&s, lf, &data)?;
             state.save(&out)?;
             if !quiet {
@@ -1054,8 +848,7 @@ fn preprocess(p: PreprocessCommand, quiet: bool) -> Result<()> {
             out,
         } => {
             let st = crate::preprocess::state::FittedState::load(&state)?;
-            let files = crate::source::expand(root, &data).map_err(Error::DataContract)?;
-            let lf = crate::source::scan(&files, true)?;
+            let lf = crate::source::scan_pattern(root, &data)?;
             let schema = lf.clone().collect_schema()?;
             crate::preprocess::check_input_schema(&st.spec, &schema)?;
             let keys = crate::preprocess::apply(lf.clone(), &st, &keep)?;

@@ -114,7 +114,7 @@ fn check_job(path: &Path, root: &Path, profiles: &Path) -> Vec<Error> {
     let field = |name: &str, t: &str| {
         render(t, &vars).map_err(|e| Error::config(path, format!("field `{name}`: {e}")))
     };
-    if let Err(e) = field("output.path", &job.output.path) {
+    if let Err(e) = crate::run::plan::output_path(path, &job.output.path, "output.path", &vars) {
         errors.push(e);
     }
     match &job.source {
@@ -213,36 +213,16 @@ fn check_job(path: &Path, root: &Path, profiles: &Path) -> Vec<Error> {
                 if let Err(e) = b.check_model_file(device) {
                     errors.push(e.context(format!("{}: field `model`", path.display())));
                 }
-                if job.report.as_ref().is_some_and(|r| r.drift.is_some()) && b.reference.is_none() {
-                    errors.push(Error::config(
-                        path,
-                        format!(
-                            "field `report.drift`: model bundle {} has no reference profile; \
-                             create one with `scorch profile --bundle {} --data <training data>`",
-                            m.value, m.value
-                        ),
-                    ));
+                // The same checks of the job against its bundle as a run's plan.
+                if crate::run::models::wants_drift(&job)
+                    && let Err(e) = crate::run::models::require_reference(path, &b, &m.value)
+                {
+                    errors.push(e);
                 }
-                if let Some(pin) = &job.preprocessing {
-                    let s = &b.state;
-                    if pin.name != s.spec.name
-                        || pin.version != s.spec.version
-                        || pin
-                            .state_hash
-                            .as_ref()
-                            .is_some_and(|h| *h != s.content_hash)
-                    {
-                        errors.push(Error::Model(format!(
-                            "{}: field `preprocessing` asks for {} {}, but bundle {} pins {} {} ({})",
-                            path.display(),
-                            pin.name,
-                            pin.version,
-                            m.value,
-                            s.spec.name,
-                            s.spec.version,
-                            s.content_hash
-                        )));
-                    }
+                if let Some(pin) = &job.preprocessing
+                    && let Err(e) = crate::run::models::check_pin(path, pin, &b, &m.value)
+                {
+                    errors.push(e);
                 }
             }
             Err(e) => errors.push(e.context(format!("{}: field `model`", path.display()))),
@@ -261,17 +241,9 @@ fn check_job(path: &Path, root: &Path, profiles: &Path) -> Vec<Error> {
         {
             Ok(c) => {
                 if let Some(b) = job_model
-                    && b.spec.score_columns() != c.spec.score_columns()
+                    && let Err(e) = crate::run::models::check_canary(path, &b, &c)
                 {
-                    errors.push(Error::Model(format!(
-                        "{}: field `rollout.challenger`: {} {} writes score columns [{}], the job's \
-                         model writes [{}]; a canary needs the same columns",
-                        path.display(),
-                        c.spec.name,
-                        c.spec.version,
-                        c.spec.score_columns().join(", "),
-                        b.spec.score_columns().join(", ")
-                    )));
+                    errors.push(e);
                 }
             }
             Err(e) => {

@@ -244,6 +244,52 @@ impl Registry {
         Ok((self.backend.local_version(name, &version)?, version))
     }
 
+    /// One line per model (`scorch model list`): its versions and aliases.
+    pub fn listing(&self) -> Result<Vec<String>> {
+        let mut lines = Vec::new();
+        for name in self.names()? {
+            let al: Vec<String> = self
+                .aliases(&name)?
+                .iter()
+                .map(|(a, p)| format!("{a} -> {}", p.version))
+                .collect();
+            lines.push(format!(
+                "{name}: versions {}; aliases {}",
+                self.versions(&name)?.join(", "),
+                if al.is_empty() {
+                    "none".into()
+                } else {
+                    al.join(", ")
+                }
+            ));
+        }
+        Ok(lines)
+    }
+
+    /// What `scorch model show` prints: a model's versions, aliases and audit log,
+    /// and for `name@ref` the version it resolves to and its bundle.
+    pub fn show(&self, model: &str) -> Result<serde_json::Value> {
+        let name = parse_ref(model).map_or(model, |(n, _)| n);
+        let mut doc = serde_json::json!({
+            "name": name,
+            "versions": self.versions(name)?,
+            "aliases": self.aliases(name)?,
+            "audit": self.audit(name)?,
+        });
+        if let Some((n, reference)) = parse_ref(model) {
+            let (dir, version) = self.resolve(n, reference)?;
+            let b = crate::model::Bundle::open(&dir)?;
+            doc["resolved"] = serde_json::json!({
+                "version": version,
+                "bundle": dir,
+                "description": b.spec.description,
+                "model_sha256": b.spec.model_sha256,
+                "features": b.spec.features.len(),
+            });
+        }
+        Ok(doc)
+    }
+
     /// The audit log of `name`, oldest first.
     pub fn audit(&self, name: &str) -> Result<Vec<AuditEntry>> {
         let Some((bytes, _)) = self.backend.read(&[name, "_audit.jsonl"])? else {

@@ -679,6 +679,55 @@ pub fn unlock(table: &Table, name: &str, force: bool) -> Result<Option<Holder>> 
     Ok(Some(h))
 }
 
+/// What `scorch unlock` did.
+#[derive(Debug)]
+pub struct Unlocked {
+    /// The lock: `ds=<date>` or `ds=<date>.<shard>`.
+    pub name: String,
+    pub job: String,
+    /// The holder whose lock was removed (`None`: it was not locked).
+    pub holder: Option<Holder>,
+}
+
+impl std::fmt::Display for Unlocked {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match &self.holder {
+            Some(h) => write!(
+                f,
+                "scorch: removed the lock of {}, held by {}",
+                self.name,
+                h.describe()
+            ),
+            None => write!(f, "scorch: {} of job {} is not locked", self.name, self.job),
+        }
+    }
+}
+
+/// `scorch unlock`: removes the lock of `job_file`'s partition for `ds` (or of its
+/// `shard`) when its holder is dead, or with `force` (see [`unlock`]).
+pub fn unlock_date(
+    job_file: &std::path::Path,
+    root: &std::path::Path,
+    profiles: Option<&std::path::Path>,
+    ds: chrono::NaiveDate,
+    shard: Option<(usize, usize)>,
+    force: bool,
+) -> Result<Unlocked> {
+    let job = crate::spec::job::JobSpec::load(job_file)?;
+    let mut red = crate::spec::template::Redactor::default();
+    let table = super::output_table(&job, job_file, root, profiles, ds, &mut red)?;
+    let mut name = format!("ds={}", ds.format("%Y-%m-%d"));
+    if let Some((i, n)) = shard {
+        name = format!("{name}.{}", super::shard::dir_name(i, n));
+    }
+    let holder = unlock(&table, &name, force)?;
+    Ok(Unlocked {
+        name,
+        job: job.name,
+        holder,
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

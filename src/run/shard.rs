@@ -120,7 +120,58 @@ pub enum CommitOutcome {
     Committed(Box<Committed>),
     /// The partition already held these shards (an earlier commit published them):
     /// their leftovers were removed.
-    AlreadyCommitted { run_id: String, partition: String },
+    AlreadyCommitted {
+        ds: String,
+        run_id: String,
+        partition: String,
+    },
+}
+
+impl std::fmt::Display for CommitOutcome {
+    /// The closing summary `scorch commit` prints.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            CommitOutcome::Committed(c) => write!(
+                f,
+                "scorch: committed {} shards of job {} ds={} as run {}: {} rows in {} file(s)\n  output: {}",
+                c.shards.len(),
+                c.job.name,
+                c.ds,
+                c.run_id,
+                c.rows,
+                c.output.len(),
+                c.partition
+            ),
+            CommitOutcome::AlreadyCommitted {
+                ds,
+                run_id,
+                partition,
+            } => write!(
+                f,
+                "scorch: ds={ds} was already committed from these shards as run {run_id}; \
+                 removed their leftovers\n  output: {partition}"
+            ),
+        }
+    }
+}
+
+/// The shard `--shards N` scores: index `$JOB_COMPLETION_INDEX` (a Kubernetes
+/// Indexed Job's pod index) of `n`.
+pub fn from_completion_index(n: usize) -> Result<(usize, usize)> {
+    let index: usize = std::env::var("JOB_COMPLETION_INDEX")
+        .map_err(|_| {
+            Error::usage(
+                "--shards N reads the shard index from $JOB_COMPLETION_INDEX, which is not set",
+            )
+        })?
+        .parse()
+        .map_err(|_| Error::usage("$JOB_COMPLETION_INDEX is not a number"))?;
+    if n == 0 || index >= n {
+        return Err(Error::usage(format!(
+            "shard index {index} is not below --shards {n}"
+        )));
+    }
+    Ok((index, n))
 }
 
 /// What `scorch commit` published.
@@ -294,6 +345,7 @@ fn commit_as(
         }
         table.remove_shards(&partition);
         return Ok(CommitOutcome::AlreadyCommitted {
+            ds: ds.format("%Y-%m-%d").to_string(),
             run_id: prev.run_id,
             partition: red.redact(&table.partition_location(&partition)),
         });
@@ -378,11 +430,11 @@ fn commit_as(
     };
     let rows_read: u64 = manifests.iter().map(|(_, _, m)| m.rows.read).sum();
     let rows_written: u64 = manifests.iter().map(|(_, _, m)| m.rows.written).sum();
-    super::check_row_count(&job.output, &table, &partition, rows_read, rows_written)?;
+    super::checks::check_row_count(&job.output, &table, &partition, rows_read, rows_written)?;
     let ds_text = ds.format("%Y-%m-%d").to_string();
     let mut outcome = match (&profile, &job.report) {
         (Some(p), Some(spec)) => {
-            let r = super::write_report(
+            let r = super::checks::write_report(
                 p,
                 spec,
                 &table,

@@ -176,3 +176,48 @@ pub fn backfill(opts: &BackfillOptions) -> Result<Vec<DateOutcome>> {
         .map(|o| o.expect("every date ran"))
         .collect())
 }
+
+/// The lines `scorch backfill` prints: one per date, then the totals.
+pub fn summary(outcomes: &[DateOutcome]) -> String {
+    let mut out = String::new();
+    for o in outcomes {
+        out.push_str(&format!(
+            "{}  {:<13} {}{}\n",
+            o.ds,
+            o.status,
+            o.run_id.as_deref().unwrap_or("-"),
+            match (&o.rows, &o.error) {
+                (_, Some(e)) => format!("  exit {}: {e}", o.exit_code),
+                (Some(r), None) => format!("  {r} rows"),
+                _ => String::new(),
+            }
+        ));
+    }
+    let count = |s: &str| outcomes.iter().filter(|o| o.status == s).count();
+    out.push_str(&format!(
+        "scorch: backfill of {} date(s): {} ran, {} skipped (committed), {} failed",
+        outcomes.len(),
+        count("succeeded"),
+        count("skipped"),
+        count("failed") + count("checks_failed")
+    ));
+    out
+}
+
+/// The backfill's result: the first failed date's exit code (in date order) and
+/// what failed, or `Ok` when every date ran or was committed.
+pub fn result(outcomes: &[DateOutcome]) -> Result<()> {
+    match outcomes.iter().find(|o| o.exit_code != 0) {
+        None => Ok(()),
+        Some(first) => Err(Error::with_code(
+            first.exit_code,
+            format!(
+                "backfill: {} of {} date(s) failed (the others ran or were committed); first {}: {}",
+                outcomes.iter().filter(|o| o.exit_code != 0).count(),
+                outcomes.len(),
+                first.ds,
+                first.error.as_deref().unwrap_or("")
+            ),
+        )),
+    }
+}

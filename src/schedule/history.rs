@@ -25,6 +25,23 @@ pub struct RunRow {
     pub detail: Option<String>,
 }
 
+impl std::fmt::Display for RunRow {
+    /// The row as `scorch runs` prints it.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{:>5}  {:<20} ds={}  fire {}  {:<13} exit {:<4} {}",
+            self.id,
+            self.job,
+            self.ds,
+            self.scheduled_for,
+            self.status,
+            self.exit_code.map_or("-".into(), |c| c.to_string()),
+            self.detail.as_deref().unwrap_or("")
+        )
+    }
+}
+
 /// The history database.
 pub struct History {
     conn: rusqlite::Connection,

@@ -141,6 +141,79 @@ pub struct ShadowSummary {
     pub metrics_parquet: String,
 }
 
+/// The dates of `--date`, or of `--from` to `--to` (inclusive).
+pub fn dates(
+    date: Option<NaiveDate>,
+    from: Option<NaiveDate>,
+    to: Option<NaiveDate>,
+) -> Result<Vec<NaiveDate>> {
+    match (date, from, to) {
+        (Some(d), _, _) => Ok(vec![d]),
+        (None, Some(f), Some(t)) => crate::spec::schedule::date_range(f, t),
+        _ => Err(Error::usage("give --date DATE, or --from DATE --to DATE")),
+    }
+}
+
+impl std::fmt::Display for ShadowSummary {
+    /// The closing summary `scorch shadow` prints.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let fmt = |v: Option<f64>| v.map_or("–".into(), |x| format!("{x:.4}"));
+        let c = &self.comparison;
+        let o = &c.overall;
+        writeln!(
+            f,
+            "scorch: shadow {} of job {}: {} {} vs {} {} over {} date(s), {} rows ({} labelled)\n  \
+             agreement at {}: {}; mean |diff| {}; Spearman {}; PSI {}",
+            c.shadow_id,
+            c.job,
+            c.champion.name,
+            c.champion.version,
+            c.challenger.name,
+            c.challenger.version,
+            c.runs.len(),
+            o.rows,
+            o.labelled_rows,
+            c.thresholds[0],
+            fmt(o.agreement[0].agreement),
+            fmt(o.mean_abs_diff),
+            fmt(o.spearman),
+            fmt(o.psi)
+        )?;
+        if let Some(l) = &o.labelled {
+            for d in &l.deltas {
+                writeln!(
+                    f,
+                    "  {} challenger − champion: {} (95% interval {} to {})",
+                    d.metric,
+                    fmt(d.delta),
+                    fmt(d.ci_low),
+                    fmt(d.ci_high)
+                )?;
+            }
+        }
+        for r in &c.gate {
+            writeln!(
+                f,
+                "  rule {}: {}",
+                r.rule,
+                if r.passed { "pass" } else { "FAIL" }
+            )?;
+        }
+        if let Some(a) = &c.promoted {
+            writeln!(
+                f,
+                "  promoted {}@{} to alias {a}",
+                c.challenger.name, c.challenger.version
+            )?;
+        }
+        write!(
+            f,
+            "  report: {}\n  html:   {}\n  metrics: {}",
+            self.report_json, self.report_html, self.metrics_parquet
+        )
+    }
+}
+
 /// Runs the shadow comparison. Exit 5 (after writing everything) when a gate rule fails.
 pub fn shadow(opts: &ShadowOptions) -> Result<ShadowSummary> {
     if opts.dates.is_empty() {
@@ -718,20 +791,4 @@ fn metrics_frame(c: &Comparison) -> Result<DataFrame> {
             Column::new("ci_high".into(), hi),
         ],
     )?)
-}
-
-/// The dates of `--date` or `--from`/`--to` (inclusive).
-pub fn date_range(from: NaiveDate, to: NaiveDate) -> Result<Vec<NaiveDate>> {
-    if to < from {
-        return Err(Error::usage(format!("--to {to} is before --from {from}")));
-    }
-    let days = (to - from).num_days();
-    if days > 3660 {
-        return Err(Error::usage(
-            "a shadow run covers at most ten years of dates",
-        ));
-    }
-    Ok((0..=days)
-        .map(|d| from + chrono::Duration::days(d))
-        .collect())
 }

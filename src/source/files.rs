@@ -54,6 +54,49 @@ pub struct ParquetFiles {
     pub offsets: Vec<u64>,
 }
 
+/// Rows of each of `files`, from their footers. Object-store files (on `store`):
+/// two ranged reads each (the footer's length, then the footer), all files at once.
+pub fn footer_rows(files: &[FileRef], store: Option<&Store>) -> Result<Vec<u64>> {
+    let bad = |name: String, e: &dyn std::fmt::Display| {
+        Error::DataContract(format!("{name} is not a readable Parquet file: {e}"))
+    };
+    let mut rows = vec![0u64; files.len()];
+    let mut remote = Vec::new();
+    for (i, f) in files.iter().enumerate() {
+        match f {
+            FileRef::Local(p) => {
+                let file = std::fs::File::open(p).map_err(|e| Error::io("open", p, e))?;
+                rows[i] = ParquetReader::new(file)
+                    .num_rows()
+                    .map_err(|e| bad(f.name(), &e))? as u64;
+            }
+            FileRef::Object { path, .. } => remote.push((i, path.clone())),
+        }
+    }
+    if remote.is_empty() {
+        return Ok(rows);
+    }
+    let store = store.expect("object-store files have a store");
+    let footers = crate::storage::runtime()?.block_on(async {
+        let reads = remote.iter().map(|(_, path)| {
+            let store = store.store.clone();
+            async move { parquet_footer(&*store, path).await }
+        });
+        futures_util::future::join_all(reads).await
+    });
+    for ((i, _), footer) in remote.iter().zip(footers) {
+        let name = files[*i].name();
+        let footer = footer.map_err(|e| match e {
+            FooterError::Store(e) => crate::storage::runtime_error(&format!("reading {name}"), e),
+            FooterError::Format(e) => bad(name.clone(), &e),
+        })?;
+        rows[*i] = ParquetReader::new(std::io::Cursor::new(footer))
+            .num_rows()
+            .map_err(|e| bad(name, &e))? as u64;
+    }
+    Ok(rows)
+}
+
 /// The bytes of a file, ready for the decoder: a local file mapped once (not once
 /// per row group, which would fault its pages in again each time), or an object
 /// fetched whole.
@@ -78,49 +121,7 @@ impl ParquetFiles {
     /// Rows of each file, from the footers. Object-store files: two ranged reads
     /// each (the footer's length, then the footer), all files at once.
     pub fn file_rows(&self) -> Result<Vec<u64>> {
-        let bad = |name: String, e: &dyn std::fmt::Display| {
-            Error::DataContract(format!("{name} is not a readable Parquet file: {e}"))
-        };
-        let mut rows = vec![0u64; self.files.len()];
-        let mut remote = Vec::new();
-        for (i, f) in self.files.iter().enumerate() {
-            match f {
-                FileRef::Local(p) => {
-                    let file = std::fs::File::open(p).map_err(|e| Error::io("open", p, e))?;
-                    rows[i] = ParquetReader::new(file)
-                        .num_rows()
-                        .map_err(|e| bad(f.name(), &e))? as u64;
-                }
-                FileRef::Object { path, .. } => remote.push((i, path.clone())),
-            }
-        }
-        if remote.is_empty() {
-            return Ok(rows);
-        }
-        let store = self
-            .store
-            .as_ref()
-            .expect("object-store files have a store");
-        let footers = crate::storage::runtime()?.block_on(async {
-            let reads = remote.iter().map(|(_, path)| {
-                let store = store.store.clone();
-                async move { parquet_footer(&*store, path).await }
-            });
-            futures_util::future::join_all(reads).await
-        });
-        for ((i, _), footer) in remote.iter().zip(footers) {
-            let name = self.files[*i].name();
-            let footer = footer.map_err(|e| match e {
-                FooterError::Store(e) => {
-                    crate::storage::runtime_error(&format!("reading {name}"), e)
-                }
-                FooterError::Format(e) => bad(name.clone(), &e),
-            })?;
-            rows[*i] = ParquetReader::new(std::io::Cursor::new(footer))
-                .num_rows()
-                .map_err(|e| bad(name, &e))? as u64;
-        }
-        Ok(rows)
+        footer_rows(&self.files, self.store.as_ref())
     }
 
     /// Total rows, from the footers, when the files are local (object stores: `None`,

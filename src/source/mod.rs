@@ -50,6 +50,10 @@ pub enum Frame {
 pub struct Resolved {
     pub frame: Frame,
     pub inputs: Vec<InputFile>,
+    /// The Parquet files among `inputs`, in their order, with their store: one set
+    /// per path or SQL table (a PostgreSQL query has none). Their footers give the
+    /// inputs' row counts ([`Resolved::input_rows`]).
+    pub parquet: Vec<(Vec<files::FileRef>, Option<crate::storage::Store>)>,
     /// Human description (redacted), for logs and the manifest.
     pub description: String,
 }
@@ -71,6 +75,21 @@ impl Resolved {
             Frame::Files(f, _) => f.total_rows(),
             _ => None,
         }
+    }
+
+    /// The row count of each of `inputs`, from the Parquet footers (`None` for an
+    /// input that is not a Parquet file: a query). Reads footers only, no rows.
+    pub fn input_rows(&self) -> Result<Vec<Option<u64>>> {
+        let mut rows = Vec::with_capacity(self.inputs.len());
+        for (files, store) in &self.parquet {
+            rows.extend(
+                files::footer_rows(files, store.as_ref())?
+                    .into_iter()
+                    .map(Some),
+            );
+        }
+        rows.resize(self.inputs.len(), None);
+        Ok(rows)
     }
 
     /// Reads `columns` as a sequence of frames of about `chunk_rows` rows, in input
@@ -190,6 +209,7 @@ fn pg(
     Ok(Resolved {
         frame: Frame::Postgres(Box::new(q)),
         inputs: vec![input],
+        parquet: vec![],
         description,
     })
 }
@@ -300,6 +320,7 @@ pub fn open_parquet(
         }
     };
     Ok(Resolved {
+        parquet: vec![(listed.files.clone(), listed.store.clone())],
         frame: Frame::Files(
             Box::new(files::ParquetFiles {
                 files: listed.files,
@@ -344,13 +365,14 @@ fn sql(
     let text = render(&text, vars).map_err(|e| Error::config(&query_path, e))?;
     red.add(&text);
     let mut sql_ctx = SQLContext::new();
-    let mut inputs = Vec::new();
+    let (mut inputs, mut parquet) = (Vec::new(), Vec::new());
     for (name, t) in &s.tables {
         let pattern = render_field(t, &format!("source.sql.tables.{name}"), vars, red)?;
         let listed = open_files(&pattern, true, ctx, red)
             .map_err(|e| e.context(format!("table `{name}`")))?;
         sql_ctx.register(name, listed.lazy);
         inputs.extend(listed.inputs);
+        parquet.push((listed.files, listed.store));
     }
     let frame = sql_ctx
         .execute(&text.value)
@@ -358,8 +380,16 @@ fn sql(
     Ok(Resolved {
         frame: Frame::Lazy(Box::new(frame)),
         inputs,
+        parquet,
         description: format!("sql {}", query_path.display()),
     })
+}
+
+/// Opens a lazy scan over the local Parquet files a path, folder or glob names
+/// (relative to `root`; hive partition folders become columns).
+pub fn scan_pattern(root: &Path, pattern: &str) -> Result<LazyFrame> {
+    let files = expand(root, pattern).map_err(Error::DataContract)?;
+    scan(&files, true)
 }
 
 /// Opens a lazy scan over local `files` (hive partition folders become columns when asked).

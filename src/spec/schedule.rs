@@ -83,3 +83,23 @@ impl ScheduleSpec {
         Ok((cron, tz))
     }
 }
+
+/// The dates `--from`..=`--to` (backfills, shadow runs); at most ten years.
+pub fn date_range(
+    from: chrono::NaiveDate,
+    to: chrono::NaiveDate,
+) -> crate::error::Result<Vec<chrono::NaiveDate>> {
+    use crate::error::Error;
+    if to < from {
+        return Err(Error::usage(format!("--to {to} is before --from {from}")));
+    }
+    let days = (to - from).num_days();
+    if days > 3660 {
+        return Err(Error::usage(
+            "a date range covers at most ten years of dates",
+        ));
+    }
+    Ok((0..=days)
+        .map(|d| from + chrono::Duration::days(d))
+        .collect())
+}
