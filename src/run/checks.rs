@@ -71,7 +71,6 @@ pub(crate) struct ReportOutcome {
 /// Assembles the report of a finished run (or of a commit of shards) from its
 /// profile and writes it: `<run id>.report.json` and `.report.html` beside the run
 /// manifests; returns the run's rows of the table's metrics history.
-#[allow(clippy::too_many_arguments)]
 pub(crate) fn write_report(
     profile: &crate::reports::Profile,
     spec: &crate::spec::job::ReportSpec,

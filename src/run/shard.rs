@@ -291,44 +291,13 @@ fn commit_as(
     let run_id = run_id.to_string();
     // The partition's lock, then every shard's: no run of the date and no shard
     // rerun can be writing while the shards are read and assembled.
-    let locks = {
-        let holder = || super::lock::Holder::me(&run_id, &job.name, "commit");
-        let mut held = vec![super::lock::Lock::acquire(
-            &table,
-            &partition,
-            holder(),
-            wait_lock,
-        )?];
-        for i in 0..count {
-            let name = format!("{partition}.{}", dir_name(i, count));
-            held.push(super::lock::Lock::acquire(
-                &table,
-                &name,
-                holder(),
-                wait_lock,
-            )?);
-        }
-        held
-    };
+    let locks = lock_all(&table, &partition, count, &run_id, &job.name, wait_lock)?;
     // The fencing token of the commit (see `sink::Replaces`), read under the locks.
     let replaces = table.replaces(&partition)?;
     let shards_dir = red.redact(&table.shard_location(&partition, ""));
     let shards_dir = shards_dir.trim_end_matches('/');
     // Every shard: present, succeeded, of this job file and count, covering the input.
-    let mut missing = Vec::new();
-    // (shard folder name, its location for messages, its manifest)
-    let mut manifests: Vec<(String, String, ShardManifest)> = Vec::new();
-    for i in 0..count {
-        let name = dir_name(i, count);
-        let d = red.redact(&table.shard_location(&partition, &name));
-        match table.read_shard_file(&partition, &name, PARTITION_MANIFEST)? {
-            Some(b) => {
-                let m = ShardManifest::parse(&b, &d)?;
-                manifests.push((name, d, m));
-            }
-            None => missing.push(i.to_string()),
-        }
-    }
+    let (manifests, missing) = read_shards(&table, &partition, count, &red)?;
     // Idempotent: a commit that published and was killed before it removed the
     // shards (or a retried commit task) finds the partition already holding them.
     if let Some(prev) = table.partition_manifest(&partition)?
@@ -358,74 +327,10 @@ fn commit_as(
             shards_dir
         )));
     }
-    let mut expected_start = 0u64;
-    let first = &manifests[0].2;
-    for (i, (_, d, m)) in manifests.iter().enumerate() {
-        let shard = &m.shard;
-        let problem = if m.status != "succeeded" {
-            Some(format!("its status is {}", m.status))
-        } else if m.job.sha256 != job_sha {
-            Some("it was run with another version of the job file".into())
-        } else if m.model != first.model {
-            let model = |m: &ReadModel| format!("{} {} (sha256 {})", m.name, m.version, m.sha256);
-            Some(format!(
-                "it was scored by model {} but shard 0 by {} (an alias moved between \
-                 shards?); rerun the shards with one model",
-                model(&m.model),
-                model(&first.model)
-            ))
-        } else if shard.count != count || shard.index != i {
-            Some(format!("it is shard {} of {}", shard.index, shard.count))
-        } else if let Some(p) = input_change(&first.inputs, &m.inputs) {
-            Some(format!(
-                "its input is not shard 0's: {p} (the input changed between shards); rerun \
-                 every shard on the same input"
-            ))
-        } else if shard.row_start != expected_start || shard.total_rows != first.shard.total_rows {
-            Some(
-                "its rows do not continue the previous shard's (the input changed between shards?)"
-                    .into(),
-            )
-        } else if m.output.files.iter().map(|f| f.rows).sum::<u64>() != m.rows.written {
-            Some(format!(
-                "its manifest says it wrote {} rows but lists files of {}",
-                m.rows.written,
-                m.output.files.iter().map(|f| f.rows).sum::<u64>()
-            ))
-        } else {
-            None
-        };
-        if let Some(p) = problem {
-            return Err(Error::DataContract(format!(
-                "{d}: cannot commit: {p}; rerun that shard"
-            )));
-        }
-        expected_start = shard.row_end;
-    }
-    let total = first.shard.total_rows;
-    if total != expected_start {
-        return Err(Error::DataContract(format!(
-            "{shards_dir}: the shards cover {expected_start} of {total} rows"
-        )));
-    }
+    check_shards(&manifests, count, &job_sha, shards_dir)?;
     // With `report:`: the shards' profiles, merged (read before anything moves).
     let profile = match &job.report {
-        Some(_) => {
-            let mut merged: Option<crate::reports::Profile> = None;
-            for (name, d, _) in &manifests {
-                let bytes = table.read_shard_file(&partition, name, PROFILE_FILE)?;
-                let p = read_profile(d, bytes)?;
-                match &mut merged {
-                    None => merged = Some(p),
-                    Some(all) => all.merge(&p).map_err(|e| {
-                        Error::DataContract(format!(
-                            "{d}: cannot merge its report statistics with shard 0's: {e}; rerun that shard"
-                        ))
-                    })?,
-                }
-            }
-            merged
-        }
+        Some(_) => Some(merged_profile(&table, &partition, &manifests)?),
         None => None,
     };
     let rows_read: u64 = manifests.iter().map(|(_, _, m)| m.rows.read).sum();
@@ -447,27 +352,7 @@ fn commit_as(
         _ => None,
     };
     // The shards' data files in shard order, renamed part-00000, part-00001, …
-    let mut files = Vec::new();
-    let mut parts = Vec::new();
-    let mut shards = Vec::new();
-    let mut rows = 0u64;
-    for (name, _, m) in &manifests {
-        shards.push(m.run_id.clone());
-        for f in &m.output.files {
-            let new_name = table.commit_file_name(&run_id, files.len());
-            parts.push(crate::sink::shards::Part {
-                shard: name.clone(),
-                file: f.path.clone(),
-                name: new_name.clone(),
-            });
-            rows += f.rows;
-            files.push(OutputFile {
-                path: new_name,
-                bytes: f.bytes,
-                rows: f.rows,
-            });
-        }
-    }
+    let (files, parts, shards, rows) = assemble(&table, &run_id, &manifests);
     let gate = outcome.as_ref().map(|o| o.gate.clone()).unwrap_or_default();
     let committed = Committed {
         manifest_version: crate::sink::manifest::MANIFEST_VERSION,
@@ -529,6 +414,179 @@ fn commit_as(
         )));
     }
     Ok(CommitOutcome::Committed(Box::new(committed)))
+}
+
+/// A shard's folder name, its location for messages and its manifest.
+type ShardEntry = (String, String, ShardManifest);
+
+/// Takes the partition's lock, then every shard's.
+fn lock_all(
+    table: &crate::sink::Table,
+    partition: &str,
+    count: usize,
+    run_id: &str,
+    job_name: &str,
+    wait_lock: Option<std::time::Duration>,
+) -> Result<Vec<super::lock::Lock>> {
+    let holder = || super::lock::Holder::me(run_id, job_name, "commit");
+    let mut held = vec![super::lock::Lock::acquire(
+        table,
+        partition,
+        holder(),
+        wait_lock,
+    )?];
+    for i in 0..count {
+        let name = format!("{partition}.{}", dir_name(i, count));
+        held.push(super::lock::Lock::acquire(
+            table,
+            &name,
+            holder(),
+            wait_lock,
+        )?);
+    }
+    Ok(held)
+}
+
+/// The manifests of the shards that finished, and the indexes of those that did not.
+fn read_shards(
+    table: &crate::sink::Table,
+    partition: &str,
+    count: usize,
+    red: &Redactor,
+) -> Result<(Vec<ShardEntry>, Vec<String>)> {
+    let mut missing = Vec::new();
+    let mut manifests: Vec<ShardEntry> = Vec::new();
+    for i in 0..count {
+        let name = dir_name(i, count);
+        let d = red.redact(&table.shard_location(partition, &name));
+        match table.read_shard_file(partition, &name, PARTITION_MANIFEST)? {
+            Some(b) => {
+                let m = ShardManifest::parse(&b, &d)?;
+                manifests.push((name, d, m));
+            }
+            None => missing.push(i.to_string()),
+        }
+    }
+    Ok((manifests, missing))
+}
+
+/// Every shard succeeded, with this job file, model, count and input, and the
+/// shards' rows continue each other and cover the input.
+fn check_shards(
+    manifests: &[ShardEntry],
+    count: usize,
+    job_sha: &str,
+    shards_dir: &str,
+) -> Result<()> {
+    let mut expected_start = 0u64;
+    let first = &manifests[0].2;
+    for (i, (_, d, m)) in manifests.iter().enumerate() {
+        let shard = &m.shard;
+        let problem = if m.status != "succeeded" {
+            Some(format!("its status is {}", m.status))
+        } else if m.job.sha256 != job_sha {
+            Some("it was run with another version of the job file".into())
+        } else if m.model != first.model {
+            let model = |m: &ReadModel| format!("{} {} (sha256 {})", m.name, m.version, m.sha256);
+            Some(format!(
+                "it was scored by model {} but shard 0 by {} (an alias moved between \
+                 shards?); rerun the shards with one model",
+                model(&m.model),
+                model(&first.model)
+            ))
+        } else if shard.count != count || shard.index != i {
+            Some(format!("it is shard {} of {}", shard.index, shard.count))
+        } else if let Some(p) = input_change(&first.inputs, &m.inputs) {
+            Some(format!(
+                "its input is not shard 0's: {p} (the input changed between shards); rerun \
+                 every shard on the same input"
+            ))
+        } else if shard.row_start != expected_start || shard.total_rows != first.shard.total_rows {
+            Some(
+                "its rows do not continue the previous shard's (the input changed between shards?)"
+                    .into(),
+            )
+        } else if m.output.files.iter().map(|f| f.rows).sum::<u64>() != m.rows.written {
+            Some(format!(
+                "its manifest says it wrote {} rows but lists files of {}",
+                m.rows.written,
+                m.output.files.iter().map(|f| f.rows).sum::<u64>()
+            ))
+        } else {
+            None
+        };
+        if let Some(p) = problem {
+            return Err(Error::DataContract(format!(
+                "{d}: cannot commit: {p}; rerun that shard"
+            )));
+        }
+        expected_start = shard.row_end;
+    }
+    let total = first.shard.total_rows;
+    if total != expected_start {
+        return Err(Error::DataContract(format!(
+            "{shards_dir}: the shards cover {expected_start} of {total} rows"
+        )));
+    }
+    Ok(())
+}
+
+/// The shards' report profiles, merged (read before anything moves).
+fn merged_profile(
+    table: &crate::sink::Table,
+    partition: &str,
+    manifests: &[ShardEntry],
+) -> Result<crate::reports::Profile> {
+    let mut merged: Option<crate::reports::Profile> = None;
+    for (name, d, _) in manifests {
+        let bytes = table.read_shard_file(partition, name, PROFILE_FILE)?;
+        let p = read_profile(d, bytes)?;
+        match &mut merged {
+            None => merged = Some(p),
+            Some(all) => all.merge(&p).map_err(|e| {
+                Error::DataContract(format!(
+                    "{d}: cannot merge its report statistics with shard 0's: {e}; rerun that shard"
+                ))
+            })?,
+        }
+    }
+    Ok(merged.expect("at least one shard"))
+}
+
+/// The shards' data files in shard order, renamed for the commit: the manifest's
+/// files, the moves, the shards' run ids and the rows.
+fn assemble(
+    table: &crate::sink::Table,
+    run_id: &str,
+    manifests: &[ShardEntry],
+) -> (
+    Vec<OutputFile>,
+    Vec<crate::sink::shards::Part>,
+    Vec<String>,
+    u64,
+) {
+    let mut files = Vec::new();
+    let mut parts = Vec::new();
+    let mut shards = Vec::new();
+    let mut rows = 0u64;
+    for (name, _, m) in manifests {
+        shards.push(m.run_id.clone());
+        for f in &m.output.files {
+            let new_name = table.commit_file_name(run_id, files.len());
+            parts.push(crate::sink::shards::Part {
+                shard: name.clone(),
+                file: f.path.clone(),
+                name: new_name.clone(),
+            });
+            rows += f.rows;
+            files.push(OutputFile {
+                path: new_name,
+                bytes: f.bytes,
+                rows: f.rows,
+            });
+        }
+    }
+    (files, parts, shards, rows)
 }
 
 /// How shard inputs `b` differ from shard 0's `a` (path, size, modification
