@@ -32,6 +32,106 @@ impl ExitCode {
     }
 }
 
+/// What kind of failure an error is: it decides the exit code, and the prefix
+/// of the message (`data contract: `, `model bundle: `, …).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    /// A failure at run time (I/O, a store, a bug): exit 1.
+    Internal,
+    /// A usage, configuration or job-spec error: exit 2.
+    Config,
+    /// The data does not have the shape the job expects: exit 3.
+    DataContract,
+    /// A model bundle is unusable: exit 4.
+    Model,
+    /// A `fail` check did not hold: exit 5.
+    QualityGate,
+    /// Another run holds the lock: exit 6.
+    Locked,
+}
+
+impl Kind {
+    pub fn exit_code(self) -> ExitCode {
+        match self {
+            Kind::Internal => ExitCode::Internal,
+            Kind::Config => ExitCode::Config,
+            Kind::DataContract => ExitCode::DataContract,
+            Kind::Model => ExitCode::Model,
+            Kind::QualityGate => ExitCode::QualityGate,
+            Kind::Locked => ExitCode::Locked,
+        }
+    }
+
+    /// What a message of this kind starts with.
+    fn prefix(self) -> &'static str {
+        match self {
+            Kind::Internal | Kind::Config => "",
+            Kind::DataContract => "data contract: ",
+            Kind::Model => "model bundle: ",
+            Kind::QualityGate => "quality gate: ",
+            Kind::Locked => "locked: ",
+        }
+    }
+}
+
+/// The error enum of one layer (`storage::StorageError`, `infer::InferError`,
+/// `source::SourceError`, …): its [`Kind`] gives the exit code, and its
+/// `source()` chain reaches the library error underneath (an `object_store`,
+/// LibTorch or PostgreSQL error). It converts into [`Error`] with `?`.
+pub trait LayerError: std::error::Error + Send + Sync + 'static {
+    fn kind(&self) -> Kind;
+}
+
+/// A layer's error inside [`Error`], with the context added on its way up.
+#[derive(Debug)]
+pub struct Layered {
+    /// Context, outermost first; each is shown as `context: ` before the message.
+    context: Vec<String>,
+    /// The message once redacted (else the error's own).
+    redacted: Option<String>,
+    error: Box<dyn LayerError>,
+}
+
+impl Layered {
+    pub fn kind(&self) -> Kind {
+        self.error.kind()
+    }
+
+    /// The layer's error.
+    pub fn error(&self) -> &(dyn LayerError + 'static) {
+        &*self.error
+    }
+}
+
+impl std::fmt::Display for Layered {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        for c in &self.context {
+            write!(f, "{c}: ")?;
+        }
+        match &self.redacted {
+            Some(m) => f.write_str(m),
+            None => write!(f, "{}", self.error),
+        }
+    }
+}
+
+impl std::error::Error for Layered {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        let e: &(dyn std::error::Error + 'static) = &*self.error;
+        Some(e)
+    }
+}
+
+impl<E: LayerError> From<E> for Error {
+    fn from(e: E) -> Self {
+        Error::Layer(Layered {
+            context: vec![],
+            redacted: None,
+            error: Box::new(e),
+        })
+    }
+}
+
 /// Every error scorch reports. Each variant says what was wrong and where
 /// (file, field, column) so the user can act on it without reading the source.
 #[derive(Debug, thiserror::Error)]
@@ -65,6 +165,9 @@ pub enum Error {
     /// Anything else that went wrong at run time.
     #[error("{0}")]
     Internal(String),
+    /// An error of a layer's own enum, with its source chain.
+    #[error("{}{}", .0.kind().prefix(), .0)]
+    Layer(#[source] Layered),
 }
 
 fn fmt_config(file: &Option<PathBuf>, problems: &[String]) -> String {
@@ -126,15 +229,51 @@ impl Error {
         }
     }
 
-    /// The documented exit code for this error.
-    pub fn exit_code(&self) -> ExitCode {
+    /// The kind of failure, which gives the exit code.
+    pub fn kind(&self) -> Kind {
         match self {
-            Error::Config { .. } => ExitCode::Config,
-            Error::DataContract(_) => ExitCode::DataContract,
-            Error::Model(_) => ExitCode::Model,
-            Error::QualityGate(_) => ExitCode::QualityGate,
-            Error::Locked(_) => ExitCode::Locked,
-            Error::Io { .. } | Error::Internal(_) => ExitCode::Internal,
+            Error::Config { .. } => Kind::Config,
+            Error::DataContract(_) => Kind::DataContract,
+            Error::Model(_) => Kind::Model,
+            Error::QualityGate(_) => Kind::QualityGate,
+            Error::Locked(_) => Kind::Locked,
+            Error::Io { .. } | Error::Internal(_) => Kind::Internal,
+            Error::Layer(l) => l.kind(),
+        }
+    }
+
+    /// The documented exit code for this error: its kind's.
+    pub fn exit_code(&self) -> ExitCode {
+        self.kind().exit_code()
+    }
+
+    /// The error with `f` applied to its message (redaction), keeping its kind and,
+    /// for a layer's error, its source chain.
+    pub fn redacted(self, f: impl Fn(&str) -> String) -> Self {
+        match self {
+            Error::Config { file, problems } => Error::Config {
+                file,
+                problems: problems.iter().map(|p| f(p)).collect(),
+            },
+            Error::DataContract(m) => Error::DataContract(f(&m)),
+            Error::Model(m) => Error::Model(f(&m)),
+            Error::QualityGate(m) => Error::QualityGate(f(&m)),
+            Error::Locked(m) => Error::Locked(f(&m)),
+            Error::Internal(m) => Error::Internal(f(&m)),
+            io @ Error::Io { .. } => {
+                let text = io.to_string();
+                let red = f(&text);
+                if red == text {
+                    io
+                } else {
+                    Error::Internal(red)
+                }
+            }
+            Error::Layer(mut l) => {
+                l.context = l.context.iter().map(|c| f(c)).collect();
+                l.redacted = Some(f(&l.redacted.take().unwrap_or_else(|| l.error.to_string())));
+                Error::Layer(l)
+            }
         }
     }
 
@@ -154,6 +293,10 @@ impl Error {
             Error::Locked(m) => Error::Locked(format!("{ctx}: {m}")),
             Error::Internal(m) => Error::Internal(format!("{ctx}: {m}")),
             io @ Error::Io { .. } => Error::Internal(format!("{ctx}: {io}")),
+            Error::Layer(mut l) => {
+                l.context.insert(0, ctx.to_string());
+                Error::Layer(l)
+            }
         }
     }
 }
@@ -220,8 +363,98 @@ impl From<polars::prelude::PolarsError> for Error {
     }
 }
 
-impl From<tch::TchError> for Error {
-    fn from(e: tch::TchError) -> Self {
-        Error::Model(e.to_string())
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    /// A layer's error of any kind, with a library error as its source.
+    #[derive(Debug, thiserror::Error)]
+    #[error("{message}")]
+    struct Probe {
+        message: String,
+        kind: Kind,
+        #[source]
+        source: std::io::Error,
+    }
+
+    impl LayerError for Probe {
+        fn kind(&self) -> Kind {
+            self.kind
+        }
+    }
+
+    const KINDS: [Kind; 6] = [
+        Kind::Internal,
+        Kind::Config,
+        Kind::DataContract,
+        Kind::Model,
+        Kind::QualityGate,
+        Kind::Locked,
+    ];
+
+    fn probe(kind: Kind, message: &str) -> Error {
+        Probe {
+            message: message.to_string(),
+            kind,
+            source: std::io::Error::other("the cause underneath"),
+        }
+        .into()
+    }
+
+    /// The messages of the string variants, which a layer's error must print
+    /// exactly as they did.
+    fn as_string_variant(kind: Kind, message: &str) -> Error {
+        Error::with_code(kind.exit_code().code(), message.to_string())
+    }
+
+    fn chain(e: &Error) -> Vec<String> {
+        let mut out = vec![];
+        let mut at: Option<&dyn std::error::Error> = Some(e);
+        while let Some(x) = at {
+            out.push(x.to_string());
+            at = x.source();
+        }
+        out
+    }
+
+    proptest! {
+        #[test]
+        fn a_layers_error_prints_and_exits_as_the_string_variants_did(
+            k in 0usize..6,
+            message in ".{0,40}",
+            contexts in proptest::collection::vec(".{0,20}", 0..4),
+        ) {
+            let kind = KINDS[k];
+            let (mut layered, mut old) = (probe(kind, &message), as_string_variant(kind, &message));
+            for c in &contexts {
+                layered = layered.context(c);
+                old = old.context(c);
+            }
+            prop_assert_eq!(layered.to_string(), old.to_string());
+            prop_assert_eq!(layered.exit_code(), old.exit_code());
+            prop_assert_eq!(layered.exit_code(), kind.exit_code());
+            // The cause is still there, below the layer's error.
+            let c = chain(&layered);
+            prop_assert_eq!(c.last().map(String::as_str), Some("the cause underneath"));
+            // Redaction reaches the message and every context, and keeps the chain.
+            let red = layered.redacted(|m| m.replace('a', "*"));
+            prop_assert_eq!(red.to_string(), old.redacted(|m| m.replace('a', "*")).to_string());
+            prop_assert_eq!(red.exit_code(), kind.exit_code());
+            let c = chain(&red);
+            prop_assert_eq!(c.last().map(String::as_str), Some("the cause underneath"));
+        }
+    }
+
+    #[test]
+    fn redaction_hides_a_secret_of_a_layers_error_and_its_context() {
+        let e = probe(Kind::Internal, "GET s3://bucket/k?token=hunter2 failed")
+            .context("reading hunter2");
+        let r = e.redacted(|m| m.replace("hunter2", "***"));
+        assert_eq!(
+            r.to_string(),
+            "reading ***: GET s3://bucket/k?token=*** failed"
+        );
+        assert_eq!(r.exit_code(), ExitCode::Internal);
     }
 }

@@ -278,6 +278,23 @@ impl Contract {
 /// The name of the reason column of quarantined rows.
 pub const REASON_COLUMN: &str = "quarantine_reason";
 
+/// A contract's rule could not be evaluated on a chunk (exit 3), with Polars'
+/// error as the source.
+#[derive(Debug, thiserror::Error)]
+#[error("{who}: {source}")]
+pub struct ContractError {
+    /// `contract `<name>` (<file>)`.
+    who: String,
+    #[source]
+    source: PolarsError,
+}
+
+impl crate::error::LayerError for ContractError {
+    fn kind(&self) -> crate::error::Kind {
+        crate::error::Kind::DataContract
+    }
+}
+
 /// Applies a contract to a run's chunks, in order.
 pub struct Checker {
     pub contract: Contract,
@@ -375,7 +392,12 @@ impl Checker {
             self.contract.name,
             self.file.display()
         );
-        let ctx = |e: PolarsError| Error::DataContract(format!("{who}: {e}"));
+        let ctx = |source: PolarsError| {
+            Error::from(ContractError {
+                who: who.clone(),
+                source,
+            })
+        };
         self.note_freshness(&df).map_err(ctx)?;
         // One boolean column per rule: true where the row breaks it.
         let mut flags: Vec<BooleanChunked> = Vec::with_capacity(self.rules.len() + 1);

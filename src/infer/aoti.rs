@@ -226,8 +226,10 @@ impl Unpacked {
     fn new(path: &Path) -> Result<Self> {
         crate::storage::remove_dead_temp_folders(Self::PREFIX);
         let dir = Unpacked(crate::storage::create_temp_folder(Self::PREFIX)?);
-        let file = std::fs::File::open(path)
-            .map_err(|e| Error::Model(format!("cannot read model file {}: {e}", path.display())))?;
+        let file = std::fs::File::open(path).map_err(|source| super::InferError::Read {
+            path: path.to_path_buf(),
+            source,
+        })?;
         zip::ZipArchive::new(file)
             .and_then(|mut z| z.extract(&dir.0))
             .map_err(|e| {

@@ -21,8 +21,48 @@ use std::path::Path;
 use rayon::prelude::*;
 use tch::{CModule, Device, IValue, Kind, Tensor};
 
-use crate::error::{Error, Result};
+use crate::error::{Error, LayerError, Result};
 use crate::spec::bundle::{ModelFormat, OutputSpec};
+
+/// The errors of the inference layer: LibTorch refused or failed an operation
+/// (exit 4), with its error as the source.
+#[derive(Debug, thiserror::Error)]
+pub enum InferError {
+    /// A LibTorch operation failed.
+    #[error("{source}")]
+    Torch {
+        #[from]
+        source: tch::TchError,
+    },
+    /// A model file could not be opened.
+    #[error("cannot read model file {}: {source}", .path.display())]
+    Read {
+        path: std::path::PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    /// A TorchScript file could not be loaded (the first line of LibTorch's
+    /// message, and a hint where one helps).
+    #[error("cannot load TorchScript model {}: {}{hint}", .path.display(), first_line(&.source.to_string()))]
+    Load {
+        path: std::path::PathBuf,
+        hint: &'static str,
+        #[source]
+        source: tch::TchError,
+    },
+}
+
+impl LayerError for InferError {
+    fn kind(&self) -> crate::error::Kind {
+        crate::error::Kind::Model
+    }
+}
+
+impl From<tch::TchError> for Error {
+    fn from(e: tch::TchError) -> Self {
+        InferError::from(e).into()
+    }
+}
 use crate::spec::inference::{DeviceChoice, Precision};
 
 impl DeviceChoice {
@@ -351,11 +391,11 @@ fn load_torchscript(path: &Path, device: Device, precision: Precision) -> Result
         } else {
             ""
         };
-        Error::Model(format!(
-            "cannot load TorchScript model {}: {}{hint}",
-            path.display(),
-            first_line(&e.to_string())
-        ))
+        InferError::Load {
+            path: path.to_path_buf(),
+            hint,
+            source: e,
+        }
     })?;
     module.set_eval();
     if precision != Precision::F32 {
@@ -417,4 +457,52 @@ fn tensors_of(out: IValue) -> Result<Vec<Tensor>> {
 
 fn first_line(s: &str) -> String {
     s.lines().next().unwrap_or("").trim().to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_model_libtorch_cannot_load_is_exit_4_with_libtorchs_error_as_its_source() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("model.pt");
+        std::fs::write(&path, b"not a TorchScript archive").unwrap();
+        let outputs = [OutputSpec {
+            name: "score".into(),
+            shape: vec![],
+        }];
+        let e = Engine::load(
+            &path,
+            ModelFormat::Torchscript,
+            DeviceChoice::Cpu,
+            Precision::F32,
+            1,
+            3,
+            &outputs,
+        )
+        .err()
+        .expect("a garbage file does not load");
+        assert_eq!(e.exit_code(), crate::error::ExitCode::Model);
+        let text = e.to_string();
+        assert!(
+            text.starts_with(&format!(
+                "model bundle: cannot load TorchScript model {}: ",
+                path.display()
+            )),
+            "{text}"
+        );
+        assert!(!text.contains('\n'), "one line: {text}");
+        // The chain reaches LibTorch's own error, with its whole message.
+        let mut at: Option<&dyn std::error::Error> = Some(&e);
+        let mut torch = None;
+        while let Some(x) = at {
+            if let Some(t) = x.downcast_ref::<tch::TchError>() {
+                torch = Some(t.to_string());
+            }
+            at = x.source();
+        }
+        let torch = torch.expect("a tch::TchError in the source chain");
+        assert!(torch.len() >= text.len() - 60, "{torch}");
+    }
 }

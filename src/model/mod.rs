@@ -21,8 +21,34 @@
 
 use std::path::{Path, PathBuf};
 
-use crate::error::{Error, Result};
+use crate::error::{Error, Kind, LayerError, Result};
 use crate::preprocess::state::FittedState;
+
+/// The errors of opening a bundle's files (exit 4), with the library error as
+/// the source.
+#[derive(Debug, thiserror::Error)]
+pub enum BundleError {
+    /// A file of the bundle could not be read.
+    #[error("cannot read {}: {source}", .path.display())]
+    Read {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    /// The reference profile is not valid JSON of a profile.
+    #[error("{} is not a reference profile: {source}", .path.display())]
+    Profile {
+        path: PathBuf,
+        #[source]
+        source: serde_json::Error,
+    },
+}
+
+impl LayerError for BundleError {
+    fn kind(&self) -> Kind {
+        Kind::Model
+    }
+}
 use crate::spec::bundle::{BUNDLE_FILE, BundleSpec, ModelFormat, ProfilePin};
 use crate::storage::sha256_file;
 
@@ -138,14 +164,14 @@ impl Bundle {
                         pin.sha256
                     )));
                 }
-                let text = std::fs::read_to_string(&path)
-                    .map_err(|e| Error::Model(format!("cannot read {}: {e}", path.display())))?;
+                let text = std::fs::read_to_string(&path).map_err(|source| BundleError::Read {
+                    path: path.clone(),
+                    source,
+                })?;
                 let profile: crate::reports::drift::ReferenceProfile = serde_json::from_str(&text)
-                    .map_err(|e| {
-                        Error::Model(format!(
-                            "{} is not a reference profile: {e}",
-                            path.display()
-                        ))
+                    .map_err(|source| BundleError::Profile {
+                        path: path.clone(),
+                        source,
                     })?;
                 if profile.profile_version > crate::reports::drift::PROFILE_VERSION {
                     return Err(Error::Model(format!(

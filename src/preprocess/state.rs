@@ -18,6 +18,30 @@ use crate::preprocess::spec::{PreprocessSpec, Scalar};
 /// Version of the state file layout.
 pub const STATE_FORMAT_VERSION: u32 = 1;
 
+/// The errors of reading a fitted state (exit 4: it belongs to a bundle), with
+/// the I/O or JSON error as the source.
+#[derive(Debug, thiserror::Error)]
+pub enum StateError {
+    #[error("cannot read preprocessing state {}: {source}", .path.display())]
+    Read {
+        path: std::path::PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("preprocessing state {} is not valid: {source}", .path.display())]
+    Invalid {
+        path: std::path::PathBuf,
+        #[source]
+        source: serde_json::Error,
+    },
+}
+
+impl crate::error::LayerError for StateError {
+    fn kind(&self) -> crate::error::Kind {
+        crate::error::Kind::Model
+    }
+}
+
 /// A fitted preprocessing state (`preprocess.state.json` in a model bundle).
 #[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
 #[serde(deny_unknown_fields)]
@@ -89,18 +113,15 @@ impl FittedState {
 
     /// Reads a state file and verifies its hash and shape.
     pub fn load(path: &Path) -> Result<Self> {
-        let text = std::fs::read_to_string(path).map_err(|e| {
-            Error::Model(format!(
-                "cannot read preprocessing state {}: {e}",
-                path.display()
-            ))
+        let text = std::fs::read_to_string(path).map_err(|source| StateError::Read {
+            path: path.to_path_buf(),
+            source,
         })?;
-        let state: FittedState = serde_json::from_str(&text).map_err(|e| {
-            Error::Model(format!(
-                "preprocessing state {} is not valid: {e}",
-                path.display()
-            ))
-        })?;
+        let state: FittedState =
+            serde_json::from_str(&text).map_err(|source| StateError::Invalid {
+                path: path.to_path_buf(),
+                source,
+            })?;
         if state.format_version != STATE_FORMAT_VERSION {
             return Err(Error::Model(format!(
                 "preprocessing state {} has format_version {}, this scorch reads {STATE_FORMAT_VERSION}",

@@ -118,6 +118,32 @@ pub fn parse_ref(s: &str) -> Option<(&str, &str)> {
     (!name.is_empty() && !r.is_empty()).then_some((name, r))
 }
 
+/// The errors of reading a registry's records (exit 4), with the parser's error
+/// as the source.
+#[derive(Debug, thiserror::Error)]
+pub enum RegistryError {
+    /// An alias pointer (`_aliases/<alias>.json`) is not valid JSON of a pointer.
+    #[error("{at} is not an alias pointer: {source}")]
+    Alias {
+        at: String,
+        #[source]
+        source: serde_json::Error,
+    },
+    /// A line of the audit log is not a valid entry.
+    #[error("{at}: {source}")]
+    Audit {
+        at: String,
+        #[source]
+        source: serde_json::Error,
+    },
+}
+
+impl crate::error::LayerError for RegistryError {
+    fn kind(&self) -> crate::error::Kind {
+        crate::error::Kind::Model
+    }
+}
+
 /// The bundle folder a job's `model:` names, relative to the project folder `root`:
 /// a path, or `name@version` / `name@alias` in the registry (`$SCORCH_REGISTRY`, else
 /// `<root>/models`).
@@ -209,12 +235,11 @@ impl Registry {
             let Some((bytes, _)) = self.backend.read(&[name, "_aliases", &file])? else {
                 continue;
             };
-            let p: AliasPointer = serde_json::from_slice(&bytes).map_err(|e| {
-                Error::Model(format!(
-                    "{}/{name}/_aliases/{file} is not an alias pointer: {e}",
-                    self.place()
-                ))
-            })?;
+            let p: AliasPointer =
+                serde_json::from_slice(&bytes).map_err(|source| RegistryError::Alias {
+                    at: format!("{}/{name}/_aliases/{file}", self.place()),
+                    source,
+                })?;
             out.insert(alias.to_string(), p);
         }
         Ok(out)
@@ -300,12 +325,11 @@ impl Registry {
             .enumerate()
             .filter(|(_, l)| !l.trim().is_empty())
             .map(|(i, l)| {
-                serde_json::from_str(l).map_err(|e| {
-                    Error::Model(format!(
-                        "{}/{name}/_audit.jsonl line {}: {e}",
-                        self.place(),
-                        i + 1
-                    ))
+                serde_json::from_str(l).map_err(|source| {
+                    Error::from(RegistryError::Audit {
+                        at: format!("{}/{name}/_audit.jsonl line {}", self.place(), i + 1),
+                        source,
+                    })
                 })
             })
             .collect()

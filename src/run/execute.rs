@@ -37,17 +37,14 @@ impl RunPlan {
             lock::Holder::me(&m.run_id, &setup.job.name, m.kind),
             setup.opts.wait_lock,
         )
-        .map_err(|e| match e {
-            Error::Locked(msg) => Error::Locked(setup.redactor.redact(&msg)),
-            e => e,
-        })?;
+        .map_err(|e| e.redacted(|m| setup.redactor.redact(m)))?;
         // Waiting for another run's lock is not this run's time.
         setup.t0 += waited.elapsed();
         // The fencing token: what this run's commit may replace, read under its lock.
-        let replaces = setup.table.replaces(&setup.replaces).map_err(|e| match e {
-            Error::Internal(msg) => Error::Internal(setup.redactor.redact(&msg)),
-            e => e,
-        })?;
+        let replaces = setup
+            .table
+            .replaces(&setup.replaces)
+            .map_err(|e| e.redacted(|m| setup.redactor.redact(m)))?;
         crate::observe::run_started(&m, &setup.location);
         let run = Run {
             s: &setup,

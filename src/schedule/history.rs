@@ -47,8 +47,31 @@ pub struct History {
     conn: rusqlite::Connection,
 }
 
+/// The errors of the scheduler's history database (exit 1), with SQLite's error
+/// as the source.
+#[derive(Debug, thiserror::Error)]
+#[error("run history{}: {source}", .path.as_ref().map(|p| format!(" {}", p.display())).unwrap_or_default())]
+pub struct HistoryError {
+    /// The database file, where the failure is about opening it.
+    path: Option<std::path::PathBuf>,
+    #[source]
+    source: rusqlite::Error,
+}
+
+impl crate::error::LayerError for HistoryError {
+    fn kind(&self) -> crate::error::Kind {
+        crate::error::Kind::Internal
+    }
+}
+
 fn db_err(path: &Path) -> impl Fn(rusqlite::Error) -> Error + '_ {
-    move |e| Error::Internal(format!("run history {}: {e}", path.display()))
+    move |source| {
+        HistoryError {
+            path: Some(path.to_path_buf()),
+            source,
+        }
+        .into()
+    }
 }
 
 pub fn ts(t: DateTime<Utc>) -> String {
@@ -85,7 +108,7 @@ impl History {
     }
 
     fn err(&self) -> impl Fn(rusqlite::Error) -> Error {
-        |e| Error::Internal(format!("run history: {e}"))
+        |source| HistoryError { path: None, source }.into()
     }
 
     /// Records a run that starts now; returns its row id.

@@ -5,7 +5,36 @@ use std::path::{Path, PathBuf};
 
 use polars::prelude::*;
 
-use crate::error::{Error, Result};
+use crate::error::{Error, Kind, LayerError, Result};
+
+/// The errors of the sink layer's file writer: Polars could not encode or write a
+/// Parquet file (exit 1), with its error as the source.
+#[derive(Debug, thiserror::Error)]
+pub enum SinkError {
+    #[error("writing {}: {source}", .path.display())]
+    Write {
+        path: PathBuf,
+        #[source]
+        source: PolarsError,
+    },
+}
+
+impl LayerError for SinkError {
+    fn kind(&self) -> Kind {
+        Kind::Internal
+    }
+}
+
+/// The error of writing `path`.
+fn write_error(path: &Path) -> impl FnOnce(PolarsError) -> Error + '_ {
+    move |source| {
+        SinkError::Write {
+            path: path.to_path_buf(),
+            source,
+        }
+        .into()
+    }
+}
 
 /// How Parquet files are written.
 #[derive(Debug, Clone)]
@@ -27,7 +56,7 @@ pub fn write_parquet(df: &mut DataFrame, path: &Path, opts: &ParquetOptions) -> 
         .with_row_group_size(Some(opts.row_group_size))
         .with_key_value_metadata(Some(KeyValueMetadata::from_static(opts.metadata.clone())))
         .finish(df)
-        .map_err(|e| Error::Internal(format!("writing {}: {e}", path.display())))?;
+        .map_err(write_error(path))?;
     file.sync_all().map_err(|e| Error::io("sync", path, e))?;
     Ok(file.metadata().map(|m| m.len()).unwrap_or(0))
 }
@@ -52,7 +81,7 @@ impl BatchWriter {
             .with_row_group_size(Some(opts.row_group_size))
             .with_key_value_metadata(Some(KeyValueMetadata::from_static(opts.metadata.clone())))
             .batched(schema)
-            .map_err(|e| Error::Internal(format!("writing {}: {e}", path.display())))?;
+            .map_err(write_error(path))?;
         Ok(Self {
             path: path.to_path_buf(),
             file,
@@ -63,16 +92,12 @@ impl BatchWriter {
     /// Appends a frame (same schema as at creation).
     pub fn write(&mut self, df: &mut DataFrame) -> Result<()> {
         df.rechunk_mut_par();
-        self.inner
-            .write_batch(df)
-            .map_err(|e| Error::Internal(format!("writing {}: {e}", self.path.display())))
+        self.inner.write_batch(df).map_err(write_error(&self.path))
     }
 
     /// Writes the footer and fsyncs. Returns the file size in bytes.
     pub fn finish(self) -> Result<u64> {
-        self.inner
-            .finish()
-            .map_err(|e| Error::Internal(format!("writing {}: {e}", self.path.display())))?;
+        self.inner.finish().map_err(write_error(&self.path))?;
         self.file
             .sync_all()
             .map_err(|e| Error::io("sync", &self.path, e))?;

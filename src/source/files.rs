@@ -13,8 +13,36 @@ use std::sync::Arc;
 
 use polars::prelude::*;
 
-use crate::error::{Error, Result};
+use crate::error::{Error, Kind, LayerError, Result};
 use crate::storage::Store;
+
+/// The errors of reading Parquet files, with the library error as the source.
+#[derive(Debug, thiserror::Error)]
+pub enum SourceError {
+    /// A row group could not be decoded (exit 3: the file is not what it claims).
+    #[error("{name}: cannot read row group: {source}")]
+    RowGroup {
+        name: String,
+        #[source]
+        source: PolarsError,
+    },
+    /// A local file could not be mapped into memory (exit 1).
+    #[error("cannot map {}: {source}", .path.display())]
+    Map {
+        path: PathBuf,
+        #[source]
+        source: PolarsError,
+    },
+}
+
+impl LayerError for SourceError {
+    fn kind(&self) -> Kind {
+        match self {
+            SourceError::RowGroup { .. } => Kind::DataContract,
+            SourceError::Map { .. } => Kind::Internal,
+        }
+    }
+}
 
 /// One input file.
 #[derive(Debug, Clone)]
@@ -241,8 +269,12 @@ impl RowGroups {
         let opened = match file {
             FileRef::Local(p) => {
                 let f = std::fs::File::open(p).map_err(|e| Error::io("open", p, e))?;
-                let map = polars::polars_utils::mmap::MMapSemaphore::new_from_file(&f)
-                    .map_err(|e| Error::Internal(format!("cannot map {}: {e}", p.display())))?;
+                let map = polars::polars_utils::mmap::MMapSemaphore::new_from_file(&f).map_err(
+                    |source| SourceError::Map {
+                        path: p.clone(),
+                        source,
+                    },
+                )?;
                 std::io::Cursor::new(Bytes::Mapped(Arc::new(map)))
             }
             FileRef::Object { .. } => {
@@ -346,7 +378,12 @@ impl RowGroups {
         }
         let name = self.set.files[cur.index].name();
         let read = |df: PolarsResult<DataFrame>| {
-            df.map_err(|e| Error::DataContract(format!("{name}: cannot read row group: {e}")))
+            df.map_err(|source| {
+                Error::from(SourceError::RowGroup {
+                    name: name.clone(),
+                    source,
+                })
+            })
         };
         let mut r = ParquetReader::new(cur.opened.clone())
             .with_columns(Some(cur.file_columns.clone()))

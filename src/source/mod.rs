@@ -234,12 +234,8 @@ pub struct Listed {
 /// Lists the files a path or URL names and opens a lazy scan over them.
 pub fn open_files(pattern: &str, hive: bool, ctx: &Context<'_>, red: &Redactor) -> Result<Listed> {
     if crate::storage::is_url(pattern) {
-        let (store, metas) =
-            crate::storage::list_parquet(pattern, ctx.storage).map_err(|e| match e {
-                Error::DataContract(m) => Error::DataContract(red.redact(&m)),
-                Error::Config { problems, .. } => Error::usage(red.redact(&problems.join("; "))),
-                other => Error::Internal(red.redact(&other.to_string())),
-            })?;
+        let (store, metas) = crate::storage::list_parquet(pattern, ctx.storage)
+            .map_err(|e| e.redacted(|m| red.redact(m)))?;
         let paths: Vec<PlRefPath> = metas
             .iter()
             .map(|m| crate::storage::object_url(&store, m))

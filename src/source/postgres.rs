@@ -168,6 +168,29 @@ enum Param {
     Text(String),
 }
 
+/// The error of a PostgreSQL operation: the message names the profile, query
+/// file and phase; the driver's error is the source. Authentication, unknown
+/// database, SQL and permission errors are configuration errors (exit 2), the
+/// rest runtime errors (exit 1).
+#[derive(Debug, thiserror::Error)]
+#[error("{message}")]
+pub struct PgError {
+    message: String,
+    config: bool,
+    #[source]
+    source: tokio_postgres::Error,
+}
+
+impl crate::error::LayerError for PgError {
+    fn kind(&self) -> crate::error::Kind {
+        if self.config {
+            crate::error::Kind::Config
+        } else {
+            crate::error::Kind::Internal
+        }
+    }
+}
+
 /// A PostgreSQL query ready to run.
 #[derive(Clone)]
 pub struct PgQuery {
@@ -562,31 +585,37 @@ impl PgQuery {
     fn error(&self, phase: &str, e: tokio_postgres::Error) -> Error {
         if let Some(db) = e.as_db_error() {
             let code = db.code().code();
-            let mut msg = format!(
+            let mut message = format!(
                 "{}: {phase}: {} (SQLSTATE {code})",
                 self.what(),
                 db.message()
             );
             if let Some(d) = db.detail() {
-                msg.push_str(&format!("; {d}"));
+                message.push_str(&format!("; {d}"));
             }
             if let Some(h) = db.hint() {
-                msg.push_str(&format!("; hint: {h}"));
+                message.push_str(&format!("; hint: {h}"));
             }
             let config = code.starts_with("28") || code == "3D000" || code.starts_with("42");
-            return if config {
-                Error::usage(msg)
-            } else {
-                Error::Internal(msg)
-            };
+            return PgError {
+                message,
+                config,
+                source: e,
+            }
+            .into();
         }
-        let mut msg = format!("{}: {phase}: {e}", self.what());
+        let mut message = format!("{}: {phase}: {e}", self.what());
         let mut src = std::error::Error::source(&e);
         while let Some(s) = src {
-            msg.push_str(&format!(": {s}"));
+            message.push_str(&format!(": {s}"));
             src = s.source();
         }
-        Error::Internal(msg)
+        PgError {
+            message,
+            config: false,
+            source: e,
+        }
+        .into()
     }
 
     async fn connect(&self) -> Result<Client> {

@@ -159,18 +159,55 @@ fn store_error(url: &str, e: object_store::Error) -> Error {
     Error::usage(format!("cannot open object store for `{url}`: {e}"))
 }
 
-/// Maps an object-store error at run time (after retries) to scorch's codes.
-pub fn runtime_error(what: &str, e: object_store::Error) -> Error {
-    match e {
-        object_store::Error::NotFound { .. } => {
-            Error::DataContract(format!("{what}: not found: {e}"))
+/// The errors of the storage layer: an object-store operation that failed (after
+/// retries), with the `object_store` error as its source.
+#[derive(Debug, thiserror::Error)]
+pub enum StorageError {
+    /// The object or bucket does not exist (exit 3).
+    #[error("{what}: not found: {source}")]
+    NotFound {
+        what: String,
+        #[source]
+        source: object_store::Error,
+    },
+    /// The store refused the credentials or the operation (exit 2).
+    #[error("{what}: access denied: {source}")]
+    Denied {
+        what: String,
+        #[source]
+        source: object_store::Error,
+    },
+    /// Any other failure of the store (exit 1).
+    #[error("{what}: {source}")]
+    Store {
+        what: String,
+        #[source]
+        source: object_store::Error,
+    },
+}
+
+impl crate::error::LayerError for StorageError {
+    fn kind(&self) -> crate::error::Kind {
+        use crate::error::Kind;
+        match self {
+            StorageError::NotFound { .. } => Kind::DataContract,
+            StorageError::Denied { .. } => Kind::Config,
+            StorageError::Store { .. } => Kind::Internal,
         }
-        object_store::Error::PermissionDenied { .. }
-        | object_store::Error::Unauthenticated { .. } => {
-            Error::usage(format!("{what}: access denied: {e}"))
-        }
-        _ => Error::Internal(format!("{what}: {e}")),
     }
+}
+
+/// Maps an object-store error at run time (after retries) to scorch's codes;
+/// `what` says what was being done (`reading s3://…`).
+pub fn runtime_error(what: &str, e: object_store::Error) -> Error {
+    let what = what.to_string();
+    match &e {
+        object_store::Error::NotFound { .. } => StorageError::NotFound { what, source: e },
+        object_store::Error::PermissionDenied { .. }
+        | object_store::Error::Unauthenticated { .. } => StorageError::Denied { what, source: e },
+        _ => StorageError::Store { what, source: e },
+    }
+    .into()
 }
 
 fn glob_start(s: &str) -> Option<usize> {
@@ -245,4 +282,57 @@ pub fn list_parquet(url: &str, s: &Settings) -> Result<(Store, Vec<ObjectMeta>)>
 /// The full URL of an object of `store`, for Polars.
 pub fn object_url(store: &Store, meta: &ObjectMeta) -> PlRefPath {
     PlRefPath::new(format!("{}/{}", store.root, meta.location.as_ref()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn chain_has_store_error(e: &Error) -> bool {
+        let mut at: Option<&dyn std::error::Error> = Some(e);
+        while let Some(x) = at {
+            if x.downcast_ref::<object_store::Error>().is_some() {
+                return true;
+            }
+            at = x.source();
+        }
+        false
+    }
+
+    #[test]
+    fn store_errors_keep_their_code_their_message_and_their_source() {
+        use crate::error::ExitCode;
+        let not_found = object_store::Error::NotFound {
+            path: "k".into(),
+            source: "no such key".into(),
+        };
+        let text = not_found.to_string();
+        let e = runtime_error("reading s3://b/k", not_found);
+        assert_eq!(e.exit_code(), ExitCode::DataContract);
+        assert_eq!(
+            e.to_string(),
+            format!("data contract: reading s3://b/k: not found: {text}")
+        );
+        assert!(chain_has_store_error(&e));
+        let denied = object_store::Error::Unauthenticated {
+            path: "k".into(),
+            source: "bad signature".into(),
+        };
+        let text = denied.to_string();
+        let e = runtime_error("writing s3://b/k", denied).context("table t");
+        assert_eq!(e.exit_code(), ExitCode::Config);
+        assert_eq!(
+            e.to_string(),
+            format!("table t: writing s3://b/k: access denied: {text}")
+        );
+        assert!(chain_has_store_error(&e));
+        let other = object_store::Error::Generic {
+            store: "S3",
+            source: "connection reset".into(),
+        };
+        let e = runtime_error("listing s3://b/", other);
+        assert_eq!(e.exit_code(), ExitCode::Internal);
+        assert!(e.to_string().starts_with("listing s3://b/: "), "{e}");
+        assert!(chain_has_store_error(&e));
+    }
 }
