@@ -80,6 +80,12 @@ impl Kind {
 /// LibTorch or PostgreSQL error). It converts into [`Error`] with `?`.
 pub trait LayerError: std::error::Error + Send + Sync + 'static {
     fn kind(&self) -> Kind;
+
+    /// The file the error is about, when its message does not name it: it is
+    /// shown first, before any context (as configuration errors name their file).
+    fn file(&self) -> Option<&Path> {
+        None
+    }
 }
 
 /// A layer's error inside [`Error`], with the context added on its way up.
@@ -87,6 +93,9 @@ pub trait LayerError: std::error::Error + Send + Sync + 'static {
 pub struct Layered {
     /// Context, outermost first; each is shown as `context: ` before the message.
     context: Vec<String>,
+    /// The kind it was given on its way up (a bundle's YAML error is a model
+    /// error), else the layer's.
+    kind: Option<Kind>,
     /// The message once redacted (else the error's own).
     redacted: Option<String>,
     error: Box<dyn LayerError>,
@@ -94,7 +103,7 @@ pub struct Layered {
 
 impl Layered {
     pub fn kind(&self) -> Kind {
-        self.error.kind()
+        self.kind.unwrap_or_else(|| self.error.kind())
     }
 
     /// The layer's error.
@@ -105,6 +114,9 @@ impl Layered {
 
 impl std::fmt::Display for Layered {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if let Some(file) = self.error.file() {
+            write!(f, "{}: ", file.display())?;
+        }
         for c in &self.context {
             write!(f, "{c}: ")?;
         }
@@ -126,6 +138,7 @@ impl<E: LayerError> From<E> for Error {
     fn from(e: E) -> Self {
         Error::Layer(Layered {
             context: vec![],
+            kind: None,
             redacted: None,
             error: Box::new(e),
         })
@@ -245,6 +258,19 @@ impl Error {
     /// The documented exit code for this error: its kind's.
     pub fn exit_code(&self) -> ExitCode {
         self.kind().exit_code()
+    }
+
+    /// The same error as one of `kind` (a bundle's unreadable YAML is a model
+    /// error, exit 4): the message gets that kind's prefix; a layer's error keeps
+    /// its chain.
+    pub fn into_kind(self, kind: Kind) -> Self {
+        match self {
+            Error::Layer(mut l) => {
+                l.kind = Some(kind);
+                Error::Layer(l)
+            }
+            other => Error::with_code(kind.exit_code().code(), other.to_string()),
+        }
     }
 
     /// The error with `f` applied to its message (redaction), keeping its kind and,
@@ -374,6 +400,7 @@ mod tests {
     struct Probe {
         message: String,
         kind: Kind,
+        file: Option<PathBuf>,
         #[source]
         source: std::io::Error,
     }
@@ -381,6 +408,10 @@ mod tests {
     impl LayerError for Probe {
         fn kind(&self) -> Kind {
             self.kind
+        }
+
+        fn file(&self) -> Option<&Path> {
+            self.file.as_deref()
         }
     }
 
@@ -397,6 +428,7 @@ mod tests {
         Probe {
             message: message.to_string(),
             kind,
+            file: None,
             source: std::io::Error::other("the cause underneath"),
         }
         .into()
@@ -442,6 +474,37 @@ mod tests {
             prop_assert_eq!(red.to_string(), old.redacted(|m| m.replace('a', "*")).to_string());
             prop_assert_eq!(red.exit_code(), kind.exit_code());
             let c = chain(&red);
+            prop_assert_eq!(c.last().map(String::as_str), Some("the cause underneath"));
+        }
+    }
+
+    proptest! {
+        #[test]
+        fn a_layers_error_about_a_file_prints_as_a_config_error_did(
+            file in "[a-z/]{1,20}\\.yaml",
+            message in ".{0,40}",
+            contexts in proptest::collection::vec(".{0,20}", 0..4),
+            as_model in any::<bool>(),
+        ) {
+            let mut layered: Error = Probe {
+                message: message.clone(),
+                kind: Kind::Config,
+                file: Some(PathBuf::from(&file)),
+                source: std::io::Error::other("the cause underneath"),
+            }
+            .into();
+            let mut old = Error::config(&file, message.as_str());
+            for c in &contexts {
+                layered = layered.context(c);
+                old = old.context(c);
+            }
+            if as_model {
+                layered = layered.into_kind(Kind::Model);
+                old = Error::Model(old.to_string());
+            }
+            prop_assert_eq!(layered.to_string(), old.to_string());
+            prop_assert_eq!(layered.exit_code(), old.exit_code());
+            let c = chain(&layered);
             prop_assert_eq!(c.last().map(String::as_str), Some("the cause underneath"));
         }
     }

@@ -11,7 +11,7 @@ use clap::CommandFactory;
 
 /// The one run manifest (not report) under `<table>/_runs` written last.
 fn last_manifest(table: &Path) -> serde_json::Value {
-    let mut files: Vec<_> = std::fs::read_dir(table.join("_runs"))
+    let files: Vec<_> = std::fs::read_dir(table.join("_runs"))
         .unwrap()
         .map(|e| e.unwrap().path())
         .filter(|f| {
@@ -19,8 +19,15 @@ fn last_manifest(table: &Path) -> serde_json::Value {
             n.ends_with(".json") && !n.contains(".report.")
         })
         .collect();
-    files.sort();
-    read_json(files.last().unwrap())
+    // By start time: run ids order by second only, and two runs can share one.
+    let mut manifests: Vec<serde_json::Value> = files.iter().map(read_json).collect();
+    manifests.sort_by(|a, b| {
+        a["started_at"]
+            .as_str()
+            .unwrap()
+            .cmp(b["started_at"].as_str().unwrap())
+    });
+    manifests.pop().unwrap()
 }
 
 /// A job over the example data with a report and drift against the bundle's profile.

@@ -92,7 +92,7 @@ impl Bundle {
             )));
         }
         let spec: BundleSpec =
-            crate::spec::load_yaml(&file).map_err(|e| Error::Model(e.to_string()))?;
+            crate::spec::load_yaml(&file).map_err(|e| e.into_kind(Kind::Model))?;
         spec.validate()
             .into_result(&file)
             .map_err(|e| Error::Model(e.to_string()))?;

@@ -216,6 +216,28 @@ struct Scored {
     quarantined: Option<DataFrame>,
 }
 
+/// The errors of the run layer's own work: a thread of the pipeline could not be
+/// started (exit 1), with the system's error as the source.
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    #[error("cannot start the {what} thread: {source}")]
+    Thread {
+        what: &'static str,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+impl crate::error::LayerError for RunError {
+    fn kind(&self) -> crate::error::Kind {
+        crate::error::Kind::Internal
+    }
+}
+
+fn thread_error(what: &'static str) -> impl FnOnce(std::io::Error) -> Error {
+    move |source| RunError::Thread { what, source }.into()
+}
+
 /// Runs the pipeline to the end. Files are written into `out.dir`; nothing is published.
 pub fn run(plan: &Plan<'_>, out: &Output<'_>, progress: Progress<'_>) -> Result<Outcome> {
     std::thread::scope(|s| {
@@ -228,17 +250,17 @@ pub fn run(plan: &Plan<'_>, out: &Output<'_>, progress: Progress<'_>) -> Result<
         let reader = std::thread::Builder::new()
             .name("scorch-read".into())
             .spawn_scoped(s, move || s1.in_scope(|| read_stage(plan, raw_tx)))
-            .map_err(|e| Error::Internal(format!("cannot start the reader thread: {e}")))?;
+            .map_err(thread_error("reader"))?;
         let prep = std::thread::Builder::new()
             .name("scorch-prep".into())
             .spawn_scoped(s, move || s2.in_scope(|| prep_stage(plan, raw_rx, feat_tx)))
-            .map_err(|e| Error::Internal(format!("cannot start the preprocessing thread: {e}")))?;
+            .map_err(thread_error("preprocessing"))?;
         let infer = std::thread::Builder::new()
             .name("scorch-infer".into())
             .spawn_scoped(s, move || {
                 s3.in_scope(|| infer_stage(plan, feat_rx, score_tx))
             })
-            .map_err(|e| Error::Internal(format!("cannot start the inference thread: {e}")))?;
+            .map_err(thread_error("inference"))?;
         let written = write_stage(out, score_rx, progress);
         let (rows_read, read) = reader.join().map_err(|_| panicked("reader"))?;
         let (preprocess, tensorize, contract) =

@@ -12,18 +12,55 @@ pub mod schedule;
 pub mod secret;
 pub mod template;
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use serde::de::DeserializeOwned;
 
 use crate::error::{Error, Result};
+
+/// The errors of reading a configuration file (exit 2), with the I/O or YAML
+/// parser's error as the source; the file is named first.
+#[derive(Debug, thiserror::Error)]
+pub enum SpecError {
+    #[error("cannot read: {source}")]
+    Read {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    /// Unknown fields, wrong types, duplicate keys, syntax: the parser's message,
+    /// with line and column.
+    #[error("{message}")]
+    Yaml {
+        path: PathBuf,
+        message: String,
+        #[source]
+        source: serde_saphyr::Error,
+    },
+}
+
+impl crate::error::LayerError for SpecError {
+    fn kind(&self) -> crate::error::Kind {
+        crate::error::Kind::Config
+    }
+
+    fn file(&self) -> Option<&Path> {
+        match self {
+            SpecError::Read { path, .. } | SpecError::Yaml { path, .. } => Some(path),
+        }
+    }
+}
 
 /// Reads a YAML file into `T`. Unknown fields, wrong types, duplicate keys and
 /// syntax errors become a config error (exit 2) naming the file, line and column.
 pub fn load_yaml<T: DeserializeOwned>(path: &Path) -> Result<T> {
     let text = std::fs::read_to_string(path).map_err(|e| match e.kind() {
         std::io::ErrorKind::NotFound => Error::config(path, "file not found"),
-        _ => Error::config(path, format!("cannot read: {e}")),
+        _ => SpecError::Read {
+            path: path.to_path_buf(),
+            source: e,
+        }
+        .into(),
     })?;
     parse_yaml(path, &text)
 }
@@ -33,7 +70,12 @@ pub fn parse_yaml<T: DeserializeOwned>(path: &Path, text: &str) -> Result<T> {
     serde_saphyr::from_str(text).map_err(|e| {
         let msg = e.to_string();
         let msg = msg.strip_prefix("error: ").unwrap_or(&msg);
-        Error::config(path, msg.replace("<input>", &path.display().to_string()))
+        SpecError::Yaml {
+            path: path.to_path_buf(),
+            message: msg.replace("<input>", &path.display().to_string()),
+            source: e,
+        }
+        .into()
     })
 }
 
