@@ -364,27 +364,60 @@ impl Problems {
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
+/// A Polars error, kept as the source: a data error (exit 3) for missing columns,
+/// schema mismatches and failed computations, a configuration error (exit 2)
+/// for SQL, a runtime error (exit 1) for I/O and the rest.
+#[derive(Debug)]
+pub struct DataFrameError(polars::prelude::PolarsError);
+
+impl std::fmt::Display for DataFrameError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        use polars::prelude::PolarsError as P;
+        match &self.0 {
+            P::ColumnNotFound(m) => write!(f, "column not found: {m}"),
+            P::SchemaMismatch(m) => write!(f, "schema mismatch: {m}"),
+            P::InvalidOperation(m) => write!(f, "invalid operation: {m}"),
+            P::ComputeError(m) => write!(f, "compute error: {m}"),
+            P::SQLSyntax(m) | P::SQLInterface(m) => write!(f, "SQL: {m}"),
+            P::IO { error, msg } => write!(
+                f,
+                "I/O: {error}{}",
+                msg.as_ref().map(|m| format!(" ({m})")).unwrap_or_default()
+            ),
+            other => write!(f, "{other}"),
+        }
+    }
+}
+
+impl std::error::Error for DataFrameError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        Some(&self.0)
+    }
+}
+
+impl LayerError for DataFrameError {
+    fn kind(&self) -> Kind {
+        use polars::prelude::PolarsError as P;
+        match &self.0 {
+            P::ColumnNotFound(_)
+            | P::SchemaMismatch(_)
+            | P::InvalidOperation(_)
+            | P::ComputeError(_) => Kind::DataContract,
+            P::SQLSyntax(_) | P::SQLInterface(_) => Kind::Config,
+            _ => Kind::Internal,
+        }
+    }
+}
+
 impl From<polars::prelude::PolarsError> for Error {
     fn from(e: polars::prelude::PolarsError) -> Self {
         use polars::prelude::PolarsError as P;
         match e {
-            P::ColumnNotFound(m) => Error::DataContract(format!("column not found: {m}")),
-            P::SchemaMismatch(m) => Error::DataContract(format!("schema mismatch: {m}")),
-            P::InvalidOperation(m) => Error::DataContract(format!("invalid operation: {m}")),
-            P::ComputeError(m) => Error::DataContract(format!("compute error: {m}")),
-            P::SQLSyntax(m) | P::SQLInterface(m) => Error::Config {
-                file: None,
-                problems: vec![format!("SQL: {m}")],
-            },
-            P::IO { error, msg } => Error::Internal(format!(
-                "I/O: {error}{}",
-                msg.map(|m| format!(" ({m})")).unwrap_or_default()
-            )),
             P::Context { error, msg } => Error::from(*error).context(msg),
             P::ExprContext { error, expr } => {
                 Error::from(*error).context(format!("in expression {expr}"))
             }
-            other => Error::Internal(other.to_string()),
+            other => DataFrameError(other).into(),
         }
     }
 }
@@ -507,6 +540,44 @@ mod tests {
             let c = chain(&layered);
             prop_assert_eq!(c.last().map(String::as_str), Some("the cause underneath"));
         }
+    }
+
+    #[test]
+    fn polars_errors_keep_their_messages_their_codes_and_their_source() {
+        use polars::prelude::*;
+        let df = df!("a" => [1i64, 2]).unwrap();
+        let e: Error = df.column("nope").unwrap_err().into();
+        assert_eq!(e.exit_code(), ExitCode::DataContract);
+        assert!(
+            e.to_string()
+                .starts_with("data contract: column not found: "),
+            "{e}"
+        );
+        let c = chain(&e);
+        assert!(c.len() >= 3, "{c:?}");
+        let wrapped: Error = PolarsError::Context {
+            error: Box::new(PolarsError::ComputeError("boom".into())),
+            msg: "while casting".into(),
+        }
+        .into();
+        assert_eq!(
+            wrapped.to_string(),
+            "data contract: while casting: compute error: boom"
+        );
+        let sql: Error = PolarsError::SQLSyntax("near FROM".into()).into();
+        assert_eq!(
+            (sql.exit_code(), sql.to_string()),
+            (ExitCode::Config, "SQL: near FROM".into())
+        );
+        let io: Error = PolarsError::IO {
+            error: std::sync::Arc::new(std::io::Error::other("disk")),
+            msg: Some("x.parquet".into()),
+        }
+        .into();
+        assert_eq!(
+            (io.exit_code(), io.to_string()),
+            (ExitCode::Internal, "I/O: disk (x.parquet)".into())
+        );
     }
 
     #[test]
