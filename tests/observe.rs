@@ -5,6 +5,7 @@ mod common;
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpListener;
+use std::process::Command;
 use std::sync::{Arc, Mutex};
 
 use common::*;
@@ -279,4 +280,56 @@ fn commits_send_lineage_events_and_metrics_too() {
     let text = std::fs::read_to_string(dir.join("scorch_sharded_obs.prom")).unwrap();
     let s = samples(&text, "kind=\"commit\"");
     assert_eq!(value(&s, "scorch_last_run_success"), 1.0);
+}
+
+#[test]
+fn human_logs_are_plain_off_a_terminal_and_round_their_numbers() {
+    let p = Project::new(1, 1000);
+    let job = p.standard_job("plain_logs", &example_bundle());
+    // Redirected (as in a CI log or `make demo > log`): no escape codes.
+    let o = p.run_job(&job, &[]);
+    assert_exit(&o, 0, &[]);
+    let err = stderr(&o);
+    assert!(
+        !err.contains('\u{1b}'),
+        "escape codes off a terminal:\n{err:?}"
+    );
+    let scored = err
+        .lines()
+        .find(|l| l.contains(" scored"))
+        .unwrap_or_else(|| panic!("no `scored` line:\n{err}"));
+    for field in ["read_s=", "preprocess_s=", "infer_s=", "write_s="] {
+        let value = scored
+            .split_whitespace()
+            .find_map(|w| w.strip_prefix(field))
+            .unwrap_or_else(|| panic!("no {field} in {scored}"));
+        let decimals = value.split_once('.').map_or(0, |(_, d)| d.len());
+        assert_eq!(decimals, 3, "{field}{value} in {scored}");
+        assert!(value.parse::<f64>().is_ok_and(|v| v >= 0.0), "{scored}");
+    }
+    // On a terminal (a pseudo-terminal from `script`): coloured, unless NO_COLOR.
+    let on_tty = |no_color: Option<&str>| {
+        let cmd = format!(
+            "{} run {} --date {LAST_DAY} --no-progress",
+            bin().display(),
+            job.display()
+        );
+        let mut c = Command::new("script");
+        c.current_dir(p.path())
+            .args(["-q", "-e", "-c", &cmd, "/dev/null"])
+            .env_remove("NO_COLOR");
+        if let Some(v) = no_color {
+            c.env("NO_COLOR", v);
+        }
+        let o = c.output().unwrap();
+        assert!(o.status.success(), "{}", stdout(&o));
+        stdout(&o)
+    };
+    assert!(on_tty(None).contains('\u{1b}'), "no colour on a terminal");
+    assert!(
+        !on_tty(Some("1")).contains('\u{1b}'),
+        "colour despite NO_COLOR=1"
+    );
+    // An empty NO_COLOR does not count (https://no-color.org).
+    assert!(on_tty(Some("")).contains('\u{1b}'));
 }

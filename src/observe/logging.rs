@@ -42,7 +42,91 @@ pub fn init_logging(format: LogFormat, verbose: u8, quiet: bool) {
             .fmt_fields(tracing_subscriber::fmt::format::JsonFields::new())
             .event_format(FlatJson)
             .init(),
-        LogFormat::Human => b.with_target(false).init(),
+        LogFormat::Human => b
+            .with_target(false)
+            .with_ansi(colour())
+            .fmt_fields(HumanFields)
+            .init(),
+    }
+}
+
+/// Whether human logs are coloured: only on a terminal, and never with a
+/// non-empty `NO_COLOR` (<https://no-color.org>).
+fn colour() -> bool {
+    std::io::IsTerminal::is_terminal(&std::io::stderr())
+        && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
+}
+
+/// A number as human logs show it: seconds (`*_s`, `seconds`) to the
+/// millisecond, other numbers to 7 significant digits (very large and very small
+/// ones with an exponent); ±inf and NaN as they are.
+fn human_number(name: &str, v: f64) -> String {
+    if !v.is_finite() {
+        format!("{v}")
+    } else if name.ends_with("_s") || name == "seconds" {
+        format!("{v:.3}")
+    } else {
+        // Round through the exponent form, then print the shortest form of that.
+        let r: f64 = format!("{v:.6e}").parse().unwrap_or(v);
+        if r != 0.0 && (r.abs() >= 1e15 || r.abs() < 1e-4) {
+            format!("{r:e}")
+        } else {
+            format!("{r}")
+        }
+    }
+}
+
+/// The fields of human log lines: tracing's default layout, with numbers rounded.
+struct HumanFields;
+
+impl<'a> tracing_subscriber::field::MakeVisitor<tracing_subscriber::fmt::format::Writer<'a>>
+    for HumanFields
+{
+    type Visitor = HumanVisitor<'a>;
+
+    fn make_visitor(&self, target: tracing_subscriber::fmt::format::Writer<'a>) -> Self::Visitor {
+        HumanVisitor(tracing_subscriber::fmt::format::DefaultVisitor::new(
+            target, true,
+        ))
+    }
+}
+
+struct HumanVisitor<'a>(tracing_subscriber::fmt::format::DefaultVisitor<'a>);
+
+impl tracing::field::Visit for HumanVisitor<'_> {
+    fn record_f64(&mut self, field: &tracing::field::Field, value: f64) {
+        self.0.record_debug(
+            field,
+            &format_args!("{}", human_number(field.name(), value)),
+        );
+    }
+
+    fn record_str(&mut self, field: &tracing::field::Field, value: &str) {
+        self.0.record_str(field, value);
+    }
+
+    fn record_error(
+        &mut self,
+        field: &tracing::field::Field,
+        value: &(dyn std::error::Error + 'static),
+    ) {
+        self.0.record_error(field, value);
+    }
+
+    fn record_debug(&mut self, field: &tracing::field::Field, value: &dyn std::fmt::Debug) {
+        self.0.record_debug(field, value);
+    }
+}
+
+impl tracing_subscriber::field::VisitOutput<std::fmt::Result> for HumanVisitor<'_> {
+    fn finish(self) -> std::fmt::Result {
+        self.0.finish()
+    }
+}
+
+impl tracing_subscriber::field::VisitFmt for HumanVisitor<'_> {
+    fn writer(&mut self) -> &mut dyn std::fmt::Write {
+        self.0.writer()
     }
 }
 
@@ -107,5 +191,41 @@ where
         }
         event.record(&mut Fields(&mut obj));
         writeln!(writer, "{}", Value::Object(obj))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::human_number;
+    use proptest::prelude::*;
+
+    proptest! {
+        #[test]
+        fn every_number_prints_short_and_close(v in proptest::num::f64::ANY, seconds in any::<bool>()) {
+            let name = if seconds { "infer_s" } else { "psi" };
+            let text = human_number(name, v);
+            if v.is_finite() && !seconds {
+                prop_assert!(text.len() <= 16, "{v:e}: {text}");
+                let back: f64 = text.parse().unwrap();
+                prop_assert!((back - v).abs() <= 1e-6 * v.abs(), "{v:e}: {text}");
+            }
+            if v.is_finite() && seconds && v.abs() < 1e9 {
+                prop_assert!(text.len() <= 14, "{v:e}: {text}");
+            }
+        }
+    }
+
+    #[test]
+    fn human_logs_round_numbers_and_keep_odd_ones() {
+        assert_eq!(human_number("read_s", 0.010656240999999999), "0.011");
+        assert_eq!(human_number("seconds", 12.0), "12.000");
+        assert_eq!(human_number("psi", 0.10656240999), "0.1065624");
+        assert_eq!(human_number("rows", 20000.0), "20000");
+        assert_eq!(human_number("x", 1e-300), "1e-300");
+        assert_eq!(human_number("x", f64::MAX), "1.797693e308");
+        assert_eq!(human_number("x", 0.00001234567891), "1.234568e-5");
+        assert_eq!(human_number("x", -0.0), "-0");
+        assert_eq!(human_number("read_s", f64::NAN), "NaN");
+        assert_eq!(human_number("x", f64::NEG_INFINITY), "-inf");
     }
 }
