@@ -76,6 +76,18 @@ pub enum Command {
     /// Drift between two full datasets, every statistic exact (KS, Wasserstein, PSI,
     /// Jensen-Shannon, chi-square), and both sides' column metrics, as JSON.
     Drift(DriftArgs),
+    /// Print a shell completion script: `scorch completions bash >
+    /// /etc/bash_completion.d/scorch` (or zsh, fish, elvish, powershell).
+    Completions {
+        /// The shell.
+        shell: clap_complete::Shell,
+    },
+    /// Write man pages: `scorch.1` and one `scorch-<command>.1` per command.
+    Man {
+        /// The folder they go to (created if missing).
+        #[arg(long, default_value = "man")]
+        out: PathBuf,
+    },
 }
 
 /// `scorch model …`: the registry (default: $SCORCH_REGISTRY, else the folder `models`).
@@ -501,6 +513,12 @@ pub fn execute(cli: Cli) -> ExitCode {
         Command::Crontab(a) => crontab(a),
         Command::Runs(a) => runs(a),
         Command::Model(c) => model(c, quiet),
+        Command::Completions { shell } => {
+            use clap::CommandFactory;
+            clap_complete::generate(shell, &mut Cli::command(), "scorch", &mut std::io::stdout());
+            Ok(())
+        }
+        Command::Man { out } => man(&out, quiet),
     };
     match result {
         Ok(()) => ExitCode::Ok,
@@ -522,6 +540,31 @@ pub fn report(e: &Error) -> ExitCode {
         eprintln!("error: {e}");
     }
     code
+}
+
+/// Writes the man pages of `scorch` and of every command (`scorch-run.1`, …) to `out`.
+fn man(out: &std::path::Path, quiet: bool) -> Result<()> {
+    use clap::CommandFactory;
+    std::fs::create_dir_all(out).map_err(|e| Error::io("create", out, e))?;
+    let cmd = Cli::command();
+    let mut pages = vec![(String::from("scorch"), cmd.clone())];
+    for sub in cmd.get_subcommands() {
+        pages.push((format!("scorch-{}", sub.get_name()), sub.clone()));
+    }
+    for (name, page) in &pages {
+        let mut roff = Vec::new();
+        // A command's name is `&'static str` without clap's `string` feature; a
+        // page is rendered once per process.
+        let static_name: &'static str = Box::leak(name.clone().into_boxed_str());
+        clap_mangen::Man::new(page.clone().name(static_name))
+            .render(&mut roff)
+            .map_err(|e| Error::io("render", out.join(format!("{name}.1")), e))?;
+        crate::storage::write_file_atomic(&out.join(format!("{name}.1")), &roff)?;
+    }
+    if !quiet {
+        println!("wrote {} man pages to {}", pages.len(), out.display());
+    }
+    Ok(())
 }
 
 fn unlock(a: UnlockArgs) -> Result<()> {
