@@ -9,6 +9,19 @@ use crate::sink;
 use crate::sink::manifest::PublishedManifest;
 use crate::spec::template::Redactor;
 
+/// The rows of the published partition `partition` of `table` (`None`: there is
+/// none yet), from its manifest.
+pub(crate) fn published_rows(table: &sink::Table, partition: &str) -> Result<Option<u64>> {
+    match table.partition_manifest(partition)? {
+        Some(bytes) => Ok(Some(
+            PublishedManifest::parse(&bytes, &format!("partition {partition}"))?
+                .rows
+                .written(),
+        )),
+        None => Ok(None),
+    }
+}
+
 /// Refuses to replace a partition with nothing (unless `output.allow_empty`) or with
 /// fewer rows than `output.min_rows_ratio` of the partition it replaces: exit 3,
 /// before anything is published or added to the metrics history.
@@ -22,14 +35,7 @@ pub(crate) fn check_row_count(
     if rows > 0 && spec.min_rows_ratio.is_none() {
         return Ok(());
     }
-    let previous = match table.partition_manifest(partition)? {
-        Some(bytes) => Some(
-            PublishedManifest::parse(&bytes, &format!("partition {partition}"))?
-                .rows
-                .written(),
-        ),
-        None => None,
-    };
+    let previous = published_rows(table, partition)?;
     let replaces = match previous {
         Some(n) => format!("the partition {partition} it would replace holds {n} rows"),
         None => format!("there is no partition {partition} yet"),

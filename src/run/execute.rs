@@ -56,9 +56,7 @@ impl RunPlan {
         let result = run.stage_and_publish(&lock, &replaces, &mut m);
         match result {
             Ok(partition) => {
-                m.stages.insert("total", setup.t0.elapsed().as_secs_f64());
-                m.compute_throughput();
-                m.finished_at = super::now();
+                setup.finish(&mut m);
                 m.status = "succeeded";
                 let manifest_path = setup
                     .table
@@ -332,11 +330,7 @@ impl Run<'_> {
         } else {
             "checks_failed"
         };
-        staged_manifest.finished_at = super::now();
-        staged_manifest
-            .stages
-            .insert("total", s.t0.elapsed().as_secs_f64());
-        staged_manifest.compute_throughput();
+        s.finish(&mut staged_manifest);
         write_manifest(
             &staged.dir().join(sink::PARTITION_MANIFEST),
             &staged_manifest,
@@ -382,12 +376,7 @@ impl Run<'_> {
                     rows: f.rows,
                 })
                 .collect(),
-            columns: self
-                .layout
-                .schema
-                .iter_names()
-                .map(|c| c.to_string())
-                .collect(),
+            columns: self.layout.column_names(),
         });
     }
 }

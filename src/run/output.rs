@@ -32,6 +32,11 @@ pub(crate) struct Layout {
 }
 
 impl Layout {
+    /// The output's column names, in order.
+    pub fn column_names(&self) -> Vec<String> {
+        self.schema.iter_names().map(|c| c.to_string()).collect()
+    }
+
     pub fn new(s: &Setup, models: &Models, input: &Input, m: &Manifest) -> Layout {
         let (bundle, second) = (&models.bundle, &models.second);
         let state = &bundle.state;

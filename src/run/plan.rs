@@ -134,12 +134,17 @@ impl Setup {
         Ok((setup, m))
     }
 
-    /// Ends a run that failed after its output table was known: the manifest,
-    /// with `status: failed` and the error, is written to the table's run log.
-    pub fn fail(&self, mut m: Manifest, e: Error) -> Error {
+    /// Records the run's `total` seconds, its throughput and its end time.
+    pub fn finish(&self, m: &mut Manifest) {
         m.stages.insert("total", self.t0.elapsed().as_secs_f64());
         m.compute_throughput();
         m.finished_at = super::now();
+    }
+
+    /// Ends a run that failed after its output table was known: the manifest,
+    /// with `status: failed` and the error, is written to the table's run log.
+    pub fn fail(&self, mut m: Manifest, e: Error) -> Error {
+        self.finish(&mut m);
         m.record_failure(&e, &self.redactor);
         if let Err(w) = self
             .table
@@ -272,14 +277,7 @@ impl RunPlan {
                 rows,
             })
             .collect();
-        let current = match s.table.partition_manifest(&s.partition)? {
-            Some(bytes) => Some(
-                PublishedManifest::parse(&bytes, &format!("partition {}", s.partition))?
-                    .rows
-                    .written(),
-            ),
-            None => None,
-        };
+        let current = super::checks::published_rows(&s.table, &s.partition)?;
         let model = |role: &'static str, i: &ModelInfo| PlannedModel {
             role,
             name: i.name.clone(),
@@ -326,12 +324,7 @@ impl RunPlan {
             partition: s.partition.clone(),
             replaces_rows: current,
             lock: s.lock_name.clone(),
-            columns: self
-                .layout
-                .schema
-                .iter_names()
-                .map(|c| c.to_string())
-                .collect(),
+            columns: self.layout.column_names(),
             report: s.job.report.as_ref().map(|r| {
                 let mut v = vec![format!("{} check(s)", r.checks.len())];
                 if r.drift.is_some() {
