@@ -20,7 +20,7 @@ DEMO_DATE ?= 2026-11-28
 
 export SCORCH_AIRFLOW := $(SCORCH_CACHE)/airflow-3/bin
 
-.PHONY: bench-nonfinite deny fuzz fuzz-build airflow demo test setup build data model lint clean-output help pg-server pg-demo pg-stop bench-pg chromium s3-server s3rver s3-demo s3-stop bench-s3 azurite bench bench-score bench-drift evidently
+.PHONY: wheel wheel-dev wheelhouse develop image-tools image-base image-wheels image image-demo bench-nonfinite deny fuzz fuzz-build airflow demo test setup build data model lint clean-output help pg-server pg-demo pg-stop bench-pg chromium s3-server s3rver s3-demo s3-stop bench-s3 azurite bench bench-score bench-drift evidently
 
 help:
 	@echo "make demo   - set up, build, generate example data, run jobs/churn_daily.yaml"
@@ -29,6 +29,8 @@ help:
 	@echo "make data   - generate the example dataset under data/churn (if missing)"
 	@echo "make model  - retrain the example model bundles models/churn/1.0.0 and 2.0.0"
 	@echo "make lint   - cargo fmt --check and clippy -D warnings"
+	@echo "make wheel  - the Python package: dist/scorch-*.whl (release build)"
+	@echo "make image  - the runtime image localhost/scorch:VERSION (podman); make image-demo runs the example in it"
 	@echo "make deny   - cargo deny: licenses, bans, sources (and advisories where GitHub is reachable)"
 	@echo "make pg-demo - start a local PostgreSQL, load the example data, run jobs/churn_daily_pg.yaml"
 	@echo "make pg-stop - stop that server"
@@ -186,8 +188,9 @@ deny:
 	  echo "cargo deny: advisories NOT checked: the RustSec database (github.com/RustSec/advisory-db) cannot be fetched from this machine"; \
 	fi
 
-test: setup deny pg-server s3-server azurite chromium airflow
+test: setup deny pg-server s3-server azurite chromium airflow wheelhouse
 	cargo build --locked --bin scorch
+	$(MAKE) --no-print-directory wheel-dev
 	@# The binary users build carries no test hook (they are behind the test-hooks feature).
 	@if strings "$(BIN)" | grep -q 'SCORCH_TEST_'; then \
 	  echo "error: $(BIN) contains a test hook (SCORCH_TEST_*)"; exit 1; \
@@ -199,9 +202,99 @@ model: build data
 	"$(PYTHON)" python/train_churn.py --scorch "$(BIN)" --data data/churn --out models/churn/2.0.0 \
 	  --version 2.0.0 --arch wide_deep --epochs 10 --seed 11
 
+# The Python package (py/): one abi3 wheel for Linux x86_64 whose `scorch` command
+# and `import scorch` run the extension module, which uses the installed torch
+# package's libtorch. `make wheel` is the release build; `make test` builds and
+# installs a dev-profile wheel from the artifacts its own build made.
+MATURIN := $(VENV)/bin/maturin
+WHEEL_FLAGS := --locked --compatibility linux --auditwheel skip -i "$(PYTHON)"
+wheel: setup
+	cd py && "$(MATURIN)" build --release --strip $(WHEEL_FLAGS) --out ../dist
+	@ls -l dist/scorch-*.whl
+
+DEV_WHEELS := $(CARGO_TARGET_DIR)/wheels-dev
+export SCORCH_WHEEL_DIR := $(DEV_WHEELS)
+wheel-dev: setup
+	rm -rf "$(DEV_WHEELS)"
+	cd py && "$(MATURIN)" build --profile dev --strip $(WHEEL_FLAGS) --out "$(DEV_WHEELS)"
+
+# numpy and pyarrow wheels for the wheel test's fresh venv (pip installs from here, offline),
+# the setuptools torch requires (newer than the one a venv starts with), and pandas
+# for the test that a pandas frame comes back as one.
+WHEELHOUSE := $(SCORCH_CACHE)/wheelhouse
+WHEELHOUSE_PKGS := numpy==2.4.6 pyarrow==26.0.1 setuptools==84.2.1 pandas==3.1.1
+export SCORCH_WHEELHOUSE := $(WHEELHOUSE)
+wheelhouse: setup
+	@if ! grep -qxF "$(WHEELHOUSE_PKGS)" "$(WHEELHOUSE)/.done" 2>/dev/null; then \
+	  mkdir -p "$(WHEELHOUSE)" && \
+	  "$(VENV)/bin/pip" download --quiet --disable-pip-version-check -d "$(WHEELHOUSE)" $(WHEELHOUSE_PKGS) && \
+	  echo "$(WHEELHOUSE_PKGS)" > "$(WHEELHOUSE)/.done"; \
+	fi
+
+# The Python package, installed into the build venv in place (for python/train_churn.py).
+develop: setup
+	cd py && "$(MATURIN)" develop --profile dev --locked
+
+# The runtime image (deploy/container/Containerfile): not part of `make test`.
+# The base is Debian 12 made by mmdebstrap from Debian's packages and imported
+# into podman (no registry); wheels for torch and its dependencies are
+# downloaded once into the cache; the build itself runs without network.
+VERSION := $(shell sed -n 's/^version = "\(.*\)"/\1/p' Cargo.toml | head -n 1)
+IMAGE_DIR := $(SCORCH_CACHE)/image
+IMAGE ?= localhost/scorch:$(VERSION)
+PODMAN := scripts/podman.sh
+image-tools:
+	@if ! command -v podman >/dev/null || ! command -v mmdebstrap >/dev/null || ! command -v runc >/dev/null; then \
+	  echo "installing podman, runc and mmdebstrap (apt-get install -y podman runc mmdebstrap)"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq podman runc mmdebstrap >/dev/null; \
+	fi
+
+image-base: image-tools
+	@mkdir -p "$(IMAGE_DIR)"
+	@if [ ! -f "$(IMAGE_DIR)/debian-bookworm.tar" ]; then \
+	  echo "mmdebstrap: Debian 12 minbase + python3, python3-venv, ca-certificates (once, about a minute)"; \
+	  mmdebstrap --quiet --variant=minbase --include=python3,python3-venv,ca-certificates \
+	    bookworm "$(IMAGE_DIR)/debian-bookworm.tar.tmp" http://deb.debian.org/debian && \
+	  mv "$(IMAGE_DIR)/debian-bookworm.tar.tmp" "$(IMAGE_DIR)/debian-bookworm.tar"; \
+	fi
+	@podman image exists localhost/scorch-base:bookworm || \
+	  podman import "$(IMAGE_DIR)/debian-bookworm.tar" localhost/scorch-base:bookworm
+
+image-wheels: setup
+	@if [ ! -f "$(IMAGE_DIR)/wheels/.done" ]; then \
+	  echo "downloading torch 2.13.0 and its dependencies' wheels into $(IMAGE_DIR)/wheels (once, 2.7 GB)"; \
+	  mkdir -p "$(IMAGE_DIR)/wheels" && \
+	  "$(VENV)/bin/pip" download --quiet --disable-pip-version-check -d "$(IMAGE_DIR)/wheels" \
+	    torch==2.13.0 numpy==2.4.6 pyarrow==26.0.1 && touch "$(IMAGE_DIR)/wheels/.done"; \
+	fi
+
+# IMAGE_WHEEL: the scorch wheel to put in the image (default: the release wheel
+# `make wheel` builds).
+IMAGE_WHEEL ?= $(firstword $(wildcard dist/scorch-$(VERSION)-*.whl))
+image: image-base image-wheels
+	@if [ -z "$(IMAGE_WHEEL)" ]; then $(MAKE) --no-print-directory wheel; fi
+	rm -rf "$(IMAGE_DIR)/context" && mkdir -p "$(IMAGE_DIR)/context/wheels" "$(IMAGE_DIR)/context/project"
+	ln "$(IMAGE_DIR)"/wheels/*.whl "$(IMAGE_DIR)/context/wheels/"
+	cp "$(or $(IMAGE_WHEEL),$(firstword $(wildcard dist/scorch-$(VERSION)-*.whl)))" "$(IMAGE_DIR)/context/wheels/"
+	cp -r jobs preprocess schemas sql models profiles.yaml "$(IMAGE_DIR)/context/project/"
+	time $(PODMAN) build --network=none -f deploy/container/Containerfile \
+	  --build-arg SCORCH_WHEEL_SHA256=$$(cat "$(IMAGE_DIR)"/context/wheels/scorch-*.whl | sha256sum | cut -c1-64) \
+	  -t "$(IMAGE)" "$(IMAGE_DIR)/context"
+	@podman image ls "$(IMAGE)"
+
+# The example job inside the image (the data mounted read-only, the output in the
+# cache), then the Airflow DAG factory running its tasks in the image (SCORCH_IMAGE).
+image-demo: image data airflow
+	rm -rf "$(IMAGE_DIR)/output" && mkdir -p "$(IMAGE_DIR)/output"
+	$(PODMAN) run --rm --user "$$(id -u):$$(id -g)" -v "$(CURDIR)/data:/project/data:ro" -v "$(IMAGE_DIR)/output:/project/output" \
+	  "$(IMAGE)" run jobs/churn_daily.yaml --date $(DEMO_DATE) --no-progress
+	@echo "Scored inside the image: $(IMAGE_DIR)/output/churn_scores/ds=$(DEMO_DATE)/"
+	scripts/image-airflow.sh "$(SCORCH_AIRFLOW)" "$(IMAGE)"
+
 lint:
 	cargo fmt --all -- --check
 	cargo clippy --locked --all-targets --features test-hooks -- -D warnings
+	cargo clippy --locked -p scorch-python -- -D warnings
 
 clean-output:
 	rm -rf output

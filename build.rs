@@ -3,9 +3,9 @@
 //! 1. Bakes an rpath to libtorch into every binary (the CLI and the test
 //!    executables), so `scorch` runs without `LD_LIBRARY_PATH`. torch-sys exports
 //!    the directory it linked against as `DEP_TCH_LIBTORCH_LIB` (its `links` key is
-//!    `tch`). The same directory is passed to the code as `SCORCH_LIBTORCH_LIB`: the
-//!    CUDA half of libtorch and `libtorch.so` are loaded from it on demand
-//!    (`src/infer/cuda.rs`).
+//!    `tch`). The same directory is passed to the code as `SCORCH_LIBTORCH_LIB`,
+//!    the fallback of `infer::libtorch::lib_dir` (which prefers the folder the
+//!    process's `libtorch_cpu.so` was loaded from: the Python wheel's torch).
 //! 2. Compiles the AOTInductor shim (`src/infer/aoti_shim.cpp`) against the same
 //!    libtorch's headers.
 use std::path::PathBuf;

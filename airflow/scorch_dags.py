@@ -4,7 +4,13 @@ Put this file (or a one-line import of it) in Airflow's DAGs folder and set
 
 - ``SCORCH_PROJECT``: the scorch project folder (holding ``jobs/``); default: the
   folder above this file;
-- ``SCORCH_BIN``: the scorch binary; default ``scorch`` on the PATH;
+- ``SCORCH_BIN``: the scorch binary; default ``scorch`` on the PATH (the binary,
+  or the ``scorch`` command of the wheel installed in the worker's environment);
+- ``SCORCH_IMAGE``: run every task in this container image instead (the one
+  ``make image`` builds from ``deploy/container/Containerfile``), with the project
+  folder mounted at ``/project``; ``SCORCH_CONTAINER_CLI`` (default ``podman``;
+  ``docker`` takes the same arguments) runs it, ``SCORCH_CONTAINER_ARGS`` adds
+  arguments (``-e NAME`` for secrets, further ``-v`` mounts);
 - ``SCORCH_RETRIES`` (default 2) and ``SCORCH_RETRY_DELAY_S`` (default 60): retries
   of runtime errors (exit 1).
 
@@ -35,6 +41,7 @@ from __future__ import annotations
 import datetime as dt
 import glob
 import os
+import shlex
 import subprocess
 
 import pendulum
@@ -45,14 +52,28 @@ from airflow.timetables.trigger import CronTriggerTimetable
 
 PROJECT = os.environ.get("SCORCH_PROJECT", os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 SCORCH = os.environ.get("SCORCH_BIN", "scorch")
+IMAGE = os.environ.get("SCORCH_IMAGE")
+CONTAINER_CLI = os.environ.get("SCORCH_CONTAINER_CLI", "podman")
+CONTAINER_ARGS = shlex.split(os.environ.get("SCORCH_CONTAINER_ARGS", ""))
 RETRIES = int(os.environ.get("SCORCH_RETRIES", "2"))
 RETRY_DELAY = dt.timedelta(seconds=float(os.environ.get("SCORCH_RETRY_DELAY_S", "60")))
 NO_RETRY = {2: "configuration or job-spec error", 3: "data contract violation", 4: "model or bundle error"}
 
 
+def scorch_command(args: list[str]) -> list[str]:
+    """The command line of one scorch call: the binary, or the image with the
+    project mounted at /project (its working folder)."""
+    if not IMAGE:
+        return [SCORCH, *args]
+    mount = f"{os.path.abspath(PROJECT)}:/project"
+    # As this worker's user, so the outputs in the mounted project are its files.
+    user = f"{os.getuid()}:{os.getgid()}"
+    return [CONTAINER_CLI, "run", "--rm", "--user", user, "-v", mount, *CONTAINER_ARGS, IMAGE, *args]
+
+
 def run_scorch(args: list[str]) -> str:
     """Runs scorch in the project folder; raises by exit code (see the module doc)."""
-    proc = subprocess.run([SCORCH, *args], cwd=PROJECT, capture_output=True, text=True)
+    proc = subprocess.run(scorch_command(args), cwd=PROJECT, capture_output=True, text=True)
     print(proc.stdout)
     print(proc.stderr)
     code = proc.returncode

@@ -6,6 +6,10 @@
 
 use std::time::Instant;
 
+// The allocator the scorch binary uses (src/main.rs).
+#[global_allocator]
+static GLOBAL: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
 fn main() -> scorch::Result<()> {
     scorch::infer::init_threading();
     let mut args = std::env::args().skip(1);

@@ -38,6 +38,10 @@ fn put_tree(
     Ok(())
 }
 
+// The allocator the scorch binary uses (src/main.rs).
+#[global_allocator]
+static GLOBAL: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
 fn main() -> scorch::Result<()> {
     let mut args = std::env::args().skip(1).peekable();
     let put = if args.peek().map(String::as_str) == Some("--put") {

@@ -42,6 +42,12 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// Make a new project folder: a job, a preprocessing spec, profiles.yaml, a small
+    /// sample input and a starter model bundle. It validates clean and runs as is.
+    Init {
+        /// The new folder (must not exist, or be empty).
+        dir: PathBuf,
+    },
     /// Run a job for one date: read, preprocess, score, write the partition and manifest.
     Run(RunArgs),
     /// Check jobs, model bundles, preprocessing specs and data contracts without reading data.
@@ -54,6 +60,9 @@ pub enum Command {
     /// The model registry: list, show, register, promote, rollback.
     #[command(subcommand)]
     Model(ModelCommand),
+    /// Make a model bundle from a model file and a fitted state, or check one.
+    #[command(subcommand)]
+    Bundle(BundleCommand),
     /// Assemble the shards of a sharded run (`run --shard I/N`) into the partition and
     /// publish it atomically.
     Commit(CommitArgs),
@@ -81,6 +90,13 @@ pub enum Command {
     Completions {
         /// The shell.
         shell: clap_complete::Shell,
+    },
+    /// Print the JSON Schema of a kind of YAML file (for editors: a `#
+    /// yaml-language-server: $schema=FILE` line at the top of a job file).
+    Schema {
+        /// The kind of file.
+        #[arg(value_enum)]
+        kind: crate::validate::SchemaKind,
     },
     /// Write man pages: `scorch.1` and one `scorch-<command>.1` per command.
     Man {
@@ -148,6 +164,66 @@ pub enum ModelCommand {
         #[command(flatten)]
         reg: RegistryArg,
     },
+}
+
+/// `scorch bundle …`: make and check model bundles.
+#[derive(Debug, Subcommand)]
+pub enum BundleCommand {
+    /// Probe a model for its outputs, hash it and write `bundle.yaml` beside it (or in
+    /// --out, where the model and state are copied), then check the bundle as a run
+    /// would open it.
+    Create(BundleCreateArgs),
+    /// Open a bundle as a run does (every hash and pin), load the model on the CPU and
+    /// run it on a probe against its declared outputs.
+    Check {
+        /// The bundle folder.
+        dir: PathBuf,
+    },
+}
+
+/// Arguments of `scorch bundle create`.
+#[derive(Debug, Args)]
+pub struct BundleCreateArgs {
+    /// The model file: TorchScript (`.pt`) or an AOTInductor package (`.pt2`).
+    #[arg(long)]
+    pub model: PathBuf,
+    /// The fitted preprocessing state the model was trained on (`scorch preprocess
+    /// fit`, or `scorch.fit` in Python).
+    #[arg(long)]
+    pub state: PathBuf,
+    /// The model's name (letters, digits, `_`, `-`, `.`).
+    #[arg(long)]
+    pub name: String,
+    /// The model's version, e.g. 1.0.0.
+    #[arg(long)]
+    pub version: String,
+    /// An output, in the order the model returns them: `NAME` (shape as probed),
+    /// `NAME:K` (k scores per row) or `NAME:[]` (one per row). Repeatable. Default:
+    /// `score` (or `score_0`, `score_1`, … for a model that returns several).
+    #[arg(long = "output", value_name = "NAME[:SHAPE]", value_parser = crate::model::create::OutputArg::parse)]
+    pub outputs: Vec<crate::model::create::OutputArg>,
+    /// The bundle folder (default: the model file's folder). The model file and the
+    /// state are copied into it when they are elsewhere.
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+    /// The model file's format (default: from its extension).
+    #[arg(long, value_enum)]
+    pub format: Option<BundleFormat>,
+    /// A description for humans.
+    #[arg(long)]
+    pub description: Option<String>,
+    /// Replace an existing `bundle.yaml` in the folder.
+    #[arg(long)]
+    pub force: bool,
+}
+
+/// `--format` of `scorch bundle create`.
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+pub enum BundleFormat {
+    /// TorchScript (`torch.jit.trace` / `torch.jit.script` + `save`).
+    Torchscript,
+    /// An AOTInductor package (`torch._inductor.aoti_compile_and_package`).
+    Aoti,
 }
 
 /// Who acts, for the audit log.
@@ -495,11 +571,34 @@ fn parse_date(s: &str) -> std::result::Result<NaiveDate, String> {
         .map_err(|e| format!("{s:?} is not a YYYY-MM-DD date: {e}"))
 }
 
+/// The command that runs this scorch again (the scheduler starts runs with it,
+/// `scorch crontab` writes it): the Python package's launcher sets it to its own
+/// console script; otherwise the running binary.
+static SELF_EXE: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+
+/// Sets the command that runs this scorch (see [`SELF_EXE`]); the first call wins.
+pub fn set_self_exe(exe: PathBuf) {
+    let _ = SELF_EXE.set(exe);
+}
+
+fn self_exe() -> Result<PathBuf> {
+    match SELF_EXE.get() {
+        Some(p) => Ok(p.clone()),
+        None => std::env::current_exe()
+            .map_err(|e| Error::Internal(format!("cannot find the scorch binary: {e}"))),
+    }
+}
+
 /// Runs the parsed command. Returns the process exit code.
 pub fn execute(cli: Cli) -> ExitCode {
     let quiet = cli.quiet;
     crate::observe::configure(cli.metrics_dir.clone(), cli.lineage.clone());
     let result = match cli.command {
+        Command::Init { dir } => crate::init::init(&dir).map(|made| {
+            if !quiet {
+                println!("{made}");
+            }
+        }),
         Command::Run(a) => run(a, quiet),
         Command::Validate(a) => return validate(a, quiet),
         Command::Preprocess(p) => preprocess(p, quiet),
@@ -513,12 +612,18 @@ pub fn execute(cli: Cli) -> ExitCode {
         Command::Crontab(a) => crontab(a),
         Command::Runs(a) => runs(a),
         Command::Model(c) => model(c, quiet),
+        Command::Bundle(c) => bundle(c, quiet),
         Command::Completions { shell } => {
             use clap::CommandFactory;
             clap_complete::generate(shell, &mut Cli::command(), "scorch", &mut std::io::stdout());
             Ok(())
         }
         Command::Man { out } => man(&out, quiet),
+        Command::Schema { kind } => {
+            let doc = crate::validate::json_schema(kind);
+            println!("{}", serde_json::to_string_pretty(&doc).expect("json"));
+            Ok(())
+        }
     };
     match result {
         Ok(()) => ExitCode::Ok,
@@ -604,8 +709,7 @@ fn schedule(a: ScheduleArgs) -> Result<()> {
         );
         return Ok(());
     }
-    let exe = std::env::current_exe()
-        .map_err(|e| Error::Internal(format!("cannot find the scorch binary: {e}")))?;
+    let exe = self_exe()?;
     daemon::run_scheduler(&daemon::SchedulerOptions {
         jobs_dir: a.jobs,
         history: history_path(&a.project.project_dir, a.history),
@@ -619,8 +723,7 @@ fn schedule(a: ScheduleArgs) -> Result<()> {
 fn crontab(a: CrontabArgs) -> Result<()> {
     let exe = match a.scorch {
         Some(p) => p,
-        None => std::env::current_exe()
-            .map_err(|e| Error::Internal(format!("cannot find the scorch binary: {e}")))?,
+        None => self_exe()?,
     };
     print!(
         "{}",
@@ -822,6 +925,42 @@ fn model(c: ModelCommand, quiet: bool) -> Result<()> {
             let (from, to) = r.rollback(&name, &alias, &why, &actor.name())?;
             say(format!("{name}@{alias}: {from} -> {to} (rolled back)"));
         }
+    }
+    Ok(())
+}
+
+fn bundle(c: BundleCommand, quiet: bool) -> Result<()> {
+    use crate::model::create;
+    let checked = match c {
+        BundleCommand::Check { dir } => create::check(&dir)?,
+        BundleCommand::Create(a) => {
+            let dir = match a.out {
+                Some(d) => d,
+                None => a
+                    .model
+                    .parent()
+                    .filter(|p| !p.as_os_str().is_empty())
+                    .unwrap_or(std::path::Path::new("."))
+                    .to_path_buf(),
+            };
+            create::create(&create::NewBundle {
+                dir,
+                model: a.model,
+                state: a.state,
+                name: a.name,
+                version: a.version,
+                description: a.description,
+                format: a.format.map(|f| match f {
+                    BundleFormat::Torchscript => crate::spec::bundle::ModelFormat::Torchscript,
+                    BundleFormat::Aoti => crate::spec::bundle::ModelFormat::Aoti,
+                }),
+                outputs: a.outputs,
+                force: a.force,
+            })?
+        }
+    };
+    if !quiet {
+        println!("{checked}");
     }
     Ok(())
 }

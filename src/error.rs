@@ -12,7 +12,7 @@
 
 use std::path::{Path, PathBuf};
 
-/// Process exit codes, documented in the README; stable from one release to the next.
+/// Process exit codes, documented in docs/reference/exit-codes.md; stable from one release to the next.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ExitCode {
     Ok = 0,

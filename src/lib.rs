@@ -11,6 +11,7 @@ pub mod cli;
 pub mod contract;
 pub mod error;
 pub mod infer;
+pub mod init;
 pub mod model;
 pub mod observe;
 pub mod preprocess;
@@ -27,9 +28,3 @@ pub mod storage;
 pub mod validate;
 
 pub use error::{Error, ExitCode, Result};
-
-// jemalloc, as Polars' own Python builds use on Linux: it reuses freed chunk
-// buffers instead of returning them to the kernel and faulting them back in. Set
-// here, in the library, so the binary, the examples and the tests all use it.
-#[global_allocator]
-static GLOBAL: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;

@@ -11,6 +11,68 @@ use crate::spec::bundle::BUNDLE_FILE;
 use crate::spec::job::{JobSpec, SourceSpec};
 use crate::spec::template::{TemplateVars, render};
 
+/// The YAML files scorch reads, for [`json_schema`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum SchemaKind {
+    /// A job file (`jobs/*.yaml`).
+    Job,
+    /// A model bundle's `bundle.yaml`.
+    Bundle,
+    /// A preprocessing spec (`preprocess/*.yaml`).
+    Preprocessing,
+    /// A data contract (`schemas/*.yaml`).
+    Contract,
+    /// The connection profiles (`profiles.yaml`).
+    Profiles,
+}
+
+impl SchemaKind {
+    /// Every kind, in the order `scorch schema` documents them.
+    pub const ALL: [SchemaKind; 5] = [
+        SchemaKind::Job,
+        SchemaKind::Bundle,
+        SchemaKind::Preprocessing,
+        SchemaKind::Contract,
+        SchemaKind::Profiles,
+    ];
+
+    /// The kind's name (`job`, …), as `scorch schema` takes it.
+    pub fn name(self) -> &'static str {
+        match self {
+            SchemaKind::Job => "job",
+            SchemaKind::Bundle => "bundle",
+            SchemaKind::Preprocessing => "preprocessing",
+            SchemaKind::Contract => "contract",
+            SchemaKind::Profiles => "profiles",
+        }
+    }
+}
+
+/// The JSON Schema (draft 7, which editors' YAML plugins read) of one kind of YAML
+/// file, generated from the structs scorch deserializes it into: their doc
+/// comments are the descriptions, `deny_unknown_fields` is
+/// `additionalProperties: false`, serde's defaults are the defaults. The schema
+/// checks shape and types; `scorch validate` also checks what a schema cannot say
+/// (templates, bounds across fields, files that must exist).
+pub fn json_schema(kind: SchemaKind) -> serde_json::Value {
+    use schemars::generate::SchemaSettings;
+    let generator = SchemaSettings::draft07().into_generator();
+    let mut schema = match kind {
+        SchemaKind::Job => generator.into_root_schema_for::<JobSpec>(),
+        SchemaKind::Bundle => generator.into_root_schema_for::<crate::spec::bundle::BundleSpec>(),
+        SchemaKind::Preprocessing => {
+            generator.into_root_schema_for::<crate::preprocess::spec::PreprocessSpec>()
+        }
+        SchemaKind::Contract => generator.into_root_schema_for::<crate::contract::Contract>(),
+        SchemaKind::Profiles => generator.into_root_schema_for::<crate::spec::profiles::Profiles>(),
+    };
+    schema.insert(
+        "title".into(),
+        format!("scorch {} file", kind.name()).into(),
+    );
+    schema.to_value()
+}
+
 /// The result of validating one file.
 #[derive(Debug)]
 pub struct Checked {
@@ -88,6 +150,10 @@ pub fn check_file(path: &Path, root: &Path, profiles: &Path) -> Checked {
             .into_iter()
             .collect(),
         "contract" => crate::contract::Contract::load(path)
+            .err()
+            .into_iter()
+            .collect(),
+        "profiles" => crate::spec::profiles::load(path)
             .err()
             .into_iter()
             .collect(),

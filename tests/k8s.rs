@@ -155,3 +155,34 @@ fn indexed_job_and_commit_run_here_as_their_pods_would() {
     assert_eq!(report["rows"], 9000);
     assert_eq!(manifest["checks"].as_array().unwrap().len(), 2);
 }
+
+/// Every manifest runs the image `make image` builds (deploy/container/Containerfile),
+/// tagged with this version, in the image's project folder.
+#[test]
+fn the_manifests_run_the_containerfiles_image() {
+    let containerfile =
+        std::fs::read_to_string(repo().join("deploy/container/Containerfile")).unwrap();
+    assert!(
+        containerfile.contains("\nWORKDIR /project\n"),
+        "{containerfile}"
+    );
+    assert!(containerfile.contains("ENTRYPOINT [\"scorch\"]"));
+    let makefile = std::fs::read_to_string(repo().join("Makefile")).unwrap();
+    assert!(makefile.contains("IMAGE ?= localhost/scorch:$(VERSION)"));
+    for name in ["cronjob.yaml", "indexed-job.yaml", "commit-job.yaml"] {
+        let text = std::fs::read_to_string(repo().join("deploy/k8s").join(name)).unwrap();
+        let m: serde_json::Value = serde_saphyr::from_str(&text).unwrap();
+        let pod = if m["kind"] == "CronJob" {
+            &m["spec"]["jobTemplate"]["spec"]["template"]["spec"]
+        } else {
+            &m["spec"]["template"]["spec"]
+        };
+        let c = &pod["containers"][0];
+        let image = c["image"].as_str().unwrap();
+        assert!(
+            image.ends_with(&format!("/scorch:{}", env!("CARGO_PKG_VERSION"))),
+            "{name}: {image}"
+        );
+        assert_eq!(c["workingDir"], "/project", "{name}");
+    }
+}

@@ -25,34 +25,18 @@ fn rust_and_python_feature_matrices_agree() {
         .path()
         .join("data/churn/features/ds=2026-11-1[0-4]/*.parquet");
     let state = p.path().join("state.json");
-    let o = p.scorch(&[
-        "preprocess",
-        "fit",
-        "--spec",
-        repo()
-            .join("preprocess/churn_features.yaml")
-            .to_str()
-            .unwrap(),
-        "--data",
-        train.to_str().unwrap(),
-        "--out",
-        state.to_str().unwrap(),
-    ]);
-    assert_exit(&o, 0, &[]);
+    p.fit(
+        &repo().join("preprocess/churn_features.yaml"),
+        &train,
+        &state,
+    );
     let rust_out = p.path().join("rust.parquet");
-    let o = p.scorch(&[
-        "preprocess",
-        "apply",
-        "--state",
-        state.to_str().unwrap(),
-        "--data",
-        data,
-        "--keep",
+    p.apply(
+        &state,
+        std::path::Path::new(data),
         "customer_id,ds",
-        "--out",
-        rust_out.to_str().unwrap(),
-    ]);
-    assert_exit(&o, 0, &[]);
+        &rust_out,
+    );
     let py_out = p.path().join("python.parquet");
     let o = run_python(&[
         repo().join("tests/py/features_python.py").to_str().unwrap(),
@@ -119,4 +103,49 @@ fn rust_and_python_feature_matrices_agree() {
         .sum()
         .unwrap();
     assert!(unknown > 0.0);
+}
+
+/// The same training rows fit to the same state, to the bit, whether they come as
+/// one file or split into files of any sizes (a statistic over several chunks would
+/// sum in another order).
+#[test]
+fn fitting_the_same_rows_split_differently_gives_the_same_hash() {
+    let p = Project::new(3, 700);
+    let spec = repo().join("preprocess/churn_features.yaml");
+    let days = p.path().join("data/churn/features/*/*.parquet");
+    let mut all =
+        LazyFrame::scan_parquet(PlRefPath::new(days.to_str().unwrap()), Default::default())
+            .unwrap()
+            .collect()
+            .unwrap();
+    let rows = all.height();
+    let write = |df: &mut DataFrame, path: &std::path::Path| {
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        ParquetWriter::new(std::fs::File::create(path).unwrap())
+            .finish(df)
+            .unwrap();
+    };
+    write(&mut all, &p.path().join("one/all.parquet"));
+    // Uneven pieces: 1 row, a prime-sized middle, the rest.
+    let mut start = 0;
+    for (i, len) in [1, 997, rows - 998].into_iter().enumerate() {
+        let mut piece = all.slice(start as i64, len);
+        write(
+            &mut piece,
+            &p.path().join(format!("split/part-{i}.parquet")),
+        );
+        start += len;
+    }
+    let fit = |glob: &str, out: &str| -> serde_json::Value {
+        p.fit(&spec, &p.path().join(glob), &p.path().join(out));
+        read_json(p.path().join(out))
+    };
+    let (a, b, c) = (
+        fit("one/*.parquet", "one.json"),
+        fit("split/*.parquet", "split.json"),
+        fit("data/churn/features/*/*.parquet", "days.json"),
+    );
+    assert_eq!(a["fitted"], b["fitted"]);
+    assert_eq!(a["content_hash"], b["content_hash"]);
+    assert_eq!(a["content_hash"], c["content_hash"]);
 }

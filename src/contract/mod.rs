@@ -35,7 +35,7 @@ use crate::error::{Error, Problems, Result};
 use crate::spec::load_yaml;
 
 /// A data contract file.
-#[derive(Debug, Clone, Deserialize, Serialize)]
+#[derive(Debug, Clone, Deserialize, Serialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Contract {
     /// Contract name, for messages and the manifest.
@@ -66,7 +66,7 @@ pub struct Contract {
 }
 
 /// Rules for one column.
-#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[derive(Debug, Clone, Default, Deserialize, Serialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ColumnRule {
     /// Required type: `int8/16/32/64`, `uint8/16/32/64`, `float32/64`, `bool`,
@@ -95,7 +95,7 @@ pub struct ColumnRule {
 }
 
 /// Bounds on the row count.
-#[derive(Debug, Clone, Deserialize, Serialize)]
+#[derive(Debug, Clone, Deserialize, Serialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RowCount {
     #[serde(default)]
@@ -105,7 +105,7 @@ pub struct RowCount {
 }
 
 /// How recent the data must be.
-#[derive(Debug, Clone, Deserialize, Serialize)]
+#[derive(Debug, Clone, Deserialize, Serialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Freshness {
     /// A Date or Datetime column.

@@ -270,7 +270,7 @@ impl Package {
         super::libtorch::load().map_err(|e| {
             Error::Model(format!(
                 "AOTInductor package {} needs libtorch.so, which could not be loaded: {e} \
-                 (a `.pt2` needs the full torch install; see the README's LibTorch section)",
+                 (a `.pt2` needs the full torch install; see docs/reference/bundles.md)",
                 path.display()
             ))
         })?;

@@ -9,7 +9,7 @@
 //! Threads are chosen deliberately: `threads` rayon workers, each running its
 //! batches with **one** libtorch intra-op thread, so libtorch's OpenMP pool never
 //! competes with rayon (two spinning pools on the same cores collapse throughput;
-//! see the README). `OMP_WAIT_POLICY=PASSIVE` is also set at start-up unless the
+//! see docs/concepts/engine.md). `OMP_WAIT_POLICY=PASSIVE` is also set at start-up unless the
 //! user set it.
 
 pub mod aoti;
@@ -168,6 +168,100 @@ enum Backend {
     Aoti(aoti::Package),
 }
 
+impl Backend {
+    /// Loads a model file in `format` on the CPU in f32, for a probe.
+    fn load_cpu(path: &Path, format: ModelFormat) -> Result<Self> {
+        match format {
+            ModelFormat::Torchscript => load_torchscript(path, Device::Cpu, Precision::F32),
+            ModelFormat::Aoti => Ok(Backend::Aoti(aoti::Package::load(path, Device::Cpu, 1)?)),
+        }
+    }
+
+    /// The model's output tensors for `input` (`rows` rows), or libtorch's error.
+    fn run(
+        &self,
+        input: Tensor,
+        rows: usize,
+        probe: bool,
+    ) -> std::result::Result<Vec<Tensor>, String> {
+        match self {
+            Backend::TorchScript(module) => module
+                .forward_is(&[IValue::Tensor(input)])
+                .map_err(|e| first_line(&e.to_string()))
+                .and_then(|out| tensors_of(out).map_err(|e| e.to_string())),
+            Backend::Aoti(package) if rows < 2 => {
+                // A package exported with a dynamic batch dimension takes 2 rows or
+                // more (torch.export specializes sizes 0 and 1): pad, then drop the pad.
+                let padded = Tensor::cat(&[&input, &input], 0);
+                Ok(package
+                    .run(&[&padded], probe)?
+                    .into_iter()
+                    .map(|t| t.narrow(0, 0, rows as i64))
+                    .collect())
+            }
+            Backend::Aoti(package) => package.run(&[&input], probe),
+        }
+    }
+}
+
+/// Runs the model in `path` (`format`, its hash already checked or about to be
+/// pinned) on the CPU with batches of 2 and of [`PROBE_ROWS`] rows of `n_features`
+/// zeros, and returns each output's per-row shape, as `bundle.yaml`'s
+/// `outputs[].shape` holds it: `[]` for an output of shape `[rows]`, `[k]` for
+/// `[rows, k]`. Both batches must give the same per-row shapes, so a model whose
+/// batch size was fixed when it was exported is refused here, not in a run. A model
+/// that cannot run on such a matrix, or whose outputs scorch cannot write (more
+/// than two dimensions, a batch dimension that does not follow the rows), is a
+/// model error (exit 4).
+pub fn probe_shapes(path: &Path, format: ModelFormat, n_features: usize) -> Result<Vec<Vec<i64>>> {
+    tch::set_num_threads(1);
+    let backend = Backend::load_cpu(path, format)?;
+    let _guard = tch::no_grad_guard();
+    let mut shapes: Option<Vec<Vec<i64>>> = None;
+    for rows in [2, PROBE_ROWS] {
+        let input = Tensor::zeros([rows as i64, n_features as i64], (Kind::Float, Device::Cpu));
+        let tensors = backend.run(input, rows, true).map_err(|e| {
+            Error::Model(format!(
+                "{}: the model failed on a batch of {rows} rows × {n_features} features: {e}{}",
+                path.display(),
+                if rows == 2 {
+                    ""
+                } else {
+                    " (it ran on 2 rows: was it exported with a fixed batch size? \
+                     export it with a dynamic batch dimension)"
+                }
+            ))
+        })?;
+        let mut per_row = Vec::with_capacity(tensors.len());
+        for (i, t) in tensors.iter().enumerate() {
+            let size = t.size();
+            if size.first() != Some(&(rows as i64)) || size.len() > 2 {
+                return Err(Error::Model(format!(
+                    "{}: output {i} has shape {size:?} for a batch of {rows} rows; scorch writes \
+                     outputs of shape [rows] (one score per row) or [rows, k] (k scores per row)",
+                    path.display()
+                )));
+            }
+            per_row.push(size[1..].to_vec());
+        }
+        if let Some(first) = &shapes
+            && *first != per_row
+        {
+            return Err(Error::Model(format!(
+                "{}: the outputs' per-row shapes are {first:?} for 2 rows but {per_row:?} for \
+                 {rows} rows: export the model with a dynamic batch dimension",
+                path.display()
+            )));
+        }
+        shapes = Some(per_row);
+    }
+    Ok(shapes.unwrap_or_default())
+}
+
+/// The rows of [`probe_shapes`]'s second batch (odd, and not a size a model is
+/// usually exported with).
+pub const PROBE_ROWS: usize = 7;
+
 /// A loaded model, ready to score feature matrices.
 pub struct Engine {
     backend: Backend,
@@ -286,24 +380,7 @@ impl Engine {
                 self.n_features,
             ))
         };
-        let tensors = match &self.backend {
-            Backend::TorchScript(module) => module
-                .forward_is(&[IValue::Tensor(input)])
-                .map_err(|e| failed(first_line(&e.to_string())))
-                .and_then(tensors_of)?,
-            Backend::Aoti(package) if rows < 2 => {
-                // A package exported with a dynamic batch dimension takes 2 rows or
-                // more (torch.export specializes sizes 0 and 1): pad, then drop the pad.
-                let padded = Tensor::cat(&[&input, &input], 0);
-                package
-                    .run(&[&padded], probe)
-                    .map_err(failed)?
-                    .into_iter()
-                    .map(|t| t.narrow(0, 0, rows as i64))
-                    .collect()
-            }
-            Backend::Aoti(package) => package.run(&[&input], probe).map_err(failed)?,
-        };
+        let tensors = self.backend.run(input, rows, probe).map_err(failed)?;
         if tensors.len() != self.outputs.len() {
             return Err(Error::Model(format!(
                 "model returned {} output(s), the bundle declares {}",

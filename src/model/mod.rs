@@ -19,6 +19,8 @@
 //!   state_hash: sha256:…
 //! ```
 
+pub mod create;
+
 use std::path::{Path, PathBuf};
 
 use crate::error::{Error, Kind, LayerError, Result};
@@ -214,22 +216,11 @@ pub fn write_reference_profile(
         crate::reports::drift::ReferenceProfile::build(lf.clone(), &columns, bins, sketch, data)?;
     // The model's scores on the same rows, for score drift.
     let input = lf.collect()?;
-    let features = crate::preprocess::apply(
-        polars::prelude::IntoLazy::lazy(input.clone()),
+    let matrix = to_matrix(
         &bundle.state,
-        &[],
-    )?
-    .collect()
-    .map_err(|e| Error::from(e).context(format!("preprocessing {data}")))?;
-    let matrix = crate::infer::tensorize::to_row_major(
-        &features,
-        &bundle.state.feature_names,
-        &input,
-        &[],
-        0,
-    )
-    .map_err(|e| e.context(data))?;
-    drop(features);
+        polars::prelude::IntoLazy::lazy(input.clone()),
+        data,
+    )?;
     let engine = crate::infer::Engine::load(
         &bundle.model_path,
         bundle.spec.model_format(),
@@ -265,6 +256,24 @@ pub fn write_reference_profile(
     Ok((profile, path))
 }
 
+/// The row-major `f32` matrix a model trained on `state` is given for `lf`: the
+/// state applied, then each feature as `f32`, as a run's tensorizing makes it (the run's
+/// fused path gives the same values: `tests/engine.rs`). A null, NaN or
+/// infinite feature is a data error (exit 3) naming the column and row. `data`
+/// names the rows in messages.
+pub fn to_matrix(
+    state: &FittedState,
+    lf: polars::prelude::LazyFrame,
+    data: &str,
+) -> Result<Vec<f32>> {
+    let features = crate::preprocess::apply(lf, state, &[])?
+        .collect()
+        .map_err(|e| Error::from(e).context(format!("preprocessing {data}")))?;
+    let none = polars::prelude::DataFrame::empty();
+    crate::infer::tensorize::to_row_major(&features, &state.feature_names, &none, &[], 0)
+        .map_err(|e| e.context(data))
+}
+
 /// A bundle folder inside a registry (`<registry>/<name>/<version>/` beside the
 /// model's `_audit.jsonl` or `_aliases/`) is immutable.
 fn refuse_registered(dir: &Path) -> Result<()> {
@@ -288,10 +297,8 @@ fn profile_file_name(sha: &str) -> String {
 
 /// `bundle.yaml` text for `spec`: one `key: <JSON>` line per field (YAML reads JSON
 /// flow style), the same layout `python/train_churn.py` writes.
-fn bundle_yaml(spec: &BundleSpec) -> String {
-    let mut out = String::from(
-        "# Written by scorch profile (reference_profile) from the bundle's previous bundle.yaml.\n",
-    );
+fn bundle_yaml(spec: &BundleSpec, header: &str) -> String {
+    let mut out = format!("# {header}\n");
     let v = serde_json::to_value(spec).expect("bundle spec serializes");
     for (k, v) in v.as_object().expect("a struct") {
         out.push_str(&format!("{k}: {v}\n"));
@@ -318,7 +325,14 @@ pub fn replace_profile(dir: &Path, spec: &BundleSpec, profile: &[u8]) -> Result<
         sha256: sha,
     });
     let staged = dir.join(format!(".{BUNDLE_FILE}.{}.tmp", std::process::id()));
-    crate::storage::write_file_atomic(&staged, bundle_yaml(&new).as_bytes())?;
+    crate::storage::write_file_atomic(
+        &staged,
+        bundle_yaml(
+            &new,
+            "Written by scorch profile (reference_profile) from the bundle's previous bundle.yaml.",
+        )
+        .as_bytes(),
+    )?;
     // Validate the staged descriptor as the bundle it will be.
     let check = (|| -> Result<()> {
         let parsed: BundleSpec = crate::spec::load_yaml(&staged)?;

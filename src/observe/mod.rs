@@ -138,7 +138,7 @@ pub fn metrics_text(m: &Manifest) -> String {
     );
     gauge(
         "scorch_last_run_exit_code",
-        "Exit code of the job's last run (0 ok, 1-6 see the README).",
+        "Exit code of the job's last run (0 ok, 1-6: docs/reference/exit-codes.md).",
         vec![(String::new(), m.exit_code as f64)],
     );
     gauge(
@@ -268,7 +268,7 @@ fn event(kind: &str, m: &Manifest, output: &str) -> Value {
     let mut run_facets = json!({
         "scorch": {
             "_producer": PRODUCER,
-            "_schemaURL": "https://github.com/scorch-dev/scorch/blob/main/README.md#openlineage",
+            "_schemaURL": "https://github.com/scorch-dev/scorch/blob/main/docs/reference/metrics.md",
             "run_id": m.run_id,
             "kind": m.kind,
             "ds": m.ds,
@@ -290,7 +290,7 @@ fn event(kind: &str, m: &Manifest, output: &str) -> Value {
     out["facets"] = json!({
         "scorch_partition": {
             "_producer": PRODUCER,
-            "_schemaURL": "https://github.com/scorch-dev/scorch/blob/main/README.md#openlineage",
+            "_schemaURL": "https://github.com/scorch-dev/scorch/blob/main/docs/reference/metrics.md",
             "partition": format!("ds={}", m.ds),
         }
     });

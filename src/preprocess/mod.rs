@@ -395,14 +395,20 @@ pub fn fit(spec: &PreprocessSpec, lf: LazyFrame, data: &str) -> Result<FittedSta
         .iter()
         .map(|c| col(c.as_str()))
         .collect();
-    let df = lf.select(cols).collect()?;
+    // One chunk: a statistic over several chunks (one per input file, or per
+    // batch a frame arrived in) sums in another order, so the same rows split
+    // differently would fit values a last bit apart and a different hash.
+    let mut df = lf.select(cols).collect()?;
+    df.rechunk_mut();
     let rows = df.height() as u64;
     if rows == 0 {
         return Err(Error::DataContract(format!(
             "training data {data} has no rows"
         )));
     }
-    let base = with_derived(df.lazy(), spec)?.collect()?.lazy();
+    let mut base = with_derived(df.lazy(), spec)?.collect()?;
+    base.rechunk_mut();
+    let base = base.lazy();
     let mut fitted = Vec::with_capacity(spec.features.len());
     let mut feature_names = Vec::new();
     for (i, f) in spec.features.iter().enumerate() {

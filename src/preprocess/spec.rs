@@ -30,7 +30,7 @@ use crate::error::Problems;
 use crate::spec::is_simple_name;
 
 /// A named, versioned preprocessing spec.
-#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[derive(Debug, Clone, Deserialize, Serialize, schemars::JsonSchema, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct PreprocessSpec {
     /// Name of the spec; the model bundle pins it.
@@ -49,7 +49,7 @@ pub struct PreprocessSpec {
 }
 
 /// A column computed by a SQL expression.
-#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[derive(Debug, Clone, Deserialize, Serialize, schemars::JsonSchema, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct Derived {
     /// Name of the new column.
@@ -60,7 +60,7 @@ pub struct Derived {
 }
 
 /// One feature: an input column and the steps applied to it.
-#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[derive(Debug, Clone, Deserialize, Serialize, schemars::JsonSchema, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct FeatureSpec {
     /// The input or derived column the feature is computed from.
@@ -82,7 +82,7 @@ impl FeatureSpec {
 }
 
 /// One preprocessing step.
-#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[derive(Debug, Clone, Deserialize, Serialize, schemars::JsonSchema, PartialEq)]
 #[serde(rename_all = "snake_case", deny_unknown_fields)]
 pub enum Step {
     /// Strict cast: a value that cannot be converted stops the run (exit 3).
@@ -130,7 +130,7 @@ impl Step {
 }
 
 /// Target types of `cast`.
-#[derive(Debug, Clone, Copy, Deserialize, Serialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Deserialize, Serialize, schemars::JsonSchema, PartialEq, Eq)]
 #[serde(rename_all = "snake_case")]
 pub enum CastTo {
     Float64,
@@ -142,7 +142,7 @@ pub enum CastTo {
 }
 
 /// How `fill_null` finds its value.
-#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[derive(Debug, Clone, Deserialize, Serialize, schemars::JsonSchema, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct FillNull {
     /// `constant` (needs `value`), `mean` (numbers) or `mode` (most frequent value; ties
@@ -154,7 +154,7 @@ pub struct FillNull {
 }
 
 /// Strategies of `fill_null`.
-#[derive(Debug, Clone, Copy, Deserialize, Serialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Deserialize, Serialize, schemars::JsonSchema, PartialEq, Eq)]
 #[serde(rename_all = "snake_case")]
 pub enum FillStrategy {
     Constant,
@@ -163,7 +163,7 @@ pub enum FillStrategy {
 }
 
 /// A constant value in a spec or a fitted state.
-#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[derive(Debug, Clone, Deserialize, Serialize, schemars::JsonSchema, PartialEq)]
 #[serde(untagged)]
 pub enum Scalar {
     Bool(bool),
@@ -173,7 +173,7 @@ pub enum Scalar {
 }
 
 /// Bounds of `clip`.
-#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[derive(Debug, Clone, Deserialize, Serialize, schemars::JsonSchema, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct Clip {
     /// Lower bound, inclusive.
@@ -185,7 +185,7 @@ pub struct Clip {
 }
 
 /// Options of the encoders.
-#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[derive(Debug, Clone, Deserialize, Serialize, schemars::JsonSchema, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct Encode {
     /// Keep at most this many categories (the most frequent; ties by value).
@@ -201,7 +201,7 @@ fn default_min_frequency() -> u64 {
 }
 
 /// Options of `bucketize`: exactly one of `boundaries` or `quantiles`.
-#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[derive(Debug, Clone, Deserialize, Serialize, schemars::JsonSchema, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct Bucketize {
     /// Fixed, strictly increasing boundaries.

@@ -4,7 +4,8 @@
 //! The hash is `sha256:` + the SHA-256 of the canonical JSON of
 //! `{format_version, spec, fitted, feature_names}` (serde_json's field order,
 //! shortest round-trip floats). Provenance (`fitted_on`) is informational and not
-//! hashed, so refitting on the same data gives the same hash. Loading a state
+//! hashed, so refitting on the same rows gives the same hash, however they are split
+//! into files or batches (fitting works on one chunk). Loading a state
 //! whose stored hash does not match its content is a model-bundle error (exit 4).
 
 use std::path::Path;
@@ -117,8 +118,14 @@ impl FittedState {
             path: path.to_path_buf(),
             source,
         })?;
+        Self::from_json(&text, path)
+    }
+
+    /// Parses a state's JSON and verifies its hash and shape; `path` names where
+    /// it came from in messages.
+    pub fn from_json(text: &str, path: &Path) -> Result<Self> {
         let state: FittedState =
-            serde_json::from_str(&text).map_err(|source| StateError::Invalid {
+            serde_json::from_str(text).map_err(|source| StateError::Invalid {
                 path: path.to_path_buf(),
                 source,
             })?;
@@ -152,9 +159,14 @@ impl FittedState {
         Ok(state)
     }
 
+    /// The state as the pretty JSON [`save`](Self::save) writes.
+    pub fn to_json(&self) -> String {
+        let text = serde_json::to_string_pretty(self).expect("state serializes");
+        format!("{text}\n")
+    }
+
     /// Writes the state as pretty JSON.
     pub fn save(&self, path: &Path) -> Result<()> {
-        let text = serde_json::to_string_pretty(self).expect("state serializes");
-        crate::storage::write_file_atomic(path, format!("{text}\n").as_bytes())
+        crate::storage::write_file_atomic(path, self.to_json().as_bytes())
     }
 }

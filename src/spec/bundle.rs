@@ -30,7 +30,7 @@ use crate::error::Problems;
 pub const BUNDLE_FILE: &str = "bundle.yaml";
 
 /// The bundle descriptor.
-#[derive(Debug, Clone, Deserialize, Serialize)]
+#[derive(Debug, Clone, Deserialize, Serialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct BundleSpec {
     /// Model name.
@@ -63,7 +63,7 @@ pub struct BundleSpec {
 }
 
 /// The reference profile a bundle carries.
-#[derive(Debug, Clone, Deserialize, Serialize)]
+#[derive(Debug, Clone, Deserialize, Serialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ProfilePin {
     /// The profile file, relative to the bundle folder.
@@ -73,7 +73,7 @@ pub struct ProfilePin {
 }
 
 /// Supported model formats.
-#[derive(Debug, Clone, Copy, Deserialize, Serialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Deserialize, Serialize, schemars::JsonSchema, PartialEq, Eq)]
 #[serde(rename_all = "snake_case")]
 pub enum ModelFormat {
     /// A TorchScript archive (`torch.jit.trace` / `torch.jit.script` + `save`).
@@ -103,7 +103,7 @@ impl ModelFormat {
 }
 
 /// One model output.
-#[derive(Debug, Clone, Deserialize, Serialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Deserialize, Serialize, schemars::JsonSchema, PartialEq, Eq)]
 #[serde(deny_unknown_fields)]
 pub struct OutputSpec {
     /// Score column name (or prefix, for vector outputs: `<name>_0`, `<name>_1`, …).
@@ -131,7 +131,7 @@ impl OutputSpec {
 }
 
 /// The preprocessing a bundle pins.
-#[derive(Debug, Clone, Deserialize, Serialize)]
+#[derive(Debug, Clone, Deserialize, Serialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PreprocessingPin {
     /// Spec name.

@@ -14,7 +14,7 @@ use serde::{Deserialize, Serialize};
 
 /// One rule: the short form `"<metric> >= <number>"` / `"<metric> <= <number>"`, or a
 /// [`MetricThreshold`].
-#[derive(Debug, Clone, Deserialize, Serialize)]
+#[derive(Debug, Clone, Deserialize, Serialize, schemars::JsonSchema)]
 #[serde(untagged)]
 pub enum GateRule {
     Short(String),
@@ -22,7 +22,7 @@ pub enum GateRule {
 }
 
 /// A rule on one metric of the comparison report.
-#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[derive(Debug, Clone, Deserialize, Serialize, schemars::JsonSchema, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct MetricThreshold {
     /// The metric: a comparison metric (`agreement`, `agreement@0.3`, `mean_abs_diff`,

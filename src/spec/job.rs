@@ -24,7 +24,7 @@ use crate::error::{Problems, Result};
 use crate::spec::{is_simple_name, limits, load_yaml, template};
 
 /// One scoring job.
-#[derive(Debug, Clone, Deserialize, Serialize)]
+#[derive(Debug, Clone, Deserialize, Serialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct JobSpec {
     /// Job name: letters, digits, `_`, `-`, `.`. Names the run in logs, manifests and Parquet metadata.
@@ -93,7 +93,7 @@ pub struct JobSpec {
 /// `SHA-256(salt ":" key)`, read as a big-endian integer and divided by 2^64, are
 /// below `fraction` (`key`: the key columns' values as text, joined by `|`). The split
 /// depends only on the key and the salt, so it is the same in every run.
-#[derive(Debug, Clone, Deserialize, Serialize)]
+#[derive(Debug, Clone, Deserialize, Serialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RolloutSpec {
     /// The challenger model: `<name>@<version>`, `<name>@<alias>` or a bundle folder.
@@ -106,7 +106,7 @@ pub struct RolloutSpec {
 }
 
 /// What `scorch shadow` writes and how it compares.
-#[derive(Debug, Clone, Deserialize, Serialize)]
+#[derive(Debug, Clone, Deserialize, Serialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ShadowSpec {
     /// Base folder or URL of the shadow table. Default: the output path with `_shadow`
@@ -168,7 +168,7 @@ fn default_bootstrap() -> usize {
 }
 
 /// The outcomes a shadow run is judged against.
-#[derive(Debug, Clone, Deserialize, Serialize)]
+#[derive(Debug, Clone, Deserialize, Serialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct LabelsSpec {
     /// The label column: 0/1 integers or booleans; null means not labelled yet.
@@ -184,7 +184,7 @@ pub struct LabelsSpec {
 }
 
 /// The input of a job: exactly one of `parquet` or `sql`.
-#[derive(Debug, Clone, Deserialize, Serialize)]
+#[derive(Debug, Clone, Deserialize, Serialize, schemars::JsonSchema)]
 #[serde(rename_all = "snake_case", deny_unknown_fields)]
 pub enum SourceSpec {
     /// Parquet files read directly.
@@ -196,7 +196,7 @@ pub enum SourceSpec {
 }
 
 /// A query on a PostgreSQL-protocol warehouse.
-#[derive(Debug, Clone, Deserialize, Serialize)]
+#[derive(Debug, Clone, Deserialize, Serialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PostgresSource {
     /// Name of the connection profile (in `profiles.yaml`).
@@ -210,7 +210,7 @@ pub struct PostgresSource {
 }
 
 /// Parquet files by path, folder or glob.
-#[derive(Debug, Clone, Deserialize, Serialize)]
+#[derive(Debug, Clone, Deserialize, Serialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ParquetSource {
     /// A file, a folder (read recursively) or a glob (`*`, `**`, `?`, `[..]`). Templated:
@@ -222,7 +222,7 @@ pub struct ParquetSource {
 }
 
 /// A query over named Parquet tables (the embedded default warehouse).
-#[derive(Debug, Clone, Deserialize, Serialize)]
+#[derive(Debug, Clone, Deserialize, Serialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SqlSource {
     /// Path of the SQL file, relative to the project folder (by convention under `sql/`).
@@ -234,7 +234,7 @@ pub struct SqlSource {
 }
 
 /// What the run report covers.
-#[derive(Debug, Clone, Deserialize, Serialize)]
+#[derive(Debug, Clone, Deserialize, Serialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ReportSpec {
     /// Input columns to profile; empty (the default): every column the run reads.
@@ -274,7 +274,7 @@ impl Default for ReportSpec {
 
 /// Drift thresholds. PSI is always judged; the other statistics are judged only
 /// when their thresholds are set. A column's status is the worst of its verdicts.
-#[derive(Debug, Clone, Deserialize, Serialize)]
+#[derive(Debug, Clone, Deserialize, Serialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct DriftSpec {
     /// A column whose PSI reaches this is flagged (`warn`). Default 0.1.
@@ -327,7 +327,7 @@ fn default_psi_fail() -> f64 {
 }
 
 /// Where the scored table goes.
-#[derive(Debug, Clone, Deserialize, Serialize)]
+#[derive(Debug, Clone, Deserialize, Serialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct OutputSpec {
     /// Base folder of the output table; the run writes the partition `<path>/ds=<date>/`.
@@ -356,7 +356,7 @@ pub struct OutputSpec {
 }
 
 /// How inference is run.
-#[derive(Debug, Clone, Deserialize, Serialize)]
+#[derive(Debug, Clone, Deserialize, Serialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct InferenceSpec {
     /// Rows per forward call. 1–8K rows are fastest for small MLPs on CPU.
@@ -376,7 +376,7 @@ pub struct InferenceSpec {
     pub chunk_rows: usize,
     /// The floating-point type the model runs in: `f32` (default, as exported),
     /// `bf16` or `f16`. Lower precision is faster on GPUs with tensor cores and changes
-    /// scores slightly (see the README for measured differences).
+    /// scores slightly (docs/concepts/engine.md has measured differences).
     #[serde(default = "default_precision")]
     pub precision: String,
     /// What a NaN or infinite score from the model does: `fail` (default: exit 4
@@ -387,7 +387,9 @@ pub struct InferenceSpec {
 }
 
 /// The policy for NaN or infinite model outputs.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[derive(
+    Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize, schemars::JsonSchema,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum InvalidScores {
     #[default]
@@ -409,7 +411,7 @@ impl Default for InferenceSpec {
 }
 
 /// The preprocessing a job expects; compared with the bundle's pin.
-#[derive(Debug, Clone, Deserialize, Serialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Deserialize, Serialize, schemars::JsonSchema, PartialEq, Eq)]
 #[serde(deny_unknown_fields)]
 pub struct PreprocessingPin {
     /// Spec name (`name:` in the preprocessing YAML).

@@ -35,7 +35,7 @@ pub const PROFILES_FILE: &str = "profiles.yaml";
 pub type Profiles = BTreeMap<String, Profile>;
 
 /// One profile: exactly one kind of connection.
-#[derive(Debug, Clone, Deserialize, Serialize)]
+#[derive(Debug, Clone, Deserialize, Serialize, schemars::JsonSchema)]
 #[serde(rename_all = "snake_case", deny_unknown_fields)]
 pub enum Profile {
     /// A PostgreSQL-protocol warehouse (PostgreSQL, Redshift, Greenplum, CockroachDB, …).
@@ -46,7 +46,7 @@ pub enum Profile {
 }
 
 /// Object-store settings.
-#[derive(Debug, Clone, Deserialize, Serialize)]
+#[derive(Debug, Clone, Deserialize, Serialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct StorageProfile {
     /// object_store configuration keys and values, e.g. `aws_endpoint`,
@@ -60,7 +60,7 @@ pub struct StorageProfile {
 }
 
 /// Retry with exponential backoff (object_store's RetryConfig).
-#[derive(Debug, Clone, Deserialize, Serialize)]
+#[derive(Debug, Clone, Deserialize, Serialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RetrySpec {
     /// Retries of one request before giving up.
@@ -102,7 +102,7 @@ fn default_max_backoff() -> u64 {
 }
 
 /// A PostgreSQL connection. Give a `url`, fields, or both (fields override the URL).
-#[derive(Debug, Clone, Deserialize, Serialize)]
+#[derive(Debug, Clone, Deserialize, Serialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PostgresProfile {
     /// `postgres://user:password@host:port/dbname?options`; use `${ENV}` for the password.
@@ -142,7 +142,9 @@ pub struct PostgresProfile {
 }
 
 /// TLS use of a PostgreSQL connection.
-#[derive(Debug, Clone, Copy, Default, Deserialize, Serialize, PartialEq, Eq)]
+#[derive(
+    Debug, Clone, Copy, Default, Deserialize, Serialize, schemars::JsonSchema, PartialEq, Eq,
+)]
 #[serde(rename_all = "snake_case")]
 pub enum SslMode {
     Disable,

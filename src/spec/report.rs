@@ -7,7 +7,9 @@ use serde::{Deserialize, Serialize};
 pub const DEFAULT_MAX_EXACT_DISTINCT: usize = 1_000_000;
 
 /// How bad a failed check is.
-#[derive(Debug, Clone, Copy, Default, Deserialize, Serialize, PartialEq, Eq)]
+#[derive(
+    Debug, Clone, Copy, Default, Deserialize, Serialize, schemars::JsonSchema, PartialEq, Eq,
+)]
 #[serde(rename_all = "snake_case")]
 pub enum Severity {
     /// Flagged in the summary and the report; the run exits 0.
@@ -19,7 +21,7 @@ pub enum Severity {
 
 /// A quality check (Deequ style): a column metric within bounds, or the share of
 /// rows satisfying a Polars SQL predicate.
-#[derive(Debug, Clone, Deserialize, Serialize)]
+#[derive(Debug, Clone, Deserialize, Serialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CheckSpec {
     /// Shown in the report; default: made from the check.
@@ -141,7 +143,7 @@ impl CheckSpec {
 }
 
 /// An anomaly check on the history.
-#[derive(Debug, Clone, Deserialize, Serialize)]
+#[derive(Debug, Clone, Deserialize, Serialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct AnomalySpec {
     /// The metric (`row_count`, `completeness`, `mean`, … any history metric).

@@ -19,7 +19,7 @@ use chrono_tz::Tz;
 use serde::{Deserialize, Serialize};
 
 /// When a job runs.
-#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[derive(Debug, Clone, Deserialize, Serialize, schemars::JsonSchema, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct ScheduleSpec {
     /// Crontab expression: 5 fields (minute hour day-of-month month day-of-week), an

@@ -118,6 +118,39 @@ impl Project {
         c.output().unwrap()
     }
 
+    /// `scorch preprocess fit --spec SPEC --data DATA --out OUT`, which must succeed.
+    pub fn fit(&self, spec: &Path, data: &Path, out: &Path) {
+        let o = self.scorch(&[
+            "preprocess",
+            "fit",
+            "--spec",
+            spec.to_str().unwrap(),
+            "--data",
+            data.to_str().unwrap(),
+            "--out",
+            out.to_str().unwrap(),
+        ]);
+        assert_exit(&o, 0, &[]);
+    }
+
+    /// `scorch preprocess apply --state STATE --data DATA --keep KEEP --out OUT`,
+    /// which must succeed.
+    pub fn apply(&self, state: &Path, data: &Path, keep: &str, out: &Path) {
+        let o = self.scorch(&[
+            "preprocess",
+            "apply",
+            "--state",
+            state.to_str().unwrap(),
+            "--data",
+            data.to_str().unwrap(),
+            "--keep",
+            keep,
+            "--out",
+            out.to_str().unwrap(),
+        ]);
+        assert_exit(&o, 0, &[]);
+    }
+
     /// Copies the committed example bundle into the project (to tamper with it safely).
     pub fn copy_bundle(&self) -> PathBuf {
         let dst = self.path().join("models/churn/1.0.0");

@@ -1,0 +1,82 @@
+//! The documentation holds together: the README stays an overview (at most 250
+//! lines), every relative link in it and in docs/ names a file that exists, and
+//! every page of docs/ is reachable from the README.
+
+mod common;
+
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+
+use common::*;
+
+/// The relative link targets of a Markdown text, outside code blocks.
+fn links(text: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut fenced = false;
+    for line in text.lines() {
+        if line.trim_start().starts_with("```") {
+            fenced = !fenced;
+            continue;
+        }
+        if fenced {
+            continue;
+        }
+        let mut rest = line;
+        while let Some(i) = rest.find("](") {
+            let after = &rest[i + 2..];
+            let Some(end) = after.find(')') else { break };
+            let target = &after[..end];
+            if !target.starts_with("http") && !target.starts_with('#') && !target.contains(' ') {
+                out.push(target.split('#').next().unwrap().to_string());
+            }
+            rest = &after[end..];
+        }
+    }
+    out
+}
+
+fn pages(dir: &Path, out: &mut Vec<PathBuf>) {
+    for e in std::fs::read_dir(dir).unwrap() {
+        let p = e.unwrap().path();
+        if p.is_dir() {
+            pages(&p, out);
+        } else if p.extension().is_some_and(|x| x == "md") {
+            out.push(p);
+        }
+    }
+}
+
+#[test]
+fn the_readme_is_short_and_every_link_resolves() {
+    let root = repo();
+    let readme = std::fs::read_to_string(root.join("README.md")).unwrap();
+    let lines = readme.lines().count();
+    assert!(
+        lines <= 250,
+        "README.md has {lines} lines; move detail into docs/"
+    );
+    let mut all = vec![root.join("README.md")];
+    pages(&root.join("docs"), &mut all);
+    let mut broken = Vec::new();
+    let mut reached = BTreeSet::new();
+    for page in &all {
+        let text = std::fs::read_to_string(page).unwrap();
+        for l in links(&text) {
+            let target = page.parent().unwrap().join(&l);
+            match target.canonicalize() {
+                Ok(t) => {
+                    reached.insert(t);
+                }
+                Err(_) => broken.push(format!("{}: {l}", page.display())),
+            }
+        }
+    }
+    assert!(broken.is_empty(), "broken links:\n{}", broken.join("\n"));
+    // Every page is linked from some page (the README links the top ones).
+    let orphans: Vec<_> = all[1..]
+        .iter()
+        .filter(|p| !reached.contains(&p.canonicalize().unwrap()))
+        .map(|p| p.display().to_string())
+        .collect();
+    assert!(orphans.is_empty(), "pages nothing links to: {orphans:?}");
+}
