@@ -153,15 +153,24 @@ fn bundle_create_probes_hashes_and_writes_what_a_run_opens() {
     assert_exit(&o, 4, &["sha256"]);
 }
 
+/// Every kind `scorch schema` prints.
+const KINDS: [&str; 5] = ["job", "bundle", "preprocessing", "contract", "profiles"];
+
+/// `scorch schema KIND`, which must succeed.
+fn schema(kind: &str) -> std::process::Output {
+    let o = std::process::Command::new(bin())
+        .args(["schema", kind])
+        .output()
+        .unwrap();
+    assert_exit(&o, 0, &[]);
+    o
+}
+
 /// The committed schemas (docs/reference/schema/) are what `scorch schema` prints.
 #[test]
 fn the_committed_json_schemas_are_current() {
-    for kind in ["job", "bundle", "preprocessing", "contract", "profiles"] {
-        let o = std::process::Command::new(bin())
-            .args(["schema", kind])
-            .output()
-            .unwrap();
-        assert_exit(&o, 0, &[]);
+    for kind in KINDS {
+        let o = schema(kind);
         let file = repo().join(format!("docs/reference/schema/{kind}.json"));
         let committed = std::fs::read_to_string(&file).unwrap_or_default();
         assert!(
@@ -236,12 +245,8 @@ fn every_job_bundle_spec_and_contract_meets_its_json_schema() {
     std::fs::write(&cases_file, serde_json::to_vec(&cases).unwrap()).unwrap();
     let schemas = tmp.path().join("schemas");
     std::fs::create_dir_all(&schemas).unwrap();
-    for kind in ["job", "bundle", "preprocessing", "contract", "profiles"] {
-        let o = std::process::Command::new(bin())
-            .args(["schema", kind])
-            .output()
-            .unwrap();
-        assert_exit(&o, 0, &[]);
+    for kind in KINDS {
+        let o = schema(kind);
         std::fs::write(schemas.join(format!("{kind}.json")), &o.stdout).unwrap();
     }
     let o = run_python(&[
