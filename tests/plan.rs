@@ -170,6 +170,16 @@ fn the_dry_run_exits_with_the_code_the_run_would_give() {
     let (p, _) = example_project(1000);
     let bundle = p.path().join("models/churn/1.0.0");
     let base = std::fs::read_to_string(repo().join("jobs/churn_daily.yaml")).unwrap();
+    // A day with the input's schema and no rows.
+    let mut none =
+        read_partition(&p.path().join(format!("data/churn/features/ds={LAST_DAY}"))).head(Some(0));
+    let empty = p.path().join(format!("data/empty/ds={LAST_DAY}"));
+    std::fs::create_dir_all(&empty).unwrap();
+    polars::prelude::ParquetWriter::new(
+        std::fs::File::create(empty.join("part-0.parquet")).unwrap(),
+    )
+    .finish(&mut none)
+    .unwrap();
     let cases: Vec<(&str, String, i32, &str)> = vec![
         (
             "unknown_field",
@@ -188,6 +198,12 @@ fn the_dry_run_exits_with_the_code_the_run_would_give() {
             base.replace("ds={{ ds }}/*.parquet", "ds={{ ds }}/none-*.parquet"),
             3,
             "no Parquet files match",
+        ),
+        (
+            "empty_input",
+            base.replace("data/churn/features/ds=", "data/empty/ds="),
+            3,
+            "read 0 rows",
         ),
         (
             "missing_key",

@@ -277,6 +277,13 @@ impl RunPlan {
                 rows,
             })
             .collect();
+        // Inputs known to hold no rows: the run would refuse to publish nothing, and
+        // so does its plan, with the run's message and exit code.
+        let total: Option<u64> = inputs.iter().map(|i| i.rows).sum();
+        if total == Some(0) {
+            super::checks::check_row_count(&s.job.output, &s.table, &s.partition, 0, 0)
+                .map_err(|e| e.context("dry run: the inputs' Parquet footers hold 0 rows"))?;
+        }
         let current = super::checks::published_rows(&s.table, &s.partition)?;
         let model = |role: &'static str, i: &ModelInfo| PlannedModel {
             role,
@@ -307,7 +314,7 @@ impl RunPlan {
             ds: m.ds.clone(),
             kind: m.kind,
             source: m.source.clone().unwrap_or_default(),
-            rows: inputs.iter().map(|i| i.rows).sum(),
+            rows: total,
             bytes: inputs.iter().map(|i| i.bytes).sum(),
             inputs,
             shard: m.shard.clone(),
