@@ -20,7 +20,7 @@ DEMO_DATE ?= 2026-11-28
 
 export SCORCH_AIRFLOW := $(SCORCH_CACHE)/airflow-3/bin
 
-.PHONY: wheel wheel-dev wheelhouse develop image-tools image-base image-wheels image image-demo bench-nonfinite deny fuzz fuzz-build airflow demo test setup build data model lint clean-output help pg-server pg-demo pg-stop bench-pg chromium s3-server s3rver s3-demo s3-stop bench-s3 azurite bench bench-score bench-drift evidently
+.PHONY: wheel wheel-dev test-wheel wheelhouse develop image-tools image-base image-wheels image image-demo bench-nonfinite deny fuzz fuzz-build airflow demo test setup build data model lint clean-output help pg-server pg-demo pg-stop bench-pg chromium s3-server s3rver s3-demo s3-stop bench-s3 azurite bench bench-score bench-drift evidently
 
 help:
 	@echo "make demo   - set up, build, generate example data, run jobs/churn_daily.yaml"
@@ -29,7 +29,7 @@ help:
 	@echo "make data   - generate the example dataset under data/churn (if missing)"
 	@echo "make model  - retrain the example model bundles models/churn/1.0.0 and 2.0.0"
 	@echo "make lint   - cargo fmt --check and clippy -D warnings"
-	@echo "make wheel  - the Python package: dist/scorch-*.whl (release build)"
+	@echo "make wheel  - the Python package: dist/scorch-*.whl (release build); make wheel test-wheel SCORCH_WHEEL_DIR=dist tests it"
 	@echo "make image  - the runtime image localhost/scorch:VERSION (podman); make image-demo runs the example in it"
 	@echo "make deny   - cargo deny: licenses, bans, sources (and advisories where GitHub is reachable)"
 	@echo "make pg-demo - start a local PostgreSQL, load the example data, run jobs/churn_daily_pg.yaml"
@@ -207,7 +207,7 @@ model: build data
 # package's libtorch. `make wheel` is the release build; `make test` builds and
 # installs a dev-profile wheel from the artifacts its own build made.
 MATURIN := $(VENV)/bin/maturin
-WHEEL_FLAGS := --locked --compatibility linux --auditwheel skip -i "$(PYTHON)"
+WHEEL_FLAGS := --locked --compatibility manylinux_2_35 --auditwheel skip -i "$(PYTHON)"
 wheel: setup
 	cd py && "$(MATURIN)" build --release --strip $(WHEEL_FLAGS) --out ../dist
 	@ls -l dist/scorch-*.whl
@@ -217,6 +217,12 @@ export SCORCH_WHEEL_DIR := $(DEV_WHEELS)
 wheel-dev: setup
 	rm -rf "$(DEV_WHEELS)"
 	cd py && "$(MATURIN)" build --profile dev --strip $(WHEEL_FLAGS) --out "$(DEV_WHEELS)"
+
+# The wheel tests alone (tests/wheel.rs: the tutorial, parity, the manylinux tag) on
+# the wheel in SCORCH_WHEEL_DIR: the dev wheel by default; the release wheel with
+# `make wheel test-wheel SCORCH_WHEEL_DIR=dist`.
+test-wheel: setup wheelhouse
+	cargo test --locked --features test-hooks --test wheel
 
 # numpy and pyarrow wheels for the wheel test's fresh venv (pip installs from here, offline),
 # the setuptools torch requires (newer than the one a venv starts with), and pandas

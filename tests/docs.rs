@@ -80,3 +80,80 @@ fn the_readme_is_short_and_every_link_resolves() {
         .collect();
     assert!(orphans.is_empty(), "pages nothing links to: {orphans:?}");
 }
+
+/// The inline code spans of a Markdown text, outside code blocks.
+fn code_spans(text: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut fenced = false;
+    for line in text.lines() {
+        if line.trim_start().starts_with("```") {
+            fenced = !fenced;
+            continue;
+        }
+        if !fenced {
+            out.extend(line.split('`').skip(1).step_by(2).map(str::to_string));
+        }
+    }
+    out
+}
+
+/// Folders that only this repository has (a user's project has jobs/, models/ …
+/// too, so those are left out).
+const REPO_ONLY: [&str; 12] = [
+    "src/",
+    "tests/",
+    "scripts/",
+    "python/",
+    "py/",
+    "bench/",
+    "deploy/",
+    "airflow/",
+    "examples/",
+    "fuzz/",
+    "docs/",
+    ".ci/",
+];
+
+#[test]
+fn every_repository_file_the_docs_name_exists() {
+    let root = repo();
+    let mut all = vec![root.join("README.md"), root.join("ARCHITECTURE.md")];
+    pages(&root.join("docs"), &mut all);
+    // What the build or a run makes (the .gitignore's rooted entries) need not exist.
+    let made: Vec<String> = std::fs::read_to_string(root.join(".gitignore"))
+        .unwrap()
+        .lines()
+        .filter_map(|l| l.strip_prefix('/'))
+        .map(|l| l.trim_end_matches('/').to_string())
+        .collect();
+    let mut missing = Vec::new();
+    let mut checked = 0;
+    for page in &all {
+        let text = std::fs::read_to_string(page).unwrap();
+        for span in code_spans(&text) {
+            let path = span.trim_end_matches('/');
+            let plain = path
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || "_./-".contains(c));
+            if !plain
+                || !REPO_ONLY.iter().any(|d| path.starts_with(d))
+                || made.iter().any(|m| path.starts_with(m.as_str()))
+            {
+                continue;
+            }
+            checked += 1;
+            if !root.join(path).exists() {
+                missing.push(format!("{}: `{span}`", page.display()));
+            }
+        }
+    }
+    assert!(
+        checked > 20,
+        "only {checked} paths found: is the parser right?"
+    );
+    assert!(
+        missing.is_empty(),
+        "the docs name files that do not exist:\n{}",
+        missing.join("\n")
+    );
+}

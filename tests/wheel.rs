@@ -222,6 +222,71 @@ fn the_tutorial_runs_as_written_from_the_wheel() {
     assert_eq!(stdout(&check).trim(), "shop 1.0.0 5000");
 }
 
+/// `manylinux_2_N_x86_64` in a wheel's file name: N.
+fn manylinux_minor(tag: &str) -> Option<u32> {
+    tag.strip_prefix("manylinux_2_")?
+        .strip_suffix("_x86_64")?
+        .parse()
+        .ok()
+}
+
+/// The wheel's platform tag promises no more than its extension keeps: the glibc
+/// and libstdc++ symbol versions it uses are allowed by that manylinux tag
+/// (auditwheel's own reading), so pip refuses it by name on an older system
+/// instead of an import failing there; and it needs no shared library beyond that
+/// policy's system libraries and libtorch's two, which the torch package brings.
+#[test]
+fn the_wheels_manylinux_tag_holds_for_what_its_extension_needs() {
+    let w = wheel();
+    let o = run_python(&[
+        repo().join("tests/py/wheel_platform.py").to_str().unwrap(),
+        w.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let v: serde_json::Value = serde_json::from_str(stdout(&o).trim()).unwrap();
+    let tag = v["tag"].as_str().unwrap();
+    let promised = manylinux_minor(tag)
+        .unwrap_or_else(|| panic!("{}: not a manylinux_2_N_x86_64 wheel", w.display()));
+    let needs = v["symbols_allow"]
+        .as_str()
+        .and_then(manylinux_minor)
+        .unwrap_or_else(|| {
+            panic!(
+                "auditwheel named no manylinux tag for the extension: {}",
+                v["show"]
+            )
+        });
+    assert!(
+        needs <= promised,
+        "the wheel says {tag}, but its extension needs glibc 2.{needs}: {}",
+        v["show"]
+    );
+    let system = [
+        "libc.so.6",
+        "libm.so.6",
+        "libdl.so.2",
+        "librt.so.1",
+        "libpthread.so.0",
+        "libgcc_s.so.1",
+        "libstdc++.so.6",
+        "ld-linux-x86-64.so.2",
+    ];
+    let torch = ["libtorch_cpu.so", "libc10.so"];
+    let needed: Vec<&str> = v["needed"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|n| n.as_str().unwrap())
+        .collect();
+    assert!(needed.contains(&"libtorch_cpu.so"), "{needed:?}");
+    for lib in &needed {
+        assert!(
+            system.contains(lib) || torch.contains(lib),
+            "the extension needs {lib}, which neither manylinux nor torch provides: {needed:?}"
+        );
+    }
+}
+
 #[test]
 fn the_installed_scorch_uses_the_torch_packages_libtorch_and_no_build_path() {
     let env = Env::new();
