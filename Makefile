@@ -259,8 +259,9 @@ image-base: image-tools
 	@mkdir -p "$(IMAGE_DIR)"
 	@if [ ! -f "$(IMAGE_DIR)/debian-bookworm.tar" ]; then \
 	  echo "mmdebstrap: Debian 12 minbase + python3, python3-venv, ca-certificates (once, about a minute)"; \
-	  mmdebstrap --quiet --variant=minbase --include=python3,python3-venv,ca-certificates \
-	    bookworm "$(IMAGE_DIR)/debian-bookworm.tar.tmp" http://deb.debian.org/debian && \
+	  rm -rf "$(IMAGE_DIR)/debian-bookworm.tar" "$(IMAGE_DIR)/debian-bookworm.tar.tmp" && \
+	  mmdebstrap --quiet --format=tar --variant=minbase --include=python3,python3-venv,ca-certificates \
+	    bookworm "$(IMAGE_DIR)/debian-bookworm.tar.tmp" && \
 	  mv "$(IMAGE_DIR)/debian-bookworm.tar.tmp" "$(IMAGE_DIR)/debian-bookworm.tar"; \
 	fi
 	@podman image exists localhost/scorch-base:bookworm || \
