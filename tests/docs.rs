@@ -9,18 +9,22 @@ use std::path::{Path, PathBuf};
 
 use common::*;
 
+/// The lines of a Markdown text outside fenced code blocks.
+fn prose_lines(text: &str) -> impl Iterator<Item = &str> {
+    let mut fenced = false;
+    text.lines().filter(move |line| {
+        if line.trim_start().starts_with("```") {
+            fenced = !fenced;
+            return false;
+        }
+        !fenced
+    })
+}
+
 /// The relative link targets of a Markdown text, outside code blocks.
 fn links(text: &str) -> Vec<String> {
     let mut out = Vec::new();
-    let mut fenced = false;
-    for line in text.lines() {
-        if line.trim_start().starts_with("```") {
-            fenced = !fenced;
-            continue;
-        }
-        if fenced {
-            continue;
-        }
+    for line in prose_lines(text) {
         let mut rest = line;
         while let Some(i) = rest.find("](") {
             let after = &rest[i + 2..];
@@ -83,18 +87,9 @@ fn the_readme_is_short_and_every_link_resolves() {
 
 /// The inline code spans of a Markdown text, outside code blocks.
 fn code_spans(text: &str) -> Vec<String> {
-    let mut out = Vec::new();
-    let mut fenced = false;
-    for line in text.lines() {
-        if line.trim_start().starts_with("```") {
-            fenced = !fenced;
-            continue;
-        }
-        if !fenced {
-            out.extend(line.split('`').skip(1).step_by(2).map(str::to_string));
-        }
-    }
-    out
+    prose_lines(text)
+        .flat_map(|line| line.split('`').skip(1).step_by(2).map(str::to_string))
+        .collect()
 }
 
 /// Folders that only this repository has (a user's project has jobs/, models/ …
