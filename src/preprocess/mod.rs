@@ -235,9 +235,37 @@ pub fn feature_exprs(state: &FittedState) -> Result<Vec<Expr>> {
 /// by the features (all Float64, in model order). Lazy: nothing is read here.
 pub fn apply(lf: LazyFrame, state: &FittedState, keep: &[String]) -> Result<LazyFrame> {
     let lf = with_derived(lf, &state.spec)?;
+    if !keep.is_empty() {
+        check_keep(&lf, state, keep)?;
+    }
     let mut sel: Vec<Expr> = keep.iter().map(|k| col(k.as_str())).collect();
     sel.extend(feature_exprs(state)?);
     Ok(lf.select(sel))
+}
+
+/// The `keep` columns exist in the input and collide with no feature nor each other.
+fn check_keep(lf: &LazyFrame, state: &FittedState, keep: &[String]) -> Result<()> {
+    let schema = lf.clone().collect_schema()?;
+    for (i, k) in keep.iter().enumerate() {
+        if keep[..i].contains(k) {
+            return Err(Error::usage(format!("the column `{k}` is kept twice")));
+        }
+        if state.feature_names.iter().any(|f| f == k) {
+            return Err(Error::usage(format!(
+                "the kept column `{k}` has the name of a feature of preprocessing `{}`, so the \
+                 output would hold two columns `{k}`: leave it out of the kept columns",
+                state.spec.name
+            )));
+        }
+        if !schema.contains(k) {
+            let present: Vec<&str> = schema.iter_names().map(|n| n.as_str()).collect();
+            return Err(Error::DataContract(format!(
+                "the input has no column `{k}` to keep (columns present: {})",
+                present.join(", ")
+            )));
+        }
+    }
+    Ok(())
 }
 
 fn scalar_from_any(v: AnyValue<'_>) -> Option<Scalar> {
@@ -260,6 +288,65 @@ fn one_f64(df: &DataFrame, name: &str) -> Result<Option<f64>> {
     Ok(c.get(0)?.extract::<f64>().filter(|v| !v.is_nan()))
 }
 
+/// Refuses a step's training values (`v`, the feature after the steps before it)
+/// that hold NaN or ±inf: a mean, scale, bound or quantile learned from them would
+/// not be a finite number, and serving refuses such features anyway. Names the
+/// first such row (0-based, as the serving error does) and how many there are.
+fn check_finite_input(frame: &LazyFrame, what: &str) -> Result<()> {
+    let dtype = frame.clone().collect_schema()?.get("v").cloned();
+    if !dtype.is_some_and(|d| d.is_float()) {
+        return Ok(());
+    }
+    let bad = col("v").is_nan().or(col("v").is_infinite());
+    let df = frame
+        .clone()
+        .with_row_index("row", None)
+        .filter(bad)
+        .select([
+            len().alias("n"),
+            col("row").first().alias("row"),
+            col("v").cast(DataType::Float64).first().alias("v"),
+        ])
+        .collect()?;
+    let n = df.column("n")?.get(0)?.extract::<u64>().unwrap_or(0);
+    if n == 0 {
+        return Ok(());
+    }
+    let row = df.column("row")?.get(0)?.extract::<u64>().unwrap_or(0);
+    let v = df.column("v")?.get(0)?.extract::<f64>().unwrap_or(f64::NAN);
+    let (value, hint) = if v.is_nan() {
+        (
+            "NaN",
+            "NaN is a value, not a null (fill_null does not replace it): fix the data",
+        )
+    } else if v > 0.0 {
+        (
+            "+inf",
+            "fix the data, or bound it with a clip step before this one",
+        )
+    } else {
+        (
+            "-inf",
+            "fix the data, or bound it with a clip step before this one",
+        )
+    };
+    Err(Error::DataContract(format!(
+        "cannot fit `{what}`: its training values hold {value} at row {row} ({n} such row{}); {hint}",
+        if n == 1 { "" } else { "s" }
+    )))
+}
+
+/// A learned number that is not finite (a sum or square past f64's range).
+fn finite(x: f64, name: &str, what: &str) -> Result<f64> {
+    if x.is_finite() {
+        return Ok(x);
+    }
+    Err(Error::DataContract(format!(
+        "cannot fit `{what}`: its {name} is {x} (the training values are too large for f64 \
+         arithmetic); scale them down, or add a clip or log1p step before this one"
+    )))
+}
+
 /// Learns what one step needs from `frame` (one column `v`: the feature after the previous steps).
 fn fit_step(frame: &LazyFrame, step: &Step, what: &str) -> Result<FittedStep> {
     let v = || col("v");
@@ -268,6 +355,15 @@ fn fit_step(frame: &LazyFrame, step: &Step, what: &str) -> Result<FittedStep> {
             "cannot fit `{what}`: no non-null values in the training data"
         ))
     };
+    let learns_numbers = match step {
+        Step::Cast(_) | Step::Clip(_) | Step::Log1p | Step::OneHot(_) | Step::Ordinal(_) => false,
+        Step::FillNull(f) => f.strategy != FillStrategy::Constant,
+        Step::Bucketize(b) => b.boundaries.is_none(),
+        Step::Standardize | Step::MinMax => true,
+    };
+    if learns_numbers {
+        check_finite_input(frame, what)?;
+    }
     Ok(match step {
         Step::Cast(_) | Step::Clip(_) | Step::Log1p => FittedStep::None,
         Step::FillNull(f) => match f.strategy {
@@ -277,8 +373,9 @@ fn fit_step(frame: &LazyFrame, step: &Step, what: &str) -> Result<FittedStep> {
                     .clone()
                     .select([f64_col(v()).mean().alias("m")])
                     .collect()?;
+                let mean = one_f64(&df, "m")?.ok_or_else(none_left)?;
                 FittedStep::FillValue {
-                    value: Scalar::Float(one_f64(&df, "m")?.ok_or_else(none_left)?),
+                    value: Scalar::Float(finite(mean, "mean", what)?),
                 }
             }
             FillStrategy::Mode => {
@@ -308,8 +405,12 @@ fn fit_step(frame: &LazyFrame, step: &Step, what: &str) -> Result<FittedStep> {
                     f64_col(v()).std(0).alias("s"),
                 ])
                 .collect()?;
-            let mean = one_f64(&df, "m")?.ok_or_else(none_left)?;
-            let std = one_f64(&df, "s")?.unwrap_or(0.0);
+            let mean = finite(one_f64(&df, "m")?.ok_or_else(none_left)?, "mean", what)?;
+            let std = finite(
+                one_f64(&df, "s")?.unwrap_or(0.0),
+                "standard deviation",
+                what,
+            )?;
             FittedStep::Standardize {
                 mean,
                 std: if std > 0.0 && std.is_finite() {
@@ -625,6 +726,172 @@ mod tests {
             "exactly one of `boundaries` or `quantiles`",
         ] {
             assert!(msg.contains(needle), "{needle}: {msg}");
+        }
+    }
+
+    fn one_column(values: Vec<Option<f64>>) -> DataFrame {
+        df!("x" => values).unwrap()
+    }
+
+    const NUMBER_STEPS: [&str; 5] = [
+        "standardize",
+        "min_max",
+        "fill_null: {strategy: mean}",
+        "fill_null: {strategy: mode}",
+        "bucketize: {quantiles: 3}",
+    ];
+
+    fn step_spec(step: &str) -> PreprocessSpec {
+        spec(&format!(
+            "name: t\nversion: '1'\nfeatures:\n  - column: x\n    steps:\n      - {step}\n"
+        ))
+    }
+
+    #[test]
+    fn training_values_with_nan_or_inf_are_refused_by_column_and_row() {
+        for (bad, word) in [
+            (f64::NAN, "NaN"),
+            (f64::INFINITY, "+inf"),
+            (f64::NEG_INFINITY, "-inf"),
+        ] {
+            for step in NUMBER_STEPS {
+                let df = one_column(vec![Some(1.0), None, Some(bad), Some(2.0), Some(bad)]);
+                let e = fit(&step_spec(step), df.lazy(), "mem").unwrap_err();
+                let msg = e.to_string();
+                assert_eq!(
+                    e.exit_code(),
+                    crate::error::ExitCode::DataContract,
+                    "{step}: {msg}"
+                );
+                for needle in ["features[0] (x) step 0", word, "at row 2", "(2 such rows)"] {
+                    assert!(msg.contains(needle), "{step} {word}: {needle}: {msg}");
+                }
+            }
+        }
+        // A clip before the step bounds ±inf: then it fits.
+        let s = spec(
+            "name: t\nversion: '1'\nfeatures:\n  - column: x\n    steps:\n      - clip: {min: -5, max: 5}\n      - standardize\n",
+        );
+        let df = one_column(vec![
+            Some(1.0),
+            Some(f64::INFINITY),
+            Some(f64::NEG_INFINITY),
+        ]);
+        let st = fit(&s, df.lazy(), "mem").unwrap();
+        let clipped = [1.0f64, 5.0, -5.0];
+        let m = clipped.iter().sum::<f64>() / 3.0;
+        let sd = (clipped.iter().map(|v| (v - m).powi(2)).sum::<f64>() / 3.0).sqrt();
+        match st.fitted[0][1] {
+            FittedStep::Standardize { mean, std } => {
+                assert!(
+                    (mean - m).abs() < 1e-12 && (std - sd).abs() < 1e-12,
+                    "{mean} {std}"
+                )
+            }
+            ref other => panic!("{other:?}"),
+        }
+        assert_eq!(
+            st.fitted[0][1],
+            FittedStep::Standardize {
+                mean: 1.0 / 3.0,
+                std: (2.0f64 * 25.0 / 3.0 + 1.0 / 3.0 - 1.0 / 9.0).sqrt()
+            }
+        );
+    }
+
+    #[test]
+    fn a_spread_past_f64s_range_is_refused_not_scaled_by_one() {
+        let df = one_column(vec![Some(1e308), Some(-1e308), Some(1e308)]);
+        let e = fit(&step_spec("standardize"), df.lazy(), "mem").unwrap_err();
+        assert!(e.to_string().contains("standard deviation is inf"), "{e}");
+        let df = one_column(vec![Some(1.7e308), Some(1.7e308)]);
+        let e = fit(&step_spec("fill_null: {strategy: mean}"), df.lazy(), "mem").unwrap_err();
+        assert!(e.to_string().contains("mean is inf"), "{e}");
+    }
+
+    #[test]
+    fn kept_columns_must_exist_and_not_shadow_a_feature() {
+        let s = spec(
+            "name: t\nversion: '1'\nfeatures:\n  - column: x\n    steps:\n      - standardize\n",
+        );
+        let (st, _) = fitted(&s);
+        let keep = |k: &[&str]| {
+            let k: Vec<String> = k.iter().map(|s| s.to_string()).collect();
+            apply(frame().lazy(), &st, &k).map(|_| ())
+        };
+        keep(&["c", "n"]).unwrap();
+        use crate::error::ExitCode::{Config, DataContract};
+        for (k, code, needle) in [
+            (
+                &["x"][..],
+                Config,
+                "kept column `x` has the name of a feature",
+            ),
+            (
+                &["nope"],
+                DataContract,
+                "no column `nope` to keep (columns present: x, n, c)",
+            ),
+            (&["c", "c"], Config, "`c` is kept twice"),
+        ] {
+            let e = keep(k).unwrap_err();
+            assert_eq!(e.exit_code(), code, "{e}");
+            assert!(e.to_string().contains(needle), "{e}");
+        }
+    }
+
+    fn any_value() -> impl proptest::strategy::Strategy<Value = Option<f64>> {
+        use proptest::prelude::*;
+        prop_oneof![
+            1 => Just(None),
+            1 => prop::sample::select(vec![
+                f64::NAN, f64::INFINITY, f64::NEG_INFINITY, f64::MAX, f64::MIN,
+                f64::MIN_POSITIVE, 5e-324, -0.0, 0.0, 1e300, -1e300,
+            ]).prop_map(Some),
+            4 => (-1e6f64..1e6).prop_map(Some),
+        ]
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(64))]
+        /// Whatever the training values, a fit either gives a state whose learned
+        /// numbers are finite and that reads back as it was written, or refuses
+        /// with a data error naming the feature and step; moderate finite values
+        /// always fit.
+        #[test]
+        fn a_fit_gives_a_finite_state_or_a_data_error(
+            values in proptest::collection::vec(any_value(), 0..40),
+            step in proptest::sample::select(NUMBER_STEPS.to_vec()),
+        ) {
+            let df = one_column(values.clone());
+            match fit(&step_spec(step), df.lazy(), "mem") {
+                Ok(st) => {
+                    for fs in &st.fitted[0] {
+                        let nums: Vec<f64> = match fs {
+                            FittedStep::FillValue { value: Scalar::Float(v) } => vec![*v],
+                            FittedStep::Standardize { mean, std } => vec![*mean, *std],
+                            FittedStep::MinMax { min, max } => vec![*min, *max],
+                            FittedStep::Boundaries { boundaries } => boundaries.clone(),
+                            _ => vec![],
+                        };
+                        proptest::prop_assert!(nums.iter().all(|v| v.is_finite()), "{fs:?}");
+                    }
+                    let text = serde_json::to_string(&st).unwrap();
+                    let back = FittedState::from_json(&text, Path::new("mem")).unwrap();
+                    proptest::prop_assert_eq!(back.content_hash, st.content_hash);
+                }
+                Err(e) => {
+                    let msg = e.to_string();
+                    proptest::prop_assert_eq!(e.exit_code(), crate::error::ExitCode::DataContract, "{}", msg);
+                    let moderate = values.iter().flatten().all(|v| v.is_finite() && v.abs() < 1e150);
+                    let some = values.iter().any(|v| v.is_some());
+                    proptest::prop_assert!(!(moderate && some), "refused moderate values: {}", msg);
+                    proptest::prop_assert!(
+                        msg.contains("features[0] (x) step 0") || msg.contains("has no rows"),
+                        "{}", msg
+                    );
+                }
+            }
         }
     }
 }

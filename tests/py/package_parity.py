@@ -57,6 +57,9 @@ frame = ds.dataset(sorted(glob.glob(data_glob)), format="parquet").to_table()
 as_pandas = scorch.apply(frame.to_pandas(), state)
 assert type(as_pandas).__module__.startswith("pandas"), type(as_pandas)
 assert list(as_pandas.columns) == state.feature_names
+# one column name as a string is one kept column, not its letters
+one = scorch.apply(frame, state, keep="customer_id")
+assert one.schema.names == ["customer_id", *state.feature_names], one.schema.names
 
 # to_matrix: apply's features as float32
 X = scorch.to_matrix(data_glob, state)
