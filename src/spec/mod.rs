@@ -80,13 +80,16 @@ pub fn parse_yaml<T: DeserializeOwned>(path: &Path, text: &str) -> Result<T> {
 }
 
 /// True when `name` is a usable identifier for jobs, features and columns we create:
-/// ASCII letters, digits, `_`, `-` and `.`, not empty, at most 128 characters.
+/// ASCII letters, digits, `_`, `-` and `.`, not empty, at most 128 characters, and
+/// not dots alone (`.` and `..` mean folders wherever a name becomes a path, as a
+/// model's does in `models/<name>/<version>`).
 pub fn is_simple_name(name: &str) -> bool {
     !name.is_empty()
         && name.len() <= 128
         && name
             .chars()
             .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'))
+        && !name.chars().all(|c| c == '.')
 }
 
 /// True when `s` looks like `sha256:<64 lowercase hex digits>`.
@@ -97,3 +100,45 @@ pub fn is_hash(s: &str) -> bool {
 
 /// Columns scorch adds to every output row; sources may not use these names as keys.
 pub const RESERVED_COLUMNS: &[&str] = &["model_name", "model_version", "run_id", "scored_at"];
+
+#[cfg(test)]
+mod tests {
+    use super::is_simple_name;
+
+    proptest::proptest! {
+        /// A simple name is a path component that stays where it is put: no
+        /// separator, nothing outside its character set, never `.` or `..`.
+        #[test]
+        fn a_simple_name_is_one_path_component_that_stays_put(
+            name in proptest::prop_oneof!["[.]{1,3}", "[a-z0-9._/ -]{0,12}", "\\PC{0,130}"]
+        ) {
+            if is_simple_name(&name) {
+                let p = std::path::Path::new(&name);
+                let parts: Vec<_> = p.components().collect();
+                proptest::prop_assert_eq!(parts.len(), 1, "{:?}", name);
+                proptest::prop_assert!(
+                    matches!(parts[0], std::path::Component::Normal(_)),
+                    "{:?}", name
+                );
+                proptest::prop_assert!((1..=128).contains(&name.len()));
+            }
+        }
+    }
+
+    #[test]
+    fn dots_alone_and_separators_are_not_names() {
+        for bad in ["", ".", "..", "...", "a/b", "a b", "é", &"x".repeat(129)] {
+            assert!(!is_simple_name(bad), "{bad:?}");
+        }
+        for good in [
+            "churn",
+            "a.b",
+            ".hidden",
+            "v1.0.0",
+            "x_y-z",
+            &"x".repeat(128),
+        ] {
+            assert!(is_simple_name(good), "{good:?}");
+        }
+    }
+}
