@@ -18,6 +18,11 @@ pub fn quantile_linear(sorted: &[f64], q: f64) -> f64 {
     let (a, b) = (sorted[lo], sorted[hi]);
     // numpy's _lerp: a + (b - a) t, computed from the nearer end.
     let diff = b - a;
+    if diff.is_infinite() && a.is_finite() && b.is_finite() {
+        // b − a overflows (a and b near ∓f64::MAX): weights instead, which stay
+        // finite and between a and b.
+        return a * (1.0 - t) + b * t;
+    }
     if t >= 0.5 {
         b - diff * (1.0 - t)
     } else {
@@ -215,4 +220,24 @@ fn ln_gamma(a: f64) -> f64 {
     }
     let t = a + 7.5;
     0.5 * (2.0 * std::f64::consts::PI).ln() + (a + 0.5) * t.ln() - t + x.ln()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn quantiles_between_the_ends_of_f64_are_finite_and_ordered() {
+        let x = [f64::MIN, f64::MAX];
+        let qs: Vec<f64> = (0..=10)
+            .map(|i| quantile_linear(&x, i as f64 / 10.0))
+            .collect();
+        assert!(qs.iter().all(|q| q.is_finite()), "{qs:?}");
+        assert!(qs.windows(2).all(|w| w[0] < w[1]), "{qs:?}");
+        assert_eq!((qs[0], qs[10]), (f64::MIN, f64::MAX));
+        let edges = quantile_edges(&x, 10);
+        assert_eq!(edges.len(), 9, "{edges:?}");
+        // Values whose difference does not overflow keep numpy's formula.
+        assert_eq!(quantile_linear(&[1.0, 3.0], 0.25), 1.5);
+    }
 }
