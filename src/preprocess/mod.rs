@@ -314,21 +314,14 @@ fn check_finite_input(frame: &LazyFrame, what: &str) -> Result<()> {
     }
     let row = df.column("row")?.get(0)?.extract::<u64>().unwrap_or(0);
     let v = df.column("v")?.get(0)?.extract::<f64>().unwrap_or(f64::NAN);
-    let (value, hint) = if v.is_nan() {
-        (
+    let bound = "fix the data, or bound it with a clip step before this one";
+    let (value, hint) = match v {
+        v if v.is_nan() => (
             "NaN",
             "NaN is a value, not a null (fill_null does not replace it): fix the data",
-        )
-    } else if v > 0.0 {
-        (
-            "+inf",
-            "fix the data, or bound it with a clip step before this one",
-        )
-    } else {
-        (
-            "-inf",
-            "fix the data, or bound it with a clip step before this one",
-        )
+        ),
+        v if v > 0.0 => ("+inf", bound),
+        _ => ("-inf", bound),
     };
     Err(Error::DataContract(format!(
         "cannot fit `{what}`: its training values hold {value} at row {row} ({n} such row{}); {hint}",

@@ -206,8 +206,8 @@ def fit(spec: str | os.PathLike, data: Any) -> State:
 
 def apply(data: Any, state: State | str | os.PathLike, keep: str | Iterable[str] = ()):
     """The ``keep`` columns (a name or names of input columns), then the features
-    (Float64, in model order), as ``scorch preprocess apply``. Returns the kind of frame it was given (a pyarrow
-    Table for a path)."""
+    (Float64, in model order), as ``scorch preprocess apply``. Returns the kind of
+    frame it was given (a pyarrow Table for a path)."""
     arg, kind = _frame(data)
     keep = [keep] if isinstance(keep, str) else list(keep)
     return _unframe(_ext().apply(arg, _state_text(state), keep), kind)
