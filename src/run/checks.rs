@@ -11,7 +11,18 @@ use crate::spec::template::Redactor;
 
 /// The rows of the published partition `partition` of `table` (`None`: there is
 /// none yet), from its manifest.
-pub(crate) fn published_rows(table: &sink::Table, partition: &str) -> Result<Option<u64>> {
+pub(crate) fn published_rows(
+    table: &sink::Table,
+    delta: Option<&sink::delta::DeltaLog>,
+    partition: &str,
+) -> Result<Option<u64>> {
+    if let Some(log) = delta {
+        // A Delta table: the rows of the date's live files, from their statistics.
+        let ds = partition
+            .strip_prefix(&format!("{}=", sink::PARTITION_COLUMN))
+            .unwrap_or(partition);
+        return log.published_rows(ds);
+    }
     match table.partition_manifest(partition)? {
         Some(bytes) => Ok(Some(
             PublishedManifest::parse(&bytes, &format!("partition {partition}"))?
@@ -28,6 +39,7 @@ pub(crate) fn published_rows(table: &sink::Table, partition: &str) -> Result<Opt
 pub(crate) fn check_row_count(
     spec: &crate::spec::job::OutputSpec,
     table: &sink::Table,
+    delta: Option<&sink::delta::DeltaLog>,
     partition: &str,
     read: u64,
     rows: u64,
@@ -35,7 +47,7 @@ pub(crate) fn check_row_count(
     if rows > 0 && spec.min_rows_ratio.is_none() {
         return Ok(());
     }
-    let previous = published_rows(table, partition)?;
+    let previous = published_rows(table, delta, partition)?;
     let replaces = match previous {
         Some(n) => format!("the partition {partition} it would replace holds {n} rows"),
         None => format!("there is no partition {partition} yet"),

@@ -41,10 +41,13 @@ impl RunPlan {
         // Waiting for another run's lock is not this run's time.
         setup.t0 += waited.elapsed();
         // The fencing token: what this run's commit may replace, read under its lock.
-        let replaces = setup
-            .table
-            .replaces(&setup.replaces)
-            .map_err(|e| e.redacted(|m| setup.redactor.redact(m)))?;
+        let replaces = match &setup.delta {
+            Some(log) => log
+                .partition(&m.ds, &sink::delta::app_id(&setup.job.name, &m.ds))
+                .map(sink::Replaces::Delta),
+            None => setup.table.replaces(&setup.replaces),
+        }
+        .map_err(|e| e.redacted(|m| setup.redactor.redact(m)))?;
         crate::observe::run_started(&m, &setup.location);
         let run = Run {
             s: &setup,
@@ -111,6 +114,19 @@ impl Run<'_> {
     ) -> Result<String> {
         let (s, partition) = (self.s, &self.s.partition);
         let staged = s.table.stage(partition, &m.run_id)?;
+        let mut staged = match (&s.delta, &self.layout.delta) {
+            (Some(log), Some(schema)) => sink::Staged::Delta(sink::DeltaStaged {
+                inner: Box::new(staged),
+                log: log.clone(),
+                run_id: m.run_id.clone(),
+                ds: m.ds.clone(),
+                app_id: sink::delta::app_id(&s.job.name, &m.ds),
+                schema: schema.clone(),
+                info: Default::default(),
+                version: None,
+            }),
+            _ => staged,
+        };
         let quarantine_tmp = self
             .input
             .checker
@@ -130,7 +146,14 @@ impl Run<'_> {
                 return Err(e);
             }
         };
-        let target = publish_staged(staged, s.opts.shard, lock, replaces)?;
+        if let sink::Staged::Delta(d) = &mut staged {
+            d.info = delta_commit_info(m, &s.job.name);
+        }
+        let (target, version) = publish_staged(staged, s.opts.shard, lock, replaces)?;
+        if let (Some(v), Some(out)) = (version, m.output.as_mut()) {
+            out.delta_version = Some(v);
+            tracing::info!(version = v, "committed to the Delta table");
+        }
         tracing::info!(partition = %s.redactor.redact(&target), rows = m.rows.written, "published");
         if let Some(mut h) = judged.history {
             s.table.history().append(partition, &m.run_id, &mut h)?;
@@ -267,6 +290,7 @@ impl Run<'_> {
             check_row_count(
                 &job.output,
                 &s.table,
+                s.delta.as_ref(),
                 &s.partition,
                 done.rows_read,
                 done.rows_written,
@@ -377,6 +401,7 @@ impl Run<'_> {
                 })
                 .collect(),
             columns: self.layout.column_names(),
+            delta_version: None,
         });
     }
 }
@@ -390,7 +415,7 @@ fn publish_staged(
     shard: Option<(usize, usize)>,
     lock: &lock::Lock,
     replaces: &sink::Replaces,
-) -> Result<String> {
+) -> Result<(String, Option<u64>)> {
     #[cfg(feature = "test-hooks")]
     if let Some(ms) = std::env::var(super::PAUSE_BEFORE_PUBLISH_ENV)
         .ok()
@@ -420,9 +445,42 @@ fn publish_staged(
         std::thread::sleep(std::time::Duration::from_millis(ms));
     }
     let target = match shard {
-        Some((index, count)) => staged.publish_shard(&shard::dir_name(index, count), replaces)?,
+        Some((index, count)) => (
+            staged.publish_shard(&shard::dir_name(index, count), replaces)?,
+            None,
+        ),
         None => staged.publish(replaces)?,
     };
     drop(guard);
     Ok(target)
+}
+
+/// What a Delta commit records about its run in `commitInfo` (`scorch.*`): who
+/// wrote the date's files and with which model and preprocessing.
+fn delta_commit_info(m: &Manifest, job: &str) -> serde_json::Map<String, serde_json::Value> {
+    use serde_json::Value;
+    let mut e: std::collections::BTreeMap<&str, Value> = [
+        ("run_id", Value::from(m.run_id.clone())),
+        ("job", Value::from(job)),
+        ("ds", Value::from(m.ds.clone())),
+        ("version", Value::from(env!("CARGO_PKG_VERSION"))),
+        ("rows", Value::from(m.rows.written)),
+    ]
+    .into_iter()
+    .collect();
+    if let Some(model) = &m.model {
+        e.insert("model_name", model.name.clone().into());
+        e.insert("model_version", model.version.clone().into());
+        e.insert("model_sha256", model.sha256.clone().into());
+    }
+    if let Some(p) = &m.preprocessing {
+        e.insert("preprocessing_name", p.name.clone().into());
+        e.insert("preprocessing_version", p.version.clone().into());
+        e.insert("preprocessing_state_hash", p.state_hash.clone().into());
+    }
+    if let Some(c) = &m.challenger {
+        e.insert("canary_model_name", c.name.clone().into());
+        e.insert("canary_model_version", c.version.clone().into());
+    }
+    sink::delta::commit_info(e)
 }

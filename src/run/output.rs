@@ -29,6 +29,8 @@ pub(crate) struct Layout {
     pub constants: Constants,
     /// The quarantine file's columns: every column read, then the reason.
     pub quarantine: Schema,
+    /// The Delta table's schema (`output.format: delta`): the columns, then `ds`.
+    pub delta: Option<deltalake_core::kernel::StructType>,
 }
 
 impl Layout {
@@ -137,6 +139,7 @@ impl Layout {
                 scored_at: Utc::now().timestamp_micros(),
             },
             quarantine,
+            delta: None,
         }
     }
 }

@@ -37,6 +37,8 @@ pub(crate) struct Setup {
     pub profiles: PathBuf,
     pub storage: crate::storage::Settings,
     pub table: sink::Table,
+    /// The output's Delta log, when the job writes `output.format: delta`.
+    pub delta: Option<sink::delta::DeltaLog>,
     /// The table's location, redacted (for logs and lineage).
     pub location: String,
     /// The job's `inference:` with the command line's overrides.
@@ -79,6 +81,24 @@ impl Setup {
         let profiles = crate::spec::profiles::locate(opts.profiles.as_deref(), &opts.root);
         let storage = super::storage_settings(&job, &profiles, &vars, &mut redactor)?;
         let table = sink::Table::open(&out.value, &opts.root, &storage)?;
+        // Shadow runs write their comparison table as Parquet, whatever the job's format.
+        let delta = if job.output.format == crate::spec::job::OutputFormat::Delta
+            && opts.shadow.is_none()
+        {
+            if opts.shard.is_some() {
+                return Err(Error::usage(format!(
+                    "{}: a Delta output (`output.format: delta`) is written by one run per date; \
+                     run it without --shard",
+                    opts.job_file.display()
+                )));
+            }
+            Some(
+                sink::delta::DeltaLog::open(&table)
+                    .map_err(|e| e.redacted(|m| redactor.redact(m)))?,
+            )
+        } else {
+            None
+        };
         let inference = overridden(&job.inference, opts)?;
         let threads = if inference.threads == 0 {
             available_cores()
@@ -123,6 +143,7 @@ impl Setup {
             profiles,
             storage,
             table,
+            delta,
             location,
             inference,
             threads,
@@ -245,7 +266,13 @@ impl RunPlan {
             } else {
                 "polars"
             };
-            let layout = Layout::new(&setup, &models, &input, &m);
+            let mut layout = Layout::new(&setup, &models, &input, &m);
+            if setup.delta.is_some() {
+                layout.delta = Some(
+                    sink::delta::table_schema(&layout.schema)
+                        .map_err(|e| Error::config(&setup.opts.job_file, e))?,
+                );
+            }
             Ok((models, input, prepared, layout))
         })();
         match parts {
@@ -281,10 +308,17 @@ impl RunPlan {
         // so does its plan, with the run's message and exit code.
         let total: Option<u64> = inputs.iter().map(|i| i.rows).sum();
         if total == Some(0) {
-            super::checks::check_row_count(&s.job.output, &s.table, &s.partition, 0, 0)
-                .map_err(|e| e.context("dry run: the inputs' Parquet footers hold 0 rows"))?;
+            super::checks::check_row_count(
+                &s.job.output,
+                &s.table,
+                s.delta.as_ref(),
+                &s.partition,
+                0,
+                0,
+            )
+            .map_err(|e| e.context("dry run: the inputs' Parquet footers hold 0 rows"))?;
         }
-        let current = super::checks::published_rows(&s.table, &s.partition)?;
+        let current = super::checks::published_rows(&s.table, s.delta.as_ref(), &s.partition)?;
         let model = |role: &'static str, i: &ModelInfo| PlannedModel {
             role,
             name: i.name.clone(),

@@ -335,7 +335,14 @@ fn commit_as(
     };
     let rows_read: u64 = manifests.iter().map(|(_, _, m)| m.rows.read).sum();
     let rows_written: u64 = manifests.iter().map(|(_, _, m)| m.rows.written).sum();
-    super::checks::check_row_count(&job.output, &table, &partition, rows_read, rows_written)?;
+    super::checks::check_row_count(
+        &job.output,
+        &table,
+        None,
+        &partition,
+        rows_read,
+        rows_written,
+    )?;
     let ds_text = ds.format("%Y-%m-%d").to_string();
     let mut outcome = match (&profile, &job.report) {
         (Some(p), Some(spec)) => {

@@ -63,7 +63,18 @@ fn committed(
         ds,
         &mut red,
     )?;
-    let Some(bytes) = table.partition_manifest(&format!("ds={}", ds.format("%Y-%m-%d")))? else {
+    let day = ds.format("%Y-%m-%d").to_string();
+    let bytes = if job.output.format == crate::spec::job::OutputFormat::Delta {
+        // A Delta table: the run that wrote the date's live files, from its run log.
+        let log = crate::sink::delta::DeltaLog::open(&table)?;
+        match log.partition_run_id(&day)? {
+            Some(run_id) => table.run_log().read_manifest(&run_id)?,
+            None => None,
+        }
+    } else {
+        table.partition_manifest(&format!("ds={day}"))?
+    };
+    let Some(bytes) = bytes else {
         return Ok(None);
     };
     let m = crate::sink::manifest::PublishedManifest::parse(

@@ -319,6 +319,9 @@ pub struct OutputInfo {
     pub partition: String,
     pub files: Vec<OutputFile>,
     pub columns: Vec<String>,
+    /// The Delta table version this run committed (`output.format: delta`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub delta_version: Option<u64>,
 }
 
 #[derive(Debug, Clone, Serialize)]

@@ -27,6 +27,7 @@ use crate::error::{Error, Result};
 use crate::storage::remove_dead_temp_folders;
 use crate::storage::write_file_atomic;
 
+pub mod delta;
 pub mod history;
 mod local;
 pub mod manifest;
@@ -90,6 +91,8 @@ pub enum Replaces {
         e_tag: Option<String>,
         version: Option<String>,
     },
+    /// A Delta table: the date's partition as the run read it under its lock.
+    Delta(delta::PartitionState),
 }
 
 impl Table {
@@ -135,6 +138,27 @@ pub enum Staged {
         table_prefix: object_store::path::Path,
         partition: String,
     },
+    /// A date of a Delta table: files staged as above (`inner`), then moved or
+    /// uploaded into `<table>/ds=<date>/` and committed to the Delta log.
+    Delta(DeltaStaged),
+}
+
+/// A date of a Delta table being written.
+pub struct DeltaStaged {
+    /// Where the files are staged, and the table's place.
+    pub inner: Box<Staged>,
+    pub log: delta::DeltaLog,
+    pub run_id: String,
+    /// The date (`2026-11-28`).
+    pub ds: String,
+    /// The commit's application-transaction id.
+    pub app_id: String,
+    /// The table's Delta schema.
+    pub schema: deltalake_core::kernel::StructType,
+    /// The commit's `commitInfo` entries.
+    pub info: serde_json::Map<String, serde_json::Value>,
+    /// The version the commit made, once published.
+    pub version: Option<u64>,
 }
 
 impl Table {
@@ -250,6 +274,7 @@ impl Staged {
         match self {
             Staged::Local(s) => &s.dir,
             Staged::Remote { dir, .. } => dir,
+            Staged::Delta(d) => d.inner.dir(),
         }
     }
 
@@ -259,6 +284,8 @@ impl Staged {
         match self {
             Staged::Local(_) => format!("part-{index:05}.parquet"),
             Staged::Remote { run_id, .. } => format!("part-{run_id}-{index:05}.parquet"),
+            // Delta keeps replaced files for time travel: names never repeat.
+            Staged::Delta(d) => format!("part-{}-{index:05}.parquet", d.run_id),
         }
     }
 
@@ -267,6 +294,15 @@ impl Staged {
         match self {
             Staged::Local(s) => s.target().display().to_string(),
             Staged::Remote { url, .. } => url.clone(),
+            Staged::Delta(d) => d.inner.target(),
+        }
+    }
+
+    /// The Delta version a published Delta partition was committed as.
+    pub fn delta_version(&self) -> Option<u64> {
+        match self {
+            Staged::Delta(d) => d.version,
+            _ => None,
         }
     }
 
@@ -274,9 +310,11 @@ impl Staged {
     /// data files are uploaded first and `_manifest.json` last — that single PUT is the
     /// commit — then files of earlier runs that the manifest no longer lists are deleted.
     /// On object stores the commit replaces exactly the manifest `replaces` names.
-    pub fn publish(self, replaces: &Replaces) -> Result<String> {
+    /// A Delta partition is committed to the table's log instead; its version is returned.
+    pub fn publish(self, replaces: &Replaces) -> Result<(String, Option<u64>)> {
         match self {
-            Staged::Local(s) => Ok(s.publish()?.display().to_string()),
+            Staged::Local(s) => Ok((s.publish()?.display().to_string(), None)),
+            Staged::Delta(d) => d.publish(replaces).map(|(at, v)| (at, Some(v))),
             Staged::Remote {
                 dir,
                 url,
@@ -286,7 +324,7 @@ impl Staged {
             } => {
                 let result = upload_and_commit(&dir, &url, &store, &partition_prefix, replaces);
                 let _ = std::fs::remove_dir_all(&dir);
-                result.map(|_| url)
+                result.map(|_| (url, None))
             }
         }
     }
@@ -317,6 +355,12 @@ impl Staged {
                 let _ = std::fs::remove_dir_all(&dir);
                 result.map(|_| at)
             }
+            Staged::Delta(d) => {
+                d.abandon();
+                Err(Error::usage(
+                    "a Delta output is written by one run per date, not in shards",
+                ))
+            }
         }
     }
 
@@ -326,6 +370,132 @@ impl Staged {
             Staged::Local(s) => s.abandon(),
             Staged::Remote { dir, .. } => {
                 let _ = std::fs::remove_dir_all(dir);
+            }
+            Staged::Delta(d) => d.abandon(),
+        }
+    }
+}
+
+impl DeltaStaged {
+    fn abandon(self) {
+        (*self.inner).abandon()
+    }
+
+    /// Moves (local) or uploads (object store) the staged data files into
+    /// `<table>/ds=<date>/`, then commits them as one Delta transaction that
+    /// replaces the date's files, fenced by `replaces`. A failed commit removes the
+    /// files it placed; the table stays at the version it was. Returns where the
+    /// partition is and the committed version.
+    pub fn publish(mut self, replaces: &Replaces) -> Result<(String, u64)> {
+        let Replaces::Delta(token) = replaces else {
+            self.abandon();
+            return Err(Error::Internal(
+                "a Delta partition is published against the partition read under its lock".into(),
+            ));
+        };
+        let partition = format!("{PARTITION_COLUMN}={}", self.ds);
+        let files = match delta::staged_files(self.inner.dir()) {
+            Ok(f) => f,
+            Err(e) => {
+                self.abandon();
+                return Err(e);
+            }
+        };
+        let mut adds = Vec::with_capacity(files.len());
+        for f in &files {
+            let name = f.file_name().expect("file").to_string_lossy().to_string();
+            let size = std::fs::metadata(f).map(|m| m.len()).unwrap_or(0);
+            match delta::add_action(f, &format!("{partition}/{name}"), &self.ds, size) {
+                Ok(a) => adds.push(a),
+                Err(e) => {
+                    self.abandon();
+                    return Err(e);
+                }
+            }
+        }
+        let target = self.inner.target();
+        // Place the files: nothing lists them until the commit does.
+        let placed: Result<Placed> = match &*self.inner {
+            Staged::Local(s) => {
+                let dest = s.target();
+                std::fs::create_dir_all(&dest)
+                    .map_err(|e| Error::io("create folder", &dest, e))
+                    .and_then(|()| {
+                        let mut moved = Vec::new();
+                        for f in &files {
+                            let to = dest.join(f.file_name().expect("file"));
+                            std::fs::rename(f, &to).map_err(|e| Error::io("move", f, e))?;
+                            moved.push(to);
+                        }
+                        crate::storage::sync_dir(&dest);
+                        Ok(Placed::Local(moved))
+                    })
+            }
+            Staged::Remote {
+                url,
+                store,
+                partition_prefix,
+                ..
+            } => crate::storage::runtime().and_then(|rt| {
+                rt.block_on(upload_files(&files, url, store, partition_prefix))
+                    .map(|p| Placed::Remote(store.clone(), p))
+            }),
+            Staged::Delta(_) => unreachable!("a Delta partition is staged locally or remotely"),
+        };
+        let placed = match placed {
+            Ok(p) => p,
+            Err(e) => {
+                self.abandon();
+                return Err(e);
+            }
+        };
+        let commit = delta::Commit {
+            ds: &self.ds,
+            app_id: self.app_id.clone(),
+            adds,
+            schema: &self.schema,
+            info: self.info.clone(),
+        };
+        let result = self.log.commit(token, commit);
+        if result.is_err() {
+            placed.remove();
+        }
+        let version = result?;
+        self.version = Some(version);
+        // The staging folder is empty now (files moved) or a local copy (uploaded).
+        match *self.inner {
+            Staged::Local(s) => {
+                let _ = std::fs::remove_dir_all(&s.dir);
+            }
+            other => other.abandon(),
+        }
+        Ok((target, version))
+    }
+}
+
+/// Data files placed in a Delta table before its commit (removed if it fails).
+enum Placed {
+    Local(Vec<PathBuf>),
+    Remote(crate::storage::Store, Vec<object_store::path::Path>),
+}
+
+impl Placed {
+    fn remove(self) {
+        match self {
+            Placed::Local(files) => {
+                for f in files {
+                    let _ = std::fs::remove_file(f);
+                }
+            }
+            Placed::Remote(store, paths) => {
+                use object_store::ObjectStoreExt;
+                if let Ok(rt) = crate::storage::runtime() {
+                    rt.block_on(async {
+                        for p in &paths {
+                            let _ = store.store.delete(p).await;
+                        }
+                    });
+                }
             }
         }
     }
@@ -341,8 +511,7 @@ fn upload_and_commit(
     prefix: &object_store::path::Path,
     replaces: &Replaces,
 ) -> Result<()> {
-    use object_store::{ObjectStoreExt, WriteMultipart};
-    use std::io::Read;
+    use object_store::ObjectStoreExt;
 
     let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
         .map_err(|e| Error::io("list", dir, e))?
@@ -353,54 +522,15 @@ fn upload_and_commit(
     let rt = crate::storage::runtime()?;
     let started = chrono::Utc::now();
     rt.block_on(async {
-        let mut uploaded: Vec<object_store::path::Path> = Vec::new();
-        let err = |what: &str, e: object_store::Error| {
-            crate::storage::runtime_error(&format!("{what} {url}"), e)
-        };
-        let upload_all = async {
-            for f in &files {
-                let name = f.file_name().expect("file").to_string_lossy().to_string();
-                let dest = prefix.clone().join(name.as_str());
-                let upload = store
-                    .store
-                    .put_multipart(&dest)
-                    .await
-                    .map_err(|e| err("uploading to", e))?;
-                uploaded.push(dest.clone());
-                let mut w = WriteMultipart::new_with_chunk_size(upload, UPLOAD_PART);
-                let mut file = std::fs::File::open(f).map_err(|e| Error::io("read", f, e))?;
-                let mut buf = vec![0u8; 8 << 20];
-                let res: Result<()> = async {
-                    loop {
-                        let n = file.read(&mut buf).map_err(|e| Error::io("read", f, e))?;
-                        if n == 0 {
-                            break;
-                        }
-                        w.wait_for_capacity(4)
-                            .await
-                            .map_err(|e| err("uploading to", e))?;
-                        w.write(&buf[..n]);
-                    }
-                    Ok(())
-                }
-                .await;
-                match res {
-                    Ok(()) => {
-                        w.finish().await.map_err(|e| err("uploading to", e))?;
-                    }
-                    Err(e) => {
-                        let _ = w.abort().await;
-                        return Err(e);
-                    }
-                }
-            }
+        let uploaded = upload_files(&files, url, store, prefix).await?;
+        let commit = async {
             // The commit: one PUT of the manifest naming exactly these files,
             // conditional on the manifest it replaces.
             let manifest = dir.join(PARTITION_MANIFEST);
             let bytes = std::fs::read(&manifest).map_err(|e| Error::io("read", &manifest, e))?;
             commit_manifest(store, prefix, bytes, url, replaces).await
         };
-        let previous = match upload_all.await {
+        let previous = match commit.await {
             Ok(p) => p,
             Err(e) => {
                 for p in &uploaded {
@@ -412,6 +542,70 @@ fn upload_and_commit(
         remove_replaced(store, prefix, &uploaded, &previous, started).await;
         Ok(())
     })
+}
+
+/// Uploads `files` under `prefix` (multipart); returns where they went. On a
+/// failure, what was uploaded is deleted again.
+async fn upload_files(
+    files: &[PathBuf],
+    url: &str,
+    store: &crate::storage::Store,
+    prefix: &object_store::path::Path,
+) -> Result<Vec<object_store::path::Path>> {
+    use object_store::{ObjectStoreExt, WriteMultipart};
+    use std::io::Read;
+    let mut uploaded: Vec<object_store::path::Path> = Vec::new();
+    let err = |what: &str, e: object_store::Error| {
+        crate::storage::runtime_error(&format!("{what} {url}"), e)
+    };
+    let upload_all = async {
+        for f in files {
+            let name = f.file_name().expect("file").to_string_lossy().to_string();
+            let dest = prefix.clone().join(name.as_str());
+            let upload = store
+                .store
+                .put_multipart(&dest)
+                .await
+                .map_err(|e| err("uploading to", e))?;
+            uploaded.push(dest.clone());
+            let mut w = WriteMultipart::new_with_chunk_size(upload, UPLOAD_PART);
+            let mut file = std::fs::File::open(f).map_err(|e| Error::io("read", f, e))?;
+            let mut buf = vec![0u8; 8 << 20];
+            let res: Result<()> = async {
+                loop {
+                    let n = file.read(&mut buf).map_err(|e| Error::io("read", f, e))?;
+                    if n == 0 {
+                        break;
+                    }
+                    w.wait_for_capacity(4)
+                        .await
+                        .map_err(|e| err("uploading to", e))?;
+                    w.write(&buf[..n]);
+                }
+                Ok(())
+            }
+            .await;
+            match res {
+                Ok(()) => {
+                    w.finish().await.map_err(|e| err("uploading to", e))?;
+                }
+                Err(e) => {
+                    let _ = w.abort().await;
+                    return Err(e);
+                }
+            }
+        }
+        Ok(())
+    };
+    match upload_all.await {
+        Ok(()) => Ok(uploaded),
+        Err(e) => {
+            for p in &uploaded {
+                let _ = store.store.delete(p).await;
+            }
+            Err(e)
+        }
+    }
 }
 
 /// PUTs a partition manifest under `prefix`, conditionally on exactly the version
@@ -468,6 +662,7 @@ pub(crate) async fn commit_manifest(
             })
         }
         (Replaces::Local, _) => unreachable!("local tables are published by a folder swap"),
+        (Replaces::Delta(_), _) => unreachable!("Delta tables are published by a Delta commit"),
         _ => return Err(fenced()),
     };
     let opts = PutOptions {

@@ -14,6 +14,34 @@ impl RunLog<'_> {
         self.write_file(&format!("{run_id}.json"), bytes)
     }
 
+    /// Reads a run's manifest, `_runs/<run id>.json` (`None`: there is none).
+    pub fn read_manifest(&self, run_id: &str) -> Result<Option<Vec<u8>>> {
+        let name = format!("{run_id}.json");
+        match self.0 {
+            Table::Local(dir) => {
+                let p = dir.join(RUNS_DIR).join(&name);
+                match std::fs::read(&p) {
+                    Ok(b) => Ok(Some(b)),
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+                    Err(e) => Err(crate::error::Error::io("read", &p, e)),
+                }
+            }
+            Table::Remote { url, store, prefix } => {
+                use object_store::ObjectStoreExt;
+                let path = prefix.clone().join(RUNS_DIR).join(name.as_str());
+                let rt = crate::storage::runtime()?;
+                match rt.block_on(async { store.store.get(&path).await?.bytes().await }) {
+                    Ok(b) => Ok(Some(b.to_vec())),
+                    Err(object_store::Error::NotFound { .. }) => Ok(None),
+                    Err(e) => Err(crate::storage::runtime_error(
+                        &format!("reading {url}/{RUNS_DIR}/{name}"),
+                        e,
+                    )),
+                }
+            }
+        }
+    }
+
     /// Writes a file of a run (manifest, report) to `_runs/<name>`.
     pub fn write_file(&self, name: &str, bytes: &[u8]) -> Result<String> {
         match self.0 {

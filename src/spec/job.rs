@@ -333,6 +333,12 @@ pub struct OutputSpec {
     /// Base folder of the output table; the run writes the partition `<path>/ds=<date>/`.
     /// Templated (`${ENV}` only makes sense here; dates go in the partition).
     pub path: String,
+    /// The table format: `parquet` (the default: hive folders of Parquet files, each
+    /// partition published with its `_manifest.json`) or `delta` (a Delta Lake table,
+    /// partitioned by `ds`: each run replaces its date's files in one Delta
+    /// transaction that Spark, Databricks, Trino, DuckDB and Polars read).
+    #[serde(default)]
+    pub format: OutputFormat,
     /// zstd compression level, 1 (fast) to 22 (small).
     #[serde(default = "default_zstd_level")]
     pub zstd_level: i32,
@@ -353,6 +359,19 @@ pub struct OutputSpec {
     /// upstream load does not silently replace a full partition. Between 0 and 1.
     #[serde(default)]
     pub min_rows_ratio: Option<f64>,
+}
+
+/// The format of an output table.
+#[derive(
+    Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize, schemars::JsonSchema,
+)]
+#[serde(rename_all = "snake_case")]
+pub enum OutputFormat {
+    /// Hive-partitioned Parquet folders, each published with a `_manifest.json`.
+    #[default]
+    Parquet,
+    /// A Delta Lake table partitioned by `ds`, committed through its `_delta_log/`.
+    Delta,
 }
 
 /// How inference is run.
@@ -543,6 +562,14 @@ impl JobSpec {
         }
         if self.output.row_group_size == 0 {
             p.push("output.row_group_size", "must be at least 1");
+        }
+        if self.output.format == OutputFormat::Delta && self.shards > 1 {
+            p.push(
+                "shards",
+                "a Delta output (`output.format: delta`) is written by one run per date; \
+                 sharded runs (`shards` > 1) commit Parquet tables only. Set `shards: 1`, or \
+                 write `format: parquet`",
+            );
         }
         for (field, range, v) in [
             (
