@@ -19,8 +19,11 @@ BIN := $(CARGO_TARGET_DIR)/debug/scorch
 DEMO_DATE ?= 2026-11-28
 
 export SCORCH_AIRFLOW := $(SCORCH_CACHE)/airflow-3/bin
+# ADBC drivers' shared libraries (make adbc-drivers), where source.adbc finds them.
+ADBC_DIR := $(SCORCH_CACHE)/adbc
+export SCORCH_ADBC_DRIVERS := $(ADBC_DIR)
 
-.PHONY: wheel wheel-dev test-wheel wheelhouse develop image-tools image-base image-wheels image image-demo bench-nonfinite deny fuzz fuzz-build airflow demo test setup build data model lint clean-output help pg-server pg-demo pg-stop bench-pg chromium s3-server s3rver s3-demo s3-stop bench-s3 azurite bench bench-score bench-drift evidently
+.PHONY: adbc-drivers adbc-demo wheel wheel-dev test-wheel wheelhouse develop image-tools image-base image-wheels image image-demo bench-nonfinite deny fuzz fuzz-build airflow demo test setup build data model lint clean-output help pg-server pg-demo pg-stop bench-pg chromium s3-server s3rver s3-demo s3-stop bench-s3 azurite bench bench-score bench-drift evidently
 
 help:
 	@echo "make demo   - set up, build, generate example data, run jobs/churn_daily.yaml"
@@ -31,8 +34,10 @@ help:
 	@echo "make lint   - cargo fmt --check and clippy -D warnings"
 	@echo "make wheel  - the Python package: dist/scorch-*.whl (release build); make wheel test-wheel SCORCH_WHEEL_DIR=dist tests it"
 	@echo "make image  - the runtime image localhost/scorch:VERSION (podman); make image-demo runs the example in it"
+	@echo "make adbc-drivers - install the ADBC drivers source.adbc loads into $(ADBC_DIR)"
 	@echo "make deny   - cargo deny: licenses, bans, sources (and advisories where GitHub is reachable)"
 	@echo "make pg-demo - start a local PostgreSQL, load the example data, run jobs/churn_daily_pg.yaml"
+	@echo "make adbc-demo - the same server read through the ADBC PostgreSQL driver (jobs/churn_daily_adbc.yaml)"
 	@echo "make pg-stop - stop that server"
 	@echo "make s3-demo - start a local S3 server, put the example data there, run jobs/churn_daily_s3.yaml"
 	@echo "make s3-stop - stop that server"
@@ -87,11 +92,17 @@ pg-demo: build data pg-server
 	"$(BIN)" run jobs/churn_daily_pg.yaml --date $(DEMO_DATE)
 	@echo "Scores from the warehouse: output/churn_scores_pg/ds=$(DEMO_DATE)/ (stop the server: make pg-stop)"
 
+adbc-demo: build data pg-server adbc-drivers
+	scripts/pg-local.sh start "$(PG_DIR)" $(PG_PORT)
+	scripts/pg-local.sh load "$(PG_DIR)" $(PG_PORT) "$(PYTHON)"
+	"$(BIN)" run jobs/churn_daily_adbc.yaml --date $(DEMO_DATE)
+	@echo "Scores read through the ADBC PostgreSQL driver: output/churn_scores_adbc/ds=$(DEMO_DATE)/ (stop the server: make pg-stop)"
+
 pg-stop:
 	scripts/pg-local.sh stop "$(PG_DIR)"
 
 # Benchmarks print figures; they are not part of `make test`.
-bench-pg: build pg-server
+bench-pg: build pg-server adbc-drivers
 	bench/pg_rss.sh "$(BIN)" "$(PYTHON)" $(or $(ROWS),5000000)
 
 # A real S3-compatible server for the tests: s3s-fs from crates.io, built once into the cache.
@@ -175,6 +186,10 @@ azurite:
 # Dependency policy (deny.toml): licenses, bans and sources offline; advisories
 # where the RustSec database (on GitHub) can be fetched, and a plain notice where not.
 CARGO_DENY := $(SCORCH_CACHE)/cargo-deny/bin/cargo-deny
+# ADBC drivers (PostgreSQL, SQLite, Flight SQL, Snowflake, BigQuery) from PyPI's wheels.
+adbc-drivers: setup
+	@scripts/setup-adbc.sh "$(ADBC_DIR)" "$(PYTHON)"
+
 deny:
 	@if [ ! -x "$(CARGO_DENY)" ]; then \
 	  echo "installing cargo-deny 0.20.2 into $(SCORCH_CACHE)/cargo-deny (once, about 5 minutes)"; \
@@ -188,7 +203,7 @@ deny:
 	  echo "cargo deny: advisories NOT checked: the RustSec database (github.com/RustSec/advisory-db) cannot be fetched from this machine"; \
 	fi
 
-test: setup deny pg-server s3-server azurite chromium airflow wheelhouse
+test: setup deny pg-server s3-server azurite chromium airflow wheelhouse adbc-drivers
 	cargo build --locked --bin scorch
 	$(MAKE) --no-print-directory wheel-dev
 	@# The binary users build carries no test hook (they are behind the test-hooks feature).

@@ -1,7 +1,10 @@
 #!/usr/bin/env bash
 # Benchmark: a PostgreSQL query returning ROWS rows (default 5,000,000) scored by
-# scorch; prints rows/s and peak RSS. Not a test: it prints figures.
+# scorch, read by the native `postgres` source, then by the `adbc` source through
+# the ADBC PostgreSQL driver (without and with a bound parameter); prints rows/s
+# and peak RSS of each. Not a test: it prints figures.
 #   bench/pg_rss.sh SCORCH_BIN PYTHON [ROWS]
+# The ADBC runs need the drivers (`make adbc-drivers`; $SCORCH_ADBC_DRIVERS).
 set -euo pipefail
 bin=${1:?scorch binary}; py=${2:?python}; rows=${3:-5000000}
 here=$(cd "$(dirname "$0")/.." && pwd)
@@ -27,6 +30,7 @@ LIMIT $rows;
 SQL
 mkdir -p sql jobs
 echo "SELECT * FROM big" > sql/big.sql
+echo "SELECT * FROM big WHERE customer_id >= {{ params.min_id }}::int8" > sql/big_param.sql
 cat > profiles.yaml <<YAML
 bench:
   postgres:
@@ -36,26 +40,40 @@ bench:
     password: \${SCORCH_PG_PASSWORD}
     dbname: warehouse
     sslmode: disable
+bench_adbc:
+  adbc:
+    driver: postgresql
+    uri: postgresql://scorch:\${SCORCH_PG_PASSWORD}@127.0.0.1:$port/warehouse
 YAML
-cat > jobs/big.yaml <<YAML
-name: bench_pg
+job() { # name kind profile sql [params]
+  cat > "jobs/$1.yaml" <<YAML
+name: $1
 source:
-  postgres:
-    profile: bench
-    query: sql/big.sql
+  $2:
+    profile: $3
+    query: $4
+$5
 keys: [customer_id]
 model: $here/models/churn/1.0.0
 output:
-  path: output/bench_pg
+  path: output/$1
 YAML
-/usr/bin/time -f "%e %M" -o time.txt "$bin" -q run jobs/big.yaml --date 2026-11-28
-read -r wall rss_kb < time.txt
-"$py" - "$wall" "$rss_kb" "$rows" output/bench_pg/ds=2026-11-28/_manifest.json <<'PY'
+}
+job bench_pg postgres bench sql/big.sql
+job bench_adbc adbc bench_adbc sql/big.sql
+job bench_adbc_param adbc bench_adbc sql/big_param.sql "    params: {min_id: '0'}"
+for j in bench_pg bench_adbc bench_adbc_param; do
+  /usr/bin/time -f "%e %M" -o time.txt "$bin" -q run "jobs/$j.yaml" --date 2026-11-28
+  read -r wall rss_kb < time.txt
+  "$py" - "$j" "$wall" "$rss_kb" "$rows" "output/$j/ds=2026-11-28/_manifest.json" <<'PY'
 import json, sys
-wall, rss_kb, rows, manifest = float(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3]), sys.argv[4]
+job, wall, rss_kb, rows, manifest = sys.argv[1], float(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4]), sys.argv[5]
 m = json.load(open(manifest))
 assert m["rows"]["written"] == rows, m["rows"]
 st = m["stages"]
-print(f"postgres -> scorch, {rows:,} rows: wall {wall:.1f} s, {rows / wall:,.0f} rows/s, peak RSS {rss_kb / 1024:.0f} MiB")
+what = {"bench_pg": "postgres source", "bench_adbc": "adbc source (PostgreSQL driver)",
+        "bench_adbc_param": "adbc source, one bound parameter"}[job]
+print(f"{what} -> scorch, {rows:,} rows: wall {wall:.1f} s, {rows / wall:,.0f} rows/s, peak RSS {rss_kb / 1024:.0f} MiB")
 print("  stage seconds: " + ", ".join(f"{k} {st[k]:.2f}" for k in ["read", "preprocess", "tensorize", "infer", "write"]))
 PY
+done

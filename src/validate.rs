@@ -166,6 +166,66 @@ pub fn check_file(path: &Path, root: &Path, profiles: &Path) -> Checked {
     }
 }
 
+/// Checks a warehouse source (`source.KIND`): its profile, and that its SQL file
+/// reads, its placeholders parse in the profile's parameter style and every
+/// `{{ params.NAME }}` has a value.
+fn warehouse_query(
+    kind: &str,
+    profile: Result<crate::source::bind::Style, Error>,
+    query: &str,
+    params: &std::collections::BTreeMap<String, String>,
+    (path, root, vars): (&Path, &Path, &TemplateVars),
+    errors: &mut Vec<Error>,
+) {
+    let field = |name: &str, t: &str| {
+        render(t, vars).map_err(|e| Error::config(path, format!("field `{name}`: {e}")))
+    };
+    let style = match profile {
+        Ok(s) => s,
+        Err(e) => {
+            errors.push(e.context(format!("{}: field `source.{kind}.profile`", path.display())));
+            crate::source::bind::Style::Dollar
+        }
+    };
+    match field(&format!("source.{kind}.query"), query) {
+        Ok(q) => {
+            let f = root.join(&q.value);
+            match std::fs::read_to_string(&f) {
+                Ok(text) => match crate::source::bind::rewrite_with(&text, style) {
+                    Ok((_, placeholders)) => {
+                        let mut seen = std::collections::BTreeSet::new();
+                        for ph in placeholders {
+                            if let crate::source::bind::Placeholder::Param(n) = ph
+                                && !params.contains_key(&n)
+                                && seen.insert(n.clone())
+                            {
+                                errors.push(Error::config(
+                                    &f,
+                                    format!("uses `{{{{ params.{n} }}}}`, but the job's `source.{kind}.params` has no `{n}`"),
+                                ));
+                            }
+                        }
+                    }
+                    Err(e) => errors.push(Error::config(&f, e)),
+                },
+                Err(e) => errors.push(Error::config(
+                    path,
+                    format!(
+                        "field `source.{kind}.query`: cannot read {}: {e}",
+                        f.display()
+                    ),
+                )),
+            }
+        }
+        Err(e) => errors.push(e),
+    }
+    for (k, v) in params {
+        if let Err(e) = field(&format!("source.{kind}.params.{k}"), v) {
+            errors.push(e);
+        }
+    }
+}
+
 fn check_job(path: &Path, root: &Path, profiles: &Path) -> Vec<Error> {
     let job = match JobSpec::load(path) {
         Ok(j) => j,
@@ -189,49 +249,63 @@ fn check_job(path: &Path, root: &Path, profiles: &Path) -> Vec<Error> {
                 errors.push(e);
             }
         }
-        SourceSpec::Postgres(pg) => {
-            if let Err(e) = crate::spec::profiles::postgres(profiles, &pg.profile) {
-                errors.push(e.context(format!(
-                    "{}: field `source.postgres.profile`",
-                    path.display()
-                )));
+        SourceSpec::Delta(d) => {
+            if let Err(e) = field("source.delta.path", &d.path) {
+                errors.push(e);
             }
-            match field("source.postgres.query", &pg.query) {
-                Ok(q) => {
-                    let f = root.join(&q.value);
-                    match std::fs::read_to_string(&f) {
-                        Ok(text) => match crate::source::postgres::rewrite(&text) {
-                            Ok((_, placeholders)) => {
-                                for ph in placeholders {
-                                    if let crate::source::postgres::Placeholder::Param(n) = ph
-                                        && !pg.params.contains_key(&n)
-                                    {
-                                        errors.push(Error::config(
-                                            &f,
-                                            format!("uses `{{{{ params.{n} }}}}`, but the job's `source.postgres.params` has no `{n}`"),
-                                        ));
-                                    }
-                                }
-                            }
-                            Err(e) => errors.push(Error::config(&f, e)),
-                        },
-                        Err(e) => errors.push(Error::config(
+            if let Some(v) = &d.version {
+                match field("source.delta.version", v) {
+                    Ok(r) if r.value.trim().parse::<u64>().is_err() => errors.push(Error::config(
+                        path,
+                        format!(
+                            "field `source.delta.version`: {:?} is not a table version (0, 1, 2, …)",
+                            r.value
+                        ),
+                    )),
+                    Ok(_) => {}
+                    Err(e) => errors.push(e),
+                }
+            }
+            if let Some(t) = &d.timestamp {
+                match field("source.delta.timestamp", t) {
+                    Ok(r) if chrono::DateTime::parse_from_rfc3339(r.value.trim()).is_err() => {
+                        errors.push(Error::config(
                             path,
                             format!(
-                                "field `source.postgres.query`: cannot read {}: {e}",
-                                f.display()
+                                "field `source.delta.timestamp`: {:?} is not an RFC 3339 time \
+                                 (2026-11-28T23:59:59Z)",
+                                r.value
                             ),
-                        )),
+                        ))
                     }
+                    Ok(_) => {}
+                    Err(e) => errors.push(e),
                 }
-                Err(e) => errors.push(e),
             }
-            for (k, v) in &pg.params {
-                if let Err(e) = field(&format!("source.postgres.params.{k}"), v) {
+            for (k, v) in &d.filters {
+                if let Err(e) = field(&format!("source.delta.filters.{k}"), v) {
                     errors.push(e);
                 }
             }
         }
+        SourceSpec::Postgres(pg) => warehouse_query(
+            "postgres",
+            crate::spec::profiles::postgres(profiles, &pg.profile)
+                .map(|_| crate::source::bind::Style::Dollar),
+            &pg.query,
+            &pg.params,
+            (path, root, &vars),
+            &mut errors,
+        ),
+        SourceSpec::Adbc(a) => warehouse_query(
+            "adbc",
+            crate::spec::profiles::adbc(profiles, &a.profile)
+                .map(|p| crate::source::adbc::param_style(&p)),
+            &a.query,
+            &a.params,
+            (path, root, &vars),
+            &mut errors,
+        ),
         SourceSpec::Sql(s) => match field("source.sql.query", &s.query) {
             Ok(q) => {
                 let f = root.join(&q.value);

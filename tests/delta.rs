@@ -353,3 +353,151 @@ fn a_delta_table_of_other_columns_or_a_sharded_delta_job_is_refused() {
     let o = p.scorch(&["validate", sharded.to_str().unwrap()]);
     assert_exit(&o, 2, &["shards", "format: delta"]);
 }
+
+/// Writes the project's feature files into a Delta table partitioned by `ds`, one
+/// append (one version) per date, with the `deltalake` package.
+fn features_as_delta(p: &Project, table: &Path, days: &[&str]) {
+    let script = format!(
+        "import polars as pl, datetime\n\
+         from deltalake import write_deltalake\n\
+         for d in {days:?}:\n\
+         \x20   df = pl.read_parquet('{root}/data/churn/features/ds=' + d + '/*.parquet', hive_partitioning=False)\n\
+         \x20   df = df.with_columns(pl.lit(datetime.date.fromisoformat(d)).alias('ds'))\n\
+         \x20   write_deltalake('{table}', df.to_arrow(), partition_by=['ds'], mode='append')\n",
+        root = p.path().display(),
+        table = table.display(),
+    );
+    let o = run_python(&["-c", &script]);
+    assert!(o.status.success(), "{}", stderr(&o));
+}
+
+#[test]
+fn a_delta_source_scores_like_its_parquet_files_and_records_its_version() {
+    let p = Project::new(3, 300);
+    let days = ["2026-11-26", "2026-11-27", LAST_DAY];
+    let table = p.path().join("lake/features");
+    features_as_delta(&p, &table, &days);
+    let bundle = example_bundle();
+    let parquet_job = p.standard_job("from_parquet", &bundle);
+    let delta_job = |name: &str, extra: &str| {
+        p.job(
+            name,
+            &format!(
+                "name: {name}\nsource:\n  delta:\n    path: lake/features\n    filters: {{ds: \"{{{{ ds }}}}\"}}\n{extra}\
+                 keys: [customer_id]\nmodel: {}\noutput:\n  path: output/{name}\ninference:\n  threads: 2\n  batch_size: 1000\n",
+                bundle.display()
+            ),
+        )
+    };
+    let from_delta = delta_job("from_delta", "");
+    for job in [&parquet_job, &from_delta] {
+        let o = p.run_job(job, &[]);
+        assert_exit(&o, 0, &[]);
+    }
+    // The same rows, the same scores, to the bit.
+    let a = read_partition(&p.path().join(format!("output/from_parquet/ds={LAST_DAY}")));
+    let b = read_partition(&p.path().join(format!("output/from_delta/ds={LAST_DAY}")));
+    assert_eq!(a.height(), 300);
+    let ids = |df: &polars::prelude::DataFrame| {
+        df.column("customer_id")
+            .unwrap()
+            .i64()
+            .unwrap()
+            .into_no_null_iter()
+            .collect::<Vec<_>>()
+    };
+    let scores = |df: &polars::prelude::DataFrame| {
+        df.column("churn_probability")
+            .unwrap()
+            .f32()
+            .unwrap()
+            .into_no_null_iter()
+            .map(f32::to_bits)
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(ids(&a), ids(&b));
+    assert_eq!(scores(&a), scores(&b));
+    // Lineage: the version read, and only the date's file (the others pruned).
+    let runs = p.path().join("output/from_delta/_runs");
+    let m = manifests_json(&runs);
+    assert_eq!(m.len(), 1);
+    assert_eq!(m[0]["source_version"], 2, "{}", m[0]);
+    assert_eq!(m[0]["inputs"].as_array().unwrap().len(), 1, "{}", m[0]);
+    assert!(
+        m[0]["inputs"][0]["path"]
+            .as_str()
+            .unwrap()
+            .contains(&format!("ds={LAST_DAY}/")),
+        "{}",
+        m[0]
+    );
+    let source = m[0]["source"].as_str().unwrap();
+    assert!(
+        source.contains("version 2") && source.contains("2 pruned"),
+        "{source}"
+    );
+    // Pinned to version 1 (before the last date was appended): no rows, exit 3.
+    let pinned = delta_job("pinned", "    version: \"1\"\n");
+    let o = p.run_job(&pinned, &[]);
+    assert_exit(&o, 3, &["read 0 rows"]);
+    // Pinned by a variable, on a date version 1 holds: the same scores.
+    let by_env = delta_job("pinned_env", "    version: ${FEATURES_VERSION}\n");
+    let o = p.scorch_env(
+        &["run", by_env.to_str().unwrap(), "--date", "2026-11-27"],
+        &[("FEATURES_VERSION", "1")],
+    );
+    assert_exit(&o, 0, &[]);
+    let m = manifests_json(&p.path().join("output/pinned_env/_runs"));
+    assert_eq!(m[0]["source_version"], 1);
+    // Mistakes: no table there (exit 3), a filter on a column the table lacks (exit 2),
+    // version and timestamp both (exit 2).
+    let missing = p.job(
+        "missing",
+        &std::fs::read_to_string(&from_delta)
+            .unwrap()
+            .replace("lake/features", "lake/nothing"),
+    );
+    assert_exit(
+        &p.run_job(&missing, &[]),
+        3,
+        &["no Delta table", "lake/nothing"],
+    );
+    let bad_filter = p.job(
+        "bad_filter",
+        &std::fs::read_to_string(&from_delta)
+            .unwrap()
+            .replace("filters: {ds:", "filters: {nosuch: EU, ds:"),
+    );
+    assert_exit(
+        &p.run_job(&bad_filter, &[]),
+        2,
+        &["filters.nosuch", "no column `nosuch`"],
+    );
+    // A version the table never had: exit 3 naming it, nothing read from another version.
+    let future = delta_job("future", "    version: \"99\"\n");
+    assert_exit(&p.run_job(&future, &[]), 3, &["at version 99"]);
+    // A timestamp before the table existed: exit 3 too.
+    let early = delta_job("early", "    timestamp: 2001-01-01T00:00:00Z\n");
+    assert_exit(&p.run_job(&early, &[]), 3, &["as of 2001-01-01"]);
+    let both = delta_job(
+        "both",
+        "    version: \"1\"\n    timestamp: 2026-11-28T00:00:00Z\n",
+    );
+    assert_exit(
+        &p.scorch(&["validate", both.to_str().unwrap()]),
+        2,
+        &["not both"],
+    );
+}
+
+fn manifests_json(runs: &Path) -> Vec<serde_json::Value> {
+    std::fs::read_dir(runs)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| {
+            let n = p.file_name().unwrap().to_string_lossy();
+            n.ends_with(".json") && !n.contains(".report.")
+        })
+        .map(read_json)
+        .collect()
+}

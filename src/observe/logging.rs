@@ -24,7 +24,8 @@ pub fn init_logging(format: LogFormat, verbose: u8, quiet: bool) {
         "warn"
     } else {
         match verbose {
-            0 => "info",
+            // delta-rs and its kernel narrate every snapshot at info: warnings only.
+            0 => "info,buoyant_kernel=warn,buoyant_kernel_engine=warn,deltalake_core=warn",
             1 => "debug",
             _ => "trace",
         }

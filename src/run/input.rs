@@ -63,6 +63,7 @@ pub(crate) fn open_input(s: &mut Setup, models: &Models, m: &mut Manifest) -> Re
         });
     }
     m.source = Some(src.description.clone());
+    m.source_version = src.version;
     m.inputs = src.inputs.clone();
     let schema = src.schema()?;
     let missing = |what: String| {

@@ -29,18 +29,14 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Once};
 
 use deltalake_core::kernel::transaction::{CommitBuilder, CommitProperties, TransactionError};
 use deltalake_core::kernel::{
     Action, Add, DataType, Protocol, Remove, StructField, StructType, Transaction, new_metadata,
 };
-use deltalake_core::logstore::{
-    LogStore, LogStoreFactory, LogStoreRef, ObjectStoreRef, StorageConfig, default_logstore,
-    logstore_factories,
-};
+use deltalake_core::logstore::LogStoreRef;
 use deltalake_core::protocol::{DeltaOperation, SaveMode};
-use deltalake_core::{DeltaTable, DeltaTableBuilder, DeltaTableError};
+use deltalake_core::{DeltaTable, DeltaTableError};
 use futures_util::StreamExt;
 use polars::prelude::*;
 
@@ -96,38 +92,6 @@ pub fn app_id(job: &str, ds: &str) -> String {
     format!("scorch:{job}:{PARTITION_COLUMN}={ds}")
 }
 
-/// delta-rs ships log stores for `file://` and `memory://` only; scorch hands it
-/// its own object stores, so it registers delta-rs's default log store (commits by
-/// conditional PUT) for the cloud schemes.
-struct ConditionalPutLogStore;
-
-impl LogStoreFactory for ConditionalPutLogStore {
-    fn with_options(
-        &self,
-        prefixed_store: ObjectStoreRef,
-        root_store: ObjectStoreRef,
-        location: &url::Url,
-        options: &StorageConfig,
-    ) -> deltalake_core::DeltaResult<Arc<dyn LogStore>> {
-        Ok(default_logstore(
-            prefixed_store,
-            root_store,
-            location,
-            options,
-        ))
-    }
-}
-
-fn register_schemes() {
-    static ONCE: Once = Once::new();
-    ONCE.call_once(|| {
-        for scheme in ["s3", "s3a", "gs", "az", "abfs", "abfss"] {
-            let url = url::Url::parse(&format!("{scheme}://")).expect("scheme URL");
-            logstore_factories().insert(url, Arc::new(ConditionalPutLogStore));
-        }
-    });
-}
-
 fn delta_error(what: &str, url: &str, e: DeltaTableError) -> Error {
     Error::Internal(format!("{what} the Delta table {url}: {e}"))
 }
@@ -135,32 +99,15 @@ fn delta_error(what: &str, url: &str, e: DeltaTableError) -> Error {
 impl DeltaLog {
     /// The Delta table at `table` (which need not exist yet).
     pub fn open(table: &Table) -> Result<Self> {
-        register_schemes();
-        let (location, backend) = match table {
+        let log_store = match table {
             Table::Local(dir) => {
                 std::fs::create_dir_all(dir).map_err(|e| Error::io("create folder", dir, e))?;
-                let abs = dir
-                    .canonicalize()
-                    .map_err(|e| Error::io("resolve", dir, e))?;
-                let url = url::Url::from_directory_path(&abs)
-                    .map_err(|_| Error::Internal(format!("{} is not a file URL", abs.display())))?;
-                (url, None)
+                crate::storage::delta::log_store(&crate::storage::delta::Place::Local(dir))
             }
             Table::Remote { url, store, .. } => {
-                let u = url::Url::parse(url).map_err(|e| {
-                    Error::usage(format!("the Delta table URL {url} is not a URL: {e}"))
-                })?;
-                (u, Some(store.store.clone()))
+                crate::storage::delta::log_store(&crate::storage::delta::Place::Remote(url, store))
             }
-        };
-        let mut builder = DeltaTableBuilder::from_url(location.clone())
-            .map_err(|e| delta_error("opening", &table.location(), e))?;
-        if let Some(store) = backend {
-            builder = builder.with_storage_backend(store, location);
-        }
-        let log_store = builder
-            .build_storage()
-            .map_err(|e| delta_error("opening", &table.location(), e))?;
+        }?;
         Ok(DeltaLog {
             log_store,
             url: table.location(),

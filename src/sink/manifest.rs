@@ -39,6 +39,7 @@ impl Manifest {
             shard: None,
             rollout: None,
             source: None,
+            source_version: None,
             inputs: vec![],
             rows: RowCounts::default(),
             stages: BTreeMap::new(),
@@ -214,6 +215,9 @@ pub struct Manifest {
     pub rollout: Option<RolloutInfo>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub source: Option<String>,
+    /// The table version the source read (a Delta source): the exact snapshot scored.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub source_version: Option<u64>,
     pub inputs: Vec<InputFile>,
     pub rows: RowCounts,
     /// Seconds per stage: read, preprocess, tensorize, infer, write, total.

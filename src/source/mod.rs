@@ -3,6 +3,9 @@
 //! warehouse), and queries on a PostgreSQL-protocol warehouse ([`postgres`]).
 //! Nothing is read until the run asks for the columns it needs, so only those are read.
 
+pub mod adbc;
+pub mod bind;
+pub mod delta;
 pub mod files;
 pub mod postgres;
 
@@ -14,7 +17,7 @@ use polars::sql::SQLContext;
 use serde::Serialize;
 
 use crate::error::{Error, Result};
-use crate::spec::job::{ParquetSource, PostgresSource, SourceSpec, SqlSource};
+use crate::spec::job::{AdbcSource, ParquetSource, PostgresSource, SourceSpec, SqlSource};
 use crate::spec::template::{Redactor, TemplateVars, render};
 
 /// One input file, as recorded in the run manifest.
@@ -44,6 +47,8 @@ pub enum Frame {
     Files(Box<files::ParquetFiles>, Box<LazyFrame>),
     /// A query on a PostgreSQL-protocol warehouse.
     Postgres(Box<postgres::PgQuery>),
+    /// A query on a warehouse through an ADBC driver.
+    Adbc(Box<adbc::AdbcQuery>),
 }
 
 /// A source resolved for one run.
@@ -56,6 +61,8 @@ pub struct Resolved {
     pub parquet: Vec<(Vec<files::FileRef>, Option<crate::storage::Store>)>,
     /// Human description (redacted), for logs and the manifest.
     pub description: String,
+    /// The table version read (a Delta source), for the manifest's lineage.
+    pub version: Option<u64>,
 }
 
 impl Resolved {
@@ -65,6 +72,7 @@ impl Resolved {
             Frame::Lazy(lf) => Ok(lf.as_ref().clone().collect_schema()?.as_ref().clone()),
             Frame::Files(f, _) => Ok(f.schema.clone()),
             Frame::Postgres(q) => q.schema(),
+            Frame::Adbc(q) => q.schema(),
         }
     }
 
@@ -112,6 +120,7 @@ impl Resolved {
             }
             Frame::Files(f, _) => Ok(Box::new(f.row_groups(columns)?)),
             Frame::Postgres(q) => q.batches(columns),
+            Frame::Adbc(q) => q.batches(columns),
         }
     }
 
@@ -151,6 +160,7 @@ impl Resolved {
                 .select(columns.iter().map(|c| col(c.as_str())).collect::<Vec<_>>())
                 .collect()?),
             Frame::Postgres(q) => q.read(columns),
+            Frame::Adbc(q) => q.read(columns),
         }
     }
 }
@@ -184,6 +194,39 @@ pub fn resolve(
         SourceSpec::Parquet(p) => parquet(p, ctx, vars, redactor),
         SourceSpec::Sql(s) => sql(s, ctx, vars, redactor),
         SourceSpec::Postgres(p) => pg(p, ctx, vars, redactor),
+        SourceSpec::Delta(d) => delta::resolve(d, ctx, vars, redactor),
+        SourceSpec::Adbc(a) => adbc_query(a, ctx, vars, redactor),
+    }
+}
+
+fn adbc_query(
+    a: &AdbcSource,
+    ctx: &Context<'_>,
+    vars: &TemplateVars,
+    red: &mut Redactor,
+) -> Result<Resolved> {
+    let profile = crate::spec::profiles::adbc(ctx.profiles, &a.profile)?;
+    let file = ctx
+        .root
+        .join(render_field(&a.query, "source.adbc.query", vars, red)?);
+    let q = adbc::prepare(&a.profile, &profile, ctx.root, &file, &a.params, vars, red)?;
+    Ok(Resolved {
+        description: q.describe(),
+        frame: Frame::Adbc(Box::new(q)),
+        inputs: vec![query_input(&file, red)],
+        parquet: vec![],
+        version: None,
+    })
+}
+
+/// A query file as an input of the manifest: its path and hash.
+fn query_input(file: &Path, red: &Redactor) -> InputFile {
+    InputFile {
+        path: red.redact(&file.display().to_string()),
+        bytes: std::fs::metadata(file).map(|m| m.len()).unwrap_or(0),
+        modified: None,
+        sha256: crate::storage::sha256_file(file).ok(),
+        etag: None,
     }
 }
 
@@ -199,18 +242,12 @@ fn pg(
         .join(render_field(&p.query, "source.postgres.query", vars, red)?);
     let q = postgres::prepare(&p.profile, &profile, &file, &p.params, vars, red)?;
     let description = q.describe();
-    let input = InputFile {
-        path: red.redact(&file.display().to_string()),
-        bytes: std::fs::metadata(&file).map(|m| m.len()).unwrap_or(0),
-        modified: None,
-        sha256: crate::storage::sha256_file(&file).ok(),
-        etag: None,
-    };
     Ok(Resolved {
         frame: Frame::Postgres(Box::new(q)),
-        inputs: vec![input],
+        inputs: vec![query_input(&file, red)],
         parquet: vec![],
         description,
+        version: None,
     })
 }
 
@@ -330,6 +367,7 @@ pub fn open_parquet(
         ),
         inputs: listed.inputs,
         description: format!("parquet {}", red.redact(pattern)),
+        version: None,
     })
 }
 
@@ -378,6 +416,7 @@ fn sql(
         inputs,
         parquet,
         description: format!("sql {}", query_path.display()),
+        version: None,
     })
 }
 

@@ -34,139 +34,8 @@ use crate::error::{Error, Result};
 use crate::spec::profiles::{PostgresProfile, SslMode};
 use crate::spec::template::{Redactor, TemplateVars, render};
 
-/// A placeholder found in a query.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Placeholder {
-    Ds,
-    /// `{{ ds_add(N) }}`: the run date moved by N days, bound as a date.
-    DsAdd(i64),
-    DsNodash,
-    Param(String),
-}
-
-/// Rewrites `{{ … }}` placeholders into numbered bind parameters with explicit types.
-/// Placeholders inside string literals, quoted identifiers or dollar-quoted strings
-/// are refused (they would not be parameters there), and so are hand-written `$1`
-/// parameters. Comments are left as they are.
-pub fn rewrite(sql: &str) -> std::result::Result<(String, Vec<Placeholder>), String> {
-    let b = sql.as_bytes();
-    let mut out = String::with_capacity(sql.len());
-    let mut found: Vec<Placeholder> = Vec::new();
-    let mut i = 0;
-    let mut line = 1;
-    let quoted_err = |line: usize, what: &str| {
-        format!(
-            "line {line}: a `{{{{ … }}}}` placeholder inside {what}; write it bare \
-             (`WHERE ds = {{{{ ds }}}}`): scorch binds it as a typed parameter"
-        )
-    };
-    while i < b.len() {
-        let c = b[i];
-        // Copies a quoted span up to its closing delimiter, refusing placeholders in it.
-        let skip_to = |end: &str, what: &str, from: usize| -> std::result::Result<usize, String> {
-            let rest = &sql[from..];
-            let stop = rest
-                .find(end)
-                .map(|p| from + p + end.len())
-                .unwrap_or(sql.len());
-            let span = &sql[i..stop];
-            if !what.ends_with("comment") && span.contains("{{") {
-                return Err(quoted_err(line, what));
-            }
-            Ok(stop)
-        };
-        let next = match c {
-            b'\'' => skip_to("'", "a string literal", i + 1)?,
-            b'"' => skip_to("\"", "a quoted identifier", i + 1)?,
-            b'-' if b.get(i + 1) == Some(&b'-') => skip_to("\n", "a comment", i + 2)?,
-            b'/' if b.get(i + 1) == Some(&b'*') => skip_to("*/", "a comment", i + 2)?,
-            b'$' => {
-                let rest = &sql[i + 1..];
-                if rest.starts_with(|ch: char| ch.is_ascii_digit()) {
-                    return Err(format!(
-                        "line {line}: write `{{{{ params.NAME }}}}` (with `params:` in the job) instead of `$n` parameters"
-                    ));
-                }
-                // Dollar quoting: $tag$ … $tag$
-                let tag_len = rest.find('$').filter(|&p| {
-                    rest[..p]
-                        .chars()
-                        .all(|ch| ch.is_alphanumeric() || ch == '_')
-                });
-                match tag_len {
-                    Some(p) => {
-                        let tag = &sql[i..i + p + 2];
-                        skip_to(tag, "a dollar-quoted string", i + tag.len())?
-                    }
-                    None => i + 1,
-                }
-            }
-            b'{' if b.get(i + 1) == Some(&b'{') => {
-                let end = sql[i..]
-                    .find("}}")
-                    .map(|p| i + p)
-                    .ok_or_else(|| format!("line {line}: unclosed `{{{{`"))?;
-                let name = sql[i + 2..end].trim();
-                let ph = match name {
-                    "ds" => Placeholder::Ds,
-                    n if crate::spec::template::parse_ds_add(n).is_some() => {
-                        Placeholder::DsAdd(crate::spec::template::parse_ds_add(n).expect("checked"))
-                    }
-                    "ds_nodash" => Placeholder::DsNodash,
-                    n => match n.strip_prefix("params.") {
-                        Some(p) if !p.is_empty() => Placeholder::Param(p.to_string()),
-                        _ => {
-                            return Err(format!(
-                                "line {line}: unknown placeholder `{n}` (known: ds, ds_nodash, ds_add(N), params.NAME)"
-                            ));
-                        }
-                    },
-                };
-                let idx = match found.iter().position(|f| *f == ph) {
-                    Some(k) => k + 1,
-                    None => {
-                        found.push(ph.clone());
-                        found.len()
-                    }
-                };
-                let ty = if matches!(ph, Placeholder::Ds | Placeholder::DsAdd(_)) {
-                    "date"
-                } else {
-                    "text"
-                };
-                out.push_str(&format!("${idx}::{ty}"));
-                i = end + 2;
-                continue;
-            }
-            _ => i + c.len_utf8_from_first_byte(),
-        };
-        line += sql[i..next].matches('\n').count();
-        out.push_str(&sql[i..next]);
-        i = next;
-    }
-    Ok((out, found))
-}
-
-trait Utf8Len {
-    fn len_utf8_from_first_byte(self) -> usize;
-}
-impl Utf8Len for u8 {
-    fn len_utf8_from_first_byte(self) -> usize {
-        match self {
-            0x00..=0x7f => 1,
-            0xc0..=0xdf => 2,
-            0xe0..=0xef => 3,
-            _ => 4,
-        }
-    }
-}
-
-/// A bound parameter value.
-#[derive(Debug, Clone)]
-enum Param {
-    Date(NaiveDate),
-    Text(String),
-}
+use super::bind::Value;
+pub use super::bind::{Placeholder, rewrite};
 
 /// The error of a PostgreSQL operation: the message names the profile, query
 /// file and phase; the driver's error is the source. Authentication, unknown
@@ -197,7 +66,7 @@ pub struct PgQuery {
     profile_name: String,
     sql_file: PathBuf,
     sql: String,
-    params: Vec<Param>,
+    params: Vec<Value>,
     config: tokio_postgres::Config,
     ssl: SslMode,
     ca_file: Option<PathBuf>,
@@ -223,30 +92,14 @@ pub fn prepare(
         )
     })?;
     let (sql, placeholders) = rewrite(&text).map_err(|e| Error::config(sql_file, e))?;
-    let mut bound = Vec::with_capacity(placeholders.len());
-    for ph in &placeholders {
-        bound.push(match ph {
-            Placeholder::Ds => Param::Date(vars.ds),
-            Placeholder::DsAdd(n) => Param::Date(
-                crate::spec::template::add_days(vars.ds, *n).ok_or_else(|| {
-                    Error::config(sql_file, format!("`ds_add({n})` leaves the calendar"))
-                })?,
-            ),
-            Placeholder::DsNodash => Param::Text(vars.ds.format("%Y%m%d").to_string()),
-            Placeholder::Param(name) => {
-                let t = params.get(name).ok_or_else(|| {
-                    Error::config(
-                        sql_file,
-                        format!("uses `{{{{ params.{name} }}}}`, but the job's `source.postgres.params` has no `{name}`"),
-                    )
-                })?;
-                let r = render(t, vars)
-                    .map_err(|e| Error::usage(format!("source.postgres.params.{name}: {e}")))?;
-                red.add(&r);
-                Param::Text(r.value)
-            }
-        });
-    }
+    let bound = super::bind::values(
+        &placeholders,
+        params,
+        "source.postgres.params",
+        sql_file,
+        vars,
+        red,
+    )?;
     let field = |f: &str, v: &Option<String>, red: &mut Redactor| -> Result<Option<String>> {
         v.as_ref()
             .map(|t| {
@@ -324,7 +177,8 @@ pub fn prepare(
     })
 }
 
-fn url_password(url: &str) -> Option<String> {
+/// The password in a `scheme://user:password@host/…` URL, if any.
+pub(crate) fn url_password(url: &str) -> Option<String> {
     let rest = url.split_once("://")?.1;
     let userinfo = rest.split_once('@')?.0;
     Some(userinfo.split_once(':')?.1.to_string()).filter(|p| !p.is_empty())
@@ -660,8 +514,8 @@ impl PgQuery {
         self.params
             .iter()
             .map(|p| match p {
-                Param::Date(d) => d as &(dyn ToSql + Sync),
-                Param::Text(s) => s as &(dyn ToSql + Sync),
+                Value::Date(d) => d as &(dyn ToSql + Sync),
+                Value::Text(s) => s as &(dyn ToSql + Sync),
             })
             .collect()
     }
@@ -816,55 +670,6 @@ impl PgQuery {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn placeholders_become_typed_bind_parameters() {
-        let (sql, ph) = rewrite(
-            "SELECT * FROM t WHERE ds = {{ ds }} AND r = {{params.region}} AND d2 = {{ ds }} -- c\nAND x = 'a''b'",
-        )
-        .unwrap();
-        assert_eq!(
-            sql,
-            "SELECT * FROM t WHERE ds = $1::date AND r = $2::text AND d2 = $1::date -- c\nAND x = 'a''b'"
-        );
-        assert_eq!(
-            ph,
-            vec![Placeholder::Ds, Placeholder::Param("region".into())]
-        );
-        let (sql, ph) = rewrite("WHERE ds BETWEEN {{ ds_add(-6) }} AND {{ ds }}").unwrap();
-        assert_eq!(sql, "WHERE ds BETWEEN $1::date AND $2::date");
-        assert_eq!(ph, vec![Placeholder::DsAdd(-6), Placeholder::Ds]);
-    }
-
-    #[test]
-    fn quoted_placeholders_and_raw_parameters_are_refused() {
-        assert!(
-            rewrite("WHERE ds = '{{ ds }}'")
-                .unwrap_err()
-                .contains("string literal")
-        );
-        assert!(
-            rewrite("WHERE ds = $1")
-                .unwrap_err()
-                .contains("params.NAME")
-        );
-        let (s, ph) = rewrite("/* {{ ds }} */ SELECT 1 -- {{ ds }}").unwrap();
-        assert_eq!(s, "/* {{ ds }} */ SELECT 1 -- {{ ds }}");
-        assert!(ph.is_empty());
-        assert!(
-            rewrite("SELECT $q${{ ds }}$q$")
-                .unwrap_err()
-                .contains("dollar-quoted")
-        );
-        assert!(
-            rewrite("SELECT {{ nope }}")
-                .unwrap_err()
-                .contains("unknown placeholder")
-        );
-        // Dollar-quoted text without placeholders passes through untouched.
-        let (s, _) = rewrite("SELECT $x$it's$x$, 'é{' FROM t").unwrap();
-        assert_eq!(s, "SELECT $x$it's$x$, 'é{' FROM t");
-    }
 
     #[test]
     fn numeric_binary_decodes_to_nearest_double() {

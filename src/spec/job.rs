@@ -183,7 +183,7 @@ pub struct LabelsSpec {
     pub on: Vec<String>,
 }
 
-/// The input of a job: exactly one of `parquet` or `sql`.
+/// The input of a job: exactly one of `parquet`, `sql`, `postgres`, `delta` or `adbc`.
 #[derive(Debug, Clone, Deserialize, Serialize, schemars::JsonSchema)]
 #[serde(rename_all = "snake_case", deny_unknown_fields)]
 pub enum SourceSpec {
@@ -193,6 +193,48 @@ pub enum SourceSpec {
     Sql(SqlSource),
     /// A SQL query run on a PostgreSQL-protocol warehouse named by a connection profile.
     Postgres(PostgresSource),
+    /// A snapshot of a Delta Lake table.
+    Delta(DeltaSource),
+    /// A SQL query run on a warehouse through an ADBC driver named by a connection profile.
+    Adbc(AdbcSource),
+}
+
+/// A query on a warehouse reached through an ADBC driver (Snowflake, BigQuery,
+/// PostgreSQL, SQLite, Flight SQL, …).
+#[derive(Debug, Clone, Deserialize, Serialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct AdbcSource {
+    /// Name of the connection profile (an `adbc` profile in `profiles.yaml`).
+    pub profile: String,
+    /// Path of the SQL file, relative to the project folder. `{{ ds }}`,
+    /// `{{ ds_add(N) }}`, `{{ ds_nodash }}` and `{{ params.NAME }}` in it are bound
+    /// as parameters of the driver's style, never pasted into the text.
+    pub query: String,
+    /// Values of `{{ params.NAME }}`, bound as text. Templated (`{{ ds }}`, `${ENV}`).
+    #[serde(default)]
+    pub params: BTreeMap<String, String>,
+}
+
+/// A snapshot of a Delta Lake table (local folder or `s3://`, `gs://`, `az://` URL).
+#[derive(Debug, Clone, Deserialize, Serialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct DeltaSource {
+    /// The table's folder or URL. Templated (`${ENV}`).
+    pub path: String,
+    /// Read this table version (time travel), e.g. `42` or `${FEATURES_VERSION}`.
+    /// Templated. Default: the latest version. Not with `timestamp`.
+    #[serde(default)]
+    pub version: Option<String>,
+    /// Read the table as it was at this time (RFC 3339, e.g.
+    /// `{{ ds }}T23:59:59Z`): the last version committed at or before it.
+    /// Templated. Not with `version`.
+    #[serde(default)]
+    pub timestamp: Option<String>,
+    /// Column → value: rows whose column equals the value (compared as text, e.g.
+    /// `ds: "{{ ds }}"`). Filters on partition columns skip the other partitions'
+    /// files without reading them; others filter rows. Values are templated.
+    #[serde(default)]
+    pub filters: BTreeMap<String, String>,
 }
 
 /// A query on a PostgreSQL-protocol warehouse.
@@ -496,6 +538,24 @@ impl JobSpec {
         };
         match &self.source {
             SourceSpec::Parquet(s) => tmpl(&mut p, "source.parquet.path", &s.path),
+            SourceSpec::Delta(s) => {
+                tmpl(&mut p, "source.delta.path", &s.path);
+                if s.version.is_some() && s.timestamp.is_some() {
+                    p.push(
+                        "source.delta",
+                        "give `version` or `timestamp`, not both: they both pick the snapshot",
+                    );
+                }
+                if let Some(v) = &s.version {
+                    tmpl(&mut p, "source.delta.version", v);
+                }
+                if let Some(t) = &s.timestamp {
+                    tmpl(&mut p, "source.delta.timestamp", t);
+                }
+                for (k, v) in &s.filters {
+                    tmpl(&mut p, &format!("source.delta.filters.{k}"), v);
+                }
+            }
             SourceSpec::Postgres(s) => {
                 if s.profile.trim().is_empty() {
                     p.push("source.postgres.profile", "must name a profile");
@@ -503,6 +563,15 @@ impl JobSpec {
                 tmpl(&mut p, "source.postgres.query", &s.query);
                 for (k, v) in &s.params {
                     tmpl(&mut p, &format!("source.postgres.params.{k}"), v);
+                }
+            }
+            SourceSpec::Adbc(s) => {
+                if s.profile.trim().is_empty() {
+                    p.push("source.adbc.profile", "must name a profile");
+                }
+                tmpl(&mut p, "source.adbc.query", &s.query);
+                for (k, v) in &s.params {
+                    tmpl(&mut p, &format!("source.adbc.params.{k}"), v);
                 }
             }
             SourceSpec::Sql(s) => {

@@ -43,6 +43,122 @@ pub enum Profile {
     /// Settings for object-store URLs (`s3://`, `gs://`, `az://`), used by jobs that
     /// name it in `storage_profile`.
     ObjectStore(StorageProfile),
+    /// A warehouse reached through an ADBC driver (Snowflake, BigQuery, PostgreSQL,
+    /// SQLite, Flight SQL, …), for `source.adbc`.
+    Adbc(AdbcProfile),
+}
+
+/// A connection through an ADBC driver.
+///
+/// ```yaml
+/// snowflake:
+///   adbc:
+///     driver: snowflake
+///     uri: ${SNOWFLAKE_URI}
+///     options:
+///       adbc.snowflake.sql.warehouse: SCORING_WH
+/// ```
+#[derive(Debug, Clone, Deserialize, Serialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct AdbcProfile {
+    /// The driver: a name (`postgresql`, `sqlite`, `snowflake`, `bigquery`,
+    /// `flightsql`), whose shared library `libadbc_driver_NAME.so` is looked for
+    /// under `$SCORCH_ADBC_DRIVERS` (folders separated by `:`), then
+    /// `$SCORCH_CACHE/adbc` (what `make adbc-drivers` installs); or the path of a
+    /// driver's shared library.
+    pub driver: String,
+    /// The database URI (`postgresql://…`, `file:/path/db.sqlite`, a Snowflake
+    /// DSN, …): the driver's `uri` option. Use `${ENV}` for a password in it.
+    #[serde(default)]
+    pub uri: Option<String>,
+    /// User name (the `username` option), where the driver takes one apart from the URI.
+    #[serde(default)]
+    pub username: Option<String>,
+    /// Password (the `password` option); write `${NAME}` and keep the value in the environment.
+    #[serde(default)]
+    pub password: Option<String>,
+    /// Other database options, by the driver's own keys (e.g.
+    /// `adbc.snowflake.sql.warehouse`, `adbc.bigquery.sql.project_id`). Templated
+    /// (`${ENV}`); values from the environment never reach a log.
+    #[serde(default)]
+    pub options: BTreeMap<String, String>,
+    /// Statement options, by the driver's own keys (e.g.
+    /// `adbc.postgresql.batch_size_hint_bytes`, `adbc.sqlite.query.batch_rows`).
+    #[serde(default)]
+    pub statement_options: BTreeMap<String, String>,
+    /// How the driver marks bind parameters: `dollar` (`$1::date`, PostgreSQL) or
+    /// `qmark` (`?`). Default: `dollar` for the `postgresql` driver, `qmark` for the others.
+    #[serde(default)]
+    pub param_style: Option<ParamStyle>,
+}
+
+/// How a driver marks bind parameters in SQL text.
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Default,
+    serde::Deserialize,
+    serde::Serialize,
+    schemars::JsonSchema,
+)]
+#[serde(rename_all = "snake_case")]
+pub enum ParamStyle {
+    /// `$1::date`, `$2::text`: numbered and typed (PostgreSQL). A placeholder used
+    /// twice is one parameter.
+    #[default]
+    Dollar,
+    /// `?`: positional (SQLite, Snowflake, BigQuery, Flight SQL, DuckDB). Each
+    /// occurrence is its own parameter, bound in order.
+    Qmark,
+}
+
+impl AdbcProfile {
+    /// Pure checks.
+    pub fn validate(&self, name: &str) -> Problems {
+        let mut p = Problems::new();
+        let at = |f: &str| format!("{name}.adbc.{f}");
+        if self.driver.trim().is_empty() {
+            p.push(
+                at("driver"),
+                "name a driver (postgresql, sqlite, snowflake, bigquery, flightsql) or the path of its shared library",
+            );
+        }
+        for (f, v) in [
+            ("driver", Some(&self.driver)),
+            ("uri", self.uri.as_ref()),
+            ("username", self.username.as_ref()),
+            ("password", self.password.as_ref()),
+        ] {
+            if let Some(v) = v
+                && let Err(e) = check_syntax(v)
+            {
+                p.push(at(f), e);
+            }
+        }
+        for (group, opts) in [
+            ("options", &self.options),
+            ("statement_options", &self.statement_options),
+        ] {
+            for (k, v) in opts {
+                if k.trim().is_empty() {
+                    p.push(at(group), "an option key is empty");
+                }
+                if matches!(k.as_str(), "uri" | "username" | "password") {
+                    p.push(
+                        format!("{}.{k}", at(group)),
+                        format!("give `{k}` as the profile's own field, not as an option"),
+                    );
+                }
+                if let Err(e) = check_syntax(v) {
+                    p.push(format!("{}.{k}", at(group)), e);
+                }
+            }
+        }
+        p
+    }
 }
 
 /// Object-store settings.
@@ -218,6 +334,7 @@ pub fn load(path: &Path) -> Result<Profiles> {
     for (name, prof) in &profiles {
         match prof {
             Profile::Postgres(pg) => p.extend(pg.validate(name)),
+            Profile::Adbc(a) => p.extend(a.validate(name)),
             Profile::ObjectStore(st) => {
                 for (k, v) in &st.options {
                     if let Err(e) = check_syntax(v) {
@@ -260,6 +377,14 @@ pub fn postgres(path: &Path, name: &str) -> Result<PostgresProfile> {
 pub fn storage(path: &Path, name: &str) -> Result<StorageProfile> {
     find(path, name, "object_store", |p| match p {
         Profile::ObjectStore(st) => Some(st.clone()),
+        _ => None,
+    })
+}
+
+/// The named ADBC profile of a profiles file.
+pub fn adbc(path: &Path, name: &str) -> Result<AdbcProfile> {
+    find(path, name, "adbc", |p| match p {
+        Profile::Adbc(a) => Some(a.clone()),
         _ => None,
     })
 }

@@ -17,6 +17,7 @@ use polars::io::cloud::CloudOptions;
 use polars::prelude::PlRefPath;
 use url::Url;
 
+pub mod delta;
 pub mod local;
 
 pub use local::{
