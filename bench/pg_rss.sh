@@ -52,7 +52,7 @@ source:
   $2:
     profile: $3
     query: $4
-$5
+${5:-}
 keys: [customer_id]
 model: $here/models/churn/1.0.0
 output:

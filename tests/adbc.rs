@@ -35,7 +35,7 @@ fn job(p: &Project, name: &str, kind: &str, profile: &str, sql: &str, params: &s
 
 fn adbc_pg_profile(server: &PgServer, name: &str, password_env: &str) -> String {
     format!(
-        "{name}:\n  adbc:\n    driver: postgresql\n    uri: postgresql://{}:${{{password_env}}}@127.0.0.1:{}/{}\n",
+        "{name}:\n  adbc:\n    driver: postgresql\n    uri: postgresql://{}:${{{password_env}}}@127.0.0.1:{}/{}\n    fetch_rows: 700\n",
         pg::USER,
         server.port,
         pg::DB
@@ -270,7 +270,16 @@ fn adbc_postgresql_scores_equal_the_native_source_to_the_bit() {
 }
 
 /// Reads `sql` from the server through both sources, for the columns `cols`.
-fn both(server: &PgServer, sql: &str, cols: &[&str]) -> (DataFrame, DataFrame) {
+fn both(
+    server: &PgServer,
+    sql: &str,
+    params: &[(&str, &str)],
+    cols: &[&str],
+) -> (DataFrame, DataFrame) {
+    let params: BTreeMap<String, String> = params
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("q.sql");
     std::fs::write(&file, sql).unwrap();
@@ -294,7 +303,7 @@ fn both(server: &PgServer, sql: &str, cols: &[&str]) -> (DataFrame, DataFrame) {
         "native",
         &scorch::spec::profiles::postgres(&profiles, "native").unwrap(),
         &file,
-        &BTreeMap::new(),
+        &params,
         &vars,
         &mut red,
     )
@@ -304,7 +313,7 @@ fn both(server: &PgServer, sql: &str, cols: &[&str]) -> (DataFrame, DataFrame) {
         &scorch::spec::profiles::adbc(&profiles, "adbc").unwrap(),
         dir.path(),
         &file,
-        &BTreeMap::new(),
+        &params,
         &vars,
         &mut red,
     )
@@ -412,14 +421,30 @@ fn every_type_and_extreme_value_reads_as_the_native_source_reads_it() {
     let cols = [
         "k", "i2", "i4", "i8", "f4", "f8", "b", "s", "v", "c", "d", "ts", "tz",
     ];
-    let (native, adbc) = both(&server, "SELECT * FROM t ORDER BY k", &cols);
+    let (native, adbc) = both(&server, "SELECT * FROM t ORDER BY k", &[], &cols);
     assert_eq!(native.height(), 400);
+    assert_bit_equal(&native, &adbc);
+    // With a parameter the driver reads through a cursor, 700 rows a fetch, not by
+    // COPY: the same values again (1,500 rows: two full fetches and a short one).
+    server.psql(
+        pg::DB,
+        "INSERT INTO t SELECT k + 400, i2, i4, i8, f4, f8, b, s, v, c, d, ts, tz, n, bin FROM t, \
+         generate_series(1, 3) AS g(m) WHERE true ORDER BY k LIMIT 1100",
+    );
+    let (native, adbc) = both(
+        &server,
+        "SELECT * FROM t WHERE d IS NULL OR d <> {{ ds }} OR k >= {{ params.min }}::int4 ORDER BY k",
+        &[("min", "0")],
+        &cols,
+    );
+    assert_eq!(native.height(), 1500);
     assert_bit_equal(&native, &adbc);
 
     // numeric arrives as text through the PostgreSQL driver; cast it to read a number.
     let (native, adbc) = both(
         &server,
         "SELECT k, n::float8 AS n FROM t ORDER BY k",
+        &[],
         &["k", "n"],
     );
     assert_bit_equal(&native, &adbc);

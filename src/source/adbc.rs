@@ -183,6 +183,8 @@ pub struct AdbcQuery {
     params: Vec<Value>,
     database_options: Vec<(String, String)>,
     statement_options: Vec<(String, String)>,
+    /// Rows per FETCH of the PostgreSQL driver's cursor.
+    fetch_rows: u32,
     /// For rewriting driver messages (secrets replaced).
     redactor: Redactor,
 }
@@ -260,17 +262,21 @@ pub fn prepare(
         params: bound,
         database_options,
         statement_options,
+        fetch_rows: profile.fetch_rows,
         redactor: red.clone(),
     })
 }
 
-/// An open statement: the driver, database and connection live as long as it.
-struct Open {
-    stmt: adbc_driver_manager::ManagedStatement,
-    _conn: adbc_driver_manager::ManagedConnection,
+/// An open connection; the driver and database live as long as it. Statements
+/// made from it are dropped before it (they are declared first where they are held).
+struct Session {
+    conn: adbc_driver_manager::ManagedConnection,
     _db: adbc_driver_manager::ManagedDatabase,
     _driver: adbc_driver_manager::ManagedDriver,
 }
+
+/// The cursor through which the PostgreSQL driver streams a query with parameters.
+const CURSOR: &str = "scorch_cursor";
 
 impl AdbcQuery {
     fn what(&self) -> String {
@@ -314,8 +320,8 @@ impl AdbcQuery {
         .into()
     }
 
-    /// Loads the driver, connects and prepares `sql` with the parameters bound.
-    fn open(&self, sql: &str) -> Result<Open> {
+    /// Loads the driver and connects.
+    fn connect(&self) -> Result<Session> {
         let mut driver = adbc_driver_manager::ManagedDriver::load_dynamic_from_filename(
             &self.library,
             None,
@@ -339,8 +345,24 @@ impl AdbcQuery {
         let db = driver.new_database_with_opts(opts).map_err(|e| {
             self.error("open the database (check the profile's uri and options)", e)
         })?;
-        let mut conn = db.new_connection().map_err(|e| self.error("connect", e))?;
-        let mut stmt = conn
+        let conn = db.new_connection().map_err(|e| self.error("connect", e))?;
+        Ok(Session {
+            conn,
+            _db: db,
+            _driver: driver,
+        })
+    }
+
+    /// A statement of `sql` with the profile's statement options, and the
+    /// parameters bound when `bind`.
+    fn statement(
+        &self,
+        session: &mut Session,
+        sql: &str,
+        bind: bool,
+    ) -> Result<adbc_driver_manager::ManagedStatement> {
+        let mut stmt = session
+            .conn
             .new_statement()
             .map_err(|e| self.error("new statement", e))?;
         for (k, v) in &self.statement_options {
@@ -352,16 +374,11 @@ impl AdbcQuery {
         }
         stmt.set_sql_query(sql)
             .map_err(|e| self.error("set the query", e))?;
-        if !self.params.is_empty() {
+        if bind && !self.params.is_empty() {
             stmt.bind(self.param_batch()?)
                 .map_err(|e| self.error("bind parameters", e))?;
         }
-        Ok(Open {
-            stmt,
-            _conn: conn,
-            _db: db,
-            _driver: driver,
-        })
+        Ok(stmt)
     }
 
     /// One row of parameters, in order: dates as `date32` (text for SQLite), text as strings.
@@ -407,15 +424,17 @@ impl AdbcQuery {
     /// The result's schema: the driver's description of the query where it gives
     /// one (nothing executed), else the schema of the executed query's stream.
     pub fn schema(&self) -> Result<Schema> {
-        let mut open = self.open(&self.sql)?;
-        let arrow = match open.stmt.execute_schema() {
+        let mut session = self.connect()?;
+        let mut stmt = self.statement(&mut session, &self.sql, true)?;
+        let arrow = match stmt.execute_schema() {
             Ok(s) => s,
             Err(e) if e.status == adbc_core::error::Status::NotImplemented => {
-                let reader = open.stmt.execute().map_err(|e| self.error("execute", e))?;
+                let reader = stmt.execute().map_err(|e| self.error("execute", e))?;
                 reader.schema().as_ref().clone()
             }
             Err(e) => return Err(self.error("describe the query", e)),
         };
+        drop(stmt);
         let mut seen = std::collections::BTreeSet::new();
         let mut fields = Vec::with_capacity(arrow.fields().len());
         for f in arrow.fields() {
@@ -491,17 +510,17 @@ impl AdbcQuery {
     /// Runs the query for `columns` and hands each batch to `sink` as a frame (at
     /// least one, possibly empty). `sink` returns false to stop early.
     fn stream(&self, columns: &[String], mut sink: impl FnMut(DataFrame) -> bool) -> Result<()> {
-        let mut open = self.open(&self.wrapped(columns))?;
-        let reader = open.stmt.execute().map_err(|e| self.error("execute", e))?;
+        let mut session = self.connect()?;
+        let sql = self.wrapped(columns);
+        if self.driver == "postgresql" && !self.params.is_empty() {
+            return self.stream_cursor(&mut session, &sql, sink);
+        }
+        let mut stmt = self.statement(&mut session, &sql, true)?;
+        let reader = stmt.execute().map_err(|e| self.error("execute", e))?;
         let schema = reader.schema();
         let mut first = true;
         for batch in reader {
-            let batch = batch.map_err(|e| {
-                Error::Internal(
-                    self.redactor
-                        .redact(&format!("{}: fetch: {e}", self.what())),
-                )
-            })?;
+            let batch = batch.map_err(|e| self.fetch_error(e))?;
             if batch.num_rows() == 0 && !first {
                 continue;
             }
@@ -514,6 +533,86 @@ impl AdbcQuery {
             sink(self.to_frame(&RecordBatch::new_empty(schema))?);
         }
         Ok(())
+    }
+
+    fn fetch_error(&self, e: arrow_schema::ArrowError) -> Error {
+        Error::Internal(
+            self.redactor
+                .redact(&format!("{}: fetch: {e}", self.what())),
+        )
+    }
+
+    /// The PostgreSQL driver streams a query through `COPY … TO STDOUT`, which
+    /// takes no parameters; with parameters it would buffer the whole result (5 M
+    /// rows: 5 GiB). So a query with parameters runs as a server-side cursor,
+    /// declared with the parameters bound, in a read-only transaction, and is
+    /// fetched `fetch_rows` rows at a time.
+    fn stream_cursor(
+        &self,
+        session: &mut Session,
+        sql: &str,
+        mut sink: impl FnMut(DataFrame) -> bool,
+    ) -> Result<()> {
+        use adbc_core::options::OptionConnection;
+        session
+            .conn
+            .set_option(
+                OptionConnection::AutoCommit,
+                OptionValue::String("false".into()),
+            )
+            .map_err(|e| self.error("begin a transaction", e))?;
+        let mut begin = self.statement(session, "SET TRANSACTION READ ONLY", false)?;
+        begin
+            .execute_update()
+            .map_err(|e| self.error("begin a read-only transaction", e))?;
+        drop(begin);
+        let mut declare = self.statement(
+            session,
+            &format!("DECLARE {CURSOR} NO SCROLL CURSOR FOR {sql}"),
+            true,
+        )?;
+        declare
+            .execute_update()
+            .map_err(|e| self.error("execute", e))?;
+        drop(declare);
+        let fetch = format!("FETCH FORWARD {} FROM {CURSOR}", self.fetch_rows);
+        let mut first = true;
+        loop {
+            let mut stmt = self.statement(session, &fetch, false)?;
+            // FETCH cannot be wrapped in COPY: read the result as rows.
+            stmt.set_option(
+                OptionStatement::Other("adbc.postgresql.use_copy".into()),
+                OptionValue::String("false".into()),
+            )
+            .map_err(|e| self.error("fetch", e))?;
+            let reader = stmt.execute().map_err(|e| self.error("fetch", e))?;
+            let schema = reader.schema();
+            let mut rows = 0usize;
+            for batch in reader {
+                let batch = batch.map_err(|e| self.fetch_error(e))?;
+                rows += batch.num_rows();
+                if batch.num_rows() == 0 && !first {
+                    continue;
+                }
+                first = false;
+                if !sink(self.to_frame(&batch)?) {
+                    return Ok(());
+                }
+            }
+            if first {
+                first = false;
+                if !sink(self.to_frame(&RecordBatch::new_empty(schema))?) {
+                    return Ok(());
+                }
+            }
+            if rows < self.fetch_rows as usize {
+                break;
+            }
+        }
+        session
+            .conn
+            .rollback()
+            .map_err(|e| self.error("end the transaction", e))
     }
 
     /// Runs the query for `columns` and returns all rows as one frame.
@@ -646,6 +745,7 @@ mod tests {
             params: vec![],
             database_options: vec![],
             statement_options: vec![],
+            fetch_rows: 1000,
             redactor: Redactor::default(),
         };
         let df = q.to_frame(&batch).unwrap();

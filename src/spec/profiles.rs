@@ -90,6 +90,10 @@ pub struct AdbcProfile {
     /// `qmark` (`?`). Default: `dollar` for the `postgresql` driver, `qmark` for the others.
     #[serde(default)]
     pub param_style: Option<ParamStyle>,
+    /// Rows per fetch where scorch fetches through a cursor: a `postgresql`-driver
+    /// query with parameters (without parameters that driver streams by COPY).
+    #[serde(default = "default_fetch_rows")]
+    pub fetch_rows: u32,
 }
 
 /// How a driver marks bind parameters in SQL text.
@@ -137,6 +141,9 @@ impl AdbcProfile {
             {
                 p.push(at(f), e);
             }
+        }
+        if self.fetch_rows == 0 {
+            p.push(at("fetch_rows"), "must be at least 1");
         }
         for (group, opts) in [
             ("options", &self.options),
