@@ -517,22 +517,39 @@ impl AdbcQuery {
         }
         let mut stmt = self.statement(&mut session, &sql, true)?;
         let reader = stmt.execute().map_err(|e| self.error("execute", e))?;
+        self.pump(reader, &mut true, &mut sink)?;
+        Ok(())
+    }
+
+    /// Hands the reader's batches to `sink` as frames; an empty one only while
+    /// none has been handed yet (`first`), so the schema is always seen. Returns
+    /// the rows read, or `None` when `sink` asked to stop.
+    fn pump(
+        &self,
+        reader: Box<dyn RecordBatchReader + Send>,
+        first: &mut bool,
+        sink: &mut impl FnMut(DataFrame) -> bool,
+    ) -> Result<Option<usize>> {
         let schema = reader.schema();
-        let mut first = true;
+        let mut rows = 0;
         for batch in reader {
             let batch = batch.map_err(|e| self.fetch_error(e))?;
-            if batch.num_rows() == 0 && !first {
+            rows += batch.num_rows();
+            if batch.num_rows() == 0 && !*first {
                 continue;
             }
-            first = false;
+            *first = false;
             if !sink(self.to_frame(&batch)?) {
-                return Ok(());
+                return Ok(None);
             }
         }
-        if first {
-            sink(self.to_frame(&RecordBatch::new_empty(schema))?);
+        if *first {
+            *first = false;
+            if !sink(self.to_frame(&RecordBatch::new_empty(schema))?) {
+                return Ok(None);
+            }
         }
-        Ok(())
+        Ok(Some(rows))
     }
 
     fn fetch_error(&self, e: arrow_schema::ArrowError) -> Error {
@@ -586,27 +603,10 @@ impl AdbcQuery {
             )
             .map_err(|e| self.error("fetch", e))?;
             let reader = stmt.execute().map_err(|e| self.error("fetch", e))?;
-            let schema = reader.schema();
-            let mut rows = 0usize;
-            for batch in reader {
-                let batch = batch.map_err(|e| self.fetch_error(e))?;
-                rows += batch.num_rows();
-                if batch.num_rows() == 0 && !first {
-                    continue;
-                }
-                first = false;
-                if !sink(self.to_frame(&batch)?) {
-                    return Ok(());
-                }
-            }
-            if first {
-                first = false;
-                if !sink(self.to_frame(&RecordBatch::new_empty(schema))?) {
-                    return Ok(());
-                }
-            }
-            if rows < self.fetch_rows as usize {
-                break;
+            match self.pump(reader, &mut first, &mut sink)? {
+                None => return Ok(()),
+                Some(rows) if rows < self.fetch_rows as usize => break,
+                Some(_) => {}
             }
         }
         session
@@ -617,45 +617,15 @@ impl AdbcQuery {
 
     /// Runs the query for `columns` and returns all rows as one frame.
     pub fn read(&self, columns: &[String]) -> Result<DataFrame> {
-        let mut frame: Option<DataFrame> = None;
-        let mut err = None;
-        self.stream(columns, |batch| match frame.as_mut() {
-            None => {
-                frame = Some(batch);
-                true
-            }
-            Some(f) => match f.vstack_mut_owned(batch) {
-                Ok(_) => true,
-                Err(e) => {
-                    err = Some(e);
-                    false
-                }
-            },
-        })?;
-        if let Some(e) = err {
-            return Err(e.into());
-        }
-        let mut f = frame.expect("stream yields at least one batch");
-        f.rechunk_mut_par();
-        Ok(f)
+        super::stack_stream(|sink| self.stream(columns, sink))
     }
 
     /// Runs the query for `columns` on a reader thread and yields its batches; at
     /// most one batch waits in the channel, so memory stays bounded.
     pub fn batches(&self, columns: &[String]) -> Result<crate::source::Batches> {
-        let (send, recv) = std::sync::mpsc::sync_channel::<Result<DataFrame>>(1);
         let q = self.clone();
         let columns = columns.to_vec();
-        std::thread::Builder::new()
-            .name("scorch-adbc".into())
-            .spawn(move || {
-                let tx = send.clone();
-                if let Err(e) = q.stream(&columns, |b| tx.send(Ok(b)).is_ok()) {
-                    let _ = send.send(Err(e));
-                }
-            })
-            .map_err(|e| Error::Internal(format!("cannot start the ADBC reader: {e}")))?;
-        Ok(Box::new(recv.into_iter()))
+        super::stream_batches("scorch-adbc", move |sink| q.stream(&columns, sink))
     }
 
     /// A description for logs and the manifest (no credentials).

@@ -173,6 +173,54 @@ pub fn is_no_files(e: &Error) -> bool {
 /// Frames of a source, in order.
 pub type Batches = Box<dyn Iterator<Item = Result<DataFrame>>>;
 
+/// Where a warehouse query hands its frames: returns false to stop the query.
+pub type Sink<'a> = &'a mut dyn FnMut(DataFrame) -> bool;
+
+/// Runs `stream` (a query handing its frames, at least one, to a sink) and
+/// stacks the frames into one.
+fn stack_stream(stream: impl FnOnce(Sink<'_>) -> Result<()>) -> Result<DataFrame> {
+    let mut frame: Option<DataFrame> = None;
+    let mut err = None;
+    stream(&mut |batch| match frame.as_mut() {
+        None => {
+            frame = Some(batch);
+            true
+        }
+        Some(f) => match f.vstack_mut_owned(batch) {
+            Ok(_) => true,
+            Err(e) => {
+                err = Some(e);
+                false
+            }
+        },
+    })?;
+    if let Some(e) = err {
+        return Err(e.into());
+    }
+    let mut f = frame.ok_or_else(|| Error::Internal("a query yielded no frame".into()))?;
+    f.rechunk_mut_par();
+    Ok(f)
+}
+
+/// Runs `stream` on a thread named `name` and yields its frames; at most one
+/// waits in the channel, so memory stays bounded whatever the result's size.
+fn stream_batches(
+    name: &str,
+    stream: impl FnOnce(Sink<'_>) -> Result<()> + Send + 'static,
+) -> Result<Batches> {
+    let (send, recv) = std::sync::mpsc::sync_channel::<Result<DataFrame>>(1);
+    std::thread::Builder::new()
+        .name(name.into())
+        .spawn(move || {
+            let tx = send.clone();
+            if let Err(e) = stream(&mut |b| tx.send(Ok(b)).is_ok()) {
+                let _ = send.send(Err(e));
+            }
+        })
+        .map_err(|e| Error::Internal(format!("cannot start the reader thread {name}: {e}")))?;
+    Ok(Box::new(recv.into_iter()))
+}
+
 /// Where a source's relative paths and connection profiles are found.
 pub struct Context<'a> {
     /// The project folder.

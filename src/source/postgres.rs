@@ -619,46 +619,16 @@ impl PgQuery {
 
     /// Runs the query for `columns` and returns all rows as one frame.
     pub fn read(&self, columns: &[String]) -> Result<DataFrame> {
-        let mut frame: Option<DataFrame> = None;
-        let mut err = None;
-        self.stream(columns, |batch| match frame.as_mut() {
-            None => {
-                frame = Some(batch);
-                true
-            }
-            Some(f) => match f.vstack_mut_owned(batch) {
-                Ok(_) => true,
-                Err(e) => {
-                    err = Some(e);
-                    false
-                }
-            },
-        })?;
-        if let Some(e) = err {
-            return Err(e.into());
-        }
-        let mut f = frame.expect("stream yields at least one batch");
-        f.rechunk_mut_par();
-        Ok(f)
+        super::stack_stream(|sink| self.stream(columns, sink))
     }
 
     /// Runs the query for `columns` on a background thread and yields its batches;
     /// at most one batch waits in the channel, so memory stays bounded whatever the
     /// result's size.
     pub fn batches(&self, columns: &[String]) -> Result<crate::source::Batches> {
-        let (send, recv) = std::sync::mpsc::sync_channel::<Result<DataFrame>>(1);
         let q = self.clone();
         let columns = columns.to_vec();
-        std::thread::Builder::new()
-            .name("scorch-postgres".into())
-            .spawn(move || {
-                let tx = send.clone();
-                if let Err(e) = q.stream(&columns, |b| tx.send(Ok(b)).is_ok()) {
-                    let _ = send.send(Err(e));
-                }
-            })
-            .map_err(|e| Error::Internal(format!("cannot start the PostgreSQL reader: {e}")))?;
-        Ok(Box::new(recv.into_iter()))
+        super::stream_batches("scorch-postgres", move |sink| q.stream(&columns, sink))
     }
 
     /// A description for logs and the manifest (no credentials).
