@@ -153,6 +153,16 @@ impl crate::error::LayerError for AdbcError {
     }
 }
 
+/// Whether a driver option holds a credential (its value is then kept out of every
+/// log, error and manifest, wherever it came from): `…password…`, `…secret…`,
+/// `…token…`, `…credential…`, `…private_key…`.
+fn is_credential(key: &str) -> bool {
+    let k = key.to_ascii_lowercase();
+    ["password", "secret", "token", "credential", "private_key"]
+        .iter()
+        .any(|p| k.contains(p))
+}
+
 /// Whether a driver's message says the credentials or the database were refused.
 /// Drivers report those as I/O errors without an SQLSTATE (libpq's connection
 /// errors, for one), yet they are the profile's to fix, not the network's.
@@ -240,7 +250,8 @@ pub fn prepare(
         database_options.push(("password".to_string(), field("password", p, true)?));
     }
     for (k, v) in &profile.options {
-        database_options.push((k.clone(), field(&format!("options.{k}"), v, false)?));
+        let value = field(&format!("options.{k}"), v, is_credential(k))?;
+        database_options.push((k.clone(), value));
     }
     let mut statement_options = Vec::new();
     for (k, v) in &profile.statement_options {
@@ -648,6 +659,19 @@ mod tests {
         assert_eq!(param_style(&p), Style::Qmark);
         p.param_style = Some(Style::Dollar);
         assert_eq!(param_style(&p), Style::Dollar);
+    }
+
+    #[test]
+    fn credential_options_are_secret() {
+        for k in [
+            "adbc.bigquery.sql.auth_credentials",
+            "adbc.snowflake.sql.client_option.auth_token",
+            "adbc.flight.sql.authorization_header_token",
+            "adbc.snowflake.sql.client_option.jwt_private_key_pkcs8_password",
+        ] {
+            assert!(is_credential(k), "{k}");
+        }
+        assert!(!is_credential("adbc.snowflake.sql.warehouse"));
     }
 
     #[test]
