@@ -6,8 +6,11 @@
 //! - [`sketch`]: HyperLogLog, DDSketch;
 //! - [`ks`]: two-sample Kolmogorov–Smirnov (scipy's exact and asymptotic p-values),
 //!   Wasserstein-1, radix sort of floats;
-//! - [`divergence`]: PSI, Jensen–Shannon, chi-square, quantile bins.
+//! - [`divergence`]: PSI, Jensen–Shannon, chi-square, quantile bins;
+//! - [`calibration`]: isotonic calibration and performance estimated without
+//!   labels (CBPE), mergeable across chunks and shards.
 
+pub mod calibration;
 pub mod divergence;
 pub mod ks;
 pub mod sketch;

@@ -1,0 +1,492 @@
+//! Calibration, and a classifier's performance estimated without labels
+//! (confidence-based performance estimation, CBPE).
+//!
+//! [`Isotonic`] maps a score to the probability of the positive class, fitted on
+//! validation scores and labels by isotonic regression (pool adjacent
+//! violators): a non-decreasing step function. Given that map, a run's
+//! [`Expected`] accumulates, row by row and mergeably (across chunks and
+//! shards), what each calibrated probability `p` says about the unseen label: a
+//! positive with probability `p`. From it come the expected confusion matrix at
+//! each threshold, expected precision, recall, F1, accuracy and ROC AUC, each with
+//! a standard error from the labels' own randomness (a sum of Bernoulli
+//! variables), which shrinks as the row count grows.
+//!
+//! The estimate holds while calibration holds: when only the inputs move (covariate
+//! shift), not when the relation between inputs and label changes (concept drift).
+
+use serde::{Deserialize, Serialize};
+
+/// A non-decreasing step function from score to probability.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Isotonic {
+    /// The highest score of each block, ascending.
+    pub edges: Vec<f64>,
+    /// The probability of each block (the mean label of its rows), non-decreasing, in [0, 1].
+    pub values: Vec<f64>,
+}
+
+impl Isotonic {
+    /// Fits the map to `(score, label)` pairs; rows with a non-finite score are
+    /// left out. `None` when no row is left.
+    pub fn fit(scores: &[f64], labels: &[bool]) -> Option<Isotonic> {
+        let mut rows: Vec<(f64, bool)> = scores
+            .iter()
+            .zip(labels)
+            .filter(|(s, _)| s.is_finite())
+            .map(|(s, l)| (*s, *l))
+            .collect();
+        if rows.is_empty() {
+            return None;
+        }
+        rows.sort_by(|a, b| a.0.total_cmp(&b.0));
+        // Blocks: (positives, rows, highest score). Equal scores start as one block.
+        let mut blocks: Vec<(f64, f64, f64)> = Vec::new();
+        let mut i = 0;
+        while i < rows.len() {
+            let s = rows[i].0;
+            let (mut pos, mut n) = (0.0, 0.0);
+            while i < rows.len() && rows[i].0 == s {
+                pos += f64::from(u8::from(rows[i].1));
+                n += 1.0;
+                i += 1;
+            }
+            blocks.push((pos, n, s));
+            // Pool while the previous block's mean is above this one's.
+            while blocks.len() > 1 {
+                let (p2, n2, s2) = blocks[blocks.len() - 1];
+                let (p1, n1, _) = blocks[blocks.len() - 2];
+                if p1 / n1 > p2 / n2 {
+                    blocks.pop();
+                    let last = blocks.last_mut().expect("two blocks");
+                    *last = (p1 + p2, n1 + n2, s2);
+                } else {
+                    break;
+                }
+            }
+        }
+        Some(Isotonic {
+            edges: blocks.iter().map(|b| b.2).collect(),
+            values: blocks.iter().map(|b| b.0 / b.1).collect(),
+        })
+    }
+
+    /// The block a score falls in: the first whose highest score is at or above
+    /// it (the last for scores above them all). `None` for NaN.
+    pub fn block(&self, score: f64) -> Option<usize> {
+        if score.is_nan() {
+            return None;
+        }
+        Some(
+            self.edges
+                .partition_point(|e| *e < score)
+                .min(self.edges.len() - 1),
+        )
+    }
+
+    /// The calibrated probability of a score (NaN for NaN).
+    pub fn apply(&self, score: f64) -> f64 {
+        self.block(score).map_or(f64::NAN, |b| self.values[b])
+    }
+}
+
+/// Sums over rows: count, Σp and Σp(1−p).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
+pub struct Sums {
+    pub n: f64,
+    pub p: f64,
+    pub var: f64,
+}
+
+impl Sums {
+    fn add(&mut self, p: f64) {
+        self.n += 1.0;
+        self.p += p;
+        self.var += p * (1.0 - p);
+    }
+    fn merge(&mut self, o: &Sums) {
+        self.n += o.n;
+        self.p += o.p;
+        self.var += o.var;
+    }
+    fn minus(&self, o: &Sums) -> Sums {
+        Sums {
+            n: self.n - o.n,
+            p: self.p - o.p,
+            var: self.var - o.var,
+        }
+    }
+}
+
+/// What a run's scores say about its unseen labels, mergeable across chunks and shards.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Expected {
+    /// The decision thresholds: a score at or above one is a predicted positive.
+    pub thresholds: Vec<f64>,
+    /// Rows of each calibration block (for the expected AUC).
+    pub blocks: Vec<f64>,
+    /// All rows with a score.
+    pub all: Sums,
+    /// Rows at or above each threshold.
+    pub above: Vec<Sums>,
+    /// Rows whose score is NaN (left out).
+    pub missing: u64,
+}
+
+/// An estimate and its standard error.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct Estimate {
+    pub value: f64,
+    pub std_error: f64,
+}
+
+/// Expected performance at one threshold.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AtThreshold {
+    pub threshold: f64,
+    /// Expected true positives, false positives, false negatives, true negatives.
+    pub tp: f64,
+    pub fp: f64,
+    pub fn_: f64,
+    pub tn: f64,
+    pub precision: Estimate,
+    pub recall: Estimate,
+    pub f1: Estimate,
+    pub accuracy: Estimate,
+}
+
+impl Expected {
+    /// Empty sums for a calibration map and thresholds.
+    pub fn new(map: &Isotonic, thresholds: &[f64]) -> Expected {
+        Expected {
+            thresholds: thresholds.to_vec(),
+            blocks: vec![0.0; map.values.len()],
+            all: Sums::default(),
+            above: vec![Sums::default(); thresholds.len()],
+            missing: 0,
+        }
+    }
+
+    /// Adds rows' scores.
+    pub fn add(&mut self, map: &Isotonic, scores: impl IntoIterator<Item = f64>) {
+        for s in scores {
+            let Some(b) = map.block(s) else {
+                self.missing += 1;
+                continue;
+            };
+            let p = map.values[b];
+            self.blocks[b] += 1.0;
+            self.all.add(p);
+            for (t, above) in self.thresholds.iter().zip(&mut self.above) {
+                if s >= *t {
+                    above.add(p);
+                }
+            }
+        }
+    }
+
+    /// Adds another run part's sums (same map and thresholds).
+    pub fn merge(&mut self, o: &Expected) {
+        for (a, b) in self.blocks.iter_mut().zip(&o.blocks) {
+            *a += b;
+        }
+        self.all.merge(&o.all);
+        for (a, b) in self.above.iter_mut().zip(&o.above) {
+            a.merge(b);
+        }
+        self.missing += o.missing;
+    }
+
+    /// Expected metrics at each threshold.
+    pub fn at_thresholds(&self) -> Vec<AtThreshold> {
+        self.thresholds
+            .iter()
+            .zip(&self.above)
+            .map(|(t, above)| {
+                let below = self.all.minus(above);
+                let tp = above.p;
+                let fp = above.n - above.p;
+                let fn_ = below.p;
+                let tn = below.n - below.p;
+                let m = above.n;
+                // TP = A (sum over predicted positives), FN = B (over predicted
+                // negatives): independent sums of Bernoulli variables.
+                let (a, b, va, vb) = (tp, fn_, above.var, below.var);
+                let ratio = |num: f64, den: f64| if den > 0.0 { num / den } else { f64::NAN };
+                let precision = Estimate {
+                    value: ratio(a, m),
+                    std_error: ratio(va.sqrt(), m),
+                };
+                let recall = Estimate {
+                    value: ratio(a, a + b),
+                    std_error: ratio((b * b * va + a * a * vb).sqrt(), (a + b) * (a + b)),
+                };
+                let d = m + a + b;
+                let f1 = Estimate {
+                    value: ratio(2.0 * a, d),
+                    std_error: ratio(2.0 * ((m + b) * (m + b) * va + a * a * vb).sqrt(), d * d),
+                };
+                let accuracy = Estimate {
+                    value: ratio(tp + tn, self.all.n),
+                    std_error: ratio(self.all.var.sqrt(), self.all.n),
+                };
+                AtThreshold {
+                    threshold: *t,
+                    tp,
+                    fp,
+                    fn_,
+                    tn,
+                    precision,
+                    recall,
+                    f1,
+                    accuracy,
+                }
+            })
+            .collect()
+    }
+
+    /// Expected ROC AUC: the chance that a positive outscores a negative (ties
+    /// count half), with the positives and negatives each block is expected to
+    /// hold; its standard error by Hanley and McNeil's formula on the expected
+    /// counts.
+    pub fn auc(&self, map: &Isotonic) -> Estimate {
+        let (mut neg_below, mut sum) = (0.0, 0.0);
+        let (mut pos, mut neg) = (0.0, 0.0);
+        for (n, v) in self.blocks.iter().zip(&map.values) {
+            let (p_k, n_k) = (n * v, n * (1.0 - v));
+            sum += p_k * (neg_below + 0.5 * n_k);
+            neg_below += n_k;
+            pos += p_k;
+            neg += n_k;
+        }
+        if pos <= 0.0 || neg <= 0.0 {
+            return Estimate {
+                value: f64::NAN,
+                std_error: f64::NAN,
+            };
+        }
+        let auc = sum / (pos * neg);
+        let q1 = auc / (2.0 - auc);
+        let q2 = 2.0 * auc * auc / (1.0 + auc);
+        let var =
+            (auc * (1.0 - auc) + (pos - 1.0) * (q1 - auc * auc) + (neg - 1.0) * (q2 - auc * auc))
+                / (pos * neg);
+        Estimate {
+            value: auc,
+            std_error: var.max(0.0).sqrt(),
+        }
+    }
+}
+
+/// Realized ROC AUC of scores and labels (ties count half), for comparisons.
+pub fn realized_auc(scores: &[f64], labels: &[bool]) -> f64 {
+    let mut rows: Vec<(f64, bool)> = scores
+        .iter()
+        .zip(labels)
+        .filter(|(s, _)| !s.is_nan())
+        .map(|(s, l)| (*s, *l))
+        .collect();
+    rows.sort_by(|a, b| a.0.total_cmp(&b.0));
+    let (mut neg_below, mut sum, mut pos, mut neg) = (0.0, 0.0, 0.0, 0.0);
+    let mut i = 0;
+    while i < rows.len() {
+        let (mut p_k, mut n_k) = (0.0, 0.0);
+        let s = rows[i].0;
+        while i < rows.len() && rows[i].0 == s {
+            if rows[i].1 {
+                p_k += 1.0
+            } else {
+                n_k += 1.0
+            }
+            i += 1;
+        }
+        sum += p_k * (neg_below + 0.5 * n_k);
+        neg_below += n_k;
+        pos += p_k;
+        neg += n_k;
+    }
+    if pos == 0.0 || neg == 0.0 {
+        f64::NAN
+    } else {
+        sum / (pos * neg)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    /// A deterministic generator (xorshift) of uniform values in [0, 1).
+    struct Rng(u64);
+    impl Rng {
+        fn next(&mut self) -> f64 {
+            self.0 ^= self.0 << 13;
+            self.0 ^= self.0 >> 7;
+            self.0 ^= self.0 << 17;
+            (self.0 >> 11) as f64 / (1u64 << 53) as f64
+        }
+    }
+
+    /// Scores whose labels are positive with probability score² (a model that is
+    /// informative but not calibrated), `n` rows.
+    fn sample(rng: &mut Rng, n: usize) -> (Vec<f64>, Vec<bool>) {
+        let scores: Vec<f64> = (0..n)
+            .map(|_| (rng.next() * 100.0).round() / 100.0)
+            .collect();
+        let labels = scores.iter().map(|s| rng.next() < s * s).collect();
+        (scores, labels)
+    }
+
+    #[test]
+    fn isotonic_pools_violators_and_keeps_monotone_data() {
+        let m = Isotonic::fit(&[1.0, 2.0, 3.0, 4.0], &[false, true, false, true]).unwrap();
+        assert_eq!(m.edges, vec![1.0, 3.0, 4.0]);
+        assert_eq!(m.values, vec![0.0, 0.5, 1.0]);
+        assert_eq!(m.apply(2.5), 0.5);
+        assert_eq!(m.apply(-1e300), 0.0);
+        assert_eq!(m.apply(f64::INFINITY), 1.0);
+        assert!(m.apply(f64::NAN).is_nan());
+        assert!(Isotonic::fit(&[f64::NAN], &[true]).is_none());
+        assert!(Isotonic::fit(&[], &[]).is_none());
+    }
+
+    /// Over many runs (seeds), how often each estimate sits within `k` standard
+    /// errors of the realized value. Returns the share, and the worst |z|.
+    fn coverage(seeds: u64, k: f64) -> (f64, f64) {
+        let (mut inside, mut total, mut worst) = (0usize, 0usize, 0.0f64);
+        for seed in 1..=seeds {
+            let mut rng = Rng(0x2545_f491_4f6c_dd1d ^ seed.wrapping_mul(0x9e37_79b9_7f4a_7c15));
+            let (rs, rl) = sample(&mut rng, 50_000);
+            let map = Isotonic::fit(&rs, &rl).unwrap();
+            // A run whose inputs moved (scores skewed high) but whose calibration holds.
+            let (mut s, mut l) = (Vec::new(), Vec::new());
+            while s.len() < 20_000 {
+                let x = (rng.next().sqrt() * 100.0).round() / 100.0;
+                s.push(x);
+                l.push(rng.next() < x * x);
+            }
+            // In two parts, merged: as chunks or shards would.
+            let mut e = Expected::new(&map, &[0.5, 0.8]);
+            let mut e2 = e.clone();
+            e.add(&map, s[..7_000].iter().copied());
+            e2.add(&map, s[7_000..].iter().copied());
+            e.merge(&e2);
+            assert_eq!(e.all.n, 20_000.0);
+            let mut checks = vec![(e.auc(&map), realized_auc(&s, &l))];
+            for at in e.at_thresholds() {
+                let (mut tp, mut fp, mut fneg) = (0.0, 0.0, 0.0);
+                for (x, y) in s.iter().zip(&l) {
+                    match (*x >= at.threshold, *y) {
+                        (true, true) => tp += 1.0,
+                        (true, false) => fp += 1.0,
+                        (false, true) => fneg += 1.0,
+                        _ => {}
+                    }
+                }
+                let n = s.len() as f64;
+                let tn = n - tp - fp - fneg;
+                checks.push((at.precision, tp / (tp + fp)));
+                checks.push((at.recall, tp / (tp + fneg)));
+                checks.push((at.f1, 2.0 * tp / (2.0 * tp + fp + fneg)));
+                checks.push((at.accuracy, (tp + tn) / n));
+            }
+            for (est, real) in checks {
+                assert!(est.std_error > 0.0 && est.std_error < 0.05, "{est:?}");
+                let z = (est.value - real).abs() / est.std_error;
+                worst = worst.max(z);
+                total += 1;
+                inside += usize::from(z <= k);
+            }
+        }
+        (inside as f64 / total as f64, worst)
+    }
+
+    #[test]
+    fn estimates_sit_within_their_band_of_the_realized_values() {
+        // 40 runs × 9 estimates. The band is the labels' own randomness in the run;
+        // it leaves out the calibration map's error (fitted on 50,000 rows here),
+        // so coverage is a little below a normal band's 99.7 % at 3 SE.
+        let (share, worst) = coverage(40, 3.0);
+        eprintln!("within 3 SE: {:.1} %, worst |z| {worst:.2}", share * 100.0);
+        assert!(share >= 0.95, "{share}");
+        assert!(worst < 6.0, "{worst}");
+    }
+
+    #[test]
+    fn under_concept_drift_the_estimate_misses_and_says_so_by_its_band() {
+        // The labels flip their relation to the score: calibration no longer holds,
+        // and the realized AUC falls far outside the estimate's band.
+        let mut rng = Rng(7);
+        let (rs, rl) = sample(&mut rng, 20_000);
+        let map = Isotonic::fit(&rs, &rl).unwrap();
+        let (s, _) = sample(&mut rng, 20_000);
+        let l: Vec<bool> = s
+            .iter()
+            .map(|x| rng.next() < (1.0 - x) * (1.0 - x))
+            .collect();
+        let mut e = Expected::new(&map, &[0.5]);
+        e.add(&map, s.iter().copied());
+        let auc = e.auc(&map);
+        assert!((auc.value - realized_auc(&s, &l)).abs() > 10.0 * auc.std_error);
+    }
+
+    fn value() -> impl Strategy<Value = f64> {
+        prop_oneof![
+            Just(f64::NAN),
+            Just(f64::INFINITY),
+            Just(f64::NEG_INFINITY),
+            Just(0.0),
+            Just(-0.0),
+            Just(f64::MAX),
+            Just(f64::MIN_POSITIVE),
+            -1e6f64..1e6,
+            0.0f64..1.0,
+        ]
+    }
+
+    proptest! {
+        #[test]
+        fn any_scores_give_a_monotone_map_and_mergeable_sums(
+            rows in proptest::collection::vec((value(), any::<bool>()), 0..200),
+            run in proptest::collection::vec(value(), 0..200),
+            cut in 0usize..200,
+        ) {
+            let (s, l): (Vec<f64>, Vec<bool>) = rows.into_iter().unzip();
+            let Some(map) = Isotonic::fit(&s, &l) else {
+                prop_assert!(s.iter().all(|x| !x.is_finite()));
+                return Ok(());
+            };
+            prop_assert_eq!(map.edges.len(), map.values.len());
+            prop_assert!(map.edges.windows(2).all(|w| w[0] < w[1]));
+            prop_assert!(map.values.windows(2).all(|w| w[0] <= w[1]));
+            prop_assert!(map.values.iter().all(|v| (0.0..=1.0).contains(v)));
+            // The fit's weighted mean equals the labels' mean (PAV keeps it).
+            let finite: Vec<(f64, bool)> = s.iter().zip(&l).filter(|(x, _)| x.is_finite()).map(|(x, y)| (*x, *y)).collect();
+            let mean_fit = finite.iter().map(|(x, _)| map.apply(*x)).sum::<f64>();
+            let mean_lab = finite.iter().filter(|(_, y)| *y).count() as f64;
+            prop_assert!((mean_fit - mean_lab).abs() <= 1e-9 * finite.len() as f64);
+
+            let th = [0.5, f64::NEG_INFINITY];
+            let mut whole = Expected::new(&map, &th);
+            whole.add(&map, run.iter().copied());
+            let cut = cut.min(run.len());
+            let mut a = Expected::new(&map, &th);
+            let mut b = Expected::new(&map, &th);
+            a.add(&map, run[..cut].iter().copied());
+            b.add(&map, run[cut..].iter().copied());
+            a.merge(&b);
+            prop_assert_eq!(a.blocks.clone(), whole.blocks.clone());
+            prop_assert_eq!(a.missing, whole.missing);
+            prop_assert!((a.all.p - whole.all.p).abs() <= 1e-9 * (1.0 + whole.all.n));
+            for at in whole.at_thresholds() {
+                prop_assert!(at.tp >= -1e-9 && at.fp >= -1e-9 && at.fn_ >= -1e-9 && at.tn >= -1e-9);
+                for e in [at.precision, at.recall, at.f1, at.accuracy] {
+                    prop_assert!(e.value.is_nan() || (-1e-9..=1.0 + 1e-9).contains(&e.value));
+                    prop_assert!(e.std_error.is_nan() || e.std_error >= 0.0);
+                }
+            }
+            let auc = whole.auc(&map);
+            prop_assert!(auc.value.is_nan() || (0.0..=1.0).contains(&auc.value));
+        }
+    }
+}
