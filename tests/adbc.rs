@@ -548,6 +548,9 @@ fn a_sqlite_file_scores_through_its_driver() {
         let (u, v) = (u.unwrap(), v.unwrap());
         assert!((u - v).abs() <= 1e-6, "row {i}: {u} vs {v}");
     }
+    // An empty SQL file: exit 2 naming it, before any connection.
+    let j = job(&p, "empty", "adbc", "local_sqlite", "  \n", "");
+    assert_exit(&p.run_job(&j, &[]), 2, &["sql/empty.sql", "empty"]);
     // `?` written by hand is refused: parameters come from placeholders.
     let j = job(
         &p,

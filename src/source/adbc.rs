@@ -215,6 +215,12 @@ pub fn prepare(
             format!("cannot read SQL file (source.adbc.query): {e}"),
         )
     })?;
+    if text.trim().is_empty() {
+        return Err(Error::config(
+            sql_file,
+            "the SQL file is empty; write the query that selects the rows to score",
+        ));
+    }
     let style = param_style(profile);
     let (sql, placeholders) =
         super::bind::rewrite_with(&text, style).map_err(|e| Error::config(sql_file, e))?;

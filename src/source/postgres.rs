@@ -91,6 +91,12 @@ pub fn prepare(
             format!("cannot read SQL file (source.postgres.query): {e}"),
         )
     })?;
+    if text.trim().is_empty() {
+        return Err(Error::config(
+            sql_file,
+            "the SQL file is empty; write the query that selects the rows to score",
+        ));
+    }
     let (sql, placeholders) = rewrite(&text).map_err(|e| Error::config(sql_file, e))?;
     let bound = super::bind::values(
         &placeholders,
