@@ -8,8 +8,9 @@
 //! shards), what each calibrated probability `p` says about the unseen label: a
 //! positive with probability `p`. From it come the expected confusion matrix at
 //! each threshold, expected precision, recall, F1, accuracy and ROC AUC, each with
-//! a standard error from the labels' own randomness (a sum of Bernoulli
-//! variables), which shrinks as the row count grows.
+//! a standard error that counts the labels' own randomness (a sum of Bernoulli
+//! variables, shrinking as the row count grows) and the calibration map's error
+//! (each block's value estimated from its fitting rows).
 //!
 //! The estimate holds while calibration holds: when only the inputs move (covariate
 //! shift), not when the relation between inputs and label changes (concept drift).
@@ -23,6 +24,8 @@ pub struct Isotonic {
     pub edges: Vec<f64>,
     /// The probability of each block (the mean label of its rows), non-decreasing, in [0, 1].
     pub values: Vec<f64>,
+    /// The fitting rows of each block: the precision of its value.
+    pub counts: Vec<f64>,
 }
 
 impl Isotonic {
@@ -67,6 +70,7 @@ impl Isotonic {
         Some(Isotonic {
             edges: blocks.iter().map(|b| b.2).collect(),
             values: blocks.iter().map(|b| b.0 / b.1).collect(),
+            counts: blocks.iter().map(|b| b.1).collect(),
         })
     }
 
@@ -81,6 +85,16 @@ impl Isotonic {
                 .partition_point(|e| *e < score)
                 .min(self.edges.len() - 1),
         )
+    }
+
+    /// The variance of each block's value as an estimate (a binomial proportion
+    /// from its fitting rows).
+    fn value_variances(&self) -> Vec<f64> {
+        self.values
+            .iter()
+            .zip(&self.counts)
+            .map(|(v, c)| v * (1.0 - v) / c.max(1.0))
+            .collect()
     }
 
     /// The calibrated probability of a score (NaN for NaN).
@@ -128,6 +142,8 @@ pub struct Expected {
     pub all: Sums,
     /// Rows at or above each threshold.
     pub above: Vec<Sums>,
+    /// Rows at or above each threshold, by calibration block (for the map's error).
+    pub above_blocks: Vec<Vec<f64>>,
     /// Rows whose score is NaN (left out).
     pub missing: u64,
 }
@@ -162,6 +178,7 @@ impl Expected {
             blocks: vec![0.0; map.values.len()],
             all: Sums::default(),
             above: vec![Sums::default(); thresholds.len()],
+            above_blocks: vec![vec![0.0; map.values.len()]; thresholds.len()],
             missing: 0,
         }
     }
@@ -176,9 +193,15 @@ impl Expected {
             let p = map.values[b];
             self.blocks[b] += 1.0;
             self.all.add(p);
-            for (t, above) in self.thresholds.iter().zip(&mut self.above) {
+            for ((t, above), by_block) in self
+                .thresholds
+                .iter()
+                .zip(&mut self.above)
+                .zip(&mut self.above_blocks)
+            {
                 if s >= *t {
                     above.add(p);
+                    by_block[b] += 1.0;
                 }
             }
         }
@@ -193,41 +216,66 @@ impl Expected {
         for (a, b) in self.above.iter_mut().zip(&o.above) {
             a.merge(b);
         }
+        for (a, b) in self.above_blocks.iter_mut().zip(&o.above_blocks) {
+            for (x, y) in a.iter_mut().zip(b) {
+                *x += y;
+            }
+        }
         self.missing += o.missing;
     }
 
-    /// Expected metrics at each threshold.
-    pub fn at_thresholds(&self) -> Vec<AtThreshold> {
+    /// Expected metrics at each threshold. Their standard errors count two
+    /// sources: the run's labels are random (a sum of Bernoulli variables), and
+    /// the map's block values are estimates from finitely many fitting rows, an
+    /// error shared by every row of a block.
+    pub fn at_thresholds(&self, map: &Isotonic) -> Vec<AtThreshold> {
+        let var_v = map.value_variances();
         self.thresholds
             .iter()
             .zip(&self.above)
-            .map(|(t, above)| {
+            .zip(&self.above_blocks)
+            .map(|((t, above), by_block)| {
                 let below = self.all.minus(above);
                 let tp = above.p;
                 let fp = above.n - above.p;
                 let fn_ = below.p;
                 let tn = below.n - below.p;
                 let m = above.n;
-                // TP = A (sum over predicted positives), FN = B (over predicted
-                // negatives): independent sums of Bernoulli variables.
-                let (a, b, va, vb) = (tp, fn_, above.var, below.var);
+                // TP = A (over predicted positives), FN = B (over predicted negatives).
+                let (mut ma, mut mb, mut mc) = (0.0, 0.0, 0.0);
+                for ((a_k, n_k), v) in by_block.iter().zip(&self.blocks).zip(&var_v) {
+                    let b_k = n_k - a_k;
+                    ma += a_k * a_k * v;
+                    mb += b_k * b_k * v;
+                    mc += a_k * b_k * v;
+                }
+                let (a, b) = (tp, fn_);
+                let (va, vb, cab) = (above.var.max(0.0) + ma, below.var.max(0.0) + mb, mc);
+                // The delta method: var(g·(A, B)) = gA² vA + gB² vB + 2 gA gB cov.
+                let delta = |ga: f64, gb: f64| {
+                    (ga * ga * va + gb * gb * vb + 2.0 * ga * gb * cab)
+                        .max(0.0)
+                        .sqrt()
+                };
                 let ratio = |num: f64, den: f64| if den > 0.0 { num / den } else { f64::NAN };
                 let precision = Estimate {
                     value: ratio(a, m),
                     std_error: ratio(va.sqrt(), m),
                 };
+                let s2 = (a + b) * (a + b);
                 let recall = Estimate {
                     value: ratio(a, a + b),
-                    std_error: ratio((b * b * va + a * a * vb).sqrt(), (a + b) * (a + b)),
+                    std_error: ratio(delta(b, -a), s2),
                 };
                 let d = m + a + b;
                 let f1 = Estimate {
                     value: ratio(2.0 * a, d),
-                    std_error: ratio(2.0 * ((m + b) * (m + b) * va + a * a * vb).sqrt(), d * d),
+                    std_error: ratio(delta(2.0 * (m + b), -2.0 * a), d * d),
                 };
+                // TP + TN = A + (below rows − B).
                 let accuracy = Estimate {
                     value: ratio(tp + tn, self.all.n),
-                    std_error: ratio(self.all.var.sqrt(), self.all.n),
+                    std_error: ratio(delta(1.0, -1.0), self.all.n),
                 };
                 AtThreshold {
                     threshold: *t,
@@ -249,31 +297,56 @@ impl Expected {
     /// hold; its standard error by Hanley and McNeil's formula on the expected
     /// counts.
     pub fn auc(&self, map: &Isotonic) -> Estimate {
+        let (auc, pos, neg) = self.auc_with(&map.values);
+        if !(pos > 0.0 && neg > 0.0) {
+            return Estimate {
+                value: f64::NAN,
+                std_error: f64::NAN,
+            };
+        }
+        let q1 = auc / (2.0 - auc);
+        let q2 = 2.0 * auc * auc / (1.0 + auc);
+        let labels =
+            (auc * (1.0 - auc) + (pos - 1.0) * (q1 - auc * auc) + (neg - 1.0) * (q2 - auc * auc))
+                / (pos * neg);
+        // The map's error: Σ (∂AUC/∂v_k)² var(v_k), the gradient by central differences.
+        let mut values = map.values.clone();
+        let mut from_map = 0.0;
+        for (k, var) in map.value_variances().into_iter().enumerate() {
+            if var <= 0.0 || self.blocks[k] == 0.0 {
+                continue;
+            }
+            let h = 1e-4;
+            let v = values[k];
+            values[k] = (v + h).min(1.0);
+            let up = self.auc_with(&values).0;
+            values[k] = (v - h).max(0.0);
+            let down = self.auc_with(&values).0;
+            let step = (v + h).min(1.0) - (v - h).max(0.0);
+            values[k] = v;
+            let g = (up - down) / step;
+            if g.is_finite() {
+                from_map += g * g * var;
+            }
+        }
+        Estimate {
+            value: auc,
+            std_error: (labels.max(0.0) + from_map).sqrt(),
+        }
+    }
+
+    /// The expected AUC with block values `values`, and the expected positives and negatives.
+    fn auc_with(&self, values: &[f64]) -> (f64, f64, f64) {
         let (mut neg_below, mut sum) = (0.0, 0.0);
         let (mut pos, mut neg) = (0.0, 0.0);
-        for (n, v) in self.blocks.iter().zip(&map.values) {
+        for (n, v) in self.blocks.iter().zip(values) {
             let (p_k, n_k) = (n * v, n * (1.0 - v));
             sum += p_k * (neg_below + 0.5 * n_k);
             neg_below += n_k;
             pos += p_k;
             neg += n_k;
         }
-        if pos <= 0.0 || neg <= 0.0 {
-            return Estimate {
-                value: f64::NAN,
-                std_error: f64::NAN,
-            };
-        }
-        let auc = sum / (pos * neg);
-        let q1 = auc / (2.0 - auc);
-        let q2 = 2.0 * auc * auc / (1.0 + auc);
-        let var =
-            (auc * (1.0 - auc) + (pos - 1.0) * (q1 - auc * auc) + (neg - 1.0) * (q2 - auc * auc))
-                / (pos * neg);
-        Estimate {
-            value: auc,
-            std_error: var.max(0.0).sqrt(),
-        }
+        (sum / (pos * neg), pos, neg)
     }
 }
 
@@ -373,7 +446,7 @@ mod tests {
             e.merge(&e2);
             assert_eq!(e.all.n, 20_000.0);
             let mut checks = vec![(e.auc(&map), realized_auc(&s, &l))];
-            for at in e.at_thresholds() {
+            for at in e.at_thresholds(&map) {
                 let (mut tp, mut fp, mut fneg) = (0.0, 0.0, 0.0);
                 for (x, y) in s.iter().zip(&l) {
                     match (*x >= at.threshold, *y) {
@@ -403,13 +476,14 @@ mod tests {
 
     #[test]
     fn estimates_sit_within_their_band_of_the_realized_values() {
-        // 40 runs × 9 estimates. The band is the labels' own randomness in the run;
-        // it leaves out the calibration map's error (fitted on 50,000 rows here),
-        // so coverage is a little below a normal band's 99.7 % at 3 SE.
+        // 40 runs × 9 estimates. The band counts the run's labels' randomness and
+        // the calibration map's error (fitted on 50,000 rows here); a normal band
+        // holds 99.7 % at 3 SE (measured: 99.7 %, worst 3.06 SE; without the map's
+        // error it was 98.3 %, worst 3.98).
         let (share, worst) = coverage(40, 3.0);
         eprintln!("within 3 SE: {:.1} %, worst |z| {worst:.2}", share * 100.0);
-        assert!(share >= 0.95, "{share}");
-        assert!(worst < 6.0, "{worst}");
+        assert!(share >= 0.98, "{share}");
+        assert!(worst < 4.5, "{worst}");
     }
 
     #[test]
@@ -478,7 +552,7 @@ mod tests {
             prop_assert_eq!(a.blocks.clone(), whole.blocks.clone());
             prop_assert_eq!(a.missing, whole.missing);
             prop_assert!((a.all.p - whole.all.p).abs() <= 1e-9 * (1.0 + whole.all.n));
-            for at in whole.at_thresholds() {
+            for at in whole.at_thresholds(&map) {
                 prop_assert!(at.tp >= -1e-9 && at.fp >= -1e-9 && at.fn_ >= -1e-9 && at.tn >= -1e-9);
                 for e in [at.precision, at.recall, at.f1, at.accuracy] {
                     prop_assert!(e.value.is_nan() || (-1e-9..=1.0 + 1e-9).contains(&e.value));
