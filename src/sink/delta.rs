@@ -263,7 +263,22 @@ impl DeltaLog {
                 )
                 .await;
             match result {
-                Ok(done) => return Ok(done.version()),
+                Ok(done) => {
+                    let v = done.version();
+                    if self.commit_is_ours(v, &c.info).await {
+                        return Ok(v);
+                    }
+                    // An object store whose conditional PUT is not atomic (it
+                    // checks, then writes) let another commit overwrite this one:
+                    // commit again on top of what is there.
+                    tracing::warn!(
+                        version = v,
+                        "the Delta log's version {v} holds another run's commit; this \
+                         run's was overwritten (the store's conditional PUT is not \
+                         atomic); committing again"
+                    );
+                    continue;
+                }
                 // Another commit took the version: read the log again.
                 Err(DeltaTableError::Transaction {
                     source: TransactionError::MaxCommitAttempts(_),
@@ -276,6 +291,29 @@ impl DeltaLog {
             "committing to the Delta table {url}: other commits took every version for \
              {MAX_COMMIT_ATTEMPTS} attempts; nothing of this run was committed, run it again"
         )))
+    }
+
+    /// Whether the log's `version` holds this run's commit (its `commitInfo` carries
+    /// this run's `scorch.run_id`). Reading it back catches a store that let another
+    /// writer replace the file after a conditional PUT (s3s-fs checks, then writes).
+    /// When the entry cannot be read, the commit is taken as ours.
+    async fn commit_is_ours(
+        &self,
+        version: u64,
+        info: &serde_json::Map<String, serde_json::Value>,
+    ) -> bool {
+        let Some(want) = info.get("scorch.run_id") else {
+            return true;
+        };
+        let Ok(Some(bytes)) = self.log_store.read_commit_entry(version as _).await else {
+            return true;
+        };
+        let text = String::from_utf8_lossy(&bytes);
+        let found = text.lines().find_map(|l| {
+            let v: serde_json::Value = serde_json::from_str(l).ok()?;
+            v.get("commitInfo")?.get("scorch.run_id").cloned()
+        });
+        found.as_ref().is_none_or(|f| f == want)
     }
 
     /// Rows of the date's live files (`None`: no table, no files, or a file without
@@ -575,6 +613,26 @@ mod tests {
         assert_eq!(after.rows, Some(7));
         assert_eq!(after.txn, Some(1));
         assert_eq!(after.files.len(), 1);
+        // A commit is read back by its run id: an overwritten one is told apart.
+        let ours = commit_info([("run_id", serde_json::Value::from("r4"))].into());
+        let theirs = commit_info([("run_id", serde_json::Value::from("r9"))].into());
+        let info_v = {
+            let add = staged_add(tmp.path(), a, "r6", 2);
+            log.commit(
+                &after,
+                Commit {
+                    ds: a,
+                    app_id: app_id("j", a),
+                    adds: vec![add],
+                    schema: &schema,
+                    info: ours.clone(),
+                },
+            )
+            .unwrap()
+        };
+        let rt = crate::storage::runtime().unwrap();
+        assert!(rt.block_on(log.commit_is_ours(info_v, &ours)));
+        assert!(!rt.block_on(log.commit_is_ours(info_v, &theirs)));
         // Another schema is refused (exit 2), naming both.
         let other = table_schema(&Schema::from_iter([Field::new(
             "key".into(),
