@@ -47,6 +47,10 @@ use crate::error::{Error, Result};
 /// date's commit, before it gives up (exit 1; nothing is published).
 const MAX_COMMIT_ATTEMPTS: usize = 100;
 
+/// How long a commit on an object store waits before reading its log entry back
+/// (see [`DeltaLog::commit_is_ours`]).
+const READ_BACK_SETTLE_MS: u64 = 50;
+
 /// The Delta protocol scorch writes: reader 1, writer 2 (no table features).
 const READER_VERSION: i32 = 1;
 const WRITER_VERSION: i32 = 2;
@@ -265,6 +269,12 @@ impl DeltaLog {
             match result {
                 Ok(done) => {
                     let v = done.version();
+                    if crate::storage::is_url(url) {
+                        // Let a racing writer that passed the same existence check
+                        // finish its write before the entry is read back.
+                        tokio::time::sleep(std::time::Duration::from_millis(READ_BACK_SETTLE_MS))
+                            .await;
+                    }
                     if self.commit_is_ours(v, &c.info).await {
                         return Ok(v);
                     }
