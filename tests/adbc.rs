@@ -528,26 +528,7 @@ fn a_sqlite_file_scores_through_its_driver() {
         read_scores(&p, "from_sqlite"),
         read_scores(&p, "from_parquet"),
     );
-    assert_eq!(
-        a.column("customer_id").unwrap(),
-        b.column("customer_id").unwrap()
-    );
-    let (x, y) = (
-        a.column("churn_probability")
-            .unwrap()
-            .f32()
-            .unwrap()
-            .clone(),
-        b.column("churn_probability")
-            .unwrap()
-            .f32()
-            .unwrap()
-            .clone(),
-    );
-    for (i, (u, v)) in x.iter().zip(y.iter()).enumerate() {
-        let (u, v) = (u.unwrap(), v.unwrap());
-        assert!((u - v).abs() <= 1e-6, "row {i}: {u} vs {v}");
-    }
+    assert_scores_close(&a, &b, 1e-6);
     // An empty SQL file: exit 2 naming it, before any connection.
     let j = job(&p, "empty", "adbc", "local_sqlite", "  \n", "");
     assert_exit(&p.run_job(&j, &[]), 2, &["sql/empty.sql", "empty"]);

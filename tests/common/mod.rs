@@ -375,3 +375,29 @@ pub fn files_under(dir: &Path) -> Vec<PathBuf> {
     out.sort();
     out
 }
+
+/// Asserts that two score tables hold the same customers, in order, with
+/// `churn_probability` within `tol` of each other row by row.
+pub fn assert_scores_close(
+    a: &polars::prelude::DataFrame,
+    b: &polars::prelude::DataFrame,
+    tol: f32,
+) {
+    assert_eq!(
+        a.column("customer_id").unwrap(),
+        b.column("customer_id").unwrap()
+    );
+    let score = |f: &polars::prelude::DataFrame| {
+        f.column("churn_probability")
+            .unwrap()
+            .f32()
+            .unwrap()
+            .clone()
+    };
+    let (x, y) = (score(a), score(b));
+    assert_eq!(x.len(), y.len());
+    for (i, (u, v)) in x.iter().zip(y.iter()).enumerate() {
+        let (u, v) = (u.unwrap(), v.unwrap());
+        assert!((u - v).abs() <= tol, "row {i}: {u} vs {v}");
+    }
+}
