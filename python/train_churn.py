@@ -148,6 +148,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--data", default="data/churn", help="dataset folder (make_churn_data.py output)")
     ap.add_argument("--spec", default="preprocess/churn_features.yaml")
     ap.add_argument("--train-days", default="2026-10-*", help="glob of the training days' ds values")
+    ap.add_argument(
+        "--calibration-days", default="2026-11-0[1-5]", help="glob of the held-out labelled days the score is calibrated on"
+    )
     ap.add_argument("--out", default="models/churn/1.0.0", help="bundle folder to write")
     ap.add_argument("--version", default="1.0.0")
     ap.add_argument("--epochs", type=int, default=8)
@@ -220,8 +223,19 @@ def main(argv: list[str] | None = None) -> int:
         model_file=model_file,
         fmt=a.format,
     )
-    # The reference profile of the training days, for drift reports.
-    subprocess.run([a.scorch, "--quiet", "profile", "--bundle", a.out, "--data", feat_glob], check=True)
+    # The reference profile of the training days, for drift reports, with the score
+    # calibrated on held-out labelled days, for performance estimated without labels.
+    subprocess.run(
+        [
+            a.scorch, "--quiet", "profile", "--bundle", a.out, "--data", feat_glob,
+            "--labels", "churned",
+            "--calibration-data", os.path.join(a.data, "features", f"ds={a.calibration_days}", "*.parquet"),
+            "--labels-data", os.path.join(a.data, "labels", "**", "*.parquet"),
+            "--labels-on", "customer_id,ds",
+            "--thresholds", "0.3,0.5",
+        ],
+        check=True,
+    )
     print(f"wrote bundle {a.out}")
     return 0
 

@@ -469,6 +469,40 @@ pub struct ProfileArgs {
     /// their error bounds shrink about as 1/N).
     #[arg(long, value_parser = crate::spec::limits::sketch, default_value_t = crate::reports::drift::DEFAULT_SKETCH)]
     pub sketch: usize,
+    /// Calibrate a score column for performance estimated without labels
+    /// (`report.performance`): the label column (booleans or integers 0/1; null rows
+    /// are left out) of the calibration rows, or of `--labels-data`.
+    #[arg(long, value_name = "COLUMN")]
+    pub labels: Option<String>,
+    /// The labelled rows to calibrate on: held-out validation data the model was
+    /// not trained on (a Parquet file, folder or glob). Default: `--data`.
+    #[arg(long, requires = "labels", value_name = "PATTERN")]
+    pub calibration_data: Option<String>,
+    /// A labels table (Parquet file, folder or glob) joined to the calibration rows
+    /// on `--labels-on`, when the label is not a column of those rows.
+    #[arg(
+        long,
+        requires = "labels",
+        requires = "labels_on",
+        value_name = "PATTERN"
+    )]
+    pub labels_data: Option<String>,
+    /// Columns joining `--labels-data` to the calibration rows, comma-separated
+    /// (e.g. `customer_id,ds`); they must identify one label.
+    #[arg(
+        long,
+        requires = "labels_data",
+        value_delimiter = ',',
+        value_name = "COLUMNS"
+    )]
+    pub labels_on: Vec<String>,
+    /// The score column calibrated. Default: the model's first.
+    #[arg(long, requires = "labels", value_name = "COLUMN")]
+    pub score: Option<String>,
+    /// Decision thresholds the reference performance (precision, recall, F1,
+    /// accuracy) is measured at, comma-separated, each in [0, 1].
+    #[arg(long, requires = "labels", value_delimiter = ',', default_value = "0.5", value_parser = crate::spec::limits::unit_interval)]
+    pub thresholds: Vec<f64>,
 }
 
 /// Arguments of `scorch run`.
@@ -850,9 +884,35 @@ fn validate(a: ValidateArgs, quiet: bool) -> ExitCode {
 }
 
 fn profile(a: ProfileArgs, quiet: bool) -> Result<()> {
-    let lf = crate::source::scan_pattern(std::path::Path::new("."), &a.data)?;
-    let (p, path) =
-        crate::model::write_reference_profile(&a.bundle, lf, &a.data, a.bins, a.sketch)?;
+    let here = std::path::Path::new(".");
+    let lf = crate::source::scan_pattern(here, &a.data)?;
+    let calibration = match &a.labels {
+        Some(label) => {
+            let rows_name = a.calibration_data.clone().unwrap_or_else(|| a.data.clone());
+            let labels = match &a.labels_data {
+                Some(p) => Some((crate::source::scan_pattern(here, p)?, p.clone())),
+                None => None,
+            };
+            Some(crate::model::Calibration {
+                label: label.clone(),
+                rows: crate::source::scan_pattern(here, &rows_name)?,
+                rows_name,
+                labels,
+                on: a.labels_on.clone(),
+                score: a.score.clone(),
+                thresholds: a.thresholds.clone(),
+            })
+        }
+        None => None,
+    };
+    let (p, path) = crate::model::write_reference_profile(
+        &a.bundle,
+        lf,
+        &a.data,
+        a.bins,
+        a.sketch,
+        calibration,
+    )?;
     if !quiet {
         println!(
             "profiled {} rows, {} columns into {}",
@@ -860,6 +920,17 @@ fn profile(a: ProfileArgs, quiet: bool) -> Result<()> {
             p.columns.len(),
             path.display()
         );
+        if let Some(perf) = &p.performance {
+            let r = &perf.realized;
+            println!(
+                "calibrated {} on {} labelled rows ({} positive): {} blocks; reference AUC {}",
+                perf.score,
+                r.rows,
+                r.positives,
+                perf.calibration.values.len(),
+                r.auc.map_or("n/a".into(), |v| format!("{v:.4}"))
+            );
+        }
     }
     Ok(())
 }

@@ -359,6 +359,13 @@ fn check_job(path: &Path, root: &Path, profiles: &Path) -> Vec<Error> {
                 {
                     errors.push(e);
                 }
+                if let Some(r) = &job.report
+                    && let Some(perf) = &r.performance
+                    && let Err(e) =
+                        crate::run::models::performance_counter(path, &b, &m.value, perf, &r.checks)
+                {
+                    errors.push(e);
+                }
                 if let Some(pin) = &job.preprocessing
                     && let Err(e) = crate::run::models::check_pin(path, pin, &b, &m.value)
                 {

@@ -158,7 +158,9 @@ fn sharded_reports_merge_to_the_single_runs_report() {
                   \x20   - {column: customer_id, metric: uniqueness, min: 1}\n\
                   \x20   - {column: monthly_charges, metric: p99, max: 500, severity: warn}\n\
                   \x20   - {sql: \"age IS NULL OR age <= 60\", mostly: 0.99, severity: warn}\n\
-                  \x20 drift: {psi_warn: 0.1, psi_fail: 10, wasserstein_warn: 0.1}\n";
+                  \x20   - {metric: estimated_f1, threshold: 0.3, min_change: -0.05, severity: warn}\n\
+                  \x20 drift: {psi_warn: 0.1, psi_fail: 10, wasserstein_warn: 0.1}\n\
+                  \x20 performance: {thresholds: [0.3, 0.5]}\n";
     let single = job(&p, "single", report);
     let sharded = job(&p, "sharded", report);
     let o = p.run_job(&single, &[]);
@@ -201,6 +203,15 @@ fn sharded_reports_merge_to_the_single_runs_report() {
     );
     assert_eq!(ra["rows"], 9000);
     assert!(!ra["drift"].as_array().unwrap().is_empty());
+    // The estimated performance counts merge too (sums of calibrated probabilities).
+    assert_eq!(ra["performance"]["rows"], 9000);
+    assert_eq!(rb["performance"]["at"].as_array().unwrap().len(), 2);
+    assert!(
+        rb["performance"]["estimated_auc"]["std_error"]
+            .as_f64()
+            .unwrap()
+            > 0.0
+    );
     // Counts, distinct counts, quantile sketches, check tallies and every drift
     // statistic (PSI, JS, chi², KS, Wasserstein) merge exactly; means and standard
     // deviations up to rounding.

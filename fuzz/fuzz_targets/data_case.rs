@@ -160,7 +160,7 @@ pub fn data_case(data: &[u8]) {
     )
     .expect("assembles");
     check_json(&report);
-    let _ = scorch::reports::html::render(&report, &profile.drift.as_ref().map(|d| d.histograms()).unwrap_or_default());
+    let _ = scorch::reports::html::render(&report, &profile.drift.as_ref().map(|d| d.histograms()).unwrap_or_default(), None);
     // The shard profile round trip (MessagePack) merges with itself.
     let bytes = rmp_serde::to_vec_named(&profile).expect("profile serializes");
     let back: scorch::reports::Profile = rmp_serde::from_slice(&bytes).expect("profile reads back");

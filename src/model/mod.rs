@@ -197,30 +197,56 @@ impl Bundle {
     }
 }
 
+/// Labelled rows `scorch profile --labels` calibrates a score column on.
+pub struct Calibration {
+    /// The label column: booleans or integers 0/1; null rows are left out.
+    pub label: String,
+    /// The rows scored (with the label column unless `labels` is given), and what they are.
+    pub rows: polars::prelude::LazyFrame,
+    pub rows_name: String,
+    /// A labels table joined to `rows` on `on`, and what it is.
+    pub labels: Option<(polars::prelude::LazyFrame, String)>,
+    pub on: Vec<String>,
+    /// The score column calibrated; None: the model's first.
+    pub score: Option<String>,
+    /// Thresholds the reference performance is measured at.
+    pub thresholds: Vec<f64>,
+}
+
 /// Profiles `data` (a Parquet path or glob) for the bundle in `dir`: every input column
 /// of its preprocessing and every score column of its model (run on the same rows),
-/// `bins` quantile bins per numeric column. The data is read into memory once. The
-/// bundle gets the profile through [`replace_profile`]; a registered bundle (one in
-/// a registry: immutable) is refused before anything is read. Returns the profile.
+/// `bins` quantile bins per numeric column; with `calibration`, one score column's
+/// calibration map and reference performance on labelled rows. The data is read
+/// into memory once. The bundle gets the profile through [`replace_profile`]; a
+/// registered bundle (one in a registry: immutable) is refused before anything is
+/// read. Returns the profile.
 pub fn write_reference_profile(
     dir: &Path,
     lf: polars::prelude::LazyFrame,
     data: &str,
     bins: usize,
     sketch: usize,
+    calibration: Option<Calibration>,
 ) -> Result<(crate::reports::drift::ReferenceProfile, PathBuf)> {
     refuse_registered(dir)?;
     let bundle = Bundle::open_with(dir, false)?;
+    let names = bundle.spec.score_columns();
+    let calibrated = match calibration.as_ref().map(|c| c.score.as_ref()) {
+        Some(Some(s)) if !names.contains(s) => {
+            return Err(Error::usage(format!(
+                "--score {s}: model {} {} has score columns {}",
+                bundle.spec.name,
+                bundle.spec.version,
+                names.join(", ")
+            )));
+        }
+        Some(s) => Some(s.cloned().unwrap_or_else(|| names[0].clone())),
+        None => None,
+    };
     let columns = bundle.state.spec.input_columns();
     let mut profile =
         crate::reports::drift::ReferenceProfile::build(lf.clone(), &columns, bins, sketch, data)?;
     // The model's scores on the same rows, for score drift.
-    let input = lf.collect()?;
-    let matrix = to_matrix(
-        &bundle.state,
-        polars::prelude::IntoLazy::lazy(input.clone()),
-        data,
-    )?;
     let engine = crate::infer::Engine::load(
         &bundle.model_path,
         bundle.spec.model_format(),
@@ -230,8 +256,12 @@ pub fn write_reference_profile(
         bundle.spec.features.len(),
         &bundle.spec.outputs,
     )?;
-    let scores = engine.score(&matrix, 4096)?;
-    let names = bundle.spec.score_columns();
+    let score = |lf: polars::prelude::LazyFrame, what: &str| -> Result<Vec<Vec<f32>>> {
+        let matrix = to_matrix(&bundle.state, lf, what)?;
+        engine.score(&matrix, 4096)
+    };
+    let input = lf.collect()?;
+    let scores = score(polars::prelude::IntoLazy::lazy(input.clone()), data)?;
     let cols: Vec<polars::prelude::Column> = names
         .iter()
         .zip(scores)
@@ -246,7 +276,33 @@ pub fn write_reference_profile(
         data,
     )?;
     profile.columns.extend(score_profile.columns);
-    profile.scores = names;
+    profile.scores = names.clone();
+    if let (Some(c), Some(column)) = (calibration, calibrated) {
+        let (rows, labels) = labelled_rows(&c)?;
+        let k = names
+            .iter()
+            .position(|n| *n == column)
+            .expect("a score column");
+        let scores: Vec<f64> = score(polars::prelude::IntoLazy::lazy(rows), &c.rows_name)?
+            .swap_remove(k)
+            .into_iter()
+            .map(f64::from)
+            .collect();
+        let what = match &c.labels {
+            Some((_, l)) => format!("{} joined to {l}", c.rows_name),
+            None => c.rows_name.clone(),
+        };
+        let perf = crate::reports::performance::ReferencePerformance::fit(
+            &column,
+            &c.label,
+            &what,
+            &scores,
+            &labels,
+            &c.thresholds,
+        )
+        .map_err(|e| Error::DataContract(format!("{what}: {e}")))?;
+        profile.performance = Some(perf);
+    }
     // Compact: the sketches hold thousands of numbers.
     let text = format!(
         "{}\n",
@@ -254,6 +310,101 @@ pub fn write_reference_profile(
     );
     let path = replace_profile(dir, &bundle.spec, text.as_bytes())?;
     Ok((profile, path))
+}
+
+/// The calibration rows that have a label, and their labels (exit 3 for a label
+/// that is not a boolean or 0/1, naming the column and row).
+fn labelled_rows(c: &Calibration) -> Result<(polars::prelude::DataFrame, Vec<bool>)> {
+    use polars::prelude::*;
+    let rows = match &c.labels {
+        None => c.rows.clone(),
+        Some((labels, name)) => {
+            let schema = c
+                .rows
+                .clone()
+                .collect_schema()
+                .map_err(|e| Error::from(e).context(c.rows_name.clone()))?;
+            let lschema = labels
+                .clone()
+                .collect_schema()
+                .map_err(|e| Error::from(e).context(name.clone()))?;
+            let mut lf = labels.clone();
+            let mut keep: Vec<Expr> = vec![col(c.label.as_str())];
+            for k in c.on.iter().chain([&c.label]) {
+                if lschema.get(k.as_str()).is_none() {
+                    return Err(Error::DataContract(format!(
+                        "labels {name}: no column `{k}`"
+                    )));
+                }
+            }
+            for k in &c.on {
+                let dt = schema.get(k.as_str()).ok_or_else(|| {
+                    Error::DataContract(format!("{}: no column `{k}` (--labels-on)", c.rows_name))
+                })?;
+                lf = lf.with_column(col(k.as_str()).cast(dt.clone()));
+                keep.push(col(k.as_str()));
+            }
+            let on: Vec<Expr> = c.on.iter().map(|k| col(k.as_str())).collect();
+            let labels = lf.select(keep).collect()?;
+            let dup = labels
+                .clone()
+                .lazy()
+                .group_by(on.clone())
+                .agg([len().alias("__n")])
+                .filter(col("__n").gt(lit(1)))
+                .collect()?;
+            if dup.height() > 0 {
+                return Err(Error::DataContract(format!(
+                    "labels {name}: {} key(s) have more than one label; --labels-on must \
+                     identify one row",
+                    dup.height()
+                )));
+            }
+            let rows = c.rows.clone();
+            let rows = if schema.get(c.label.as_str()).is_some() {
+                rows.drop(by_name([c.label.as_str()], true, false))
+            } else {
+                rows
+            };
+            rows.join(
+                labels.lazy(),
+                on.clone(),
+                on,
+                JoinArgs::new(JoinType::Inner),
+            )
+        }
+    };
+    let df = rows
+        .filter(col(c.label.as_str()).is_not_null())
+        .collect()
+        .map_err(|e| Error::from(e).context(c.rows_name.clone()))?;
+    let l = df.column(c.label.as_str()).map_err(|_| {
+        Error::DataContract(format!("{}: no label column `{}`", c.rows_name, c.label))
+    })?;
+    let labels: Vec<bool> = if l.dtype() == &DataType::Boolean {
+        l.bool()?.iter().map(|v| v.unwrap_or(false)).collect()
+    } else if l.dtype().is_integer() {
+        let v = l.cast(&DataType::Int64)?;
+        v.i64()?
+            .iter()
+            .enumerate()
+            .map(|(i, v)| match v {
+                Some(0) => Ok(false),
+                Some(1) => Ok(true),
+                v => Err(Error::DataContract(format!(
+                    "label column `{}`, labelled row {i}: {v:?} is not 0 or 1",
+                    c.label
+                ))),
+            })
+            .collect::<Result<_>>()?
+    } else {
+        return Err(Error::DataContract(format!(
+            "label column `{}` is {}: labels are booleans or integers 0/1",
+            c.label,
+            l.dtype()
+        )));
+    };
+    Ok((df, labels))
 }
 
 /// The row-major `f32` matrix a model trained on `state` is given for `lf`: the

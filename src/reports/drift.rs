@@ -52,7 +52,7 @@ use crate::stats::divergence::{Chi2, chi2_contingency, js_distance, psi};
 use crate::stats::mean_std;
 
 /// Layout version of `reference.profile.json` (2: numeric columns carry a `sketch`).
-pub const PROFILE_VERSION: u32 = 2;
+pub const PROFILE_VERSION: u32 = 3;
 
 /// Default points of the quantile sketch per numeric column.
 pub const DEFAULT_SKETCH: usize = 1000;
@@ -273,6 +273,10 @@ pub struct ReferenceProfile {
     /// profiled data), as opposed to input columns.
     #[serde(default)]
     pub scores: Vec<String>,
+    /// One score column's calibration and the performance realized on labelled
+    /// rows (`scorch profile --labels`), for performance estimated without labels.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub performance: Option<super::performance::ReferencePerformance>,
 }
 
 impl ReferenceProfile {
@@ -325,6 +329,7 @@ impl ReferenceProfile {
             bins,
             columns: out,
             scores: vec![],
+            performance: None,
         })
     }
 }
@@ -756,6 +761,7 @@ mod tests {
                 sketch: None,
             }],
             scores: vec![],
+            performance: None,
         };
         let mut d = DriftCounter::new(reference);
         let empty = DataFrame::new(0, vec![Column::new("x".into(), Vec::<f64>::new())]).unwrap();

@@ -27,7 +27,10 @@ pub struct MetricRow {
 
 /// The rows a report adds to the history: `row_count`; per column `completeness`,
 /// `approx_distinct`, `distinctness`, `min`, `max`, `mean`, `stddev`; per drifted
-/// column `psi` and `js_distance`. Missing values are left out.
+/// column `psi`, `js_distance`, `ks_statistic`, `wasserstein`; with estimated
+/// performance, on the score column, `estimated_auc`, `estimated_auc_se`,
+/// `expected_positives` and per threshold `estimated_<metric>@<t>` and
+/// `estimated_<metric>_se@<t>`. Missing values are left out.
 pub fn rows(r: &Report) -> Vec<MetricRow> {
     let mut out = vec![MetricRow {
         column: String::new(),
@@ -53,6 +56,11 @@ pub fn rows(r: &Report) -> Vec<MetricRow> {
         push(&d.column, "js_distance", Some(d.js_distance));
         push(&d.column, "ks_statistic", d.ks_statistic);
         push(&d.column, "wasserstein", d.wasserstein);
+    }
+    if let Some(p) = &r.performance {
+        for (metric, value) in p.history_rows() {
+            push(&p.score, &metric, Some(value));
+        }
     }
     out
 }

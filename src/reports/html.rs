@@ -1,8 +1,10 @@
 //! `report.html`: the run report as one self-contained page — no script, no network,
 //! inline CSS and SVG — that a browser opens from disk or an object store.
 //!
-//! Sections: the run; quality checks (pass / warn / fail); drift, sorted by PSI
-//! with a reference-versus-run histogram per column; column metrics.
+//! Sections: the run and its overall status (the worst verdict); quality checks
+//! (pass / warn / fail); drift, sorted by PSI with a reference-versus-run
+//! histogram per column; estimated performance with the reference's reliability
+//! diagram; column metrics.
 
 use std::fmt::Write;
 
@@ -62,7 +64,7 @@ pub(crate) fn svg_pair(h: &Histogram, names: (&str, &str)) -> String {
     let bar = slot * 0.4;
     let mut s = format!(
         "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{w}\" height=\"{}\" role=\"img\" aria-label=\"{}\">",
-        ht + 40.0,
+        ht + 60.0,
         esc(&h.column)
     );
     for (i, (r, c)) in h.reference.iter().zip(&h.current).enumerate() {
@@ -83,13 +85,15 @@ pub(crate) fn svg_pair(h: &Histogram, names: (&str, &str)) -> String {
             esc(names.1),
             c
         );
-        if h.labels.len() <= 12 {
-            let label: String = h.labels[i].chars().take(10).collect();
+        // Labels slanted so neighbours never overlap; at most 12 shown (every k-th).
+        let every = h.labels.len().div_ceil(12).max(1);
+        if i % every == 0 {
+            let label = short_label(&h.labels[i], 12);
+            let (lx, ly) = (x + bar, ht + 14.0);
             let _ = write!(
                 s,
-                "<text x=\"{:.1}\" y=\"{:.1}\" font-size=\"9\" text-anchor=\"middle\">{}</text>",
-                x + bar,
-                ht + 18.0,
+                "<text x=\"{lx:.1}\" y=\"{ly:.1}\" font-size=\"9\" text-anchor=\"end\" \
+                 transform=\"rotate(-35 {lx:.1} {ly:.1})\">{}</text>",
                 esc(&label)
             );
         }
@@ -104,20 +108,206 @@ pub(crate) fn svg_pair(h: &Histogram, names: (&str, &str)) -> String {
     s
 }
 
+/// `label` cut to `max` characters, with an ellipsis when cut.
+pub(crate) fn short_label(label: &str, max: usize) -> String {
+    if label.chars().count() <= max {
+        return label.to_string();
+    }
+    let mut out: String = label.chars().take(max - 1).collect();
+    out.push('…');
+    out
+}
+
+/// The run's overall status: the worst of its checks' and columns' drift verdicts.
+pub fn overall_status(r: &Report) -> &'static str {
+    let all = r
+        .checks
+        .iter()
+        .map(|c| c.status)
+        .chain(r.drift.iter().map(|d| d.status));
+    let mut worst = "pass";
+    for st in all {
+        match st {
+            "fail" => return "fail",
+            "warn" => worst = "warn",
+            _ => {}
+        }
+    }
+    worst
+}
+
+/// The performance section: estimates with their 95 % band beside the reference,
+/// and the reference's reliability diagram with the calibration map.
+fn performance_section(
+    s: &mut String,
+    p: &super::performance::PerformanceReport,
+    reference: Option<&super::performance::ReferencePerformance>,
+) {
+    let _ = write!(
+        s,
+        "<h2>Estimated performance</h2><p>Score <code>{}</code>: {} rows ({} without a score), \
+         {:.0} positives expected. Estimated from the scores alone through the bundle's \
+         calibration ({} labelled rows); it holds while only the inputs move (no concept drift). \
+         Band: ±1.96 standard errors.</p>",
+        esc(&p.score),
+        p.rows,
+        p.missing,
+        p.expected_positives,
+        p.calibration_rows
+    );
+    s.push_str(
+        "<table><tr><th class=\"l\">metric</th><th>threshold</th><th>estimated</th>\
+         <th>95 % band</th><th>reference</th><th>change</th></tr>",
+    );
+    let mut row = |name: &str,
+                   t: Option<f64>,
+                   e: crate::stats::calibration::Estimate,
+                   r: Option<f64>| {
+        let band = if e.value.is_finite() && e.std_error.is_finite() {
+            format!(
+                "{} – {}",
+                num(Some(e.value - 1.96 * e.std_error)),
+                num(Some(e.value + 1.96 * e.std_error))
+            )
+        } else {
+            "–".into()
+        };
+        let change = r.filter(|_| e.value.is_finite()).map(|r| e.value - r);
+        let _ = write!(
+            s,
+            "<tr><td class=\"l\">{name}</td><td>{}</td><td>{}</td><td>{band}</td><td>{}</td><td>{}</td></tr>",
+            t.map_or(String::new(), |t| t.to_string()),
+            num(Some(e.value).filter(|v| v.is_finite())),
+            num(r),
+            change.map_or("–".into(), |c| format!("{c:+.4}"))
+        );
+    };
+    row("AUC", None, p.estimated_auc, p.reference_auc);
+    for a in &p.at {
+        let e = &a.estimated;
+        let t = Some(e.threshold);
+        row("precision", t, e.precision, a.reference_precision);
+        row("recall", t, e.recall, a.reference_recall);
+        row("F1", t, e.f1, a.reference_f1);
+        row("accuracy", t, e.accuracy, a.reference_accuracy);
+    }
+    s.push_str("</table>");
+    if let Some(r) = reference {
+        s.push_str("<div class=\"hist\"><div><b>Reliability of the reference</b></div>");
+        s.push_str(&reliability_svg(r));
+        s.push_str("</div>");
+    }
+}
+
+/// The reliability diagram: positive rate against mean score per bin of the
+/// calibration rows (dots), the calibration map (steps) and the diagonal.
+pub(crate) fn reliability_svg(r: &super::performance::ReferencePerformance) -> String {
+    let (w, ht, pad) = (300.0, 240.0, 34.0);
+    let (lo, hi) = r
+        .reliability
+        .iter()
+        .map(|b| b.mean_score)
+        .chain(
+            r.calibration
+                .edges
+                .iter()
+                .copied()
+                .filter(|e| e.is_finite()),
+        )
+        .fold((0.0f64, 1.0f64), |(a, b), x| (a.min(x), b.max(x)));
+    let span = (hi - lo).max(1e-12);
+    let x = |v: f64| pad + (v - lo) / span * (w - 2.0 * pad);
+    let y = |v: f64| ht - pad - v * (ht - 2.0 * pad);
+    let mut s = format!(
+        "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{w}\" height=\"{ht}\" role=\"img\" \
+         aria-label=\"reliability diagram\">\
+         <rect x=\"{pad}\" y=\"{pad}\" width=\"{:.1}\" height=\"{:.1}\" fill=\"none\" stroke=\"#ccc\"/>",
+        w - 2.0 * pad,
+        ht - 2.0 * pad
+    );
+    if lo >= 0.0 && hi <= 1.0 {
+        let _ = write!(
+            s,
+            "<line x1=\"{:.1}\" y1=\"{:.1}\" x2=\"{:.1}\" y2=\"{:.1}\" stroke=\"#bbb\" stroke-dasharray=\"4 3\"/>",
+            x(lo),
+            y(lo),
+            x(hi),
+            y(hi)
+        );
+    }
+    let mut path = String::new();
+    let mut prev = lo;
+    for (e, v) in r.calibration.edges.iter().zip(&r.calibration.values) {
+        let e = if e.is_finite() { e.clamp(lo, hi) } else { hi };
+        let _ = write!(
+            path,
+            "{}{:.1},{:.1} L{:.1},{:.1} ",
+            if path.is_empty() { "M" } else { "L" },
+            x(prev),
+            y(*v),
+            x(e),
+            y(*v)
+        );
+        prev = e;
+    }
+    let _ = write!(
+        s,
+        "<path d=\"{path}\" fill=\"none\" stroke=\"#0969da\" stroke-width=\"1.5\"><title>calibration map</title></path>"
+    );
+    for b in &r.reliability {
+        let _ = write!(
+            s,
+            "<circle cx=\"{:.1}\" cy=\"{:.1}\" r=\"3.5\" fill=\"#cf222e\"><title>{} rows: mean score {:.4}, positive rate {:.4}</title></circle>",
+            x(b.mean_score),
+            y(b.positive_rate),
+            b.rows,
+            b.mean_score,
+            b.positive_rate
+        );
+    }
+    let _ = write!(
+        s,
+        "<text x=\"{:.1}\" y=\"{:.1}\" font-size=\"10\" text-anchor=\"middle\">score ({} – {})</text>\
+         <text x=\"10\" y=\"{:.1}\" font-size=\"10\" transform=\"rotate(-90 10 {:.1})\" text-anchor=\"middle\">positive rate (0 – 1)</text></svg>",
+        w / 2.0,
+        ht - 8.0,
+        num(Some(lo)),
+        num(Some(hi)),
+        ht / 2.0,
+        ht / 2.0
+    );
+    s
+}
+
 /// Renders the report page.
-pub fn render(r: &Report, histograms: &[Histogram]) -> String {
+pub fn render(
+    r: &Report,
+    histograms: &[Histogram],
+    reference: Option<&super::performance::ReferencePerformance>,
+) -> String {
     let mut s = String::with_capacity(64 * 1024);
+    let status = r.status;
+    let count = |st: &str| {
+        r.checks.iter().filter(|c| c.status == st).count()
+            + r.drift.iter().filter(|d| d.status == st).count()
+    };
     let _ = write!(
         s,
         "<!DOCTYPE html><html lang=\"en\"><head><meta charset=\"utf-8\">\
          <title>scorch report {job} {ds}</title><style>{STYLE}</style></head><body>\
          <h1>scorch report: {job}, ds={ds}</h1>\
+         <p class=\"status {status}\" id=\"status\">Overall: {STATUS} · {fails} failed, {warns} warned, \
+         {passes} passed (checks and drifted columns)</p>\
          <p>run <code>{run}</code> · {rows} rows read · report version {v}</p>",
         job = esc(&r.job),
         ds = esc(&r.ds),
         run = esc(&r.run_id),
         rows = r.rows,
-        v = r.report_version
+        v = r.report_version,
+        STATUS = status.to_uppercase(),
+        fails = count("fail"),
+        warns = count("warn"),
+        passes = count("pass"),
     );
     // Checks.
     s.push_str("<h2>Quality checks</h2>");
@@ -207,6 +397,9 @@ pub fn render(r: &Report, histograms: &[Histogram]) -> String {
                 );
             }
         }
+    }
+    if let Some(p) = &r.performance {
+        performance_section(&mut s, p, reference);
     }
     // Metrics.
     s.push_str("<h2>Column metrics</h2><table><tr><th class=\"l\">column</th><th class=\"l\">type</th><th>completeness</th>\

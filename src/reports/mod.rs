@@ -36,6 +36,7 @@ pub mod drift;
 pub mod exact;
 pub mod history;
 pub mod html;
+pub mod performance;
 #[cfg(test)]
 mod props;
 
@@ -324,6 +325,9 @@ pub struct Profile {
     rows: u64,
     /// Counts in the reference profile's bins, when drift is asked for.
     pub drift: Option<drift::DriftCounter>,
+    /// Calibrated score counts, when estimated performance is asked for.
+    #[serde(default)]
+    pub performance: Option<performance::PerformanceCounter>,
 }
 
 impl Profile {
@@ -342,6 +346,7 @@ impl Profile {
             passed: vec![0; checks.len()],
             rows: 0,
             drift: None,
+            performance: None,
         }
     }
 
@@ -406,6 +411,11 @@ impl Profile {
             (Some(a), Some(b)) => a.merge_checked(b)?,
             _ => return Err("one has drift statistics, the other not".into()),
         }
+        match (&mut self.performance, &other.performance) {
+            (None, None) => {}
+            (Some(a), Some(b)) => a.merge_checked(b)?,
+            _ => return Err("one has performance counts, the other not".into()),
+        }
         for (a, b) in self.columns.iter_mut().zip(&other.columns) {
             a.merge(b);
         }
@@ -421,17 +431,23 @@ impl Profile {
         if let Some(d) = &mut self.drift {
             d.update(scores, true)?;
         }
+        if let Some(p) = &mut self.performance {
+            p.update(scores)?;
+        }
         Ok(())
     }
 
     /// Evaluates every check.
     pub fn check_results(&self) -> Vec<CheckResult> {
         let metrics: Vec<ColumnMetrics> = self.columns.iter().map(|c| c.metrics()).collect();
+        let perf = self.performance.as_ref().map(|p| p.report());
         self.checks
             .iter()
             .enumerate()
             .map(|(i, c)| {
-                let (value, min, max) = if c.sql.is_some() {
+                let (value, min, max) = if c.is_performance() {
+                    performance_bounds(c, perf.as_ref())
+                } else if c.sql.is_some() {
                     let v = if self.rows == 0 {
                         Some(1.0)
                     } else {
@@ -466,6 +482,35 @@ impl Profile {
     }
 }
 
+/// A performance check's value and bounds: `min`/`max` as given, `min_change`/
+/// `max_change` added to the reference's value (the tighter bound wins). No value
+/// (the check fails) without performance counts or an estimate.
+fn performance_bounds(
+    c: &CheckSpec,
+    perf: Option<&performance::PerformanceReport>,
+) -> (Option<f64>, Option<f64>, Option<f64>) {
+    let got = perf.and_then(|p| p.get(c.metric.as_deref()?, c.threshold));
+    let value = got.map(|g| g.0.value).filter(|v| v.is_finite());
+    let reference = got.and_then(|g| g.1);
+    let tighter = |a: Option<f64>, b: Option<f64>, pick: fn(f64, f64) -> f64| match (a, b) {
+        (Some(x), Some(y)) => Some(pick(x, y)),
+        (x, y) => x.or(y),
+    };
+    let min = tighter(
+        c.min,
+        c.min_change.zip(reference).map(|(d, r)| r + d),
+        f64::max,
+    );
+    let max = tighter(
+        c.max,
+        c.max_change.zip(reference).map(|(d, r)| r + d),
+        f64::min,
+    );
+    // A change bound without a reference value cannot be judged: no value, so it fails.
+    let unjudged = (c.min_change.is_some() || c.max_change.is_some()) && reference.is_none();
+    (value.filter(|_| !unjudged), min, max)
+}
+
 /// `report.json`: the version of its layout.
 pub const REPORT_VERSION: u32 = 1;
 
@@ -476,6 +521,8 @@ pub struct Report {
     pub run_id: String,
     pub job: String,
     pub ds: String,
+    /// The worst verdict of the checks and the drifted columns: `pass`, `warn` or `fail`.
+    pub status: &'static str,
     /// Rows read (before any quarantine).
     pub rows: u64,
     pub columns: Vec<ColumnMetrics>,
@@ -486,6 +533,9 @@ pub struct Report {
     /// Share of columns whose drift is `warn` or `fail`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub drift_share: Option<f64>,
+    /// The model's performance estimated from its scores (`report.performance`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub performance: Option<performance::PerformanceReport>,
 }
 
 impl Report {
@@ -515,11 +565,13 @@ impl Report {
             run_id: run_id.to_string(),
             job: job.to_string(),
             ds: ds.to_string(),
+            status: "pass",
             rows,
             columns: profile.columns.iter().map(|c| c.metrics()).collect(),
             checks: profile.check_results(),
             drift,
             drift_share,
+            performance: profile.performance.as_ref().map(|p| p.report()),
         };
         if !spec.anomalies.is_empty() {
             let now = history::rows(&report);
@@ -534,6 +586,7 @@ impl Report {
                 report.checks.push(a.judge(value, &past));
             }
         }
+        report.status = html::overall_status(&report);
         Ok(report)
     }
 }

@@ -135,7 +135,8 @@ pub(crate) fn write_report(
         .as_ref()
         .map(|d| d.histograms())
         .unwrap_or_default();
-    let page = crate::reports::html::render(&report, &histograms);
+    let reference = profile.performance.as_ref().map(|p| &p.reference);
+    let page = crate::reports::html::render(&report, &histograms, reference);
     let html = table
         .run_log()
         .write_file(&format!("{run_id}.report.html"), page.as_bytes())?;

@@ -185,6 +185,81 @@ pub(crate) fn require_reference<'b>(
     })
 }
 
+/// `report.performance` needs the bundle's calibration (`scorch profile --labels`),
+/// and every performance check's threshold among the thresholds counted (exit 2).
+pub(crate) fn performance_counter(
+    job_file: &Path,
+    bundle: &Bundle,
+    shown: &str,
+    spec: &crate::spec::report::PerformanceSpec,
+    checks: &[crate::spec::report::CheckSpec],
+) -> Result<crate::reports::performance::PerformanceCounter> {
+    let reference = bundle
+        .reference
+        .as_ref()
+        .and_then(|r| r.performance.as_ref())
+        .ok_or_else(|| {
+            Error::config(
+                job_file,
+                format!(
+                    "field `report.performance`: model bundle {shown} has no calibration; \
+                     create one with `scorch profile --bundle {shown} --data <training data> \
+                     --labels <label column> --calibration-data <labelled validation rows>`"
+                ),
+            )
+        })?;
+    let counter =
+        crate::reports::performance::PerformanceCounter::new(reference.clone(), &spec.thresholds);
+    let counted = &counter.expected.thresholds;
+    for c in checks.iter().filter(|c| c.is_performance()) {
+        if let Some(t) = c.threshold
+            && !counted.contains(&t)
+        {
+            return Err(Error::config(
+                job_file,
+                format!(
+                    "field `report.checks`: check {} is at threshold {t}, which is not among \
+                     the thresholds counted ({}); add it to `report.performance.thresholds`",
+                    c.label(),
+                    fmt_list(counted)
+                ),
+            ));
+        }
+        if (c.min_change.is_some() || c.max_change.is_some())
+            && c.metric.as_deref() != Some("estimated_auc")
+        {
+            let t = c.threshold.or(counted.first().copied()).unwrap_or(f64::NAN);
+            if !reference.thresholds().contains(&t) {
+                return Err(Error::config(
+                    job_file,
+                    format!(
+                        "field `report.checks`: check {} compares with the reference at \
+                         threshold {t}, but the reference was measured at {}; profile again \
+                         with `--thresholds` listing it, or bound it with `min`/`max`",
+                        c.label(),
+                        fmt_list(&reference.thresholds())
+                    ),
+                ));
+            }
+        }
+    }
+    if counted.is_empty() {
+        return Err(Error::config(
+            job_file,
+            "field `report.performance.thresholds`: no threshold (the reference profile lists \
+             none): list one or more",
+        ));
+    }
+    Ok(counter)
+}
+
+fn fmt_list(v: &[f64]) -> String {
+    v.iter()
+        .map(|t| t.to_string())
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
 /// Whether `job` asks for drift (and so needs a reference profile).
 pub(crate) fn wants_drift(job: &JobSpec) -> bool {
     job.report.as_ref().is_some_and(|r| r.drift.is_some())

@@ -168,7 +168,7 @@ pub fn render(c: &Comparison, rows: Option<&DataFrame>) -> String {
     // Labelled.
     s.push_str("<h2>With labels</h2>");
     match &c.overall.labelled {
-        None => s.push_str("<p>No labelled rows (job field <code>shadow.labels</code>).</p>"),
+        None => s.push_str("<p>No labelled rows (job field <code>labels</code>).</p>"),
         Some(l) => {
             let _ = write!(
                 s,

@@ -241,7 +241,7 @@ pub fn shadow(opts: &ShadowOptions) -> Result<ShadowSummary> {
         .score
         .clone()
         .unwrap_or_else(|| champion.spec.score_columns()[0].clone());
-    let label_in_input = spec.labels.as_ref().filter(|l| l.path.is_none());
+    let label_in_input = job.labels().filter(|l| l.path.is_none());
     let mut carry: Vec<String> = Vec::new();
     for c in spec
         .segments
@@ -313,7 +313,7 @@ pub fn shadow(opts: &ShadowOptions) -> Result<ShadowSummary> {
                 day.height(),
             ))?;
         }
-        if let Some(l) = &spec.labels
+        if let Some(l) = job.labels()
             && let Some(path) = &l.path
             && day.height() > 0
         {
@@ -331,7 +331,7 @@ pub fn shadow(opts: &ShadowOptions) -> Result<ShadowSummary> {
                 &mut redactor,
             )?;
         }
-        let labelled = match &spec.labels {
+        let labelled = match job.labels() {
             Some(l) if day.height() > 0 => {
                 (day.height() - day.column(&l.column)?.null_count()) as u64
             }
@@ -355,7 +355,7 @@ pub fn shadow(opts: &ShadowOptions) -> Result<ShadowSummary> {
         df.rechunk_mut();
     }
 
-    let label_col = spec.labels.as_ref().map(|l| l.column.clone());
+    let label_col = job.labels().map(|l| l.column.clone());
     let (overall, segments, disagreements) = match &all {
         Some(df) => analyse(
             df,
@@ -547,29 +547,31 @@ fn join_labels(
         path: path.to_string(),
         hive_partitioning: true,
     });
-    let labels = match crate::source::resolve(
-        &src,
-        ctx,
-        &TemplateVars::new(ds, &job.secrets),
-        redactor,
-    ) {
-        Ok(r) => {
-            let mut cols = on.clone();
-            cols.push(l.column.clone());
-            let schema = r.schema()?;
-            for c in &cols {
-                if schema.get(c.as_str()).is_none() {
-                    return Err(Error::DataContract(format!(
-                        "labels table {}: column `{c}` (job field `shadow.labels`) is not there",
-                        r.description
-                    )));
+    let labels =
+        match crate::source::resolve(&src, ctx, &TemplateVars::new(ds, &job.secrets), redactor) {
+            Ok(r) => {
+                let mut cols = on.clone();
+                cols.push(l.column.clone());
+                let schema = r.schema()?;
+                for c in &cols {
+                    if schema.get(c.as_str()).is_none() {
+                        return Err(Error::DataContract(format!(
+                            "labels table {}: column `{c}` (job field `{}`) is not there",
+                            r.description,
+                            job.labels_field()
+                        )));
+                    }
                 }
+                Some(r.read(&cols)?)
             }
-            Some(r.read(&cols)?)
-        }
-        Err(e) if crate::source::is_no_files(&e) => None,
-        Err(e) => return Err(e.context("reading the labels (job field `shadow.labels.path`)")),
-    };
+            Err(e) if crate::source::is_no_files(&e) => None,
+            Err(e) => {
+                return Err(e.context(format!(
+                    "reading the labels (job field `{}.path`)",
+                    job.labels_field()
+                )));
+            }
+        };
     let n = day.height();
     let Some(labels) = labels else {
         let mut day = day;
@@ -588,7 +590,10 @@ fn join_labels(
             .map_err(|_| {
                 Error::config(
                     "",
-                    format!("`shadow.labels.on` column `{c}` is not a key, segment or `ds`"),
+                    format!(
+                        "`{}.on` column `{c}` is not a key, segment or `ds`",
+                        job.labels_field()
+                    ),
                 )
             })?
             .dtype()
@@ -606,12 +611,13 @@ fn join_labels(
     if dup.height() > 0 {
         return Err(Error::DataContract(format!(
             "labels for {}: {} key(s) have more than one label (first: {}); \
-             `shadow.labels.on` must identify one row",
+             `{}.on` must identify one row",
             ds,
             dup.height(),
             dup.get_row(0)
                 .map(|r| format!("{:?}", r.0))
-                .unwrap_or_default()
+                .unwrap_or_default(),
+            job.labels_field()
         )));
     }
     let on_exprs: Vec<Expr> = on.iter().map(|c| col(c.as_str())).collect();

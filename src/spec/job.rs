@@ -85,6 +85,29 @@ pub struct JobSpec {
     /// How `scorch shadow` compares a challenger with this job's model.
     #[serde(default)]
     pub shadow: Option<ShadowSpec>,
+    /// Where the true outcomes are, when they arrive: `scorch evaluate` joins them to
+    /// past runs' scores (realized performance) and `scorch shadow` judges both
+    /// models on them (AUC, log loss, Brier, accuracy).
+    #[serde(default)]
+    pub labels: Option<LabelsSpec>,
+}
+
+impl JobSpec {
+    /// The job's labels: `labels`, or the older `shadow.labels` (the same setting).
+    pub fn labels(&self) -> Option<&LabelsSpec> {
+        self.labels
+            .as_ref()
+            .or_else(|| self.shadow.as_ref().and_then(|s| s.labels.as_ref()))
+    }
+
+    /// The job field that holds the labels setting, for messages.
+    pub fn labels_field(&self) -> &'static str {
+        if self.labels.is_some() {
+            "labels"
+        } else {
+            "shadow.labels"
+        }
+    }
 }
 
 /// Canary split: which entities the challenger scores.
@@ -122,7 +145,8 @@ pub struct ShadowSpec {
     /// Input columns the comparison is broken down by (each value of each column).
     #[serde(default)]
     pub segments: Vec<String>,
-    /// Where the true outcomes are, for AUC, log loss, Brier and accuracy.
+    /// The same setting as the job-level `labels` (kept for jobs written before it);
+    /// give one of them.
     #[serde(default)]
     pub labels: Option<LabelsSpec>,
     /// Rows listed in the report as the most disagreeing. Default 20.
@@ -167,7 +191,7 @@ fn default_bootstrap() -> usize {
     1000
 }
 
-/// The outcomes a shadow run is judged against.
+/// The true outcomes of scored rows, which usually arrive later than the scores.
 #[derive(Debug, Clone, Deserialize, Serialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct LabelsSpec {
@@ -291,6 +315,11 @@ pub struct ReportSpec {
     /// Anomaly checks of this run's metrics against the table's metrics history.
     #[serde(default)]
     pub anomalies: Vec<crate::spec::report::AnomalySpec>,
+    /// The model's performance estimated from its scores alone (CBPE), with the
+    /// calibration map `scorch profile --labels` stored in the bundle's reference
+    /// profile. Present (even empty: `performance: {}`) to enable.
+    #[serde(default)]
+    pub performance: Option<crate::spec::report::PerformanceSpec>,
     /// Count value frequencies (for `distinct`, `uniqueness`, `unique_value_ratio`) up
     /// to this many distinct values per column (about 32 bytes each); past it those
     /// metrics are null. Default 1000000.
@@ -309,6 +338,7 @@ impl Default for ReportSpec {
             checks: vec![],
             drift: None,
             anomalies: vec![],
+            performance: None,
             max_exact_distinct: default_max_exact_distinct(),
         }
     }
@@ -683,7 +713,18 @@ impl JobSpec {
             for (i, c) in r.checks.iter().enumerate() {
                 if let Err(e) = c.validate() {
                     p.push(format!("report.checks[{i}]"), e);
+                } else if c.is_performance() && r.performance.is_none() {
+                    p.push(
+                        format!("report.checks[{i}]"),
+                        "an estimated performance metric needs `report.performance` \
+                         (e.g. `performance: {}`)",
+                    );
                 }
+            }
+            if let Some(perf) = &r.performance
+                && let Err(e) = perf.validate()
+            {
+                p.push("report.performance", e);
             }
             for (i, a) in r.anomalies.iter().enumerate() {
                 if let Err(e) = a.validate() {
@@ -745,20 +786,30 @@ impl JobSpec {
                     "list one or more thresholds between 0 and 1",
                 );
             }
-            if let Some(l) = &sh.labels {
-                if l.column.is_empty() {
-                    p.push("shadow.labels.column", "must name the label column");
-                }
-                if let Some(path) = &l.path {
-                    tmpl(&mut p, "shadow.labels.path", path);
-                } else if !l.on.is_empty() {
-                    p.push("shadow.labels.on", "only applies with `shadow.labels.path`");
-                }
+            if sh.labels.is_some() && self.labels.is_some() {
+                p.push(
+                    "shadow.labels",
+                    "the job also has `labels`: give the labels once, as the job-level `labels`",
+                );
             }
             for (i, g) in sh.gate.iter().enumerate() {
                 if let Err(e) = g.validate() {
                     p.push(format!("shadow.gate[{i}]"), e);
                 }
+            }
+        }
+        if let Some(l) = self.labels() {
+            let field = self.labels_field();
+            if l.column.is_empty() {
+                p.push(format!("{field}.column"), "must name the label column");
+            }
+            if let Some(path) = &l.path {
+                tmpl(&mut p, &format!("{field}.path"), path);
+            } else if !l.on.is_empty() {
+                p.push(
+                    format!("{field}.on"),
+                    format!("only applies with `{field}.path`"),
+                );
             }
         }
         if let Some(pin) = &self.preprocessing {

@@ -153,6 +153,14 @@ parsers! {
     seconds: f64 = WAIT;
 }
 
+/// A probability or decision threshold: a number in [0, 1] (`--thresholds`).
+pub fn unit_interval(s: &str) -> Result<f64, String> {
+    match s.trim().parse::<f64>() {
+        Ok(v) if (0.0..=1.0).contains(&v) => Ok(v),
+        _ => Err(format!("{s:?} is not a number between 0 and 1")),
+    }
+}
+
 /// `--device` (and `inference.device`): `cpu`, `auto`, `cuda` or `cuda:N`.
 pub fn device(s: &str) -> Result<String, String> {
     crate::spec::inference::DeviceChoice::parse(s).map(|_| s.to_string())

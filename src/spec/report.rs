@@ -32,9 +32,26 @@ pub struct CheckSpec {
     pub column: Option<String>,
     /// One of the column metrics: `count`, `completeness`, `approx_distinct`,
     /// `distinctness`, `distinct`, `uniqueness`, `unique_value_ratio`, `non_finite`,
-    /// `min`, `max`, `mean`, `stddev`, `p01`, `p05`, `p25`, `p50`, `p75`, `p95`, `p99`.
+    /// `min`, `max`, `mean`, `stddev`, `p01`, `p05`, `p25`, `p50`, `p75`, `p95`, `p99`;
+    /// or, without `column`, an estimated performance metric (`report.performance`):
+    /// `estimated_auc`, `estimated_precision`, `estimated_recall`, `estimated_f1`,
+    /// `estimated_accuracy`.
     #[serde(default)]
     pub metric: Option<String>,
+    /// For `estimated_precision`, `estimated_recall`, `estimated_f1` and
+    /// `estimated_accuracy`: the decision threshold (one of
+    /// `report.performance.thresholds`). Default: the first of them.
+    #[serde(default)]
+    pub threshold: Option<f64>,
+    /// For estimated performance metrics: the value minus the reference performance
+    /// (measured on the labelled rows `scorch profile --labels` calibrated on) must
+    /// be at least this, e.g. `-0.02`.
+    #[serde(default)]
+    pub min_change: Option<f64>,
+    /// For estimated performance metrics: the value minus the reference performance
+    /// must be at most this.
+    #[serde(default)]
+    pub max_change: Option<f64>,
     /// A Polars SQL predicate over the input columns; the check's value is its
     /// compliance: the fraction of rows where it is true (null counts as false).
     #[serde(default)]
@@ -76,9 +93,83 @@ pub const METRICS: &[&str] = &[
     "p99",
 ];
 
+/// The estimated performance metrics checks can bound (`report.performance`).
+pub const PERFORMANCE_METRICS: &[&str] = &[
+    "estimated_auc",
+    "estimated_precision",
+    "estimated_recall",
+    "estimated_f1",
+    "estimated_accuracy",
+];
+
 impl CheckSpec {
+    /// Whether the check bounds an estimated performance metric.
+    pub fn is_performance(&self) -> bool {
+        self.column.is_none()
+            && self
+                .metric
+                .as_deref()
+                .is_some_and(|m| PERFORMANCE_METRICS.contains(&m))
+    }
+
     /// Pure checks of the spec.
     pub fn validate(&self) -> std::result::Result<(), String> {
+        if self.is_performance() {
+            let m = self.metric.as_deref().unwrap_or_default();
+            if self.sql.is_some() || self.mostly.is_some() {
+                return Err(format!("`{m}` takes no `sql` or `mostly`"));
+            }
+            if self.min.is_none()
+                && self.max.is_none()
+                && self.min_change.is_none()
+                && self.max_change.is_none()
+            {
+                return Err(format!(
+                    "`{m}` needs `min`, `max`, `min_change` or `max_change`"
+                ));
+            }
+            if self.threshold.is_some() && m == "estimated_auc" {
+                return Err("`estimated_auc` takes no `threshold`".into());
+            }
+            if let Some(t) = self.threshold
+                && !(0.0..=1.0).contains(&t)
+            {
+                return Err("`threshold` must be between 0 and 1".into());
+            }
+            if [self.min, self.max, self.min_change, self.max_change]
+                .iter()
+                .flatten()
+                .any(|v| v.is_nan())
+            {
+                return Err("a bound is NaN".into());
+            }
+            for (lo, hi, what) in [
+                (self.min, self.max, "min"),
+                (self.min_change, self.max_change, "min_change"),
+            ] {
+                if let (Some(lo), Some(hi)) = (lo, hi)
+                    && lo > hi
+                {
+                    return Err(format!("{what} {lo} is above its upper bound {hi}"));
+                }
+            }
+            return Ok(());
+        }
+        if self.threshold.is_some() || self.min_change.is_some() || self.max_change.is_some() {
+            return Err(format!(
+                "`threshold`, `min_change` and `max_change` apply to the estimated \
+                 performance metrics ({})",
+                PERFORMANCE_METRICS.join(", ")
+            ));
+        }
+        if self.column.is_none() && self.metric.is_some() && self.sql.is_none() {
+            return Err(format!(
+                "metric {:?} needs a `column` (or is one of the estimated performance \
+                 metrics: {})",
+                self.metric.as_deref().unwrap_or_default(),
+                PERFORMANCE_METRICS.join(", ")
+            ));
+        }
         match (&self.column, &self.metric, &self.sql) {
             (Some(_), Some(m), None) => {
                 if !METRICS.contains(&m.as_str()) {
@@ -116,6 +207,13 @@ impl CheckSpec {
     pub fn label(&self) -> String {
         if let Some(n) = &self.name {
             return n.clone();
+        }
+        if self.is_performance() {
+            let m = self.metric.as_deref().unwrap_or_default();
+            return match self.threshold {
+                Some(t) => format!("{m}@{t}"),
+                None => m.to_string(),
+            };
         }
         match (&self.column, &self.metric, &self.sql) {
             (Some(c), Some(m), _) => format!("{m}({c})"),
@@ -188,6 +286,31 @@ impl AnomalySpec {
         }
         if self.min_history < 2 || self.min_history > self.window {
             return Err("`min_history` must be between 2 and `window`".into());
+        }
+        Ok(())
+    }
+}
+
+/// `report.performance`: the model's performance estimated without labels.
+#[derive(Debug, Clone, Default, Deserialize, Serialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PerformanceSpec {
+    /// Decision thresholds: a score at or above one is a predicted positive; each
+    /// gets an expected confusion matrix, precision, recall, F1 and accuracy.
+    /// Default: the thresholds the reference profile was measured at
+    /// (`scorch profile --thresholds`).
+    #[serde(default)]
+    pub thresholds: Vec<f64>,
+}
+
+impl PerformanceSpec {
+    /// Pure checks.
+    pub fn validate(&self) -> std::result::Result<(), String> {
+        if self.thresholds.iter().any(|t| !(0.0..=1.0).contains(t)) {
+            return Err("`thresholds` must lie between 0 and 1".into());
+        }
+        if self.thresholds.len() > 64 {
+            return Err("at most 64 `thresholds`".into());
         }
         Ok(())
     }

@@ -350,6 +350,94 @@ impl Expected {
     }
 }
 
+/// Realized performance at one threshold (a score at or above it is a predicted positive).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RealizedAt {
+    pub threshold: f64,
+    pub tp: u64,
+    pub fp: u64,
+    pub fn_: u64,
+    pub tn: u64,
+    /// Null where undefined (no predicted positive, no positive).
+    pub precision: Option<f64>,
+    pub recall: Option<f64>,
+    pub f1: Option<f64>,
+    pub accuracy: Option<f64>,
+}
+
+/// A classifier's realized performance on labelled rows.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Realized {
+    /// Rows with a label and a score that is not NaN.
+    pub rows: u64,
+    pub positives: u64,
+    /// ROC AUC (ties count half); null without both classes.
+    pub auc: Option<f64>,
+    /// Log loss of the score read as a probability (clipped to [1e-15, 1 − 1e-15]);
+    /// null when a score lies outside [0, 1].
+    pub log_loss: Option<f64>,
+    /// Mean squared error of the score read as a probability; null as log loss.
+    pub brier: Option<f64>,
+    pub at: Vec<RealizedAt>,
+}
+
+/// Realized performance of `scores` against `labels` at `thresholds`; rows whose
+/// score is NaN are left out.
+pub fn realized(scores: &[f64], labels: &[bool], thresholds: &[f64]) -> Realized {
+    let rows: Vec<(f64, bool)> = scores
+        .iter()
+        .zip(labels)
+        .filter(|(s, _)| !s.is_nan())
+        .map(|(s, l)| (*s, *l))
+        .collect();
+    let n = rows.len() as u64;
+    let positives = rows.iter().filter(|r| r.1).count() as u64;
+    let probabilities = rows.iter().all(|r| (0.0..=1.0).contains(&r.0));
+    let (mut ll, mut br) = (0.0, 0.0);
+    for (s, l) in &rows {
+        let p = s.clamp(1e-15, 1.0 - 1e-15);
+        let y = f64::from(u8::from(*l));
+        ll -= y * p.ln() + (1.0 - y) * (1.0 - p).ln();
+        br += (s - y) * (s - y);
+    }
+    let mean = |x: f64| (probabilities && n > 0).then(|| x / n as f64);
+    let ratio = |a: u64, b: u64| (b > 0).then(|| a as f64 / b as f64);
+    let at = thresholds
+        .iter()
+        .map(|t| {
+            let (mut tp, mut fp, mut fn_, mut tn) = (0, 0, 0, 0);
+            for (s, l) in &rows {
+                match (*s >= *t, *l) {
+                    (true, true) => tp += 1,
+                    (true, false) => fp += 1,
+                    (false, true) => fn_ += 1,
+                    (false, false) => tn += 1,
+                }
+            }
+            RealizedAt {
+                threshold: *t,
+                tp,
+                fp,
+                fn_,
+                tn,
+                precision: ratio(tp, tp + fp),
+                recall: ratio(tp, tp + fn_),
+                f1: ratio(2 * tp, 2 * tp + fp + fn_),
+                accuracy: ratio(tp + tn, n),
+            }
+        })
+        .collect();
+    let auc = realized_auc(scores, labels);
+    Realized {
+        rows: n,
+        positives,
+        auc: auc.is_finite().then_some(auc),
+        log_loss: mean(ll),
+        brier: mean(br),
+        at,
+    }
+}
+
 /// Realized ROC AUC of scores and labels (ties count half), for comparisons.
 pub fn realized_auc(scores: &[f64], labels: &[bool]) -> f64 {
     let mut rows: Vec<(f64, bool)> = scores

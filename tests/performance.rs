@@ -1,0 +1,523 @@
+//! Performance estimated without labels (CBPE): `scorch profile --labels` stores a
+//! calibration in the bundle; runs with `report.performance` report the expected
+//! confusion matrix, precision, recall, F1, accuracy and AUC with a band; the
+//! estimates are checked here against the realized values computed from the
+//! example's late labels, independently of scorch's code.
+
+mod common;
+use common::*;
+use polars::prelude::*;
+
+/// Realized (precision, recall, F1, accuracy) at `t` and the AUC, by direct counting
+/// and the rank-sum formula (ties share their mean rank).
+fn realized(scores: &[f64], labels: &[bool], t: f64) -> ([f64; 4], f64) {
+    let (mut tp, mut fp, mut fn_, mut tn) = (0.0, 0.0, 0.0, 0.0);
+    for (s, l) in scores.iter().zip(labels) {
+        match (*s >= t, *l) {
+            (true, true) => tp += 1.0,
+            (true, false) => fp += 1.0,
+            (false, true) => fn_ += 1.0,
+            (false, false) => tn += 1.0,
+        }
+    }
+    let n = scores.len() as f64;
+    let mut idx: Vec<usize> = (0..scores.len()).collect();
+    idx.sort_by(|a, b| scores[*a].total_cmp(&scores[*b]));
+    let mut ranks = vec![0.0; scores.len()];
+    let mut i = 0;
+    while i < idx.len() {
+        let mut j = i;
+        while j + 1 < idx.len() && scores[idx[j + 1]] == scores[idx[i]] {
+            j += 1;
+        }
+        for k in i..=j {
+            ranks[idx[k]] = (i + j) as f64 / 2.0 + 1.0;
+        }
+        i = j + 1;
+    }
+    let pos = labels.iter().filter(|l| **l).count() as f64;
+    let rank_sum: f64 = ranks
+        .iter()
+        .zip(labels)
+        .filter(|(_, l)| **l)
+        .map(|(r, _)| r)
+        .sum();
+    let auc = (rank_sum - pos * (pos + 1.0) / 2.0) / (pos * (n - pos));
+    (
+        [
+            tp / (tp + fp),
+            tp / (tp + fn_),
+            2.0 * tp / (2.0 * tp + fp + fn_),
+            (tp + tn) / n,
+        ],
+        auc,
+    )
+}
+
+fn performance_job(
+    p: &Project,
+    name: &str,
+    bundle: &std::path::Path,
+    report: &str,
+) -> std::path::PathBuf {
+    p.job(
+        name,
+        &format!(
+            "name: {name}\nsource:\n  parquet:\n    path: data/churn/features/ds={{{{ ds }}}}/*.parquet\n\
+             keys: [customer_id]\nmodel: {}\noutput:\n  path: output/{name}\n\
+             inference: {{threads: 2, batch_size: 2048}}\nreport:\n{report}",
+            bundle.display()
+        ),
+    )
+}
+
+#[test]
+fn estimates_sit_within_their_band_of_the_realized_values_on_labelled_days() {
+    // 21 days: the last 14 drift (covariate shift: higher charges, more support
+    // calls, a new plan), the last 7 have no labels yet. Days 1–14 are labelled,
+    // 8–14 of them drifted. The committed bundle was calibrated on other rows
+    // (the example's 2026-11-01..05), so these days are out of sample.
+    let p = Project::new(21, 20_000);
+    let job = performance_job(
+        &p,
+        "perf",
+        &example_bundle(),
+        "  performance: {thresholds: [0.3, 0.5]}\n  checks:\n\
+         \x20   - {metric: estimated_auc, min_change: -0.02}\n\
+         \x20   - {metric: estimated_f1, threshold: 0.5, min: 0.3, severity: warn}\n",
+    );
+    let o = p.scorch(&[
+        "backfill",
+        job.to_str().unwrap(),
+        "--from",
+        "2026-11-08",
+        "--to",
+        "2026-11-21",
+        "--parallel",
+        "2",
+    ]);
+    assert_exit(&o, 0, &[]);
+    let (mut within, mut total, mut worst) = (0usize, 0usize, 0.0f64);
+    let mut drifted_shift = 0.0;
+    for day in 8..=21 {
+        let ds = format!("2026-11-{day:02}");
+        let manifest = read_json(p.path().join(format!("output/perf/ds={ds}/_manifest.json")));
+        let report = read_json(p.path().join(manifest["report"].as_str().unwrap()));
+        let perf = &report["performance"];
+        assert_eq!(perf["rows"], 20_000, "{ds}");
+        assert_eq!(perf["score"], "churn_probability");
+        let scored = read_partition(&p.path().join(format!("output/perf/ds={ds}")));
+        let labels = ParquetReader::new(
+            std::fs::File::open(
+                p.path()
+                    .join(format!("data/churn/labels/ds={ds}/part-0.parquet")),
+            )
+            .unwrap(),
+        )
+        .finish()
+        .unwrap();
+        let joined = scored
+            .join(
+                &labels,
+                ["customer_id"],
+                ["customer_id"],
+                JoinArgs::new(JoinType::Inner),
+                None,
+            )
+            .unwrap();
+        assert_eq!(joined.height(), 20_000);
+        let s: Vec<f64> = joined
+            .column("churn_probability")
+            .unwrap()
+            .cast(&DataType::Float64)
+            .unwrap()
+            .f64()
+            .unwrap()
+            .into_no_null_iter()
+            .collect();
+        let l: Vec<bool> = joined
+            .column("churned")
+            .unwrap()
+            .bool()
+            .unwrap()
+            .iter()
+            .map(|v| v.unwrap())
+            .collect();
+        let mut compare = |what: String, est: &serde_json::Value, real: f64| {
+            let (v, se) = (
+                est["value"].as_f64().unwrap(),
+                est["std_error"].as_f64().unwrap(),
+            );
+            assert!(se > 0.0 && se < 0.05, "{what}: standard error {se}");
+            let z = (v - real).abs() / se;
+            total += 1;
+            if z <= 1.96 {
+                within += 1;
+            }
+            worst = worst.max(z);
+            println!("{ds} {what}: estimated {v:.4} ± {se:.4}, realized {real:.4} ({z:.2} SE)");
+        };
+        for at in perf["at"].as_array().unwrap() {
+            let t = at["threshold"].as_f64().unwrap();
+            let (m, _) = realized(&s, &l, t);
+            for (k, name) in ["precision", "recall", "f1", "accuracy"].iter().enumerate() {
+                compare(format!("{name}@{t}"), &at[*name], m[k]);
+            }
+            // The expected confusion matrix sums to the rows.
+            let cells: f64 = ["tp", "fp", "fn_", "tn"]
+                .iter()
+                .map(|c| at[*c].as_f64().unwrap())
+                .sum();
+            assert!((cells - 20_000.0).abs() < 1e-6, "{ds}: {cells}");
+        }
+        let (_, auc) = realized(&s, &l, 0.5);
+        compare("auc".into(), &perf["estimated_auc"], auc);
+        if day >= 15 {
+            // Drift moved the scores: the estimate follows (more churners are caught).
+            drifted_shift += perf["at"][1]["recall"]["value"].as_f64().unwrap()
+                - perf["at"][1]["reference_recall"].as_f64().unwrap();
+        }
+        // The checks were judged against the reference measured at profile time.
+        let checks = report["checks"].as_array().unwrap();
+        let auc_check = checks
+            .iter()
+            .find(|c| c["name"] == "estimated_auc")
+            .unwrap();
+        assert_eq!(auc_check["status"], "pass");
+        assert!(
+            (auc_check["min"].as_f64().unwrap() - (perf["reference_auc"].as_f64().unwrap() - 0.02))
+                .abs()
+                < 1e-12
+        );
+        assert!(checks.iter().any(|c| c["name"] == "estimated_f1@0.5"));
+    }
+    // A 95 % band: about 95 % of the estimates hold the realized value; none far off.
+    let share = within as f64 / total as f64;
+    println!("{within}/{total} within 1.96 SE ({share:.3}); worst {worst:.2} SE");
+    assert!(
+        share >= 0.88,
+        "{within}/{total} within the band, worst {worst:.2} SE"
+    );
+    assert!(worst < 4.0, "worst {worst:.2} SE");
+    assert!(
+        drifted_shift / 7.0 > 0.05,
+        "drift did not move the estimated recall"
+    );
+    // The metrics history holds the estimates for charts over time.
+    let history = p.path().join("output/perf/_metrics/ds=2026-11-21");
+    let file = std::fs::read_dir(&history)
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .path();
+    let h = ParquetReader::new(std::fs::File::open(file).unwrap())
+        .finish()
+        .unwrap();
+    let metrics: Vec<String> = h
+        .column("metric")
+        .unwrap()
+        .str()
+        .unwrap()
+        .iter()
+        .map(|v| v.unwrap().to_string())
+        .collect();
+    for m in [
+        "estimated_auc",
+        "estimated_auc_se",
+        "estimated_f1@0.5",
+        "estimated_recall_se@0.3",
+    ] {
+        assert!(metrics.iter().any(|x| x == m), "{m} not in the history");
+    }
+    // The page shows the section and the reliability diagram.
+    let html = std::fs::read_to_string(
+        p.path().join(
+            read_json(p.path().join("output/perf/ds=2026-11-21/_manifest.json"))["report_html"]
+                .as_str()
+                .unwrap(),
+        ),
+    )
+    .unwrap();
+    assert!(html.contains("Estimated performance") && html.contains("reliability diagram"));
+    assert!(html.contains("id=\"status\""));
+}
+
+#[test]
+fn gates_fail_the_run_and_bad_settings_are_refused_before_reading() {
+    let p = Project::new(1, 2_000);
+    // A gate the model cannot meet: exit 5, output and report still written.
+    let job = performance_job(
+        &p,
+        "gate",
+        &example_bundle(),
+        "  performance: {}\n  checks:\n\x20   - {metric: estimated_auc, min_change: 0.1}\n",
+    );
+    let o = p.run_job(&job, &[]);
+    assert_exit(&o, 5, &["estimated_auc"]);
+    let m = read_json(
+        p.path()
+            .join(format!("output/gate/ds={LAST_DAY}/_manifest.json")),
+    );
+    let r = read_json(p.path().join(m["report"].as_str().unwrap()));
+    assert_eq!(r["status"], "fail");
+    // Default thresholds: the profile's.
+    let t: Vec<f64> = r["performance"]["at"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a["threshold"].as_f64().unwrap())
+        .collect();
+    assert_eq!(t, vec![0.3, 0.5]);
+
+    // A bundle without calibration: exit 2 from validate and run, with the fix.
+    let bundle = p.copy_bundle();
+    let o = p.scorch(&[
+        "profile",
+        "--bundle",
+        bundle.to_str().unwrap(),
+        "--data",
+        "data/churn/features",
+    ]);
+    assert_exit(&o, 0, &[]);
+    let job = performance_job(&p, "nocal", &bundle, "  performance: {}\n");
+    for o in [
+        p.scorch(&["validate", job.to_str().unwrap()]),
+        p.run_job(&job, &[]),
+    ] {
+        assert_exit(&o, 2, &["report.performance", "no calibration", "--labels"]);
+    }
+    // A check at a threshold that is not counted, or compared with a reference
+    // threshold that was not measured.
+    let job = performance_job(
+        &p,
+        "badt",
+        &example_bundle(),
+        "  performance: {thresholds: [0.5]}\n  checks:\n\x20   - {metric: estimated_f1, threshold: 0.4, min: 0.1}\n",
+    );
+    assert_exit(
+        &p.run_job(&job, &[]),
+        2,
+        &["threshold 0.4", "report.performance.thresholds"],
+    );
+    let job = performance_job(
+        &p,
+        "badref",
+        &example_bundle(),
+        "  performance: {thresholds: [0.4]}\n  checks:\n\x20   - {metric: estimated_f1, min_change: -0.1}\n",
+    );
+    assert_exit(
+        &p.run_job(&job, &[]),
+        2,
+        &["reference was measured at 0.3, 0.5"],
+    );
+    // Pure mistakes, caught by validate.
+    for (report, says) in [
+        (
+            "  checks:\n\x20   - {metric: estimated_auc, min: 0.5}\n",
+            "needs `report.performance`",
+        ),
+        (
+            "  performance: {}\n  checks:\n\x20   - {metric: estimated_auc, threshold: 0.5, min: 0.5}\n",
+            "takes no `threshold`",
+        ),
+        (
+            "  performance: {}\n  checks:\n\x20   - {column: age, metric: mean, min_change: 0.5}\n",
+            "apply to the estimated",
+        ),
+        (
+            "  performance: {}\n  checks:\n\x20   - {metric: estimated_f1}\n",
+            "needs `min`, `max`, `min_change`",
+        ),
+        ("  performance: {thresholds: [1.5]}\n", "between 0 and 1"),
+        (
+            "  performance: {}\n  checks:\n\x20   - {metric: mean, min: 0}\n",
+            "needs a `column`",
+        ),
+    ] {
+        let job = performance_job(&p, "bad", &example_bundle(), report);
+        assert_exit(&p.scorch(&["validate", job.to_str().unwrap()]), 2, &[says]);
+    }
+}
+
+#[test]
+fn profile_labels_read_a_column_or_a_joined_table_and_refuse_bad_labels() {
+    let p = Project::new(9, 3_000);
+    let bundle = p.copy_bundle();
+    let b = bundle.to_str().unwrap();
+    // The label as a column of the calibration rows.
+    let labelled = p.path().join("labelled.parquet");
+    let feats = p.path().join("data/churn/features");
+    let mut df = LazyFrame::scan_parquet(
+        PlRefPath::new(format!("{}/**/*.parquet", feats.display()).as_str()),
+        ScanArgsParquet {
+            hive_options: HiveOptions::new_enabled(),
+            ..Default::default()
+        },
+    )
+    .unwrap()
+    .join(
+        LazyFrame::scan_parquet(
+            PlRefPath::new(
+                format!("{}/data/churn/labels/**/*.parquet", p.path().display()).as_str(),
+            ),
+            ScanArgsParquet {
+                hive_options: HiveOptions::new_enabled(),
+                ..Default::default()
+            },
+        )
+        .unwrap(),
+        [col("customer_id"), col("ds")],
+        [col("customer_id"), col("ds")],
+        JoinArgs::new(JoinType::Inner),
+    )
+    .with_column(col("churned").cast(DataType::Int8))
+    .collect()
+    .unwrap();
+    assert_eq!(df.height(), 6_000);
+    ParquetWriter::new(std::fs::File::create(&labelled).unwrap())
+        .finish(&mut df)
+        .unwrap();
+    let profile = |extra: &[&str]| {
+        p.scorch(
+            &[
+                &["profile", "--bundle", b, "--data", "data/churn/features"][..],
+                extra,
+            ]
+            .concat(),
+        )
+    };
+    let o = profile(&[
+        "--labels",
+        "churned",
+        "--calibration-data",
+        "labelled.parquet",
+        "--thresholds",
+        "0.2,0.6",
+    ]);
+    assert_exit(&o, 0, &[]);
+    assert!(
+        stdout(&o).contains("calibrated churn_probability on 6000 labelled rows"),
+        "{}",
+        stdout(&o)
+    );
+    let by_column = read_profile(&bundle);
+    // The same rows through a joined labels table give the same calibration.
+    let o = profile(&[
+        "--labels",
+        "churned",
+        "--labels-data",
+        "data/churn/labels",
+        "--labels-on",
+        "customer_id,ds",
+        "--thresholds",
+        "0.2,0.6",
+    ]);
+    assert_exit(&o, 0, &[]);
+    assert!(stdout(&o).contains("6000 labelled rows"), "{}", stdout(&o));
+    let joined = read_profile(&bundle);
+    assert_eq!(by_column["calibration"], joined["calibration"]);
+    assert_eq!(by_column["realized"], joined["realized"]);
+    let at = joined["realized"]["at"].as_array().unwrap();
+    assert_eq!(at.len(), 2);
+    assert_eq!(at[0]["threshold"], 0.2);
+    // Isotonic: non-decreasing values in [0, 1], one per block, counts sum to the rows.
+    let values: Vec<f64> = joined["calibration"]["values"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_f64().unwrap())
+        .collect();
+    assert!(values.windows(2).all(|w| w[0] <= w[1]));
+    assert!(values.iter().all(|v| (0.0..=1.0).contains(v)));
+    let counts: f64 = joined["calibration"]["counts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_f64().unwrap())
+        .sum();
+    assert_eq!(counts, 6000.0);
+
+    // Refusals: a label that is not 0/1, one class only, a missing column, an
+    // unknown score column, a threshold outside [0, 1], duplicate labels.
+    let mut bad = df.clone();
+    bad.with_column(Column::new(
+        "churned".into(),
+        (0..6000).map(|i| (i % 3) as i64).collect::<Vec<_>>(),
+    ))
+    .unwrap();
+    let bad_file = p.path().join("bad.parquet");
+    ParquetWriter::new(std::fs::File::create(&bad_file).unwrap())
+        .finish(&mut bad)
+        .unwrap();
+    assert_exit(
+        &profile(&["--labels", "churned", "--calibration-data", "bad.parquet"]),
+        3,
+        &["label column `churned`", "is not 0 or 1"],
+    );
+    let mut one = df.clone();
+    one.with_column(Column::new("churned".into(), vec![1i64; 6000]))
+        .unwrap();
+    ParquetWriter::new(std::fs::File::create(&bad_file).unwrap())
+        .finish(&mut one)
+        .unwrap();
+    assert_exit(
+        &profile(&["--labels", "churned", "--calibration-data", "bad.parquet"]),
+        3,
+        &["both classes", "0 negative"],
+    );
+    assert_exit(
+        &profile(&["--labels", "nope", "--calibration-data", "labelled.parquet"]),
+        3,
+        &["nope"],
+    );
+    assert_exit(
+        &profile(&[
+            "--labels",
+            "churned",
+            "--calibration-data",
+            "labelled.parquet",
+            "--score",
+            "x",
+        ]),
+        2,
+        &["--score x", "churn_probability"],
+    );
+    assert_exit(
+        &profile(&["--labels", "churned", "--thresholds", "1.5"]),
+        2,
+        &["between 0 and 1"],
+    );
+    let mut twice = df.clone();
+    twice.vstack_mut(&df).unwrap();
+    let twice_file = p.path().join("twice.parquet");
+    ParquetWriter::new(std::fs::File::create(&twice_file).unwrap())
+        .finish(&mut twice)
+        .unwrap();
+    assert_exit(
+        &profile(&[
+            "--labels",
+            "churned",
+            "--labels-data",
+            "twice.parquet",
+            "--labels-on",
+            "customer_id,ds",
+        ]),
+        3,
+        &["more than one label"],
+    );
+    // A failed profile leaves the bundle's last profile in place.
+    assert_eq!(read_profile(&bundle)["realized"], joined["realized"]);
+}
+
+/// The `performance` part of the bundle's pinned reference profile.
+fn read_profile(bundle: &std::path::Path) -> serde_json::Value {
+    let yaml = std::fs::read_to_string(bundle.join("bundle.yaml")).unwrap();
+    let pin: serde_json::Value = serde_json::from_str(
+        yaml.lines()
+            .find_map(|l| l.strip_prefix("reference_profile: "))
+            .unwrap(),
+    )
+    .unwrap();
+    read_json(bundle.join(pin["file"].as_str().unwrap()))["performance"].clone()
+}
