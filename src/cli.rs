@@ -82,6 +82,10 @@ pub enum Command {
     /// Score dates of a job's input with its model and a challenger, write both scores
     /// to the shadow table and compare them; optionally promote the challenger.
     Shadow(ShadowArgs),
+    /// Realized performance once labels arrive: join the job's `labels:` to the
+    /// published scores of past dates, write realized metrics beside the run's
+    /// estimates in the metrics history.
+    Evaluate(EvaluateArgs),
     /// Drift between two full datasets, every statistic exact (KS, Wasserstein, PSI,
     /// Jensen-Shannon, chi-square), and both sides' column metrics, as JSON.
     Drift(DriftArgs),
@@ -428,6 +432,32 @@ pub struct ShadowArgs {
     pub project: ProjectArgs,
 }
 
+/// Arguments of `scorch evaluate`.
+#[derive(Debug, Args)]
+pub struct EvaluateArgs {
+    /// The job YAML file; its `labels:` say where the outcomes are.
+    pub job: PathBuf,
+    /// One date to evaluate, YYYY-MM-DD.
+    #[arg(long, value_parser = parse_date, conflicts_with_all = ["from", "to", "days_ago"])]
+    pub date: Option<NaiveDate>,
+    /// First date of the range (inclusive).
+    #[arg(long, value_parser = parse_date, requires = "to")]
+    pub from: Option<NaiveDate>,
+    /// Last date of the range (inclusive).
+    #[arg(long, value_parser = parse_date, requires = "from")]
+    pub to: Option<NaiveDate>,
+    /// For schedulers: evaluate the date this many days before today (UTC), e.g.
+    /// the label lag; with --window, that many dates ending there.
+    #[arg(long, conflicts_with_all = ["from", "to"], value_parser = clap::value_parser!(u32).range(0..=3650))]
+    pub days_ago: Option<u32>,
+    /// With --days-ago: evaluate this many dates, ending at that date (labels that
+    /// arrive late for older dates are picked up again).
+    #[arg(long, requires = "days_ago", default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=366))]
+    pub window: u32,
+    #[command(flatten)]
+    pub project: ProjectArgs,
+}
+
 /// Arguments of `scorch drift`.
 #[derive(Debug, Args)]
 pub struct DriftArgs {
@@ -639,6 +669,7 @@ pub fn execute(cli: Cli) -> ExitCode {
         Command::Profile(a) => profile(a, quiet),
         Command::Drift(a) => drift(a, quiet),
         Command::Shadow(a) => shadow(a, quiet),
+        Command::Evaluate(a) => evaluate(a, quiet),
         Command::Backfill(a) => backfill(a, quiet),
         Command::Schedule(a) => schedule(a),
         Command::Commit(a) => commit(a, quiet),
@@ -813,6 +844,27 @@ fn shadow(a: ShadowArgs, quiet: bool) -> Result<()> {
     let s = crate::shadow::runner::shadow(&opts)?;
     if !quiet {
         println!("{s}");
+    }
+    Ok(())
+}
+
+fn evaluate(a: EvaluateArgs, quiet: bool) -> Result<()> {
+    let dates = match a.days_ago {
+        Some(n) => {
+            let end = chrono::Utc::now().date_naive() - chrono::Duration::days(i64::from(n));
+            let start = end - chrono::Duration::days(i64::from(a.window) - 1);
+            crate::evaluate::dates(None, Some(start), Some(end))?
+        }
+        None => crate::evaluate::dates(a.date, a.from, a.to)?,
+    };
+    let e = crate::evaluate::evaluate(&crate::evaluate::EvaluateOptions {
+        job_file: a.job,
+        root: a.project.project_dir,
+        dates,
+        profiles: a.project.profiles,
+    })?;
+    if !quiet {
+        println!("{e}");
     }
     Ok(())
 }

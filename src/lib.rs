@@ -10,6 +10,7 @@
 pub mod cli;
 pub mod contract;
 pub mod error;
+pub mod evaluate;
 pub mod infer;
 pub mod init;
 pub mod model;

@@ -71,6 +71,15 @@ fn performance_job(
     )
 }
 
+/// [`performance_job`] with the example's late labels.
+fn labelled_job(p: &Project, name: &str, report: &str) -> std::path::PathBuf {
+    let job = performance_job(p, name, &example_bundle(), report);
+    let mut text = std::fs::read_to_string(&job).unwrap();
+    text.push_str("labels: {column: churned, path: \"data/churn/labels/ds={{ ds }}/*.parquet\"}\n");
+    std::fs::write(&job, text).unwrap();
+    job
+}
+
 #[test]
 fn estimates_sit_within_their_band_of_the_realized_values_on_labelled_days() {
     // 21 days: the last 14 drift (covariate shift: higher charges, more support
@@ -78,10 +87,9 @@ fn estimates_sit_within_their_band_of_the_realized_values_on_labelled_days() {
     // 8–14 of them drifted. The committed bundle was calibrated on other rows
     // (the example's 2026-11-01..05), so these days are out of sample.
     let p = Project::new(21, 20_000);
-    let job = performance_job(
+    let job = labelled_job(
         &p,
         "perf",
-        &example_bundle(),
         "  performance: {thresholds: [0.3, 0.5]}\n  checks:\n\
          \x20   - {metric: estimated_auc, min_change: -0.02}\n\
          \x20   - {metric: estimated_f1, threshold: 0.5, min: 0.3, severity: warn}\n",
@@ -92,11 +100,37 @@ fn estimates_sit_within_their_band_of_the_realized_values_on_labelled_days() {
         "--from",
         "2026-11-08",
         "--to",
-        "2026-11-21",
+        "2026-11-22",
         "--parallel",
         "2",
     ]);
     assert_exit(&o, 0, &[]);
+    // Labels arrive: `scorch evaluate` joins them to the published scores.
+    let o = p.scorch(&[
+        "evaluate",
+        job.to_str().unwrap(),
+        "--from",
+        "2026-11-07",
+        "--to",
+        "2026-11-23",
+    ]);
+    assert_exit(&o, 0, &[]);
+    let out = stdout(&o);
+    assert!(out.contains("2026-11-07: not scored"), "{out}");
+    assert!(out.contains("2026-11-22: no labels yet"), "{out}");
+    assert!(out.contains("2026-11-23: not scored"), "{out}");
+    let record_path = out
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("record: "))
+        .unwrap();
+    let record = read_json(p.path().join(record_path));
+    let evaluated: Vec<&serde_json::Value> = record["dates"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|d| d["status"] == "evaluated")
+        .collect();
+    assert_eq!(evaluated.len(), 14);
     let (mut within, mut total, mut worst) = (0usize, 0usize, 0.0f64);
     let mut drifted_shift = 0.0;
     for day in 8..=21 {
@@ -172,6 +206,28 @@ fn estimates_sit_within_their_band_of_the_realized_values_on_labelled_days() {
         }
         let (_, auc) = realized(&s, &l, 0.5);
         compare("auc".into(), &perf["estimated_auc"], auc);
+        // The evaluation found the same realized values and set them beside the estimates.
+        let e = evaluated.iter().find(|d| d["ds"] == ds.as_str()).unwrap();
+        assert_eq!(e["labelled_rows"], 20_000);
+        assert_eq!(e["run_id"], manifest["run_id"]);
+        assert!(
+            (e["realized"]["auc"].as_f64().unwrap() - auc).abs() < 1e-9,
+            "{ds}"
+        );
+        let cmp = e["comparisons"].as_array().unwrap();
+        assert_eq!(cmp.len(), 9, "{ds}: AUC and 4 metrics at 2 thresholds");
+        for c in cmp {
+            let (est, real) = (
+                c["estimated"].as_f64().unwrap(),
+                c["realized"].as_f64().unwrap(),
+            );
+            assert!((c["error"].as_f64().unwrap() - (est - real)).abs() < 1e-12);
+            if c["metric"] == "f1" && c["threshold"] == 0.5 {
+                let (m, _) = realized(&s, &l, 0.5);
+                assert!((real - m[2]).abs() < 1e-12);
+                assert_eq!(est, perf["at"][1]["f1"]["value"].as_f64().unwrap());
+            }
+        }
         if day >= 15 {
             // Drift moved the scores: the estimate follows (more churners are caught).
             drifted_shift += perf["at"][1]["recall"]["value"].as_f64().unwrap()
@@ -230,6 +286,44 @@ fn estimates_sit_within_their_band_of_the_realized_values_on_labelled_days() {
     ] {
         assert!(metrics.iter().any(|x| x == m), "{m} not in the history");
     }
+    // The evaluation's rows sit in the same date's history, beside the run's.
+    let files: Vec<_> = std::fs::read_dir(&history)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    assert_eq!(files.len(), 2, "{files:?}");
+    let eval_file = files
+        .iter()
+        .find(|f| f.to_string_lossy().contains("-evaluate"))
+        .unwrap();
+    let h = ParquetReader::new(std::fs::File::open(eval_file).unwrap())
+        .finish()
+        .unwrap();
+    let metric = h.column("metric").unwrap().str().unwrap().clone();
+    for m in [
+        "realized_auc",
+        "realized_f1@0.5",
+        "realized_log_loss",
+        "estimation_error_auc",
+        "labelled_rows",
+    ] {
+        assert!(
+            metric.iter().any(|x| x == Some(m)),
+            "{m} not in the evaluation's history"
+        );
+    }
+    // An evaluation without `labels:` is a configuration error.
+    let nolabels = performance_job(&p, "nolabels", &example_bundle(), "  performance: {}\n");
+    assert_exit(
+        &p.scorch(&[
+            "evaluate",
+            nolabels.to_str().unwrap(),
+            "--date",
+            "2026-11-08",
+        ]),
+        2,
+        &["needs the job's `labels:`"],
+    );
     // The page shows the section and the reliability diagram.
     let html = std::fs::read_to_string(
         p.path().join(

@@ -7,6 +7,7 @@ pub mod adbc;
 pub mod bind;
 pub mod delta;
 pub mod files;
+pub mod labels;
 pub mod postgres;
 
 use std::path::{Path, PathBuf};

@@ -1,0 +1,424 @@
+//! `scorch evaluate`: realized performance once the labels arrive.
+//!
+//! For each date, the published partition's scores (Parquet or Delta) are joined
+//! by key to the job's `labels:`; the realized AUC, log loss, Brier score and, at
+//! each threshold, precision, recall, F1 and accuracy are computed and written to
+//! the table's metrics history (`realized_*`) beside the estimates the scoring run
+//! wrote (`estimated_*`, `report.performance`), with the estimation error
+//! (`estimation_error_*` = estimated − realized). A record of the whole call goes
+//! to `_runs/<id>.evaluation.json`. Dates not scored yet, or without labels yet,
+//! are reported and skipped: evaluation can run every day, like any job, and
+//! fill in what has arrived.
+
+use std::path::PathBuf;
+
+use chrono::NaiveDate;
+use polars::prelude::*;
+use serde::Serialize;
+
+use crate::error::{Error, Result};
+use crate::spec::job::JobSpec;
+use crate::spec::template::{Redactor, TemplateVars, render};
+use crate::stats::calibration::{Realized, realized};
+
+/// What `scorch evaluate` evaluates.
+#[derive(Debug, Clone)]
+pub struct EvaluateOptions {
+    pub job_file: PathBuf,
+    /// The project folder (relative paths of the job resolve from here).
+    pub root: PathBuf,
+    pub dates: Vec<NaiveDate>,
+    /// `profiles.yaml` (default: the project's).
+    pub profiles: Option<PathBuf>,
+}
+
+/// One metric's estimate (from the scoring run) against its realized value.
+#[derive(Debug, Clone, Serialize)]
+pub struct Comparison {
+    /// `auc`, `precision`, `recall`, `f1` or `accuracy`.
+    pub metric: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub threshold: Option<f64>,
+    pub estimated: f64,
+    pub std_error: f64,
+    pub realized: f64,
+    /// estimated − realized.
+    pub error: f64,
+    /// |error| / std_error: within 1.96 is inside the 95 % band.
+    pub z: f64,
+}
+
+/// One date's evaluation.
+#[derive(Debug, Clone, Serialize)]
+pub struct DateEvaluation {
+    pub ds: String,
+    /// `evaluated`, `no_labels` (none arrived yet) or `not_scored` (no partition).
+    pub status: &'static str,
+    /// The run that wrote the partition.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub run_id: Option<String>,
+    /// Rows of the partition.
+    pub rows: u64,
+    /// Rows with a label.
+    pub labelled_rows: u64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub realized: Option<Realized>,
+    /// The scoring run's estimates against the realized values (when the run
+    /// estimated performance).
+    pub comparisons: Vec<Comparison>,
+}
+
+/// The result of `scorch evaluate`.
+#[derive(Debug, Clone, Serialize)]
+pub struct Evaluation {
+    pub evaluation_id: String,
+    pub job: String,
+    pub table: String,
+    pub score: String,
+    pub thresholds: Vec<f64>,
+    pub dates: Vec<DateEvaluation>,
+    /// Where the record was written.
+    pub record: String,
+}
+
+impl std::fmt::Display for Evaluation {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        writeln!(
+            f,
+            "evaluated {} on {} (score {})",
+            self.job, self.table, self.score
+        )?;
+        for d in &self.dates {
+            match d.status {
+                "evaluated" => {
+                    let r = d.realized.as_ref().expect("evaluated dates have metrics");
+                    let auc = r.auc.map_or("n/a".into(), |v| format!("{v:.4}"));
+                    write!(
+                        f,
+                        "  {}: {} of {} rows labelled, realized AUC {auc}",
+                        d.ds, d.labelled_rows, d.rows
+                    )?;
+                    if let Some(c) = d.comparisons.iter().find(|c| c.metric == "auc") {
+                        write!(
+                            f,
+                            ", estimated {:.4} ± {:.4} ({:+.4}, {:.2} SE)",
+                            c.estimated, c.std_error, c.error, c.z
+                        )?;
+                    }
+                    writeln!(f)?;
+                }
+                "no_labels" => writeln!(f, "  {}: no labels yet ({} rows)", d.ds, d.rows)?,
+                _ => writeln!(f, "  {}: not scored (no published partition)", d.ds)?,
+            }
+        }
+        write!(f, "  record: {}", self.record)
+    }
+}
+
+/// The dates of `--date` or `--from`/`--to` (inclusive).
+pub fn dates(
+    date: Option<NaiveDate>,
+    from: Option<NaiveDate>,
+    to: Option<NaiveDate>,
+) -> Result<Vec<NaiveDate>> {
+    match (date, from, to) {
+        (Some(d), None, None) => Ok(vec![d]),
+        (None, Some(a), Some(b)) if a <= b => {
+            let days = (b - a).num_days();
+            if days >= 3660 {
+                return Err(Error::usage("--from/--to span more than ten years"));
+            }
+            Ok((0..=days).map(|i| a + chrono::Duration::days(i)).collect())
+        }
+        (None, Some(a), Some(b)) => Err(Error::usage(format!("--from {a} is after --to {b}"))),
+        _ => Err(Error::usage("give --date, or --from and --to")),
+    }
+}
+
+/// Evaluates every date of `opts`.
+pub fn evaluate(opts: &EvaluateOptions) -> Result<Evaluation> {
+    if opts.dates.is_empty() {
+        return Err(Error::usage("no dates: give --date, or --from and --to"));
+    }
+    let job = JobSpec::load(&opts.job_file)?;
+    let labels = job.labels().cloned().ok_or_else(|| {
+        Error::config(
+            &opts.job_file,
+            "`scorch evaluate` needs the job's `labels:` (the label column, and the \
+             labels table's path unless the input holds it)",
+        )
+    })?;
+    let first = TemplateVars::new(opts.dates[0], &job.secrets);
+    let mut redactor = Redactor::default();
+    let bundle = {
+        let r = render(&job.model, &first)
+            .map_err(|e| Error::config(&opts.job_file, format!("field `model`: {e}")))?;
+        crate::model::Bundle::open_with(&crate::registry::bundle_dir(&opts.root, &r.value)?, true)?
+    };
+    let calibration = bundle
+        .reference
+        .as_ref()
+        .and_then(|r| r.performance.as_ref());
+    let score = calibration
+        .map(|c| c.score.clone())
+        .unwrap_or_else(|| bundle.spec.score_columns()[0].clone());
+    let thresholds: Vec<f64> = match job.report.as_ref().and_then(|r| r.performance.as_ref()) {
+        Some(p) if !p.thresholds.is_empty() => p.thresholds.clone(),
+        _ => calibration
+            .map(|c| c.thresholds())
+            .unwrap_or_else(|| vec![0.5]),
+    };
+    let profiles = crate::spec::profiles::locate(opts.profiles.as_deref(), &opts.root);
+    let storage = crate::run::storage_settings(&job, &profiles, &first, &mut redactor)?;
+    let ctx = crate::source::Context {
+        root: &opts.root,
+        profiles: &profiles,
+        storage: &storage,
+    };
+    let table_path = render(&job.output.path, &first)
+        .map_err(|e| Error::config(&opts.job_file, format!("field `output.path`: {e}")))?
+        .value;
+    let table = crate::sink::Table::open(&table_path, &opts.root, &storage)?;
+    let delta = job.output.format == crate::spec::job::OutputFormat::Delta;
+    let evaluation_id = format!("{}-evaluate", crate::run::new_run_id());
+    let history = table.history().read()?;
+    let keys: Vec<String> = job
+        .keys
+        .iter()
+        .map(|k| crate::sink::file_column(k).to_string())
+        .collect();
+    let mut out = Vec::new();
+    for &ds in &opts.dates {
+        let ds_text = ds.format("%Y-%m-%d").to_string();
+        let partition = format!("ds={ds_text}");
+        let run_id = if delta {
+            crate::sink::delta::DeltaLog::open(&table)?.partition_run_id(&ds_text)?
+        } else {
+            match table.partition_manifest(&partition)? {
+                None => None,
+                Some(b) => serde_json::from_slice::<serde_json::Value>(&b)
+                    .ok()
+                    .and_then(|v| v["run_id"].as_str().map(String::from)),
+            }
+        };
+        let Some(run_id) = run_id else {
+            out.push(DateEvaluation {
+                ds: ds_text,
+                status: "not_scored",
+                run_id: None,
+                rows: 0,
+                labelled_rows: 0,
+                realized: None,
+                comparisons: vec![],
+            });
+            continue;
+        };
+        let src = if delta {
+            crate::spec::job::SourceSpec::Delta(crate::spec::job::DeltaSource {
+                path: table_path.clone(),
+                version: None,
+                timestamp: None,
+                filters: [("ds".to_string(), ds_text.clone())].into(),
+            })
+        } else {
+            crate::spec::job::SourceSpec::Parquet(crate::spec::job::ParquetSource {
+                path: format!("{}/{partition}/*.parquet", table_path.trim_end_matches('/')),
+                hive_partitioning: false,
+            })
+        };
+        let vars = TemplateVars::new(ds, &job.secrets);
+        let scored = crate::source::resolve(&src, &ctx, &vars, &mut redactor)?;
+        let mut cols = keys.clone();
+        cols.push(score.clone());
+        let mut day = scored.read(&cols)?;
+        day.with_column(Column::new_scalar(
+            "ds".into(),
+            Scalar::from(PlSmallStr::from(ds_text.as_str())),
+            day.height(),
+        ))?;
+        let rows = day.height() as u64;
+        let day = crate::source::labels::join_labels(
+            day,
+            &labels,
+            &crate::source::labels::labels_source(&job, &labels),
+            &job,
+            ds,
+            &ctx,
+            &mut redactor,
+        )?;
+        let l = crate::source::labels::labels_of(&day, &labels.column, &job.keys)?;
+        let s = day.column(&score)?.cast(&DataType::Float64)?;
+        let (scores, flags): (Vec<f64>, Vec<bool>) = s
+            .f64()?
+            .iter()
+            .zip(&l)
+            .filter_map(|(s, l)| Some((s.unwrap_or(f64::NAN), (*l)?)))
+            .unzip();
+        if flags.is_empty() {
+            out.push(DateEvaluation {
+                ds: ds_text,
+                status: "no_labels",
+                run_id: Some(run_id),
+                rows,
+                labelled_rows: 0,
+                realized: None,
+                comparisons: vec![],
+            });
+            continue;
+        }
+        let r = realized(&scores, &flags, &thresholds);
+        let comparisons = compare(&history, &ds_text, &run_id, &score, &r);
+        let mut metrics = history_rows(&r, &comparisons);
+        metrics.push(("labelled_rows".into(), flags.len() as f64));
+        let n = metrics.len();
+        let mut frame = df!(
+            "run_id" => vec![evaluation_id.as_str(); n],
+            "job" => vec![job.name.as_str(); n],
+            "column" => vec![score.as_str(); n],
+            "metric" => metrics.iter().map(|m| m.0.as_str()).collect::<Vec<_>>(),
+            "value" => metrics.iter().map(|m| m.1).collect::<Vec<_>>(),
+        )?;
+        table
+            .history()
+            .append(&partition, &evaluation_id, &mut frame)?;
+        out.push(DateEvaluation {
+            ds: ds_text,
+            status: "evaluated",
+            run_id: Some(run_id),
+            rows,
+            labelled_rows: flags.len() as u64,
+            realized: Some(r),
+            comparisons,
+        });
+    }
+    let mut e = Evaluation {
+        evaluation_id: evaluation_id.clone(),
+        job: job.name.clone(),
+        table: redactor.redact(&table.location()),
+        score,
+        thresholds,
+        dates: out,
+        record: String::new(),
+    };
+    let text = serde_json::to_string_pretty(&e).expect("evaluation serializes");
+    let record = table.run_log().write_file(
+        &format!("{evaluation_id}.evaluation.json"),
+        format!("{text}\n").as_bytes(),
+    )?;
+    e.record = redactor.redact(&record);
+    Ok(e)
+}
+
+/// The scoring run's estimates for `ds` (its `estimated_*` history rows) against
+/// the realized values.
+fn compare(
+    history: &DataFrame,
+    ds: &str,
+    run_id: &str,
+    score: &str,
+    r: &Realized,
+) -> Vec<Comparison> {
+    let estimates = estimates_of(history, ds, run_id, score).unwrap_or_default();
+    let get = |m: &str| estimates.iter().find(|(k, _)| k == m).map(|(_, v)| *v);
+    let mut out = Vec::new();
+    let mut push = |metric: &str, threshold: Option<f64>, real: Option<f64>| {
+        let suffix = threshold.map(|t| format!("@{t}")).unwrap_or_default();
+        let (Some(est), Some(se), Some(real)) = (
+            get(&format!("estimated_{metric}{suffix}")),
+            get(&format!("estimated_{metric}_se{suffix}")),
+            real,
+        ) else {
+            return;
+        };
+        let error = est - real;
+        out.push(Comparison {
+            metric: metric.to_string(),
+            threshold,
+            estimated: est,
+            std_error: se,
+            realized: real,
+            error,
+            z: if se > 0.0 {
+                error.abs() / se
+            } else {
+                f64::INFINITY
+            },
+        });
+    };
+    push("auc", None, r.auc);
+    for a in &r.at {
+        let t = Some(a.threshold);
+        push("precision", t, a.precision);
+        push("recall", t, a.recall);
+        push("f1", t, a.f1);
+        push("accuracy", t, a.accuracy);
+    }
+    out
+}
+
+/// `(metric, value)` of the run `run_id` for `ds` and `column` in the history.
+fn estimates_of(
+    history: &DataFrame,
+    ds: &str,
+    run_id: &str,
+    column: &str,
+) -> PolarsResult<Vec<(String, f64)>> {
+    if history.height() == 0 {
+        return Ok(vec![]);
+    }
+    let day = chrono::NaiveDate::parse_from_str(ds, "%Y-%m-%d")
+        .map_err(|e| polars_err!(ComputeError: "ds {ds}: {e}"))?;
+    let df = history
+        .clone()
+        .lazy()
+        .filter(
+            col("ds")
+                .eq(lit(day))
+                .and(col("run_id").eq(lit(run_id)))
+                .and(col("column").eq(lit(column))),
+        )
+        .select([col("metric"), col("value")])
+        .collect()?;
+    let m = df.column("metric")?.str()?.clone();
+    let v = df.column("value")?.f64()?.clone();
+    Ok(m.iter()
+        .zip(v.iter())
+        .filter_map(|(m, v)| Some((m?.to_string(), v?)))
+        .collect())
+}
+
+/// The history rows of an evaluation: `realized_auc`, `realized_log_loss`,
+/// `realized_brier`, `label_rate`, per threshold `realized_<m>@<t>`, and per
+/// compared metric `estimation_error_<m>[@<t>]`.
+fn history_rows(r: &Realized, comparisons: &[Comparison]) -> Vec<(String, f64)> {
+    let mut out = vec![
+        ("realized_auc".to_string(), r.auc),
+        ("realized_log_loss".to_string(), r.log_loss),
+        ("realized_brier".to_string(), r.brier),
+        (
+            "label_rate".to_string(),
+            (r.rows > 0).then(|| r.positives as f64 / r.rows as f64),
+        ),
+    ];
+    for a in &r.at {
+        let t = a.threshold;
+        for (m, v) in [
+            ("precision", a.precision),
+            ("recall", a.recall),
+            ("f1", a.f1),
+            ("accuracy", a.accuracy),
+        ] {
+            out.push((format!("realized_{m}@{t}"), v));
+        }
+    }
+    for c in comparisons {
+        let suffix = c.threshold.map(|t| format!("@{t}")).unwrap_or_default();
+        out.push((
+            format!("estimation_error_{}{suffix}", c.metric),
+            Some(c.error),
+        ));
+    }
+    out.into_iter()
+        .filter_map(|(m, v)| Some((m, v.filter(|v| v.is_finite())?)))
+        .collect()
+}
