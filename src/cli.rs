@@ -86,6 +86,9 @@ pub enum Command {
     /// published scores of past dates, write realized metrics beside the run's
     /// estimates in the metrics history.
     Evaluate(EvaluateArgs),
+    /// One HTML page over a job's runs: status and checks, rows, PSI per column as a
+    /// heat map of columns × dates, estimated and realized performance.
+    History(HistoryArgs),
     /// Drift between two full datasets, every statistic exact (KS, Wasserstein, PSI,
     /// Jensen-Shannon, chi-square), and both sides' column metrics, as JSON.
     Drift(DriftArgs),
@@ -458,6 +461,24 @@ pub struct EvaluateArgs {
     pub project: ProjectArgs,
 }
 
+/// Arguments of `scorch history`.
+#[derive(Debug, Args)]
+pub struct HistoryArgs {
+    /// The job YAML file whose output table's history is shown.
+    pub job: PathBuf,
+    /// First date shown (inclusive). Default: the earliest in the history.
+    #[arg(long, value_parser = parse_date)]
+    pub from: Option<NaiveDate>,
+    /// Last date shown (inclusive). Default: the latest.
+    #[arg(long, value_parser = parse_date)]
+    pub to: Option<NaiveDate>,
+    /// The HTML file to write (self-contained: opens from disk).
+    #[arg(long)]
+    pub out: PathBuf,
+    #[command(flatten)]
+    pub project: ProjectArgs,
+}
+
 /// Arguments of `scorch drift`.
 #[derive(Debug, Args)]
 pub struct DriftArgs {
@@ -670,6 +691,7 @@ pub fn execute(cli: Cli) -> ExitCode {
         Command::Drift(a) => drift(a, quiet),
         Command::Shadow(a) => shadow(a, quiet),
         Command::Evaluate(a) => evaluate(a, quiet),
+        Command::History(a) => history(a, quiet),
         Command::Backfill(a) => backfill(a, quiet),
         Command::Schedule(a) => schedule(a),
         Command::Commit(a) => commit(a, quiet),
@@ -844,6 +866,26 @@ fn shadow(a: ShadowArgs, quiet: bool) -> Result<()> {
     let s = crate::shadow::runner::shadow(&opts)?;
     if !quiet {
         println!("{s}");
+    }
+    Ok(())
+}
+
+fn history(a: HistoryArgs, quiet: bool) -> Result<()> {
+    let page = crate::timeline::history(&crate::timeline::HistoryOptions {
+        job_file: a.job,
+        root: a.project.project_dir,
+        from: a.from,
+        to: a.to,
+        profiles: a.project.profiles,
+    })?;
+    crate::storage::write_file_atomic(&a.out, page.html.as_bytes())?;
+    if !quiet {
+        println!(
+            "{} date(s) of {} in {}",
+            page.dates,
+            page.table,
+            a.out.display()
+        );
     }
     Ok(())
 }

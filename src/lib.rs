@@ -26,6 +26,7 @@ pub mod source;
 pub mod spec;
 pub mod stats;
 pub mod storage;
+pub mod timeline;
 pub mod validate;
 
 pub use error::{Error, ExitCode, Result};

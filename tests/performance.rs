@@ -90,7 +90,7 @@ fn estimates_sit_within_their_band_of_the_realized_values_on_labelled_days() {
     let job = labelled_job(
         &p,
         "perf",
-        "  performance: {thresholds: [0.3, 0.5]}\n  checks:\n\
+        "  performance: {thresholds: [0.3, 0.5]}\n  drift: {psi_warn: 0.1, psi_fail: 10}\n  checks:\n\
          \x20   - {metric: estimated_auc, min_change: -0.02}\n\
          \x20   - {metric: estimated_f1, threshold: 0.5, min: 0.3, severity: warn}\n",
     );
@@ -263,10 +263,9 @@ fn estimates_sit_within_their_band_of_the_realized_values_on_labelled_days() {
     let history = p.path().join("output/perf/_metrics/ds=2026-11-21");
     let file = std::fs::read_dir(&history)
         .unwrap()
-        .next()
-        .unwrap()
-        .unwrap()
-        .path();
+        .map(|e| e.unwrap().path())
+        .find(|f| !f.to_string_lossy().contains("-evaluate"))
+        .unwrap();
     let h = ParquetReader::new(std::fs::File::open(file).unwrap())
         .finish()
         .unwrap();
@@ -312,6 +311,48 @@ fn estimates_sit_within_their_band_of_the_realized_values_on_labelled_days() {
             "{m} not in the evaluation's history"
         );
     }
+    // One page over time: statuses, rows, PSI heat map, estimated and realized performance.
+    let page = p.path().join("history.html");
+    let o = p.scorch(&[
+        "history",
+        job.to_str().unwrap(),
+        "--out",
+        page.to_str().unwrap(),
+    ]);
+    assert_exit(&o, 0, &[]);
+    assert!(stdout(&o).contains("15 date(s)"), "{}", stdout(&o));
+    let html = std::fs::read_to_string(&page).unwrap();
+    for part in [
+        "Status and checks",
+        "Drift: PSI per column and date",
+        "plan · 2026-11-15 · PSI",
+        "95 % band</title>",
+        "realized 2026-11-21",
+        "f1@0.5",
+    ] {
+        assert!(html.contains(part), "history page lacks {part:?}");
+    }
+    // Unlabelled dates have estimates but no realized dot; dates outside --from/--to are left out.
+    assert!(!html.contains("realized 2026-11-22"));
+    let o = p.scorch(&[
+        "history",
+        job.to_str().unwrap(),
+        "--from",
+        "2026-11-20",
+        "--to",
+        "2026-11-21",
+        "--out",
+        page.to_str().unwrap(),
+    ]);
+    assert!(stdout(&o).contains("2 date(s)"), "{}", stdout(&o));
+    let o = p.scorch(&[
+        "history",
+        job.to_str().unwrap(),
+        "--out",
+        page.to_str().unwrap(),
+    ]);
+    assert_exit(&o, 0, &[]);
+    open_in_chromium(&page, "history.png");
     // An evaluation without `labels:` is a configuration error.
     let nolabels = performance_job(&p, "nolabels", &example_bundle(), "  performance: {}\n");
     assert_exit(

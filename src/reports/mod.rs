@@ -39,6 +39,7 @@ pub mod html;
 pub mod performance;
 #[cfg(test)]
 mod props;
+pub mod timeline;
 
 use polars::prelude::*;
 use serde::{Deserialize, Serialize};

@@ -16,7 +16,12 @@ impl RunLog<'_> {
 
     /// Reads a run's manifest, `_runs/<run id>.json` (`None`: there is none).
     pub fn read_manifest(&self, run_id: &str) -> Result<Option<Vec<u8>>> {
-        let name = format!("{run_id}.json");
+        self.read_file(&format!("{run_id}.json"))
+    }
+
+    /// Reads a file of the run log, `_runs/<name>` (`None`: there is none).
+    pub fn read_file(&self, name: &str) -> Result<Option<Vec<u8>>> {
+        let name = name.to_string();
         match self.0 {
             Table::Local(dir) => {
                 let p = dir.join(RUNS_DIR).join(&name);
