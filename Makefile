@@ -65,6 +65,8 @@ demo: build data
 	@echo "                $(BIN) run jobs/churn_daily_contract.yaml --date $(DEMO_DATE)"
 	@echo "                $(BIN) run jobs/churn_daily_sql.yaml --date $(DEMO_DATE)"
 	@echo "                $(BIN) shadow jobs/churn_daily.yaml --challenger churn@2.0.0 --from 2026-11-08 --to 2026-11-21"
+	@echo "                $(BIN) backfill jobs/churn_daily.yaml --from 2026-11-08 --to 2026-11-27 && $(BIN) evaluate jobs/churn_daily.yaml --from 2026-11-08 --to 2026-11-27"
+	@echo "                $(BIN) history jobs/churn_daily.yaml --out output/churn_history.html"
 
 # Headless Chromium for the test that opens report.html (Debian's package).
 chromium:
