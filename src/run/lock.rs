@@ -355,7 +355,22 @@ impl Place {
                     Err(e) => Err(Error::io("create", p, e)),
                 }
             }
-            Place::Remote { .. } => self.put(bytes, PutMode::Create),
+            Place::Remote { .. } => {
+                let created = self.put(bytes, PutMode::Create)?;
+                if created.is_none() {
+                    return Ok(None);
+                }
+                // A store whose conditional PUT checks, then writes (as the tests'
+                // s3s-fs does) can let two racing creates both succeed, the later
+                // one's holder winning. Read the lock back after a moment: only the
+                // run whose holder is there holds it. AWS S3, GCS and Azure are
+                // atomic; there this costs one GET.
+                std::thread::sleep(std::time::Duration::from_millis(50));
+                match self.read()? {
+                    Some((cur, _)) if cur.run_id == h.run_id => Ok(created),
+                    _ => Ok(None),
+                }
+            }
         }
     }
 
