@@ -853,7 +853,7 @@ fn shadow(a: ShadowArgs, quiet: bool) -> Result<()> {
         job_file: a.job,
         root: a.project.project_dir,
         challenger: a.challenger,
-        dates: crate::shadow::runner::dates(a.date, a.from, a.to)?,
+        dates: crate::spec::schedule::dates(a.date, a.from, a.to)?,
         promote_if_pass: a.promote_if_pass,
         alias: a.alias,
         registry: a.registry,
@@ -895,9 +895,9 @@ fn evaluate(a: EvaluateArgs, quiet: bool) -> Result<()> {
         Some(n) => {
             let end = chrono::Utc::now().date_naive() - chrono::Duration::days(i64::from(n));
             let start = end - chrono::Duration::days(i64::from(a.window) - 1);
-            crate::evaluate::dates(None, Some(start), Some(end))?
+            crate::spec::schedule::date_range(start, end)?
         }
-        None => crate::evaluate::dates(a.date, a.from, a.to)?,
+        None => crate::spec::schedule::dates(a.date, a.from, a.to)?,
     };
     let e = crate::evaluate::evaluate(&crate::evaluate::EvaluateOptions {
         job_file: a.job,

@@ -115,26 +115,6 @@ impl std::fmt::Display for Evaluation {
     }
 }
 
-/// The dates of `--date` or `--from`/`--to` (inclusive).
-pub fn dates(
-    date: Option<NaiveDate>,
-    from: Option<NaiveDate>,
-    to: Option<NaiveDate>,
-) -> Result<Vec<NaiveDate>> {
-    match (date, from, to) {
-        (Some(d), None, None) => Ok(vec![d]),
-        (None, Some(a), Some(b)) if a <= b => {
-            let days = (b - a).num_days();
-            if days >= 3660 {
-                return Err(Error::usage("--from/--to span more than ten years"));
-            }
-            Ok((0..=days).map(|i| a + chrono::Duration::days(i)).collect())
-        }
-        (None, Some(a), Some(b)) => Err(Error::usage(format!("--from {a} is after --to {b}"))),
-        _ => Err(Error::usage("give --date, or --from and --to")),
-    }
-}
-
 /// Evaluates every date of `opts`.
 pub fn evaluate(opts: &EvaluateOptions) -> Result<Evaluation> {
     if opts.dates.is_empty() {

@@ -141,19 +141,6 @@ pub struct ShadowSummary {
     pub metrics_parquet: String,
 }
 
-/// The dates of `--date`, or of `--from` to `--to` (inclusive).
-pub fn dates(
-    date: Option<NaiveDate>,
-    from: Option<NaiveDate>,
-    to: Option<NaiveDate>,
-) -> Result<Vec<NaiveDate>> {
-    match (date, from, to) {
-        (Some(d), _, _) => Ok(vec![d]),
-        (None, Some(f), Some(t)) => crate::spec::schedule::date_range(f, t),
-        _ => Err(Error::usage("give --date DATE, or --from DATE --to DATE")),
-    }
-}
-
 impl std::fmt::Display for ShadowSummary {
     /// The closing summary `scorch shadow` prints.
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {

@@ -84,6 +84,21 @@ impl ScheduleSpec {
     }
 }
 
+/// The dates of a command's `--date`, or `--from` and `--to` (inclusive).
+pub fn dates(
+    date: Option<chrono::NaiveDate>,
+    from: Option<chrono::NaiveDate>,
+    to: Option<chrono::NaiveDate>,
+) -> crate::error::Result<Vec<chrono::NaiveDate>> {
+    match (date, from, to) {
+        (Some(d), _, _) => Ok(vec![d]),
+        (None, Some(f), Some(t)) => date_range(f, t),
+        _ => Err(crate::error::Error::usage(
+            "give --date DATE, or --from DATE --to DATE",
+        )),
+    }
+}
+
 /// The dates `--from`..=`--to` (backfills, shadow runs); at most ten years.
 pub fn date_range(
     from: chrono::NaiveDate,
