@@ -643,6 +643,80 @@ fn profile_labels_read_a_column_or_a_joined_table_and_refuse_bad_labels() {
     );
     // A failed profile leaves the bundle's last profile in place.
     assert_eq!(read_profile(&bundle)["realized"], joined["realized"]);
+
+    // `scorch evaluate` with the label in the job's own input (no labels table).
+    let day = "2026-11-21";
+    let mut part = df
+        .clone()
+        .lazy()
+        .filter(col("ds").cast(DataType::String).eq(lit(day)))
+        .drop(by_name(["ds"], true, false))
+        .collect()
+        .unwrap();
+    assert_eq!(part.height(), 3000);
+    let dir = p.path().join(format!("inlab/ds={day}"));
+    std::fs::create_dir_all(&dir).unwrap();
+    ParquetWriter::new(std::fs::File::create(dir.join("part-0.parquet")).unwrap())
+        .finish(&mut part)
+        .unwrap();
+    let job = p.job(
+        "inlab",
+        &format!(
+            "name: inlab\nsource:\n  parquet:\n    path: inlab/ds={{{{ ds }}}}/*.parquet\n\
+             keys: [customer_id]\nmodel: {}\noutput:\n  path: output/inlab\n\
+             labels: {{column: churned}}\n",
+            example_bundle().display()
+        ),
+    );
+    assert_exit(
+        &p.scorch(&["run", job.to_str().unwrap(), "--date", day]),
+        0,
+        &[],
+    );
+    let o = p.scorch(&["evaluate", job.to_str().unwrap(), "--date", day]);
+    assert_exit(&o, 0, &[]);
+    assert!(
+        stdout(&o).contains("3000 of 3000 rows labelled"),
+        "{}",
+        stdout(&o)
+    );
+    let scored = read_partition(&p.path().join(format!("output/inlab/ds={day}")))
+        .join(
+            &part,
+            ["customer_id"],
+            ["customer_id"],
+            JoinArgs::new(JoinType::Inner),
+            None,
+        )
+        .unwrap();
+    let s: Vec<f64> = scored
+        .column("churn_probability")
+        .unwrap()
+        .cast(&DataType::Float64)
+        .unwrap()
+        .f64()
+        .unwrap()
+        .iter()
+        .map(|v| v.unwrap())
+        .collect();
+    let l: Vec<bool> = scored
+        .column("churned")
+        .unwrap()
+        .i8()
+        .unwrap()
+        .iter()
+        .map(|v| v.unwrap() == 1)
+        .collect();
+    let (_, auc) = realized(&s, &l, 0.5);
+    let record = stdout(&o)
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("record: ").map(String::from))
+        .unwrap();
+    let r = read_json(p.path().join(record));
+    let got = r["dates"][0]["realized"]["auc"].as_f64().unwrap();
+    assert!((got - auc).abs() < 1e-9, "{got} vs {auc}");
+    // No estimates were made (no `report.performance`): nothing to compare.
+    assert_eq!(r["dates"][0]["comparisons"].as_array().unwrap().len(), 0);
 }
 
 /// The `performance` part of the bundle's pinned reference profile.
