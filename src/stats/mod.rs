@@ -13,6 +13,7 @@
 pub mod calibration;
 pub mod divergence;
 pub mod ks;
+pub mod pca;
 pub mod sketch;
 
 /// Mean and sum of squared deviations of non-empty finite values. The mean is
