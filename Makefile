@@ -23,7 +23,7 @@ export SCORCH_AIRFLOW := $(SCORCH_CACHE)/airflow-3/bin
 ADBC_DIR := $(SCORCH_CACHE)/adbc
 export SCORCH_ADBC_DRIVERS := $(ADBC_DIR)
 
-.PHONY: adbc-drivers adbc-demo wheel wheel-dev test-wheel wheelhouse develop image-tools image-base image-wheels image image-demo bench-nonfinite deny fuzz fuzz-build airflow demo test setup build data model lint clean-output help pg-server pg-demo pg-stop bench-pg chromium s3-server s3rver s3-demo s3-stop bench-s3 azurite bench bench-score bench-drift evidently
+.PHONY: adbc-drivers adbc-demo wheel wheel-dev test-wheel wheelhouse develop image-tools image-base image-wheels image image-demo bench-nonfinite deny fuzz fuzz-build airflow demo test setup build data model lint clean-output help pg-server pg-demo pg-stop bench-pg chromium s3-server s3rver s3-demo s3-stop bench-s3 azurite bench bench-score bench-drift evidently nannyml bench-nannyml
 
 help:
 	@echo "make demo   - set up, build, generate example data, run jobs/churn_daily.yaml"
@@ -154,6 +154,17 @@ evidently:
 	  "$(EVIDENTLY_VENV)/bin/pip" install --quiet --disable-pip-version-check evidently==0.7.23 "pandas<3" pyarrow; \
 	fi
 
+# NannyML for the tests that compare CBPE and PCA reconstruction error with it, and
+# for its benchmark, in its own venv (its pins clash with the main venv's).
+NANNYML_VENV := $(SCORCH_CACHE)/nannyml-0.13.1
+export SCORCH_NANNYML := $(NANNYML_VENV)/bin/python
+nannyml:
+	@if [ ! -x "$(NANNYML_VENV)/bin/python" ] || ! "$(NANNYML_VENV)/bin/python" -c "import nannyml" 2>/dev/null; then \
+	  echo "installing NannyML 0.13.1 into $(NANNYML_VENV) (once, about a minute)"; \
+	  python3 -m venv "$(NANNYML_VENV)" && \
+	  "$(NANNYML_VENV)/bin/pip" install --quiet --disable-pip-version-check -r python/nannyml-requirements.txt; \
+	fi
+
 # Quality + drift on DRIFT_ROWS x DRIFT_COLS (default 10M x 20): scorch drift next to Evidently.
 bench-drift: build evidently
 	"$(PYTHON)" bench/drift_bench.py "$(BIN)" "$(EVIDENTLY_VENV)/bin/python" "$(SCORCH_CACHE)/bench-drift" \
@@ -205,7 +216,7 @@ deny:
 	  echo "cargo deny: advisories NOT checked: the RustSec database (github.com/RustSec/advisory-db) cannot be fetched from this machine"; \
 	fi
 
-test: setup deny pg-server s3-server azurite chromium airflow wheelhouse adbc-drivers
+test: setup deny pg-server s3-server azurite chromium airflow wheelhouse adbc-drivers nannyml
 	cargo build --locked --bin scorch
 	$(MAKE) --no-print-directory wheel-dev
 	@# The binary users build carries no test hook (they are behind the test-hooks feature).

@@ -9,8 +9,12 @@ Writes hive-partitioned Parquet under ``--out`` (default ``data/churn``):
 
 The last ``--drift-days`` days drift on purpose (higher charges, more support
 calls, a new ``family`` plan, a shift of regions and devices) so that drift
-reports have something to find. Same arguments, same bytes of data: every day
-draws from its own seeded generator.
+reports have something to find. The ``--flip-dates`` (default 2026-11-06 and
+2026-11-07) keep every column's distribution but flip a correlation: total
+charges are paired with tenure in reverse rank order, so long-standing customers
+get the smallest totals. Per-column drift cannot see it; multivariate drift (the
+PCA reconstruction error of the model's features) must. Same arguments, same
+bytes of data: every day draws from its own seeded generator.
 
     python python/make_churn_data.py --out data/churn --days 60 --rows 20000
 """
@@ -39,7 +43,9 @@ def _with_nulls(rng: np.random.Generator, values: np.ndarray, frac: float) -> li
     return out.tolist()
 
 
-def make_day(day_index: int, n_rows: int, n_customers: int, drifted: bool, seed: int) -> tuple[pl.DataFrame, pl.DataFrame]:
+def make_day(
+    day_index: int, n_rows: int, n_customers: int, drifted: bool, seed: int, flipped: bool = False
+) -> tuple[pl.DataFrame, pl.DataFrame]:
     rng = np.random.default_rng([seed, day_index])
     ids = np.sort(rng.choice(n_customers, size=n_rows, replace=False)).astype(np.int64) + 100_000
     # Per-customer stable traits come from a generator seeded by the id.
@@ -56,6 +62,13 @@ def make_day(day_index: int, n_rows: int, n_customers: int, drifted: bool, seed:
     base_charge = np.array([25.0, 55.0, 90.0, 160.0, 75.0])[plan_idx]
     monthly = base_charge * rng.lognormal(0.0, 0.15, n_rows) * (1.15 if drifted else 1.0)
     total = monthly * np.maximum(tenure, 1) * rng.uniform(0.9, 1.05, n_rows)
+    if flipped:
+        # The same draws of total charges, paired with tenure in reverse rank order:
+        # both marginals stay exactly as drawn, their correlation turns negative.
+        by_tenure = np.argsort(tenure, kind="stable")
+        flipped_total = np.empty_like(total)
+        flipped_total[by_tenure] = np.sort(total)[::-1]
+        total = flipped_total
     support = rng.poisson(2.2 if drifted else 1.2, n_rows)
     logins = rng.poisson(18, n_rows)
     session = rng.lognormal(2.5, 0.6, n_rows)
@@ -133,16 +146,23 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--customers", type=int, default=200000, help="customer population (default 200000)")
     ap.add_argument("--drift-days", type=int, default=14, help="last days that drift (default 14)")
     ap.add_argument("--label-lag", type=int, default=7, help="last days without labels yet (default 7)")
+    ap.add_argument(
+        "--flip-dates",
+        default="2026-11-06,2026-11-07",
+        help="comma-separated days whose tenure/total-charges correlation is flipped, marginals kept "
+        "(default 2026-11-06,2026-11-07; empty: none)",
+    )
     ap.add_argument("--seed", type=int, default=20261128, help="random seed (default 20261128)")
     a = ap.parse_args(argv)
     if a.rows > a.customers:
         print("--rows cannot exceed --customers", file=sys.stderr)
         return 2
     end = dt.date.fromisoformat(a.end)
+    flips = {dt.date.fromisoformat(d.strip()) for d in a.flip_dates.split(",") if d.strip()}
     for i in range(a.days):
         day = end - dt.timedelta(days=a.days - 1 - i)
         drifted = i >= a.days - a.drift_days
-        feats, labels = make_day(i, a.rows, a.customers, drifted, a.seed)
+        feats, labels = make_day(i, a.rows, a.customers, drifted, a.seed, flipped=day in flips)
         fdir = os.path.join(a.out, "features", f"ds={day.isoformat()}")
         os.makedirs(fdir, exist_ok=True)
         feats.write_parquet(os.path.join(fdir, "part-0.parquet"), compression="zstd")

@@ -1025,6 +1025,16 @@ fn profile(a: ProfileArgs, quiet: bool) -> Result<()> {
                 r.auc.map_or("n/a".into(), |v| format!("{v:.4}"))
             );
         }
+        if let Some(m) = &p.reconstruction {
+            println!(
+                "multivariate drift reference: {} of {} principal components keep {:.1} % of the \
+                 standardized variance; mean reconstruction error {:.4}",
+                m.pca.components.len(),
+                m.features.len(),
+                100.0 * m.pca.explained.iter().sum::<f64>(),
+                m.mean()
+            );
+        }
     }
     Ok(())
 }

@@ -360,6 +360,12 @@ fn check_job(path: &Path, root: &Path, profiles: &Path) -> Vec<Error> {
                     errors.push(e);
                 }
                 if let Some(r) = &job.report
+                    && r.drift.as_ref().is_some_and(|d| d.multivariate.is_some())
+                    && let Err(e) = crate::run::models::reconstruction_counter(path, &b, &m.value)
+                {
+                    errors.push(e);
+                }
+                if let Some(r) = &job.report
                     && let Some(perf) = &r.performance
                     && let Err(e) =
                         crate::run::models::performance_counter(path, &b, &m.value, perf, &r.checks)

@@ -90,7 +90,7 @@ fn estimates_sit_within_their_band_of_the_realized_values_on_labelled_days() {
     let job = labelled_job(
         &p,
         "perf",
-        "  performance: {thresholds: [0.3, 0.5]}\n  drift: {psi_warn: 0.1, psi_fail: 10}\n  checks:\n\
+        "  performance: {thresholds: [0.3, 0.5]}\n  drift: {psi_warn: 0.1, psi_fail: 10, multivariate: {}}\n  checks:\n\
          \x20   - {metric: estimated_auc, min_change: -0.02}\n\
          \x20   - {metric: estimated_f1, threshold: 0.5, min: 0.3, severity: warn}\n",
     );
@@ -329,6 +329,7 @@ fn estimates_sit_within_their_band_of_the_realized_values_on_labelled_days() {
         "95 % band</title>",
         "realized 2026-11-21",
         "f1@0.5",
+        "Multivariate drift: PCA reconstruction error",
     ] {
         assert!(html.contains(part), "history page lacks {part:?}");
     }
@@ -729,4 +730,297 @@ fn read_profile(bundle: &std::path::Path) -> serde_json::Value {
     )
     .unwrap();
     read_json(bundle.join(pin["file"].as_str().unwrap()))["performance"].clone()
+}
+
+/// The whole pinned reference profile of a bundle.
+fn read_whole_profile(bundle: &std::path::Path) -> serde_json::Value {
+    let yaml = std::fs::read_to_string(bundle.join("bundle.yaml")).unwrap();
+    let pin: serde_json::Value = serde_json::from_str(
+        yaml.lines()
+            .find_map(|l| l.strip_prefix("reference_profile: "))
+            .unwrap(),
+    )
+    .unwrap();
+    read_json(bundle.join(pin["file"].as_str().unwrap()))
+}
+
+/// The report of a published date.
+fn report_of(p: &Project, table: &str, ds: &str) -> serde_json::Value {
+    let m = read_json(
+        p.path()
+            .join(format!("output/{table}/ds={ds}/_manifest.json")),
+    );
+    read_json(p.path().join(m["report"].as_str().unwrap()))
+}
+
+#[test]
+fn multivariate_drift_fires_on_a_flipped_correlation_and_agrees_with_nannyml() {
+    // 30 days to 2026-11-28: the generator flips the tenure / total-charges
+    // correlation on 2026-11-06 and -07 (every column's values drawn as on other
+    // days) and drifts the marginals from 2026-11-15.
+    let p = Project::new(30, 3000);
+    let bundle = p.copy_bundle();
+    let reference = "data/churn/features/ds=2026-11-0[1-5]/*.parquet";
+    let o = p.scorch(&[
+        "profile",
+        "--bundle",
+        bundle.to_str().unwrap(),
+        "--data",
+        reference,
+        "--labels",
+        "churned",
+        "--calibration-data",
+        reference,
+        "--labels-data",
+        "data/churn/labels/**/*.parquet",
+        "--labels-on",
+        "customer_id,ds",
+        "--thresholds",
+        "0.5",
+    ]);
+    assert_exit(&o, 0, &[]);
+    assert!(
+        stdout(&o).contains("multivariate drift reference: "),
+        "{}",
+        stdout(&o)
+    );
+    let rec = read_whole_profile(&bundle)["reconstruction"].clone();
+    assert_eq!(rec["rows"], 15_000);
+    assert_eq!(rec["chunk_rows"], 750);
+    let job = performance_job(
+        &p,
+        "mv",
+        &bundle,
+        "  drift: {psi_warn: 0.1, psi_fail: 10, multivariate: {}}\n  performance: {thresholds: [0.5]}\n",
+    );
+    let days = [
+        "01", "02", "03", "04", "05", "06", "07", "08", "09", "10", "20",
+    ];
+    for d in days {
+        let o = p.scorch(&[
+            "run",
+            job.to_str().unwrap(),
+            "--date",
+            &format!("2026-11-{d}"),
+        ]);
+        assert_exit(&o, 0, &[]);
+    }
+    let score_columns = ["churn_probability"];
+    for d in ["08", "09", "10"] {
+        let r = report_of(&p, "mv", &format!("2026-11-{d}"));
+        assert_eq!(
+            r["multivariate"]["status"], "pass",
+            "{d}: {}",
+            r["multivariate"]
+        );
+    }
+    for d in ["06", "07"] {
+        let r = report_of(&p, "mv", &format!("2026-11-{d}"));
+        let m = &r["multivariate"];
+        let (e, lo, hi) = (
+            m["mean_error"].as_f64().unwrap(),
+            m["lower"].as_f64().unwrap(),
+            m["upper"].as_f64().unwrap(),
+        );
+        assert_eq!(m["status"], "warn", "{d}: {m}");
+        assert!(e > hi + 10.0 * (hi - lo), "{d}: {e} vs {lo}..{hi}");
+        assert_eq!(r["status"], "warn");
+        // No input column drifted: per-column statistics cannot see it.
+        for c in r["drift"].as_array().unwrap() {
+            if !score_columns.contains(&c["column"].as_str().unwrap()) {
+                assert!(c["psi"].as_f64().unwrap() < 0.1, "{d}: {c}");
+                assert_eq!(c["status"], "pass", "{d}: {c}");
+            }
+        }
+    }
+    // The metrics history holds the error and its band; the page shows both.
+    let h = read_partition(&p.path().join("output/mv/_metrics/ds=2026-11-06"));
+    let metric = h.column("metric").unwrap().str().unwrap().clone();
+    for m in [
+        "reconstruction_error",
+        "reconstruction_lower",
+        "reconstruction_upper",
+    ] {
+        assert!(
+            metric.iter().any(|x| x == Some(m)),
+            "{m} not in the history"
+        );
+    }
+    let page = p.path().join("mv.html");
+    let o = p.scorch(&[
+        "history",
+        job.to_str().unwrap(),
+        "--out",
+        page.to_str().unwrap(),
+    ]);
+    assert_exit(&o, 0, &[]);
+    let html = std::fs::read_to_string(&page).unwrap();
+    assert!(html.contains("Multivariate drift: PCA reconstruction error"));
+    let m = read_json(p.path().join("output/mv/ds=2026-11-06/_manifest.json"));
+    let html = std::fs::read_to_string(p.path().join(m["report_html"].as_str().unwrap())).unwrap();
+    assert!(html.contains("id=\"multivariate\""));
+
+    // NannyML 0.13.1 on the same rows: its data reconstruction drift on the same
+    // feature matrix (`scorch preprocess apply`), and CBPE with the calibration
+    // rows' scores and labels as its reference.
+    let apply = |data: &str, out: &str| {
+        let o = p.scorch(&[
+            "preprocess",
+            "apply",
+            "--state",
+            bundle.join("preprocess.state.json").to_str().unwrap(),
+            "--data",
+            data,
+            "--out",
+            out,
+        ]);
+        assert_exit(&o, 0, &[]);
+        p.path().join(out).to_str().unwrap().to_string()
+    };
+    let part = |d: &str| {
+        let dir = p.path().join(format!("output/mv/ds=2026-11-{d}"));
+        dir.join("part-00000.parquet").to_str().unwrap().to_string()
+    };
+    let analysis = ["06", "07", "08", "09", "10", "20"];
+    let cfg = serde_json::json!({
+        "reference_features": apply(reference, "ref.parquet"),
+        "reference_scores": days[..5].iter().map(|d| part(d)).collect::<Vec<_>>(),
+        "reference_labels": days[..5].iter().map(|d| p.path().join(format!("data/churn/labels/ds=2026-11-{d}/part-0.parquet")).to_str().unwrap().to_string()).collect::<Vec<_>>(),
+        "key": "customer_id", "score": "churn_probability", "label": "churned",
+        "threshold": 0.5, "reference_chunks": 20,
+        "days": analysis.iter().map(|d| serde_json::json!({
+            "ds": format!("2026-11-{d}"),
+            "features": apply(&format!("data/churn/features/ds=2026-11-{d}/*.parquet"), &format!("f{d}.parquet")),
+            "scores": part(d),
+        })).collect::<Vec<_>>(),
+    });
+    let cfg_path = p.write("nannyml.json", &cfg.to_string());
+    let python = cached_tool("SCORCH_NANNYML", "nannyml-0.13.1/bin/python");
+    let o = std::process::Command::new(python)
+        .arg(repo().join("tests/py/nannyml_check.py"))
+        .arg(&cfg_path)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", stderr(&o));
+    let n: serde_json::Value = serde_json::from_str(stdout(&o).trim()).unwrap();
+    let rel = |a: f64, b: f64| (a - b).abs() / b.abs().max(1e-12);
+    // The reference chunks' errors: the same PCA on the same rows.
+    let mut worst_pca = 0.0f64;
+    for (a, b) in rec["chunk_means"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .zip(n["reference_chunk_errors"].as_array().unwrap())
+    {
+        worst_pca = worst_pca.max(rel(a.as_f64().unwrap(), b.as_f64().unwrap()));
+    }
+    assert_eq!(n["reference_chunk_rows"], 750);
+    let (nlo, nhi) = (
+        n["reference_threshold"][0].as_f64().unwrap(),
+        n["reference_threshold"][1].as_f64().unwrap(),
+    );
+    let (mut worst_auc, mut worst_f1) = (0.0f64, 0.0f64);
+    for d in analysis {
+        let ds = format!("2026-11-{d}");
+        let r = report_of(&p, "mv", &ds);
+        let nd = &n["days"][&ds];
+        let m = &r["multivariate"];
+        worst_pca = worst_pca.max(rel(
+            m["mean_error"].as_f64().unwrap(),
+            nd["reconstruction_error"].as_f64().unwrap(),
+        ));
+        // NannyML's band is for chunks of 750 rows; scorch scales it to the run's rows.
+        let (mid, half) = (
+            (nlo + nhi) / 2.0,
+            (nhi - nlo) / 2.0 * (750.0f64 / 3000.0).sqrt(),
+        );
+        worst_pca = worst_pca.max(rel(m["lower"].as_f64().unwrap(), mid - half));
+        worst_pca = worst_pca.max(rel(m["upper"].as_f64().unwrap(), mid + half));
+        let perf = &r["performance"];
+        let auc = perf["estimated_auc"]["value"].as_f64().unwrap();
+        let f1 = perf["at"][0]["f1"]["value"].as_f64().unwrap();
+        println!(
+            "{ds}: reconstruction {:.6} (NannyML {:.6}), AUC {auc:.5} (NannyML {:.5}), F1@0.5 {f1:.5} (NannyML {:.5})",
+            m["mean_error"].as_f64().unwrap(),
+            nd["reconstruction_error"].as_f64().unwrap(),
+            nd["roc_auc"].as_f64().unwrap(),
+            nd["f1"].as_f64().unwrap()
+        );
+        worst_auc = worst_auc.max((auc - nd["roc_auc"].as_f64().unwrap()).abs());
+        worst_f1 = worst_f1.max((f1 - nd["f1"].as_f64().unwrap()).abs());
+    }
+    println!(
+        "largest differences: reconstruction (relative) {worst_pca:.2e}, AUC {worst_auc:.2e}, F1 {worst_f1:.2e}"
+    );
+    // f32 features into f64 sums on both sides.
+    assert!(worst_pca < 1e-6, "{worst_pca}");
+    // Both calibrate by isotonic regression on the same rows; NannyML interpolates
+    // between the blocks, scorch keeps steps.
+    assert!(worst_auc < 5e-4, "{worst_auc}");
+    assert!(worst_f1 < 5e-4, "{worst_f1}");
+
+    // `severity: fail` fails the run (exit 5) after writing.
+    let strict = performance_job(
+        &p,
+        "strict",
+        &bundle,
+        "  drift: {psi_fail: 10, multivariate: {severity: fail}}\n",
+    );
+    let o = p.scorch(&["run", strict.to_str().unwrap(), "--date", "2026-11-06"]);
+    assert_exit(&o, 5, &["multivariate drift"]);
+    assert!(
+        p.path()
+            .join("output/strict/ds=2026-11-06/_manifest.json")
+            .exists()
+    );
+    // Bad settings are refused before reading: exit 2, naming the field.
+    let bad = performance_job(
+        &p,
+        "bad",
+        &bundle,
+        "  drift: {multivariate: {sigmas: 0, min_width: -1}}\n",
+    );
+    let o = p.scorch(&["run", bad.to_str().unwrap(), "--date", "2026-11-06"]);
+    assert_exit(
+        &o,
+        2,
+        &[
+            "report.drift.multivariate.sigmas",
+            "report.drift.multivariate.min_width",
+        ],
+    );
+    // A reference too small for a PCA: the profile says why, and a job asking for
+    // multivariate drift is refused (exit 2) by `validate` and `run` alike.
+    let tiny = p.path().join("tiny.parquet");
+    let mut head =
+        read_partition(&p.path().join("data/churn/features/ds=2026-11-01")).head(Some(50));
+    ParquetWriter::new(std::fs::File::create(&tiny).unwrap())
+        .finish(&mut head)
+        .unwrap();
+    let small = p.path().join("small");
+    copy_dir(&bundle, &small);
+    let o = p.scorch(&[
+        "profile",
+        "--bundle",
+        small.to_str().unwrap(),
+        "--data",
+        tiny.to_str().unwrap(),
+    ]);
+    assert_exit(&o, 0, &["no multivariate drift reference: 50 rows"]);
+    assert!(read_whole_profile(&small).get("reconstruction").is_none());
+    let job = performance_job(&p, "small", &small, "  drift: {multivariate: {}}\n");
+    for args in [
+        vec!["validate", job.to_str().unwrap()],
+        vec!["run", job.to_str().unwrap(), "--date", "2026-11-06"],
+    ] {
+        let o = p.scorch(&args);
+        assert_exit(
+            &o,
+            2,
+            &[
+                "report.drift.multivariate",
+                "no PCA of the model's features",
+            ],
+        );
+    }
 }

@@ -159,7 +159,7 @@ fn sharded_reports_merge_to_the_single_runs_report() {
                   \x20   - {column: monthly_charges, metric: p99, max: 500, severity: warn}\n\
                   \x20   - {sql: \"age IS NULL OR age <= 60\", mostly: 0.99, severity: warn}\n\
                   \x20   - {metric: estimated_f1, threshold: 0.3, min_change: -0.05, severity: warn}\n\
-                  \x20 drift: {psi_warn: 0.1, psi_fail: 10, wasserstein_warn: 0.1}\n\
+                  \x20 drift: {psi_warn: 0.1, psi_fail: 10, wasserstein_warn: 0.1, multivariate: {}}\n\
                   \x20 performance: {thresholds: [0.3, 0.5]}\n";
     let single = job(&p, "single", report);
     let sharded = job(&p, "sharded", report);
@@ -212,6 +212,9 @@ fn sharded_reports_merge_to_the_single_runs_report() {
             .unwrap()
             > 0.0
     );
+    // So do the reconstruction errors' sums (multivariate drift).
+    assert_eq!(rb["multivariate"]["rows"], 9000);
+    assert!(rb["multivariate"]["mean_error"].as_f64().unwrap() > 0.0);
     // Counts, distinct counts, quantile sketches, check tallies and every drift
     // statistic (PSI, JS, chi², KS, Wasserstein) merge exactly; means and standard
     // deviations up to rounding.

@@ -170,20 +170,28 @@ impl Bundle {
                     path: path.clone(),
                     source,
                 })?;
+                // The version first: a newer layout's fields would otherwise read
+                // as unknown fields.
+                #[derive(serde::Deserialize)]
+                struct Version {
+                    profile_version: u32,
+                }
+                if let Ok(v) = serde_json::from_str::<Version>(&text)
+                    && v.profile_version > crate::reports::drift::PROFILE_VERSION
+                {
+                    return Err(Error::Model(format!(
+                        "{} has profile_version {}; this scorch reads up to {}: upgrade scorch \
+                         or rerun `scorch profile` with this one",
+                        path.display(),
+                        v.profile_version,
+                        crate::reports::drift::PROFILE_VERSION
+                    )));
+                }
                 let profile: crate::reports::drift::ReferenceProfile = serde_json::from_str(&text)
                     .map_err(|source| BundleError::Profile {
                         path: path.clone(),
                         source,
                     })?;
-                if profile.profile_version > crate::reports::drift::PROFILE_VERSION {
-                    return Err(Error::Model(format!(
-                        "{} has profile_version {}; this scorch reads up to {}: upgrade scorch \
-                         or rerun `scorch profile` with this one",
-                        path.display(),
-                        profile.profile_version,
-                        crate::reports::drift::PROFILE_VERSION
-                    )));
-                }
                 Some(profile)
             }
         };
@@ -261,7 +269,21 @@ pub fn write_reference_profile(
         engine.score(&matrix, 4096)
     };
     let input = lf.collect()?;
-    let scores = score(polars::prelude::IntoLazy::lazy(input.clone()), data)?;
+    let matrix = to_matrix(
+        &bundle.state,
+        polars::prelude::IntoLazy::lazy(input.clone()),
+        data,
+    )?;
+    // The PCA of the same matrix the model is given, for multivariate drift.
+    match crate::reports::multivariate::ReferenceReconstruction::fit(
+        &matrix,
+        &bundle.state.feature_names,
+    ) {
+        Ok(r) => profile.reconstruction = Some(r),
+        Err(why) => tracing::warn!("no multivariate drift reference: {why}"),
+    }
+    let scores = engine.score(&matrix, 4096)?;
+    drop(matrix);
     let cols: Vec<polars::prelude::Column> = names
         .iter()
         .zip(scores)

@@ -52,7 +52,7 @@ use crate::stats::divergence::{Chi2, chi2_contingency, js_distance, psi};
 use crate::stats::mean_std;
 
 /// Layout version of `reference.profile.json` (2: numeric columns carry a `sketch`).
-pub const PROFILE_VERSION: u32 = 3;
+pub const PROFILE_VERSION: u32 = 4;
 
 /// Default points of the quantile sketch per numeric column.
 pub const DEFAULT_SKETCH: usize = 1000;
@@ -277,6 +277,11 @@ pub struct ReferenceProfile {
     /// rows (`scorch profile --labels`), for performance estimated without labels.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub performance: Option<super::performance::ReferencePerformance>,
+    /// The PCA of the model's standardized feature matrix on the profiled rows, for
+    /// multivariate drift (absent when the features cannot give one: the profile
+    /// command says why).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reconstruction: Option<super::multivariate::ReferenceReconstruction>,
 }
 
 impl ReferenceProfile {
@@ -330,6 +335,7 @@ impl ReferenceProfile {
             columns: out,
             scores: vec![],
             performance: None,
+            reconstruction: None,
         })
     }
 }
@@ -762,6 +768,7 @@ mod tests {
             }],
             scores: vec![],
             performance: None,
+            reconstruction: None,
         };
         let mut d = DriftCounter::new(reference);
         let empty = DataFrame::new(0, vec![Column::new("x".into(), Vec::<f64>::new())]).unwrap();

@@ -30,7 +30,9 @@ pub struct MetricRow {
 /// column `psi`, `js_distance`, `ks_statistic`, `wasserstein`; with estimated
 /// performance, on the score column, `estimated_auc`, `estimated_auc_se`,
 /// `expected_positives` and per threshold `estimated_<metric>@<t>` and
-/// `estimated_<metric>_se@<t>`. Missing values are left out.
+/// `estimated_<metric>_se@<t>`; with multivariate drift, dataset-wide,
+/// `reconstruction_error` and its band `reconstruction_lower` and
+/// `reconstruction_upper`. Missing values are left out.
 pub fn rows(r: &Report) -> Vec<MetricRow> {
     let mut out = vec![MetricRow {
         column: String::new(),
@@ -61,6 +63,11 @@ pub fn rows(r: &Report) -> Vec<MetricRow> {
         for (metric, value) in p.history_rows() {
             push(&p.score, &metric, Some(value));
         }
+    }
+    if let Some(m) = &r.multivariate {
+        push("", "reconstruction_error", m.mean_error);
+        push("", "reconstruction_lower", Some(m.lower));
+        push("", "reconstruction_upper", Some(m.upper));
     }
     out
 }

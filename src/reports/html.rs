@@ -124,7 +124,8 @@ pub fn overall_status(r: &Report) -> &'static str {
         .checks
         .iter()
         .map(|c| c.status)
-        .chain(r.drift.iter().map(|d| d.status));
+        .chain(r.drift.iter().map(|d| d.status))
+        .chain(r.multivariate.as_ref().map(|m| m.status));
     let mut worst = "pass";
     for st in all {
         match st {
@@ -134,6 +135,59 @@ pub fn overall_status(r: &Report) -> &'static str {
         }
     }
     worst
+}
+
+/// The multivariate drift section: the run's mean reconstruction error on a scale
+/// with the reference's band.
+fn multivariate_section(s: &mut String, m: &super::multivariate::MultivariateDrift) {
+    let _ = write!(
+        s,
+        "<h2 id=\"multivariate\">Multivariate drift</h2><p>PCA reconstruction error of the model's \
+         {} standardized features ({} principal components keep {:.1} % of the reference's \
+         variance). A change in how the features move together raises it even when no single \
+         column drifts.</p><table><tr><th class=\"l\">rows</th><th>mean error</th>\
+         <th>band low</th><th>band high</th><th>reference</th><th class=\"l\">status</th></tr>\
+         <tr><td class=\"l\">{}</td><td>{}</td><td>{:.4}</td><td>{:.4}</td><td>{:.4}</td>\
+         <td class=\"l {st}\">{st}</td></tr></table>",
+        m.features,
+        m.components,
+        100.0 * m.explained,
+        m.rows,
+        num(m.mean_error),
+        m.lower,
+        m.upper,
+        m.reference_error,
+        st = m.status
+    );
+    // A scale from the band to the value, with the band shaded.
+    let Some(v) = m.mean_error else { return };
+    let (lo, hi) = (v.min(m.lower), v.max(m.upper));
+    let pad = ((hi - lo) * 0.1).max(1e-9);
+    let (lo, hi) = (lo - pad, hi + pad);
+    let x = |t: f64| 20.0 + (t - lo) / (hi - lo) * 560.0;
+    let _ = write!(
+        s,
+        "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"600\" height=\"56\" role=\"img\" \
+         aria-label=\"reconstruction error against its band\">\
+         <line x1=\"20\" y1=\"30\" x2=\"580\" y2=\"30\" stroke=\"#8c959f\"/>\
+         <rect x=\"{bx:.1}\" y=\"20\" width=\"{bw:.1}\" height=\"20\" fill=\"#8c959f\" \
+         fill-opacity=\"0.35\"><title>band {lo4:.4} to {hi4:.4}</title></rect>\
+         <circle cx=\"{vx:.1}\" cy=\"30\" r=\"6\" fill=\"{color}\"><title>this run: {v:.4}</title></circle>\
+         <text x=\"{bx:.1}\" y=\"14\" font-size=\"10\" text-anchor=\"middle\">{lo4:.4}</text>\
+         <text x=\"{bxe:.1}\" y=\"14\" font-size=\"10\" text-anchor=\"middle\">{hi4:.4}</text>\
+         <text x=\"{vx:.1}\" y=\"54\" font-size=\"10\" text-anchor=\"middle\">{v:.4}</text></svg>",
+        bx = x(m.lower),
+        bw = (x(m.upper) - x(m.lower)).max(1.0),
+        bxe = x(m.upper),
+        lo4 = m.lower,
+        hi4 = m.upper,
+        vx = x(v),
+        color = if m.status == "pass" {
+            "#1a7f37"
+        } else {
+            "#cf222e"
+        },
+    );
 }
 
 /// The performance section: estimates with their 95 % band beside the reference,
@@ -290,6 +344,7 @@ pub fn render(
     let count = |st: &str| {
         r.checks.iter().filter(|c| c.status == st).count()
             + r.drift.iter().filter(|d| d.status == st).count()
+            + r.multivariate.iter().filter(|m| m.status == st).count()
     };
     let _ = write!(
         s,
@@ -397,6 +452,9 @@ pub fn render(
                 );
             }
         }
+    }
+    if let Some(m) = &r.multivariate {
+        multivariate_section(&mut s, m);
     }
     if let Some(p) = &r.performance {
         performance_section(&mut s, p, reference);

@@ -36,6 +36,7 @@ pub mod drift;
 pub mod exact;
 pub mod history;
 pub mod html;
+pub mod multivariate;
 pub mod performance;
 #[cfg(test)]
 mod props;
@@ -329,6 +330,10 @@ pub struct Profile {
     /// Calibrated score counts, when estimated performance is asked for.
     #[serde(default)]
     pub performance: Option<performance::PerformanceCounter>,
+    /// Reconstruction errors of the model's feature matrix, when multivariate drift
+    /// is asked for.
+    #[serde(default)]
+    pub reconstruction: Option<multivariate::ReconstructionCounter>,
 }
 
 impl Profile {
@@ -348,6 +353,7 @@ impl Profile {
             rows: 0,
             drift: None,
             performance: None,
+            reconstruction: None,
         }
     }
 
@@ -417,6 +423,11 @@ impl Profile {
             (Some(a), Some(b)) => a.merge_checked(b)?,
             _ => return Err("one has performance counts, the other not".into()),
         }
+        match (&mut self.reconstruction, &other.reconstruction) {
+            (None, None) => {}
+            (Some(a), Some(b)) => a.merge_checked(b)?,
+            _ => return Err("one has multivariate drift sums, the other not".into()),
+        }
         for (a, b) in self.columns.iter_mut().zip(&other.columns) {
             a.merge(b);
         }
@@ -436,6 +447,14 @@ impl Profile {
             p.update(scores)?;
         }
         Ok(())
+    }
+
+    /// Adds the reconstruction errors of a chunk's feature matrix (computed outside
+    /// the profile's lock by [`multivariate::ReconstructionCounter::errors_of`]).
+    pub fn add_reconstruction(&mut self, sums: &crate::stats::pca::ErrorSums) {
+        if let Some(r) = &mut self.reconstruction {
+            r.sums.merge(sums);
+        }
     }
 
     /// Evaluates every check.
@@ -537,6 +556,10 @@ pub struct Report {
     /// The model's performance estimated from its scores (`report.performance`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub performance: Option<performance::PerformanceReport>,
+    /// PCA reconstruction error of the model's features against the reference's
+    /// band (`report.drift.multivariate`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub multivariate: Option<multivariate::MultivariateDrift>,
 }
 
 impl Report {
@@ -573,6 +596,13 @@ impl Report {
             drift,
             drift_share,
             performance: profile.performance.as_ref().map(|p| p.report()),
+            multivariate: match (
+                &profile.reconstruction,
+                spec.drift.as_ref().and_then(|d| d.multivariate.as_ref()),
+            ) {
+                (Some(r), Some(m)) => Some(r.result(m)),
+                _ => None,
+            },
         };
         if !spec.anomalies.is_empty() {
             let now = history::rows(&report);

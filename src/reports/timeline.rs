@@ -26,8 +26,8 @@ pub struct DatePoint {
     pub estimated: BTreeMap<String, Estimate>,
     /// Realized metrics of the latest evaluation (same names).
     pub realized: BTreeMap<String, f64>,
-    /// Multivariate drift: the mean reconstruction error and its threshold.
-    pub reconstruction: Option<(f64, Option<f64>)>,
+    /// Multivariate drift: the mean reconstruction error and its band.
+    pub reconstruction: Option<(f64, Option<(f64, f64)>)>,
 }
 
 const W: f64 = 1100.0;
@@ -387,22 +387,17 @@ pub fn render(job: &str, table: &str, points: &[DatePoint]) -> String {
             .iter()
             .map(|p| p.reconstruction.map(|r| r.0))
             .collect();
-        let threshold = points
+        let band: Vec<Option<(f64, f64)>> = points
             .iter()
-            .rev()
-            .find_map(|p| p.reconstruction.and_then(|r| r.1));
+            .map(|p| p.reconstruction.and_then(|r| r.1))
+            .collect();
         line_chart(
             &mut s,
             &dates,
-            "mean reconstruction error",
-            &[(
-                "reconstruction error",
-                "#8250df",
-                err,
-                vec![None; points.len()],
-            )],
+            "mean reconstruction error, with the band from the reference's chunk-to-chunk spread",
+            &[("reconstruction error", "#8250df", err, band)],
             &[],
-            threshold.map(|t| (t, "threshold from the reference's chunk-to-chunk spread")),
+            None,
         );
     }
     // A table for exact values.

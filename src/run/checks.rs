@@ -124,6 +124,21 @@ pub(crate) fn write_report(
             _ => {}
         }
     }
+    if let Some(m) = &report.multivariate {
+        let what = || {
+            format!(
+                "multivariate drift: mean reconstruction error {} outside {:.4}..{:.4}",
+                m.mean_error.map_or("null".into(), |v| format!("{v:.4}")),
+                m.lower,
+                m.upper
+            )
+        };
+        match m.status {
+            "fail" => gate.push(what()),
+            "warn" => warnings.push(what()),
+            _ => {}
+        }
+    }
     // The report holds names and numbers, no paths: written as serialized.
     let text = serde_json::to_string_pretty(&report).expect("report serializes");
     let json = table.run_log().write_file(

@@ -4,7 +4,7 @@ use std::sync::Mutex;
 
 use polars::prelude::*;
 
-use super::models::{Models, performance_counter, require_reference};
+use super::models::{Models, performance_counter, reconstruction_counter, require_reference};
 use super::plan::Setup;
 use super::shard;
 use crate::error::{Error, Result};
@@ -141,6 +141,13 @@ pub(crate) fn open_input(s: &mut Setup, models: &Models, m: &mut Manifest) -> Re
                     need(&mut needed, c);
                 }
                 prof.drift = Some(counter);
+                if r.drift.as_ref().is_some_and(|d| d.multivariate.is_some()) {
+                    prof.reconstruction = Some(reconstruction_counter(
+                        &opts.job_file,
+                        &models.bundle,
+                        &models.model_dir.redacted,
+                    )?);
+                }
             }
             if let Some(perf) = &r.performance {
                 prof.performance = Some(performance_counter(

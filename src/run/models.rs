@@ -185,6 +185,41 @@ pub(crate) fn require_reference<'b>(
     })
 }
 
+/// `report.drift.multivariate` needs the bundle's reference profile with a PCA of
+/// the model's features (exit 2).
+pub(crate) fn reconstruction_counter(
+    job_file: &Path,
+    bundle: &Bundle,
+    shown: &str,
+) -> Result<crate::reports::multivariate::ReconstructionCounter> {
+    let reference = require_reference(job_file, bundle, shown)?;
+    let r = reference.reconstruction.as_ref().ok_or_else(|| {
+        Error::config(
+            job_file,
+            format!(
+                "field `report.drift.multivariate`: the reference profile of model bundle \
+                 {shown} has no PCA of the model's features (profile version {}, or features \
+                 that cannot give one: `scorch profile` says why); create one with \
+                 `scorch profile --bundle {shown} --data <training data>`",
+                reference.profile_version
+            ),
+        )
+    })?;
+    if r.features != bundle.state.feature_names {
+        return Err(Error::config(
+            job_file,
+            format!(
+                "field `report.drift.multivariate`: the reference profile of model bundle \
+                 {shown} was fitted on other features than the bundle's preprocessing makes; \
+                 profile it again with `scorch profile --bundle {shown} --data <training data>`"
+            ),
+        ));
+    }
+    Ok(crate::reports::multivariate::ReconstructionCounter::new(
+        r.clone(),
+    ))
+}
+
 /// `report.performance` needs the bundle's calibration (`scorch profile --labels`),
 /// and every performance check's threshold among the thresholds counted (exit 2).
 pub(crate) fn performance_counter(

@@ -440,6 +440,14 @@ fn infer_stage(
     let mut busy = 0.0;
     let mut rows = 0u64;
     let groups = plan.feature_groups();
+    // Multivariate drift: the PCA the first scorer's feature matrix is measured with.
+    let pca = plan.profile.and_then(|p| {
+        p.lock()
+            .expect("profile lock")
+            .reconstruction
+            .as_ref()
+            .map(|r| r.reference.pca.clone())
+    });
     for f in rx {
         let out = f.and_then(|f| {
             let t = Instant::now();
@@ -492,7 +500,17 @@ fn infer_stage(
                     .map(|(n, v)| Column::new(n.as_str().into(), v))
                     .collect();
                 let df = DataFrame::new(f.keys.height(), cols)?;
-                p.lock().expect("profile lock").update_scores(&df)?;
+                let sums = match (&pca, f.matrices.first().and_then(|m| m.as_deref())) {
+                    (Some(pca), Some(m)) => {
+                        Some(crate::reports::multivariate::ReconstructionCounter::errors_of(pca, m))
+                    }
+                    _ => None,
+                };
+                let mut p = p.lock().expect("profile lock");
+                p.update_scores(&df)?;
+                if let Some(sums) = sums {
+                    p.add_reconstruction(&sums);
+                }
             }
             rows += f.keys.height() as u64;
             Ok(Scored {

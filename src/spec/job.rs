@@ -374,6 +374,49 @@ pub struct DriftSpec {
     /// Fail the run when a column's Jensen–Shannon distance reaches this. Default: not judged.
     #[serde(default)]
     pub js_fail: Option<f64>,
+    /// Multivariate drift: the mean PCA reconstruction error of the model's feature
+    /// matrix against the band from the reference profile's chunk-to-chunk spread.
+    /// It catches a changed correlation between features that every per-column
+    /// statistic misses. Present (even empty: `multivariate: {}`) to enable; the
+    /// bundle's reference profile must come from `scorch profile` of this version.
+    #[serde(default)]
+    pub multivariate: Option<MultivariateSpec>,
+}
+
+/// How multivariate drift is judged.
+#[derive(Debug, Clone, Deserialize, Serialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct MultivariateSpec {
+    /// Half-width of the band in standard deviations of the reference chunks' mean
+    /// errors, scaled to the run's row count. Default 3 (NannyML's).
+    #[serde(default = "default_sigmas")]
+    pub sigmas: f64,
+    /// The band is at least this share of the reference's mean error either side,
+    /// e.g. `0.02`: on millions of rows the statistical band gets so narrow that a
+    /// harmless change fires it. Default 0.
+    #[serde(default)]
+    pub min_width: f64,
+    /// What an error outside the band does: `warn` (the default) or `fail` (exit 5
+    /// after writing).
+    #[serde(default = "default_warn")]
+    pub severity: crate::spec::report::Severity,
+}
+
+impl Default for MultivariateSpec {
+    fn default() -> Self {
+        MultivariateSpec {
+            sigmas: default_sigmas(),
+            min_width: 0.0,
+            severity: default_warn(),
+        }
+    }
+}
+
+fn default_sigmas() -> f64 {
+    3.0
+}
+fn default_warn() -> crate::spec::report::Severity {
+    crate::spec::report::Severity::Warn
 }
 
 impl Default for DriftSpec {
@@ -387,6 +430,7 @@ impl Default for DriftSpec {
             wasserstein_fail: None,
             js_warn: None,
             js_fail: None,
+            multivariate: None,
         }
     }
 }
@@ -706,6 +750,20 @@ impl JobSpec {
                         p.push(
                             "report.drift",
                             format!("needs 0 <= {name}_warn <= {name}_fail"),
+                        );
+                    }
+                }
+                if let Some(m) = &d.multivariate {
+                    if !(m.sigmas.is_finite() && m.sigmas > 0.0) {
+                        p.push(
+                            "report.drift.multivariate.sigmas",
+                            format!("{} is not a positive number", m.sigmas),
+                        );
+                    }
+                    if !(m.min_width.is_finite() && m.min_width >= 0.0) {
+                        p.push(
+                            "report.drift.multivariate.min_width",
+                            format!("{} is not a number >= 0", m.min_width),
                         );
                     }
                 }

@@ -119,17 +119,16 @@ fn points(
             ..Default::default()
         };
         let mut se: BTreeMap<String, f64> = BTreeMap::new();
-        let mut threshold = None;
+        let (mut error, mut lower, mut upper) = (None, None, None);
         for (_, c, m, v) in rows.iter().filter(|r| r.0 == run_id) {
             match m.as_str() {
                 "row_count" if c.is_empty() => p.rows = Some(*v),
                 "psi" => {
                     p.psi.insert(c.clone(), *v);
                 }
-                "reconstruction_error" => {
-                    p.reconstruction = Some((*v, p.reconstruction.and_then(|r| r.1)))
-                }
-                "reconstruction_threshold" => threshold = Some(*v),
+                "reconstruction_error" => error = Some(*v),
+                "reconstruction_lower" => lower = Some(*v),
+                "reconstruction_upper" => upper = Some(*v),
                 _ => {
                     if let Some(rest) = m.strip_prefix("estimated_") {
                         match split_se(rest) {
@@ -150,9 +149,7 @@ fn points(
                 }
             }
         }
-        if let Some((e, _)) = p.reconstruction {
-            p.reconstruction = Some((e, threshold));
-        }
+        p.reconstruction = error.map(|e| (e, lower.zip(upper)));
         for (name, e) in p.estimated.iter_mut() {
             e.std_error = se.get(name).copied().unwrap_or(f64::NAN);
         }
