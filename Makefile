@@ -132,7 +132,7 @@ s3-stop:
 
 # scorch end to end against pandas + torch and polars + torch, with the ceilings.
 # ROWS (default 5M), BIG_ROWS (memory check, default 20M), RUNS (default 3), HIDDEN.
-bench: bench-score bench-drift
+bench: bench-score bench-drift bench-nannyml
 
 bench-score: setup
 	cargo build --locked --bin scorch --example forward_bench
@@ -164,6 +164,12 @@ nannyml:
 	  python3 -m venv "$(NANNYML_VENV)" && \
 	  "$(NANNYML_VENV)/bin/pip" install --quiet --disable-pip-version-check -r python/nannyml-requirements.txt; \
 	fi
+
+# CBPE and multivariate drift on NANNYML_ROWS rows (default 5M): scorch in the scoring
+# pass next to NannyML on the same data (bench/nannyml_bench.py).
+bench-nannyml: build nannyml
+	"$(PYTHON)" bench/nannyml_bench.py "$(BIN)" "$(SCORCH_NANNYML)" "$(SCORCH_CACHE)/bench-nannyml" \
+	  $(or $(NANNYML_ROWS),5000000)
 
 # Quality + drift on DRIFT_ROWS x DRIFT_COLS (default 10M x 20): scorch drift next to Evidently.
 bench-drift: build evidently

@@ -22,6 +22,11 @@ time, and the tasks
     validate  ->  score                                   (job `shards: 1`, the default)
     validate  ->  score[0] … score[N-1]  ->  commit       (job `shards: N`)
 
+A job with an ``evaluate:`` schedule also becomes the DAG ``scorch_<name>_evaluate``:
+``validate -> evaluate``, where ``evaluate`` runs ``scorch evaluate`` for the
+``window`` dates ending at the logical date (plus its ``ds_offset_days``, the label
+lag), writing realized performance beside the estimates.
+
 ``validate`` runs ``scorch validate`` on the job; ``score`` runs ``scorch run`` (with
 ``--shard I/N`` in the N task instances of dynamic task mapping) for the logical
 date, and ``commit`` runs ``scorch commit``. The date scored is the Airflow run's
@@ -140,8 +145,43 @@ def make_dag(job_file: str, job: dict) -> DAG:
     return dag
 
 
+def make_evaluate_dag(job_file: str, job: dict) -> DAG:
+    """The DAG of a job's ``evaluate:`` schedule: ``scorch evaluate`` of the
+    ``window`` dates ending at the fire's logical date plus ``ds_offset_days``."""
+    ev = job["evaluate"]
+    sched = ev["schedule"]
+    tz = sched.get("timezone", "UTC")
+    offset = int(sched.get("ds_offset_days", -1))
+    window = int(ev.get("window", 7))
+    rel = os.path.relpath(job_file, PROJECT)
+    with DAG(
+        dag_id=f"scorch_{job['name']}_evaluate",
+        description=f"scorch evaluate {rel}: realized performance from late labels",
+        schedule=CronTriggerTimetable(sched["cron"], timezone=tz),
+        start_date=pendulum.datetime(2026, 1, 1, tz=tz),
+        catchup=bool(sched.get("catchup", False)),
+        max_active_runs=1,
+        tags=["scorch"],
+        default_args={"retries": RETRIES, "retry_delay": RETRY_DELAY},
+    ) as dag:
+
+        @task(task_id="validate", retries=0)
+        def validate() -> None:
+            run_scorch(["--quiet", "validate", rel])
+
+        @task(task_id="evaluate")
+        def evaluate(logical_date=None) -> None:
+            ds = logical_ds(logical_date, tz, offset)
+            run_scorch(["evaluate", rel, "--date", ds, "--window", str(window)])
+
+        validate() >> evaluate()
+    return dag
+
+
 for _file in sorted(glob.glob(os.path.join(PROJECT, "jobs", "*.yaml"))):
     with open(_file, encoding="utf-8") as _f:
         _job = yaml.safe_load(_f)
     if isinstance(_job, dict) and _job.get("schedule"):
         globals()[f"scorch_{_job['name']}"] = make_dag(_file, _job)
+    if isinstance(_job, dict) and isinstance(_job.get("evaluate"), dict):
+        globals()[f"scorch_{_job['name']}_evaluate"] = make_evaluate_dag(_file, _job)

@@ -453,9 +453,9 @@ pub struct EvaluateArgs {
     /// the label lag; with --window, that many dates ending there.
     #[arg(long, conflicts_with_all = ["from", "to"], value_parser = clap::value_parser!(u32).range(0..=3650))]
     pub days_ago: Option<u32>,
-    /// With --days-ago: evaluate this many dates, ending at that date (labels that
-    /// arrive late for older dates are picked up again).
-    #[arg(long, requires = "days_ago", default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=366))]
+    /// With --days-ago or --date: evaluate this many dates, ending at that date
+    /// (labels that arrive late for older dates are picked up again).
+    #[arg(long, conflicts_with_all = ["from", "to"], default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=366))]
     pub window: u32,
     #[command(flatten)]
     pub project: ProjectArgs,
@@ -891,9 +891,15 @@ fn history(a: HistoryArgs, quiet: bool) -> Result<()> {
 }
 
 fn evaluate(a: EvaluateArgs, quiet: bool) -> Result<()> {
-    let dates = match a.days_ago {
-        Some(n) => {
-            let end = chrono::Utc::now().date_naive() - chrono::Duration::days(i64::from(n));
+    let end = match (a.days_ago, a.date) {
+        (Some(n), _) => {
+            Some(chrono::Utc::now().date_naive() - chrono::Duration::days(i64::from(n)))
+        }
+        (None, Some(d)) => Some(d),
+        (None, None) => None,
+    };
+    let dates = match end {
+        Some(end) => {
             let start = end - chrono::Duration::days(i64::from(a.window) - 1);
             crate::spec::schedule::date_range(start, end)?
         }
@@ -978,6 +984,17 @@ fn validate(a: ValidateArgs, quiet: bool) -> ExitCode {
 }
 
 fn profile(a: ProfileArgs, quiet: bool) -> Result<()> {
+    let text = profile_text(a)?;
+    if !quiet {
+        print!("{text}");
+    }
+    Ok(())
+}
+
+/// Runs `scorch profile` and returns what it prints (the Python package's
+/// `scorch.profile_bundle` calls it).
+pub fn profile_text(a: ProfileArgs) -> Result<String> {
+    use std::fmt::Write as _;
     let here = std::path::Path::new(".");
     let lf = crate::source::scan_pattern(here, &a.data)?;
     let calibration = match &a.labels {
@@ -1007,36 +1024,38 @@ fn profile(a: ProfileArgs, quiet: bool) -> Result<()> {
         a.sketch,
         calibration,
     )?;
-    if !quiet {
-        println!(
-            "profiled {} rows, {} columns into {}",
-            p.rows,
-            p.columns.len(),
-            path.display()
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "profiled {} rows, {} columns into {}",
+        p.rows,
+        p.columns.len(),
+        path.display()
+    );
+    if let Some(perf) = &p.performance {
+        let r = &perf.realized;
+        let _ = writeln!(
+            out,
+            "calibrated {} on {} labelled rows ({} positive): {} blocks; reference AUC {}",
+            perf.score,
+            r.rows,
+            r.positives,
+            perf.calibration.values.len(),
+            r.auc.map_or("n/a".into(), |v| format!("{v:.4}"))
         );
-        if let Some(perf) = &p.performance {
-            let r = &perf.realized;
-            println!(
-                "calibrated {} on {} labelled rows ({} positive): {} blocks; reference AUC {}",
-                perf.score,
-                r.rows,
-                r.positives,
-                perf.calibration.values.len(),
-                r.auc.map_or("n/a".into(), |v| format!("{v:.4}"))
-            );
-        }
-        if let Some(m) = &p.reconstruction {
-            println!(
-                "multivariate drift reference: {} of {} principal components keep {:.1} % of the \
-                 standardized variance; mean reconstruction error {:.4}",
-                m.pca.components.len(),
-                m.features.len(),
-                100.0 * m.pca.explained.iter().sum::<f64>(),
-                m.mean()
-            );
-        }
     }
-    Ok(())
+    if let Some(m) = &p.reconstruction {
+        let _ = writeln!(
+            out,
+            "multivariate drift reference: {} of {} principal components keep {:.1} % of the \
+                 standardized variance; mean reconstruction error {:.4}",
+            m.pca.components.len(),
+            m.features.len(),
+            100.0 * m.pca.explained.iter().sum::<f64>(),
+            m.mean()
+        );
+    }
+    Ok(out)
 }
 
 fn model(c: ModelCommand, quiet: bool) -> Result<()> {

@@ -89,7 +89,14 @@ const PARQUET: &str = "  parquet:\n    path: data/churn/features/ds={{ ds }}/*.p
 #[test]
 fn dag_factory_imports_cleanly_and_scores_a_job_end_to_end() {
     let p = Project::new(1, 500);
-    scheduled_job(&p, "daily", PARQUET);
+    let daily = scheduled_job(&p, "daily", PARQUET);
+    // Its evaluations on their own schedule: a second DAG.
+    let mut text = std::fs::read_to_string(&daily).unwrap();
+    text.push_str(
+        "labels: {column: churned, path: \"data/churn/labels/ds={{ ds }}/*.parquet\"}\n\
+         evaluate: {schedule: {cron: \"0 6 * * *\", ds_offset_days: -1}, window: 1}\n",
+    );
+    std::fs::write(&daily, text).unwrap();
     // A job without a schedule gets no DAG.
     p.standard_job("adhoc", &example_bundle());
     let af = Airflow::new(&p);
@@ -111,7 +118,10 @@ print(json.dumps({
     );
     let v: serde_json::Value = serde_json::from_str(out.lines().last().unwrap()).unwrap();
     assert_eq!(v["errors"], serde_json::json!({}), "{out}");
-    assert_eq!(v["dags"], serde_json::json!(["scorch_daily"]));
+    assert_eq!(
+        v["dags"],
+        serde_json::json!(["scorch_daily", "scorch_daily_evaluate"])
+    );
     assert_eq!(v["tasks"], serde_json::json!(["score", "validate"]));
     assert_eq!(v["upstream"], serde_json::json!(["validate"]));
     assert_eq!(v["cron"], "0 2 * * *");
@@ -131,6 +141,14 @@ print(json.dumps({
             .join(format!("output/daily/ds={LAST_DAY}/part-00000.parquet")),
     );
     assert_eq!(df.height(), 500);
+    // The evaluation DAG runs `scorch evaluate` for its date: scored, no labels yet.
+    let o = af.dags_test("scorch_daily_evaluate", "2026-11-29T06:00:00+00:00");
+    let log = format!("{}{}", stdout(&o), stderr(&o));
+    assert!(o.status.success(), "{log}");
+    assert!(
+        log.contains(&format!("{LAST_DAY}: no labels yet (500 rows)")),
+        "{log}"
+    );
 }
 
 #[test]

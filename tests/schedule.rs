@@ -237,6 +237,46 @@ fn catchup_runs_the_latest_missed_fires_once_and_only_when_asked() {
 }
 
 #[test]
+fn an_evaluate_schedule_runs_scorch_evaluate_as_its_own_job() {
+    let p = Project::new(1, 200);
+    let today = Utc::now().date_naive();
+    let last: chrono::NaiveDate = LAST_DAY.parse().unwrap();
+    let offset = (last - today).num_days();
+    p.job(
+        "ev",
+        &format!(
+            "name: ev\nsource:\n  parquet:\n    path: data/churn/features/ds={{{{ ds }}}}/*.parquet\n\
+             keys: [customer_id]\nmodel: {}\noutput:\n  path: output/ev\n\
+             labels: {{column: churned, path: \"data/churn/labels/ds={{{{ ds }}}}/*.parquet\"}}\n\
+             evaluate:\n  schedule: {{cron: \"* * * * * *\", ds_offset_days: {offset}}}\n  window: 2\n",
+            example_bundle().display()
+        ),
+    );
+    let mut s = start(&p, "jobs", "30", &[]);
+    std::thread::sleep(Duration::from_millis(2500));
+    sigterm(&s);
+    assert_eq!(wait(&mut s, Duration::from_secs(30)), Some(0));
+    let rows = history(&p);
+    let ok: Vec<&serde_json::Value> = rows.iter().filter(|r| r["status"] == "succeeded").collect();
+    assert!(!ok.is_empty(), "{rows:#?}");
+    for r in &ok {
+        assert_eq!(r["job"], "ev-evaluate", "{r}");
+        assert_eq!(r["ds"], LAST_DAY);
+        // The evaluation's record: both dates of the window, neither scored yet.
+        let detail = r["detail"].as_str().unwrap();
+        assert!(detail.ends_with("-evaluate.evaluation.json"), "{r}");
+        let record = read_json(p.path().join(detail));
+        let dates: Vec<&str> = record["dates"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|d| d["ds"].as_str().unwrap())
+            .collect();
+        assert_eq!(dates, ["2026-11-27", LAST_DAY], "{record}");
+    }
+}
+
+#[test]
 fn list_crontab_and_bad_schedules() {
     let p = Project::new(1, 10);
     p.job(
@@ -244,7 +284,9 @@ fn list_crontab_and_bad_schedules() {
         &format!(
             "name: daily\nsource:\n  parquet:\n    path: data/churn/features/ds={{{{ ds }}}}/*.parquet\n\
              keys: [customer_id]\nmodel: {}\noutput:\n  path: output/daily\n\
-             schedule: {{cron: \"30 1 * * *\", timezone: America/New_York}}\n",
+             schedule: {{cron: \"30 1 * * *\", timezone: America/New_York}}\n\
+             labels: {{column: churned, path: \"data/churn/labels/ds={{{{ ds }}}}/*.parquet\"}}\n\
+             evaluate: {{schedule: {{cron: \"0 6 * * *\", ds_offset_days: -8}}}}\n",
             example_bundle().display()
         ),
     );
@@ -261,6 +303,26 @@ fn list_crontab_and_bad_schedules() {
         out.contains("flock -n") && out.contains("--date \"$DS\""),
         "{out}"
     );
+    // The evaluations: their own line, eight days back, seven dates each.
+    assert!(out.contains("# daily-evaluate\nCRON_TZ=UTC\n0 6 * * * DS=$(TZ=UTC date -d '-8 day' +\\%Y-\\%m-\\%d) && cd "), "{out}");
+    assert!(
+        out.contains("/jobs/daily.yaml' --date \"$DS\" --window 7"),
+        "{out}"
+    );
+    let o = p.scorch(&["schedule", "jobs", "--list", "--count", "1"]);
+    assert!(stdout(&o).contains("daily-evaluate ("), "{}", stdout(&o));
+    // An evaluate schedule without labels, or with a bad window, is refused.
+    let nolabels = p.job(
+        "nolabels",
+        "name: nolabels\nsource:\n  parquet:\n    path: x\nkeys: [id]\nmodel: m\noutput:\n  path: o\n\
+         evaluate: {schedule: {cron: \"0 6 * * *\"}, window: 0}\n",
+    );
+    assert_exit(
+        &p.scorch(&["validate", nolabels.to_str().unwrap()]),
+        2,
+        &["`evaluate`", "needs the job's `labels:`", "evaluate.window"],
+    );
+    std::fs::remove_file(&nolabels).unwrap();
     let bad = p.job(
         "bad",
         "name: bad\nsource:\n  parquet:\n    path: x\nkeys: [id]\nmodel: m\noutput:\n  path: o\n\

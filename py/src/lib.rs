@@ -5,8 +5,8 @@
 //! - `main(argv, exe)` is the command line (the console script calls it);
 //! - `fit`, `apply`, `to_matrix` and `check_state` are preprocessing, as `scorch
 //!   preprocess fit` / `apply` and a run's tensorizing do it;
-//! - `create_bundle`, `check_bundle` and `json_schema` are `scorch bundle create`,
-//!   `scorch bundle check` and `scorch schema`.
+//! - `create_bundle`, `check_bundle`, `profile_bundle` and `json_schema` are
+//!   `scorch bundle create`, `scorch bundle check`, `scorch profile` and `scorch schema`.
 //!
 //! Frames cross the boundary as Parquet bytes (lossless for every type, no second
 //! Arrow build); matrices as `bytearray`s of row-major little-endian `f32`. The GIL
@@ -210,6 +210,23 @@ fn create_bundle(
     })
 }
 
+/// `scorch profile` with `args` (its flags, e.g. `["--bundle", dir, "--data", p]`);
+/// returns what it prints. Bad flags are usage errors (exit 2), as on the command line.
+#[pyfunction]
+fn profile_bundle(py: Python<'_>, args: Vec<String>) -> PyResult<String> {
+    #[derive(Parser)]
+    #[command(name = "scorch profile")]
+    struct Profile {
+        #[command(flatten)]
+        args: scorch::cli::ProfileArgs,
+    }
+    rust(py, || {
+        let p = Profile::try_parse_from(std::iter::once("scorch profile".to_string()).chain(args))
+            .map_err(|e| scorch::Error::usage(e.to_string().trim_end().to_string()))?;
+        scorch::cli::profile_text(p.args)
+    })
+}
+
 /// `scorch bundle check`; returns its summary.
 #[pyfunction]
 fn check_bundle(py: Python<'_>, dir: PathBuf) -> PyResult<String> {
@@ -246,6 +263,7 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(to_matrix, m)?)?;
     m.add_function(wrap_pyfunction!(create_bundle, m)?)?;
     m.add_function(wrap_pyfunction!(check_bundle, m)?)?;
+    m.add_function(wrap_pyfunction!(profile_bundle, m)?)?;
     m.add_function(wrap_pyfunction!(json_schema, m)?)?;
     Ok(())
 }

@@ -1,5 +1,6 @@
-//! `scorch crontab`: the scheduled jobs of a folder as crontab lines for system
-//! cron, each under `flock -n` (no overlapping runs) with the logical date in `$DS`.
+//! `scorch crontab`: the scheduled jobs of a folder (and their scheduled
+//! evaluations) as crontab lines for system cron, each under `flock -n` (no
+//! overlapping runs) with the logical date in `$DS`.
 
 use std::path::Path;
 
@@ -19,17 +20,25 @@ pub fn render(jobs: &Path, project_dir: &Path, exe: &Path) -> Result<String> {
     for j in super::daemon::scheduled_jobs(jobs)? {
         let job = std::path::absolute(&j.file).map_err(|e| Error::io("resolve", &j.file, e))?;
         let lock = std::env::temp_dir().join(format!("scorch-{}.lock", j.name));
+        let what = match j.evaluate {
+            None => format!("run {} --date \"$DS\" --no-progress", quote(&job)),
+            Some(w) => format!("evaluate {} --date \"$DS\" --window {w}", quote(&job)),
+        };
         let command = format!(
-            "cd {} && flock -n {} {} --quiet run {} --date \"$DS\" --no-progress",
+            "cd {} && flock -n {} {} --quiet {what}",
             quote(&root),
             quote(&lock),
             quote(exe),
-            quote(&job)
         );
+        let field = if j.evaluate.is_some() {
+            "evaluate.schedule"
+        } else {
+            "schedule"
+        };
         let line = j
             .schedule
             .crontab_line(&command)
-            .map_err(|e| Error::config(&j.file, format!("field `schedule`: {e}")))?;
+            .map_err(|e| Error::config(&j.file, format!("field `{field}`: {e}")))?;
         out.push_str(&format!("\n# {}\n{line}\n", j.name));
     }
     Ok(out)

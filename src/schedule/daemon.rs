@@ -2,7 +2,9 @@
 //! have a `schedule:`.
 //!
 //! - Each fire runs `scorch run JOB --date <ds>` as a child process (so a run that
-//!   has to be stopped can be, and the scheduler outlives any run).
+//!   has to be stopped can be, and the scheduler outlives any run); a job's
+//!   `evaluate:` schedule runs `scorch evaluate JOB --date <ds> --window <w>` as
+//!   the job `<name>-evaluate`.
 //! - One run per job at a time: a fire that comes while the job's previous run is
 //!   still going is recorded as `skipped` (overlap), never started.
 //! - Missed fires: with `catchup: true`, the fires between the job's last recorded
@@ -41,14 +43,43 @@ pub struct SchedulerOptions {
     pub exe: PathBuf,
 }
 
-/// A job with a schedule.
+/// A job with a schedule: its runs, or its evaluations (`evaluate:`).
 pub struct ScheduledJob {
+    /// The job's name; `<name>-evaluate` for its evaluations.
     pub name: String,
     pub file: PathBuf,
     pub schedule: Schedule,
+    /// `Some(window)`: a fire runs `scorch evaluate --date <ds> --window <window>`
+    /// instead of `scorch run`.
+    pub evaluate: Option<u32>,
 }
 
-/// The jobs of `dir` (`*.yaml`, `*.yml`) that have a `schedule:`, by file name.
+impl ScheduledJob {
+    /// The scorch arguments of a fire for `ds` (without the project flags).
+    pub fn args(&self, ds: &str) -> Vec<String> {
+        let file = self.file.display().to_string();
+        match self.evaluate {
+            None => vec![
+                "run".into(),
+                file,
+                "--date".into(),
+                ds.into(),
+                "--no-progress".into(),
+            ],
+            Some(w) => vec![
+                "evaluate".into(),
+                file,
+                "--date".into(),
+                ds.into(),
+                "--window".into(),
+                w.to_string(),
+            ],
+        }
+    }
+}
+
+/// The jobs of `dir` (`*.yaml`, `*.yml`) that have a `schedule:` (and their
+/// evaluations, for those with an `evaluate:`), by file name.
 pub fn scheduled_jobs(dir: &Path) -> Result<Vec<ScheduledJob>> {
     let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
         .map_err(|e| Error::io("read", dir, e))?
@@ -60,24 +91,43 @@ pub fn scheduled_jobs(dir: &Path) -> Result<Vec<ScheduledJob>> {
     let mut out: Vec<ScheduledJob> = Vec::new();
     for file in files {
         let job = JobSpec::load(&file)?;
-        let Some(spec) = &job.schedule else { continue };
-        let schedule = Schedule::compile(spec)
-            .map_err(|e| Error::config(&file, format!("field `schedule`: {e}")))?;
-        if let Some(other) = out.iter().find(|j| j.name == job.name) {
-            return Err(Error::config(
-                &file,
-                format!(
-                    "job name `{}` is also the name of {}; scheduled jobs need distinct names",
-                    job.name,
-                    other.file.display()
-                ),
+        let mut entries = Vec::new();
+        if let Some(spec) = &job.schedule {
+            entries.push((job.name.clone(), "schedule", spec, None));
+        }
+        if let Some(ev) = &job.evaluate {
+            if job.labels().is_none() {
+                return Err(Error::config(
+                    &file,
+                    "field `evaluate`: needs the job's `labels:` (where the outcomes arrive)",
+                ));
+            }
+            entries.push((
+                format!("{}-evaluate", job.name),
+                "evaluate.schedule",
+                &ev.schedule,
+                Some(ev.window),
             ));
         }
-        out.push(ScheduledJob {
-            name: job.name.clone(),
-            file,
-            schedule,
-        });
+        for (name, field, spec, evaluate) in entries {
+            let schedule = Schedule::compile(spec)
+                .map_err(|e| Error::config(&file, format!("field `{field}`: {e}")))?;
+            if let Some(other) = out.iter().find(|j| j.name == name) {
+                return Err(Error::config(
+                    &file,
+                    format!(
+                        "job name `{name}` is also the name of {}; scheduled jobs need distinct names",
+                        other.file.display()
+                    ),
+                ));
+            }
+            out.push(ScheduledJob {
+                name,
+                file: file.clone(),
+                schedule,
+                evaluate,
+            });
+        }
     }
     Ok(out)
 }
@@ -134,11 +184,14 @@ fn status_of(code: Option<i32>) -> &'static str {
     }
 }
 
-/// The manifest path a run printed.
+/// The manifest path a run printed (the record's, for an evaluation).
 fn manifest_of(stdout: &str) -> Option<String> {
-    stdout
-        .lines()
-        .find_map(|l| l.trim().strip_prefix("manifest: ").map(str::to_string))
+    stdout.lines().find_map(|l| {
+        let l = l.trim();
+        l.strip_prefix("manifest: ")
+            .or_else(|| l.strip_prefix("record: "))
+            .map(str::to_string)
+    })
 }
 
 impl Slot {
@@ -151,9 +204,8 @@ impl Slot {
         let ds = self.job.schedule.ds(fire).format("%Y-%m-%d").to_string();
         let mut cmd = Command::new(&opts.exe);
         cmd.envs(crate::observe::child_env());
-        cmd.arg("run")
-            .arg(&self.job.file)
-            .args(["--date", &ds, "--no-progress", "--project-dir"])
+        cmd.args(self.job.args(&ds))
+            .arg("--project-dir")
             .arg(&opts.root)
             .stdout(Stdio::piped())
             .stdin(Stdio::null());
@@ -216,7 +268,7 @@ pub fn run_scheduler(opts: &SchedulerOptions) -> Result<()> {
     let jobs = scheduled_jobs(&opts.jobs_dir)?;
     if jobs.is_empty() {
         return Err(Error::usage(format!(
-            "no job in {} has a `schedule:`",
+            "no job in {} has a `schedule:` or an `evaluate:` schedule",
             opts.jobs_dir.display()
         )));
     }

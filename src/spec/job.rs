@@ -90,6 +90,28 @@ pub struct JobSpec {
     /// models on them (AUC, log loss, Brier, accuracy).
     #[serde(default)]
     pub labels: Option<LabelsSpec>,
+    /// `scorch evaluate` on a schedule: `scorch schedule`, `scorch crontab` and the
+    /// Airflow DAG factory run it beside the job's runs (needs `labels:`).
+    #[serde(default)]
+    pub evaluate: Option<EvaluateSpec>,
+}
+
+/// When the job's realized performance is computed from late labels.
+#[derive(Debug, Clone, Deserialize, Serialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct EvaluateSpec {
+    /// When to evaluate, as a job's `schedule`; its `ds_offset_days` is the last
+    /// date evaluated, the label lag: `-8` evaluates up to eight days before the
+    /// fire's date.
+    pub schedule: crate::spec::schedule::ScheduleSpec,
+    /// Dates evaluated at each fire, ending at that date, so labels that arrive
+    /// late for older dates are picked up again (1 to 366). Default 7.
+    #[serde(default = "default_evaluate_window")]
+    pub window: u32,
+}
+
+fn default_evaluate_window() -> u32 {
+    7
 }
 
 impl JobSpec {
@@ -815,6 +837,23 @@ impl JobSpec {
             && let Err(e) = sc.validate()
         {
             p.push("schedule", e);
+        }
+        if let Some(ev) = &self.evaluate {
+            if let Err(e) = ev.schedule.validate() {
+                p.push("evaluate.schedule", e);
+            }
+            if !(1..=366).contains(&ev.window) {
+                p.push(
+                    "evaluate.window",
+                    format!("{} is not between 1 and 366", ev.window),
+                );
+            }
+            if self.labels().is_none() {
+                p.push(
+                    "evaluate",
+                    "needs the job's `labels:` (where the outcomes arrive)",
+                );
+            }
         }
         if let Some(r) = &self.rollout {
             tmpl(&mut p, "rollout.challenger", &r.challenger);

@@ -8,7 +8,9 @@
   kind of frame it was given;
 - scorch.to_matrix is apply's features as float32, bit for bit;
 - errors carry the CLI's exit codes;
-- save_bundle writes bundles that `bundle check` opens and runs, in both formats.
+- save_bundle writes bundles that `bundle check` opens and runs, in both formats;
+  with reference= and labels= it profiles them as `scorch profile` does, and
+  profile_bundle gives the same profile from Parquet paths as from frames.
 """
 
 import glob
@@ -118,6 +120,66 @@ with tempfile.TemporaryDirectory() as tmp:
         raise AssertionError("a wrong output count was accepted")
     except scorch.ScorchError as e:
         assert e.exit_code == 2 and "2 output(s)" in str(e), str(e)
+
+
+# save_bundle(reference=, labels=, ...) profiles the bundle as `scorch profile`
+# does; frames and Parquet paths give the same profile.
+class One(torch.nn.Module):
+    def __init__(self, k):
+        super().__init__()
+        self.lin = torch.nn.Linear(k, 1)
+
+    def forward(self, x):
+        return torch.sigmoid(self.lin(x)).squeeze(1)
+
+
+def pinned_profile(bundle):
+    line = next(l for l in open(os.path.join(bundle, "bundle.yaml")) if l.startswith("reference_profile: "))
+    pin = json.loads(line[len("reference_profile: "):])
+    return json.load(open(os.path.join(bundle, pin["file"])))
+
+
+one = One(len(state.feature_names))
+rng = np.random.default_rng(1)
+cal = frame.append_column("churned", pa.array(rng.random(frame.num_rows) < 0.3))
+with tempfile.TemporaryDirectory() as tmp:
+    a = os.path.join(tmp, "a")
+    summary = scorch.save_bundle(a, one, state, name="one", version="1.0.0", outputs=["p"], reference=frame,
+                                 labels="churned", calibration=cal.to_pandas(), thresholds=[0.3, 0.5])
+    assert summary.startswith("ok  "), summary
+    assert "calibrated p on %d labelled rows" % frame.num_rows in summary, summary
+    assert "multivariate drift reference: " in summary, summary
+    cal_path = os.path.join(tmp, "cal.parquet")
+    pq.write_table(cal, cal_path)
+    b = os.path.join(tmp, "b")
+    scorch.save_bundle(b, os.path.join(a, "model.pt"), state, name="one", version="1.0.0", outputs=["p"])
+    text = scorch.profile_bundle(b, data_glob, labels="churned", calibration=cal_path, thresholds=(0.3, 0.5))
+    assert text.startswith("profiled %d rows" % frame.num_rows), text
+    pa_, pb_ = pinned_profile(a), pinned_profile(b)
+    assert pa_["columns"] == pb_["columns"]
+    assert pa_["reconstruction"] == pb_["reconstruction"]
+    assert pa_["performance"]["calibration"] == pb_["performance"]["calibration"]
+    assert pa_["performance"]["realized"] == pb_["performance"]["realized"]
+    assert scorch.check_bundle(b).startswith("ok  ")
+    # Bad arguments: the command line's exit codes.
+    for kwargs, code, words in [
+        ({"calibration": cal_path}, 2, "need labels="),
+        ({"labels": "churned", "thresholds": [1.5]}, 2, "1.5"),
+        ({"labels": "no_such_label"}, 3, "no_such_label"),
+    ]:
+        try:
+            scorch.profile_bundle(b, data_glob, **kwargs)
+            raise AssertionError(f"accepted {kwargs}")
+        except scorch.ScorchError as e:
+            assert e.exit_code == code and words in str(e), (kwargs, e.exit_code, str(e))
+    try:
+        scorch.save_bundle(os.path.join(tmp, "c"), one, state, name="one", version="1.0.0", outputs=["p"],
+                           labels="churned")
+        raise AssertionError("labels without a reference were accepted")
+    except scorch.ScorchError as e:
+        assert e.exit_code == 2 and "need reference=" in str(e), str(e)
+print("profile_bundle: frames and paths give the same profile (PCA, calibration); exit codes 2 and 3")
+
 # An AOTInductor package made scorch load libtorch.so: from the torch package's
 # folder, where libtorch_cpu.so came from, not from the build's.
 mapped = {l.split()[-1] for l in open("/proc/self/maps") if l.rstrip().endswith("/libtorch.so")}

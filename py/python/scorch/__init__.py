@@ -35,6 +35,7 @@ __all__ = [
     "to_matrix",
     "save_bundle",
     "check_bundle",
+    "profile_bundle",
     "schema",
     "__version__",
 ]
@@ -249,11 +250,18 @@ def save_bundle(
     description: str | None = None,
     example: Any = None,
     overwrite: bool = False,
+    reference: Any = None,
+    labels: str | None = None,
+    calibration: Any = None,
+    labels_data: Any = None,
+    labels_on: str | Iterable[str] = (),
+    score: str | None = None,
+    thresholds: Iterable[float] | None = None,
 ) -> str:
     """Exports ``model`` into the bundle folder ``dir``, probes it for its output
     shapes and writes a bundle that ``scorch run`` loads (``bundle.yaml``, the model
     file, ``preprocess.state.json``), then checks it as ``scorch bundle check``
-    does. Returns that check's summary.
+    does. Returns that check's summary (and with ``reference``, the profile's).
 
     - ``model``: a ``torch.nn.Module`` (traced for ``format="torchscript"``, or
       ``torch.export``-ed with a dynamic batch dimension and compiled with
@@ -265,7 +273,15 @@ def save_bundle(
     - ``example``: an input batch for tracing or export (default: 2 rows of zeros
       of the state's width).
     - ``overwrite``: replace an existing ``bundle.yaml`` in ``dir``.
+    - ``reference`` and the arguments after it: profile the new bundle, as
+      :func:`profile_bundle` does (drift reference, PCA for multivariate drift
+      and, with ``labels``, the calibration for performance estimated without
+      labels).
     """
+    if reference is None and any(
+        v not in (None, ()) for v in (labels, calibration, labels_data, labels_on, score, thresholds)
+    ):
+        raise ScorchError("labels, calibration, labels_data, labels_on, score and thresholds need reference=", 2)
     if format not in ("torchscript", "aoti"):
         raise ValueError(f'format must be "torchscript" or "aoti", not {format!r}')
     native = _ext()
@@ -280,7 +296,7 @@ def save_bundle(
         model_path = Path(model)
     else:
         model_path = _export(model, dir, format, len(st.feature_names), example)
-    return native.create_bundle(
+    summary = native.create_bundle(
         os.fspath(dir),
         os.fspath(model_path),
         os.fspath(state_path),
@@ -291,6 +307,80 @@ def save_bundle(
         description,
         True,
     )
+    if reference is not None:
+        summary += "\n" + profile_bundle(
+            dir,
+            reference,
+            labels=labels,
+            calibration=calibration,
+            labels_data=labels_data,
+            labels_on=labels_on,
+            score=score,
+            thresholds=thresholds,
+        )
+    return summary
+
+
+def profile_bundle(
+    dir: str | os.PathLike,
+    data: Any,
+    *,
+    labels: str | None = None,
+    calibration: Any = None,
+    labels_data: Any = None,
+    labels_on: str | Iterable[str] = (),
+    score: str | None = None,
+    thresholds: Iterable[float] | None = None,
+    bins: int = 10,
+    sketch: int | None = None,
+) -> str:
+    """Profiles the bundle in ``dir`` as ``scorch profile`` does; returns its summary.
+
+    - ``data``: the training data (a Parquet path or glob, or a polars, pandas or
+      pyarrow frame): every input column and the model's scores on it, for drift
+      reports; a PCA of the model's features, for multivariate drift.
+    - ``labels``: the label column (booleans or 0/1) to calibrate the model's score
+      on, for performance estimated without labels (``report.performance``); it is
+      a column of ``calibration`` (held-out labelled rows the model was not trained
+      on; default ``data``), or of ``labels_data`` joined on ``labels_on``.
+    - ``score``: the score column calibrated (default: the model's first);
+      ``thresholds``: where the reference precision, recall and F1 are measured
+      (default ``[0.5]``).
+    - ``bins``, ``sketch``: quantile bins and sketch points per numeric column.
+    """
+    import tempfile
+
+    if labels is None and any(v not in (None, ()) for v in (calibration, labels_data, labels_on, score, thresholds)):
+        raise ScorchError("calibration, labels_data, labels_on, score and thresholds need labels=", 2)
+    with tempfile.TemporaryDirectory(prefix="scorch-profile-") as tmp:
+
+        def path_of(what: str, d: Any) -> str:
+            # Frames cross as Parquet files, read as the command line reads them.
+            arg, kind = _frame(d)
+            if kind == "path":
+                return arg
+            p = os.path.join(tmp, f"{what}.parquet")
+            with open(p, "wb") as f:
+                f.write(arg)
+            return p
+
+        args = ["--bundle", os.fspath(dir), "--data", path_of("data", data), "--bins", str(bins)]
+        if sketch is not None:
+            args += ["--sketch", str(sketch)]
+        if labels is not None:
+            args += ["--labels", labels]
+            if calibration is not None:
+                args += ["--calibration-data", path_of("calibration", calibration)]
+            if labels_data is not None:
+                args += ["--labels-data", path_of("labels", labels_data)]
+            on = [labels_on] if isinstance(labels_on, str) else list(labels_on)
+            if on:
+                args += ["--labels-on", ",".join(on)]
+            if score is not None:
+                args += ["--score", score]
+            if thresholds is not None:
+                args += ["--thresholds", ",".join(repr(float(t)) for t in thresholds)]
+        return _ext().profile_bundle(args).rstrip("\n")
 
 
 def _export(model: Any, dir: Path, format: str, n_features: int, example: Any) -> Path:
