@@ -554,6 +554,10 @@ pub struct ProfileArgs {
     /// accuracy) is measured at, comma-separated, each in [0, 1].
     #[arg(long, requires = "labels", value_delimiter = ',', default_value = "0.5", value_parser = crate::spec::limits::unit_interval)]
     pub thresholds: Vec<f64>,
+    /// Also write the profile as a self-contained HTML page here: columns, the
+    /// reference performance with the reliability diagram, the PCA.
+    #[arg(long, value_name = "FILE")]
+    pub html: Option<PathBuf>,
 }
 
 /// Arguments of `scorch run`.
@@ -1024,6 +1028,12 @@ pub fn profile_text(a: ProfileArgs) -> Result<String> {
         a.sketch,
         calibration,
     )?;
+    if let Some(html) = &a.html {
+        let spec = crate::model::Bundle::open_with(&a.bundle, false)?.spec;
+        let page =
+            crate::reports::profile_html::render(&p, &format!("{} {}", spec.name, spec.version));
+        crate::storage::write_file_atomic(html, page.as_bytes())?;
+    }
     let mut out = String::new();
     let _ = writeln!(
         out,
@@ -1054,6 +1064,9 @@ pub fn profile_text(a: ProfileArgs) -> Result<String> {
             100.0 * m.pca.explained.iter().sum::<f64>(),
             m.mean()
         );
+    }
+    if let Some(html) = &a.html {
+        let _ = writeln!(out, "page: {}", html.display());
     }
     Ok(out)
 }

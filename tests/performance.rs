@@ -777,6 +777,8 @@ fn multivariate_drift_fires_on_a_flipped_correlation_and_agrees_with_nannyml() {
         "customer_id,ds",
         "--thresholds",
         "0.5",
+        "--html",
+        "profile.html",
     ]);
     assert_exit(&o, 0, &[]);
     assert!(
@@ -784,6 +786,18 @@ fn multivariate_drift_fires_on_a_flipped_correlation_and_agrees_with_nannyml() {
         "{}",
         stdout(&o)
     );
+    // The profile's page: the reliability diagram and the PCA's chunk errors.
+    let page = p.path().join("profile.html");
+    let html = std::fs::read_to_string(&page).unwrap();
+    for part in [
+        "Reference profile: churn 1.0.0",
+        "aria-label=\"reliability diagram\"",
+        "mean reconstruction error per reference chunk",
+        "variance explained per kept component",
+    ] {
+        assert!(html.contains(part), "profile page lacks {part:?}");
+    }
+    open_in_chromium(&page, "profile.png");
     let rec = read_whole_profile(&bundle)["reconstruction"].clone();
     assert_eq!(rec["rows"], 15_000);
     assert_eq!(rec["chunk_rows"], 750);
@@ -856,6 +870,7 @@ fn multivariate_drift_fires_on_a_flipped_correlation_and_agrees_with_nannyml() {
     assert_exit(&o, 0, &[]);
     let html = std::fs::read_to_string(&page).unwrap();
     assert!(html.contains("Multivariate drift: PCA reconstruction error"));
+    assert!(html.contains("multivariate drift · 2026-11-06 · warn"), "the status grid's row");
     let m = read_json(p.path().join("output/mv/ds=2026-11-06/_manifest.json"));
     let html = std::fs::read_to_string(p.path().join(m["report_html"].as_str().unwrap())).unwrap();
     assert!(html.contains("id=\"multivariate\""));

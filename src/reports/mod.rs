@@ -38,6 +38,7 @@ pub mod history;
 pub mod html;
 pub mod multivariate;
 pub mod performance;
+pub mod profile_html;
 #[cfg(test)]
 mod props;
 pub mod timeline;

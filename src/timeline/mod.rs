@@ -171,6 +171,11 @@ fn points(
                     p.checks.insert(n.to_string(), st.to_string());
                 }
             }
+            // Multivariate drift's verdict, as a row of its own.
+            if let Some(st) = r["multivariate"]["status"].as_str() {
+                p.checks
+                    .insert("multivariate drift".to_string(), st.to_string());
+            }
             if p.status.is_empty() {
                 // Reports from before the overall status: the worst verdict.
                 let all = p.checks.values().map(String::as_str).chain(

@@ -153,8 +153,11 @@ with tempfile.TemporaryDirectory() as tmp:
     pq.write_table(cal, cal_path)
     b = os.path.join(tmp, "b")
     scorch.save_bundle(b, os.path.join(a, "model.pt"), state, name="one", version="1.0.0", outputs=["p"])
-    text = scorch.profile_bundle(b, data_glob, labels="churned", calibration=cal_path, thresholds=(0.3, 0.5))
-    assert text.startswith("profiled %d rows" % frame.num_rows), text
+    page = os.path.join(tmp, "profile.html")
+    text = scorch.profile_bundle(b, data_glob, labels="churned", calibration=cal_path, thresholds=(0.3, 0.5),
+                                 html=page)
+    assert text.startswith("profiled %d rows" % frame.num_rows) and ("page: " + page) in text, text
+    assert "reliability diagram" in open(page).read()
     pa_, pb_ = pinned_profile(a), pinned_profile(b)
     assert pa_["columns"] == pb_["columns"]
     assert pa_["reconstruction"] == pb_["reconstruction"]

@@ -333,6 +333,7 @@ def profile_bundle(
     thresholds: Iterable[float] | None = None,
     bins: int = 10,
     sketch: int | None = None,
+    html: str | os.PathLike | None = None,
 ) -> str:
     """Profiles the bundle in ``dir`` as ``scorch profile`` does; returns its summary.
 
@@ -347,6 +348,8 @@ def profile_bundle(
       ``thresholds``: where the reference precision, recall and F1 are measured
       (default ``[0.5]``).
     - ``bins``, ``sketch``: quantile bins and sketch points per numeric column.
+    - ``html``: also write the profile as a self-contained page there (columns,
+      reference performance and reliability diagram, PCA).
     """
     import tempfile
 
@@ -367,6 +370,8 @@ def profile_bundle(
         args = ["--bundle", os.fspath(dir), "--data", path_of("data", data), "--bins", str(bins)]
         if sketch is not None:
             args += ["--sketch", str(sketch)]
+        if html is not None:
+            args += ["--html", os.fspath(html)]
         if labels is not None:
             args += ["--labels", labels]
             if calibration is not None:
