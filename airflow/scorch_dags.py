@@ -100,25 +100,37 @@ def logical_ds(logical_date: dt.datetime, timezone: str, offset_days: int) -> st
     return (local.date() + dt.timedelta(days=offset_days)).isoformat()
 
 
-def make_dag(job_file: str, job: dict) -> DAG:
-    sched = job["schedule"]
+def scheduled_dag(dag_id: str, description: str, sched: dict) -> DAG:
+    """A DAG on a scorch ``schedule:`` (cron in its zone, its catch-up), one active
+    run at a time."""
     tz = sched.get("timezone", "UTC")
-    offset = int(sched.get("ds_offset_days", -1))
-    rel = os.path.relpath(job_file, PROJECT)
-    with DAG(
-        dag_id=f"scorch_{job['name']}",
-        description=job.get("description") or f"scorch job {rel}",
+    return DAG(
+        dag_id=dag_id,
+        description=description,
         schedule=CronTriggerTimetable(sched["cron"], timezone=tz),
         start_date=pendulum.datetime(2026, 1, 1, tz=tz),
         catchup=bool(sched.get("catchup", False)),
         max_active_runs=1,
         tags=["scorch"],
         default_args={"retries": RETRIES, "retry_delay": RETRY_DELAY},
-    ) as dag:
+    )
 
-        @task(task_id="validate", retries=0)
-        def validate() -> None:
-            run_scorch(["--quiet", "validate", rel])
+
+def validate_task(rel: str):
+    @task(task_id="validate", retries=0)
+    def validate() -> None:
+        run_scorch(["--quiet", "validate", rel])
+
+    return validate()
+
+
+def make_dag(job_file: str, job: dict) -> DAG:
+    sched = job["schedule"]
+    tz = sched.get("timezone", "UTC")
+    offset = int(sched.get("ds_offset_days", -1))
+    rel = os.path.relpath(job_file, PROJECT)
+    with scheduled_dag(f"scorch_{job['name']}", job.get("description") or f"scorch job {rel}", sched) as dag:
+        validate = validate_task(rel)
 
         shards = int(job.get("shards", 1))
         if shards <= 1:
@@ -128,7 +140,7 @@ def make_dag(job_file: str, job: dict) -> DAG:
                 ds = logical_ds(logical_date, tz, offset)
                 run_scorch(["run", rel, "--date", ds, "--no-progress"])
 
-            validate() >> score()
+            validate >> score()
         else:
             # One mapped task instance per shard, then one commit.
             @task(task_id="score")
@@ -141,7 +153,7 @@ def make_dag(job_file: str, job: dict) -> DAG:
                 ds = logical_ds(logical_date, tz, offset)
                 run_scorch(["commit", rel, "--date", ds, "--shards", str(shards)])
 
-            validate() >> score_shard.expand(shard=list(range(shards))) >> commit()
+            validate >> score_shard.expand(shard=list(range(shards))) >> commit()
     return dag
 
 
@@ -154,27 +166,16 @@ def make_evaluate_dag(job_file: str, job: dict) -> DAG:
     offset = int(sched.get("ds_offset_days", -1))
     window = int(ev.get("window", 7))
     rel = os.path.relpath(job_file, PROJECT)
-    with DAG(
-        dag_id=f"scorch_{job['name']}_evaluate",
-        description=f"scorch evaluate {rel}: realized performance from late labels",
-        schedule=CronTriggerTimetable(sched["cron"], timezone=tz),
-        start_date=pendulum.datetime(2026, 1, 1, tz=tz),
-        catchup=bool(sched.get("catchup", False)),
-        max_active_runs=1,
-        tags=["scorch"],
-        default_args={"retries": RETRIES, "retry_delay": RETRY_DELAY},
-    ) as dag:
-
-        @task(task_id="validate", retries=0)
-        def validate() -> None:
-            run_scorch(["--quiet", "validate", rel])
+    description = f"scorch evaluate {rel}: realized performance from late labels"
+    with scheduled_dag(f"scorch_{job['name']}_evaluate", description, sched) as dag:
+        validate = validate_task(rel)
 
         @task(task_id="evaluate")
         def evaluate(logical_date=None) -> None:
             ds = logical_ds(logical_date, tz, offset)
             run_scorch(["evaluate", rel, "--date", ds, "--window", str(window)])
 
-        validate() >> evaluate()
+        validate >> evaluate()
     return dag
 
 

@@ -298,30 +298,22 @@ fn estimates_sit_within_their_band_of_the_realized_values_on_labelled_days() {
     let h = ParquetReader::new(std::fs::File::open(eval_file).unwrap())
         .finish()
         .unwrap();
-    let metric = h.column("metric").unwrap().str().unwrap().clone();
-    for m in [
-        "realized_auc",
-        "realized_f1@0.5",
-        "realized_log_loss",
-        "estimation_error_auc",
-        "labelled_rows",
-    ] {
-        assert!(
-            metric.iter().any(|x| x == Some(m)),
-            "{m} not in the evaluation's history"
-        );
-    }
+    assert_metrics(
+        &h,
+        &[
+            "realized_auc",
+            "realized_f1@0.5",
+            "realized_log_loss",
+            "estimation_error_auc",
+            "labelled_rows",
+        ],
+        "evaluation's history",
+    );
     // One page over time: statuses, rows, PSI heat map, estimated and realized performance.
     let page = p.path().join("history.html");
-    let o = p.scorch(&[
-        "history",
-        job.to_str().unwrap(),
-        "--out",
-        page.to_str().unwrap(),
-    ]);
+    let (o, html) = history_page(&p, &job, &page, &[]);
     assert_exit(&o, 0, &[]);
     assert!(stdout(&o).contains("15 date(s)"), "{}", stdout(&o));
-    let html = std::fs::read_to_string(&page).unwrap();
     for part in [
         "Status and checks",
         "Drift: PSI per column and date",
@@ -335,23 +327,14 @@ fn estimates_sit_within_their_band_of_the_realized_values_on_labelled_days() {
     }
     // Unlabelled dates have estimates but no realized dot; dates outside --from/--to are left out.
     assert!(!html.contains("realized 2026-11-22"));
-    let o = p.scorch(&[
-        "history",
-        job.to_str().unwrap(),
-        "--from",
-        "2026-11-20",
-        "--to",
-        "2026-11-21",
-        "--out",
-        page.to_str().unwrap(),
-    ]);
+    let (o, _) = history_page(
+        &p,
+        &job,
+        &page,
+        &["--from", "2026-11-20", "--to", "2026-11-21"],
+    );
     assert!(stdout(&o).contains("2 date(s)"), "{}", stdout(&o));
-    let o = p.scorch(&[
-        "history",
-        job.to_str().unwrap(),
-        "--out",
-        page.to_str().unwrap(),
-    ]);
+    let (o, _) = history_page(&p, &job, &page, &[]);
     assert_exit(&o, 0, &[]);
     open_in_chromium(&page, "history.png");
     // An evaluation without `labels:` is a configuration error.
@@ -722,14 +705,37 @@ fn profile_labels_read_a_column_or_a_joined_table_and_refuse_bad_labels() {
 
 /// The `performance` part of the bundle's pinned reference profile.
 fn read_profile(bundle: &std::path::Path) -> serde_json::Value {
-    let yaml = std::fs::read_to_string(bundle.join("bundle.yaml")).unwrap();
-    let pin: serde_json::Value = serde_json::from_str(
-        yaml.lines()
-            .find_map(|l| l.strip_prefix("reference_profile: "))
-            .unwrap(),
-    )
-    .unwrap();
-    read_json(bundle.join(pin["file"].as_str().unwrap()))["performance"].clone()
+    read_whole_profile(bundle)["performance"].clone()
+}
+
+/// Asserts that a metrics history file holds each of `names`.
+fn assert_metrics(h: &DataFrame, names: &[&str], what: &str) {
+    let metric = h.column("metric").unwrap().str().unwrap().clone();
+    for m in names {
+        assert!(
+            metric.iter().any(|x| x == Some(*m)),
+            "{m} not in the {what}"
+        );
+    }
+}
+
+/// `scorch history JOB --out page [more]`: its output and the page's text.
+fn history_page(
+    p: &Project,
+    job: &std::path::Path,
+    page: &std::path::Path,
+    more: &[&str],
+) -> (std::process::Output, String) {
+    let mut args = vec![
+        "history",
+        job.to_str().unwrap(),
+        "--out",
+        page.to_str().unwrap(),
+    ];
+    args.extend_from_slice(more);
+    let o = p.scorch(&args);
+    let html = std::fs::read_to_string(page).unwrap_or_default();
+    (o, html)
 }
 
 /// The whole pinned reference profile of a bundle.
@@ -849,28 +855,22 @@ fn multivariate_drift_fires_on_a_flipped_correlation_and_agrees_with_nannyml() {
     }
     // The metrics history holds the error and its band; the page shows both.
     let h = read_partition(&p.path().join("output/mv/_metrics/ds=2026-11-06"));
-    let metric = h.column("metric").unwrap().str().unwrap().clone();
-    for m in [
-        "reconstruction_error",
-        "reconstruction_lower",
-        "reconstruction_upper",
-    ] {
-        assert!(
-            metric.iter().any(|x| x == Some(m)),
-            "{m} not in the history"
-        );
-    }
-    let page = p.path().join("mv.html");
-    let o = p.scorch(&[
+    assert_metrics(
+        &h,
+        &[
+            "reconstruction_error",
+            "reconstruction_lower",
+            "reconstruction_upper",
+        ],
         "history",
-        job.to_str().unwrap(),
-        "--out",
-        page.to_str().unwrap(),
-    ]);
+    );
+    let (o, html) = history_page(&p, &job, &p.path().join("mv.html"), &[]);
     assert_exit(&o, 0, &[]);
-    let html = std::fs::read_to_string(&page).unwrap();
     assert!(html.contains("Multivariate drift: PCA reconstruction error"));
-    assert!(html.contains("multivariate drift · 2026-11-06 · warn"), "the status grid's row");
+    assert!(
+        html.contains("multivariate drift · 2026-11-06 · warn"),
+        "the status grid's row"
+    );
     let m = read_json(p.path().join("output/mv/ds=2026-11-06/_manifest.json"));
     let html = std::fs::read_to_string(p.path().join(m["report_html"].as_str().unwrap())).unwrap();
     assert!(html.contains("id=\"multivariate\""));
