@@ -67,6 +67,7 @@ demo: build data
 	@echo "                $(BIN) shadow jobs/churn_daily.yaml --challenger churn@2.0.0 --from 2026-11-08 --to 2026-11-21"
 	@echo "                $(BIN) backfill jobs/churn_daily.yaml --from 2026-11-08 --to 2026-11-27 && $(BIN) evaluate jobs/churn_daily.yaml --from 2026-11-08 --to 2026-11-27"
 	@echo "                $(BIN) history jobs/churn_daily.yaml --out output/churn_history.html"
+	@echo "                $(BIN) run jobs/churn_daily.yaml --date 2026-11-06   # a flipped correlation: multivariate drift warns"
 
 # Headless Chromium for the test that opens report.html (Debian's package).
 chromium:
