@@ -72,14 +72,27 @@ impl ReferenceReconstruction {
                 VARIANCE * 100.0
             ));
         }
+        let finite = |v: &[f64]| v.iter().all(|x| x.is_finite());
+        if !(finite(&pca.mean)
+            && finite(&pca.scale)
+            && finite(&pca.explained)
+            && pca.components.iter().all(|c| finite(c)))
+        {
+            return Err(
+                "the features' values are too large for a PCA in f64 (non-finite variance)".into(),
+            );
+        }
         let per = n / REFERENCE_CHUNKS;
-        let chunk_means = (0..REFERENCE_CHUNKS)
+        let chunk_means: Vec<f64> = (0..REFERENCE_CHUNKS)
             .map(|c| {
                 let mut s = ErrorSums::default();
                 pca.add_rows(&matrix[c * per * d..(c + 1) * per * d], &mut s);
                 s.mean()
             })
             .collect();
+        if !finite(&chunk_means) {
+            return Err("the reference's reconstruction errors are not finite".into());
+        }
         Ok(ReferenceReconstruction {
             features: features.to_vec(),
             pca,
@@ -190,6 +203,55 @@ pub struct MultivariateDrift {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        /// Any finite matrix: a refusal, or a reference whose every number is
+        /// finite (so its JSON reads back the same) and whose band is finite.
+        #[test]
+        fn any_finite_matrix_gives_a_finite_reference_or_a_reason(
+            vals in prop::collection::vec(
+                prop_oneof![
+                    -1e6f32..1e6f32,
+                    Just(0.0f32),
+                    Just(f32::MAX),
+                    Just(-f32::MAX),
+                    Just(1e-38f32),
+                    Just(1.0f32),
+                ],
+                0..400,
+            ),
+            d in 1usize..5,
+            correlated in prop::collection::vec(
+                (
+                    -1e6f32..1e6f32,
+                    prop_oneof![-1.0f32..1.0, Just(f32::MAX), Just(0.0f32), Just(1e-38f32)],
+                ),
+                40..200,
+            ),
+        ) {
+            // Two columns moving together and one of any values: usually a PCA.
+            let rows: Vec<f32> = correlated.iter().flat_map(|(x, e)| [*x, *x + e.min(1.0), *e]).collect();
+            if let Ok(r) = ReferenceReconstruction::fit(&rows, &names(3)) {
+                prop_assert!(r.pca.components.len() < 3);
+                prop_assert!(r.chunk_means.iter().all(|m| m.is_finite() && *m >= 0.0));
+            }
+            let n = vals.len() / d * d;
+            match ReferenceReconstruction::fit(&vals[..n], &names(d)) {
+                Err(why) => prop_assert!(!why.is_empty()),
+                Ok(r) => {
+                    let text = serde_json::to_string(&r).unwrap();
+                    let back: ReferenceReconstruction = serde_json::from_str(&text).unwrap();
+                    prop_assert_eq!(&back, &r);
+                    let (lo, hi) = r.band(1000.0, 3.0, 0.0);
+                    prop_assert!(lo.is_finite() && hi.is_finite() && lo <= hi);
+                    let mut c = ReconstructionCounter::new(r);
+                    c.sums = ReconstructionCounter::errors_of(&c.reference.pca, &vals[..n]);
+                    prop_assert!(c.sums.mean().is_finite());
+                }
+            }
+        }
+    }
 
     fn names(d: usize) -> Vec<String> {
         (0..d).map(|i| format!("f{i}")).collect()
