@@ -205,7 +205,7 @@ fn bars(s: &mut String, title: &str, values: &[f64], band: Option<(f64, f64)>, z
     } else {
         lo -= (hi - lo) * 0.2;
     }
-    if !(hi > lo) {
+    if hi <= lo {
         (lo, hi) = (lo - 0.5, lo + 0.5);
     }
     let y = |v: f64| top + (hi - v) / (hi - lo) * ht;
