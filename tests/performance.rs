@@ -813,6 +813,9 @@ fn multivariate_drift_fires_on_a_flipped_correlation_and_agrees_with_nannyml() {
         &bundle,
         "  drift: {psi_warn: 0.1, psi_fail: 10, multivariate: {}}\n  performance: {thresholds: [0.5]}\n",
     );
+    let mut text = std::fs::read_to_string(&job).unwrap();
+    text.push_str("labels: {column: churned, path: \"data/churn/labels/ds={{ ds }}/*.parquet\"}\n");
+    std::fs::write(&job, text).unwrap();
     let days = [
         "01", "02", "03", "04", "05", "06", "07", "08", "09", "10", "20",
     ];
@@ -851,6 +854,41 @@ fn multivariate_drift_fires_on_a_flipped_correlation_and_agrees_with_nannyml() {
                 assert!(c["psi"].as_f64().unwrap() < 0.1, "{d}: {c}");
                 assert_eq!(c["status"], "pass", "{d}: {c}");
             }
+        }
+    }
+    // What the warning means for the estimates: on the flipped days the model
+    // sees input combinations it never saw, its calibration no longer holds and
+    // CBPE misses the realized AUC by far; on the quiet days it does not.
+    let o = p.scorch(&[
+        "evaluate",
+        job.to_str().unwrap(),
+        "--date",
+        "2026-11-10",
+        "--window",
+        "5",
+    ]);
+    assert_exit(&o, 0, &[]);
+    let record = stdout(&o)
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("record: ").map(String::from))
+        .unwrap();
+    let record = read_json(p.path().join(record));
+    for d in record["dates"].as_array().unwrap() {
+        let auc = d["comparisons"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|c| c["metric"] == "auc")
+            .unwrap();
+        let z = auc["z"].as_f64().unwrap();
+        println!(
+            "{}: AUC estimated {} realized {} ({z:.1} SE)",
+            d["ds"], auc["estimated"], auc["realized"]
+        );
+        if matches!(d["ds"].as_str().unwrap(), "2026-11-06" | "2026-11-07") {
+            assert!(z > 4.0, "{d}");
+        } else {
+            assert!(z < 4.0, "{d}");
         }
     }
     // The metrics history holds the error and its band; the page shows both.
