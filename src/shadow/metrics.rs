@@ -74,56 +74,9 @@ pub fn spearman(a: &[f64], b: &[f64]) -> Option<f64> {
     pearson(&average_ranks(a), &average_ranks(b))
 }
 
-/// Area under the ROC curve of `scores` for `labels` (true = positive).
-pub fn auc(labels: &[bool], scores: &[f64]) -> Option<f64> {
-    if labels.len() != scores.len() {
-        return None;
-    }
-    let pos = labels.iter().filter(|&&l| l).count();
-    let neg = labels.len() - pos;
-    if pos == 0 || neg == 0 {
-        return None;
-    }
-    let ranks = average_ranks(scores);
-    let rank_sum: f64 = ranks
-        .iter()
-        .zip(labels)
-        .filter(|(_, l)| **l)
-        .map(|(r, _)| r)
-        .sum();
-    let u = rank_sum - (pos * (pos + 1)) as f64 / 2.0;
-    Some(u / (pos as f64 * neg as f64))
-}
-
-/// Mean negative log-likelihood of `labels` under probabilities `p`.
-pub fn log_loss(labels: &[bool], p: &[f64]) -> Option<f64> {
-    if labels.is_empty() || labels.len() != p.len() {
-        return None;
-    }
-    let eps = f64::EPSILON;
-    let s: f64 = labels
-        .iter()
-        .zip(p)
-        .map(|(&y, &q)| {
-            let q = q.clamp(eps, 1.0 - eps);
-            if y { -q.ln() } else { -(1.0 - q).ln() }
-        })
-        .sum();
-    Some(s / labels.len() as f64)
-}
-
-/// Mean squared difference between `p` and the 0/1 labels.
-pub fn brier(labels: &[bool], p: &[f64]) -> Option<f64> {
-    if labels.is_empty() || labels.len() != p.len() {
-        return None;
-    }
-    let s: f64 = labels
-        .iter()
-        .zip(p)
-        .map(|(&y, &q)| (q - if y { 1.0 } else { 0.0 }).powi(2))
-        .sum();
-    Some(s / labels.len() as f64)
-}
+// AUC, log loss and Brier score: the same functions as the realized performance
+// of `scorch evaluate` and `scorch profile --labels`.
+pub use crate::stats::calibration::{auc, brier, log_loss};
 
 /// Share of rows both models put on the same side of `threshold`.
 pub fn agreement(a: &[f64], b: &[f64], threshold: f64) -> Option<f64> {

@@ -373,7 +373,7 @@ pub struct Realized {
     pub positives: u64,
     /// ROC AUC (ties count half); null without both classes.
     pub auc: Option<f64>,
-    /// Log loss of the score read as a probability (clipped to [1e-15, 1 − 1e-15]);
+    /// Log loss of the score read as a probability (clipped to [ε, 1 − ε], ε = f64::EPSILON);
     /// null when a score lies outside [0, 1].
     pub log_loss: Option<f64>,
     /// Mean squared error of the score read as a probability; null as log loss.
@@ -393,14 +393,12 @@ pub fn realized(scores: &[f64], labels: &[bool], thresholds: &[f64]) -> Realized
     let n = rows.len() as u64;
     let positives = rows.iter().filter(|r| r.1).count() as u64;
     let probabilities = rows.iter().all(|r| (0.0..=1.0).contains(&r.0));
-    let (mut ll, mut br) = (0.0, 0.0);
-    for (s, l) in &rows {
-        let p = s.clamp(1e-15, 1.0 - 1e-15);
-        let y = f64::from(u8::from(*l));
-        ll -= y * p.ln() + (1.0 - y) * (1.0 - p).ln();
-        br += (s - y) * (s - y);
-    }
-    let mean = |x: f64| (probabilities && n > 0).then(|| x / n as f64);
+    let (s, y): (Vec<f64>, Vec<bool>) = rows.iter().copied().unzip();
+    let (ll, br) = if probabilities {
+        (log_loss(&y, &s), brier(&y, &s))
+    } else {
+        (None, None)
+    };
     let ratio = |a: u64, b: u64| (b > 0).then(|| a as f64 / b as f64);
     let at = thresholds
         .iter()
@@ -432,10 +430,52 @@ pub fn realized(scores: &[f64], labels: &[bool], thresholds: &[f64]) -> Realized
         rows: n,
         positives,
         auc: auc.is_finite().then_some(auc),
-        log_loss: mean(ll),
-        brier: mean(br),
+        log_loss: ll,
+        brier: br,
         at,
     }
+}
+
+/// Area under the ROC curve of `scores` for `labels` (true = positive; ties count
+/// half; rows whose score is NaN are left out); None without both classes or for
+/// slices of different lengths.
+pub fn auc(labels: &[bool], scores: &[f64]) -> Option<f64> {
+    if labels.len() != scores.len() {
+        return None;
+    }
+    Some(realized_auc(scores, labels)).filter(|v| v.is_finite())
+}
+
+/// Mean negative log-likelihood of `labels` under probabilities `p`, each clipped
+/// to [ε, 1 − ε] with ε = `f64::EPSILON` (scikit-learn's `log_loss` for float64).
+/// None when empty or of different lengths.
+pub fn log_loss(labels: &[bool], p: &[f64]) -> Option<f64> {
+    if labels.is_empty() || labels.len() != p.len() {
+        return None;
+    }
+    let eps = f64::EPSILON;
+    let s: f64 = labels
+        .iter()
+        .zip(p)
+        .map(|(&y, &q)| {
+            let q = q.clamp(eps, 1.0 - eps);
+            if y { -q.ln() } else { -(1.0 - q).ln() }
+        })
+        .sum();
+    Some(s / labels.len() as f64)
+}
+
+/// Mean squared difference between `p` and the 0/1 labels; None as [`log_loss`].
+pub fn brier(labels: &[bool], p: &[f64]) -> Option<f64> {
+    if labels.is_empty() || labels.len() != p.len() {
+        return None;
+    }
+    let s: f64 = labels
+        .iter()
+        .zip(p)
+        .map(|(&y, &q)| (q - if y { 1.0 } else { 0.0 }).powi(2))
+        .sum();
+    Some(s / labels.len() as f64)
 }
 
 /// Realized ROC AUC of scores and labels (ties count half), for comparisons.
