@@ -4,6 +4,7 @@
 mod common;
 use common::*;
 
+use clap::Parser;
 use scorch::error::ExitCode;
 use scorch::spec::job::JobSpec;
 
@@ -55,6 +56,55 @@ fn cronjob_matches_the_jobs_schedule_and_exit_codes() {
         cmd.contains(&format!("TZ={} date -d '-1 day' +%Y-%m-%d", sched.timezone)),
         "{cmd}"
     );
+}
+
+#[test]
+fn evaluate_cronjob_matches_the_jobs_evaluate_schedule() {
+    let m = manifest("evaluate-cronjob.yaml");
+    assert_eq!(m["kind"], "CronJob");
+    let spec = &m["spec"];
+    let job = JobSpec::load(&repo().join("jobs/churn_daily.yaml")).unwrap();
+    let ev = job
+        .evaluate
+        .expect("the example job has an evaluate schedule");
+    assert_eq!(spec["schedule"], ev.schedule.cron.as_str());
+    assert_eq!(spec["timeZone"], ev.schedule.timezone.as_str());
+    assert_eq!(spec["concurrencyPolicy"], "Forbid");
+    let job_spec = &spec["jobTemplate"]["spec"];
+    let rules = job_spec["podFailurePolicy"]["rules"].as_array().unwrap();
+    let fail = rules.iter().find(|r| r["action"] == "FailJob").unwrap();
+    assert_eq!(
+        fail["onExitCodes"]["values"],
+        serde_json::json!([2, 3, 4, 5])
+    );
+    let c = &job_spec["template"]["spec"]["containers"][0];
+    let cmd = c["args"][0].as_str().unwrap();
+    assert!(
+        cmd.contains("scorch evaluate jobs/churn_daily.yaml"),
+        "{cmd}"
+    );
+    assert!(cmd.contains(&format!("--window {}", ev.window)), "{cmd}");
+    assert!(
+        cmd.contains(&format!(
+            "TZ={} date -d '{} day' +%Y-%m-%d",
+            ev.schedule.timezone, ev.schedule.ds_offset_days
+        )),
+        "{cmd}"
+    );
+    // The command parses as scorch's own (the shell's date substituted).
+    let args: Vec<String> = cmd
+        .trim_start_matches("exec ")
+        .replace(
+            &format!(
+                "\"$(TZ={} date -d '{} day' +%Y-%m-%d)\"",
+                ev.schedule.timezone, ev.schedule.ds_offset_days
+            ),
+            "2026-11-20",
+        )
+        .split_whitespace()
+        .map(String::from)
+        .collect();
+    assert!(scorch::cli::Cli::try_parse_from(&args).is_ok(), "{args:?}");
 }
 
 fn manifest(name: &str) -> serde_json::Value {
