@@ -204,6 +204,52 @@ fn an_empty_input_never_replaces_a_partition() {
         &[],
     );
     assert_eq!(read_json(part.join("_manifest.json"))["rows"]["written"], 0);
+    // An allowed empty run is not failed by checks it has no value for (no mean,
+    // no estimate: `no_data`, like drift); a metric it does have is still judged.
+    let checked = p.job(
+        "checked",
+        &format!(
+            "name: t\nsource:\n  sql:\n    query: sql/none.sql\n    tables:\n      features: data/churn/features\n\
+             keys: [customer_id]\nmodel: {}\nreport:\n  performance: {{thresholds: [0.5]}}\n  checks:\n\
+             \x20   - {{column: tenure_months, metric: mean, min: 0, severity: fail}}\n\
+             \x20   - {{column: tenure_months, metric: completeness, min: 1, severity: fail}}\n\
+             \x20   - {{metric: estimated_auc, min_change: -0.02, severity: fail}}\n\
+             \x20   - {{metric: estimated_f1, threshold: 0.5, min: 0.1, severity: fail}}\n\
+             \x20   - {{column: tenure_months, metric: count, max: 0, severity: fail}}\n\
+             output:\n  path: output/t\n  allow_empty: true\n",
+            example_bundle().display()
+        ),
+    );
+    let o = p.scorch(&["run", checked.to_str().unwrap(), "--date", LAST_DAY]);
+    assert_exit(&o, 0, &[]);
+    let m = read_json(part.join("_manifest.json"));
+    let report = read_json(p.path().join(m["report"].as_str().unwrap()));
+    let statuses: Vec<(String, String)> = report["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| {
+            (
+                c["name"].as_str().unwrap().to_string(),
+                c["status"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    assert_eq!(statuses.len(), 5, "{statuses:?}");
+    for (name, st) in &statuses[..4] {
+        assert_eq!(st, "no_data", "{name}: {statuses:?}");
+    }
+    assert_eq!(statuses[4].1, "pass", "count 0 is judged: {statuses:?}");
+    assert_eq!(report["status"], "pass");
+    // The same empty run with a check on a value it has that fails: exit 5.
+    let failing = p.job(
+        "failing",
+        &std::fs::read_to_string(&checked)
+            .unwrap()
+            .replace("metric: count, max: 0", "metric: count, min: 1"),
+    );
+    let o = p.scorch(&["run", failing.to_str().unwrap(), "--date", LAST_DAY]);
+    assert_exit(&o, 5, &["count"]);
     // Bad ratios are refused before anything runs.
     for r in ["-0.1", "1.5", ".nan", ".inf"] {
         let bad = job("bad", "all", &format!("  min_rows_ratio: {r}\n"));

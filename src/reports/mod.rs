@@ -305,14 +305,15 @@ impl ColumnMetrics {
 pub struct CheckResult {
     pub name: String,
     pub severity: Severity,
-    /// The measured value (None when the metric does not exist, e.g. the mean of an
-    /// empty column: the check then fails).
+    /// The measured value (None when the metric does not exist, e.g. the mean of a
+    /// column of nulls: the check then fails; in a run of 0 rows it is `no_data`).
     pub value: Option<f64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub min: Option<f64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub max: Option<f64>,
-    /// `pass`, `warn` or `fail`.
+    /// `pass`, `warn`, `fail`, or `no_data` (a run of 0 rows, `output.allow_empty`,
+    /// has no value for the metric; not judged).
     pub status: &'static str,
 }
 
@@ -494,6 +495,10 @@ impl Profile {
                     max,
                     status: match (ok, c.severity) {
                         (true, _) => "pass",
+                        // An empty run (`output.allow_empty`) has no mean, no
+                        // completeness, no estimate: not judged, like drift. A metric
+                        // an empty run does have (`count`, `non_finite`) is judged.
+                        (false, _) if self.rows == 0 && value.is_none() => "no_data",
                         (false, Severity::Warn) => "warn",
                         (false, Severity::Fail) => "fail",
                     },
