@@ -521,8 +521,8 @@ pub struct ProfileArgs {
     #[arg(long, value_parser = crate::spec::limits::sketch, default_value_t = crate::reports::drift::DEFAULT_SKETCH)]
     pub sketch: usize,
     /// Calibrate a score column for performance estimated without labels
-    /// (`report.performance`): the label column (booleans or integers 0/1; null rows
-    /// are left out) of the calibration rows, or of `--labels-data`.
+    /// (`report.performance`): the label column (booleans or 0/1 numbers; null and
+    /// NaN rows are left out) of the calibration rows, or of `--labels-data`.
     #[arg(long, value_name = "COLUMN")]
     pub labels: Option<String>,
     /// The labelled rows to calibrate on: held-out validation data the model was

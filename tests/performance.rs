@@ -556,6 +556,45 @@ fn profile_labels_read_a_column_or_a_joined_table_and_refuse_bad_labels() {
         .map(|v| v.as_f64().unwrap())
         .sum();
     assert_eq!(counts, 6000.0);
+    // pandas' labels: float 0.0/1.0 with NaN for the unlabelled. The NaN rows are
+    // left out, as the same rows dropped from an integer column are.
+    let nan_rows = |i: usize| i % 4 == 1;
+    let mut float = df.clone();
+    let y = df
+        .column("churned")
+        .unwrap()
+        .cast(&DataType::Float64)
+        .unwrap();
+    let y: Vec<f64> = y
+        .f64()
+        .unwrap()
+        .iter()
+        .enumerate()
+        .map(|(i, v)| if nan_rows(i) { f64::NAN } else { v.unwrap() })
+        .collect();
+    float.with_column(Column::new("churned".into(), y)).unwrap();
+    let float_file = p.path().join("float.parquet");
+    ParquetWriter::new(std::fs::File::create(&float_file).unwrap())
+        .finish(&mut float)
+        .unwrap();
+    let mask: BooleanChunked = (0..6000).map(|i| Some(!nan_rows(i))).collect();
+    let mut dropped = df.filter(&mask).unwrap();
+    ParquetWriter::new(std::fs::File::create(p.path().join("dropped.parquet")).unwrap())
+        .finish(&mut dropped)
+        .unwrap();
+    let mut profiles = vec![];
+    for file in ["float.parquet", "dropped.parquet"] {
+        let o = profile(&["--labels", "churned", "--calibration-data", file]);
+        assert_exit(&o, 0, &[]);
+        assert!(
+            stdout(&o).contains("on 4500 labelled rows"),
+            "{}",
+            stdout(&o)
+        );
+        profiles.push(read_profile(&bundle));
+    }
+    assert_eq!(profiles[0]["calibration"], profiles[1]["calibration"]);
+    assert_eq!(profiles[0]["realized"], profiles[1]["realized"]);
 
     // Refusals: a label that is not 0/1, one class only, a missing column, an
     // unknown score column, a threshold outside [0, 1], duplicate labels.
@@ -572,7 +611,11 @@ fn profile_labels_read_a_column_or_a_joined_table_and_refuse_bad_labels() {
     assert_exit(
         &profile(&["--labels", "churned", "--calibration-data", "bad.parquet"]),
         3,
-        &["label column `churned`", "is not 0 or 1"],
+        &[
+            "label column `churned`",
+            "has value 2 at row 2",
+            "0/1 or true/false",
+        ],
     );
     let mut one = df.clone();
     one.with_column(Column::new("churned".into(), vec![1i64; 6000]))
@@ -583,7 +626,27 @@ fn profile_labels_read_a_column_or_a_joined_table_and_refuse_bad_labels() {
     assert_exit(
         &profile(&["--labels", "churned", "--calibration-data", "bad.parquet"]),
         3,
-        &["both classes", "0 negative"],
+        &["at least 2 labelled rows of each class", "0 negative"],
+    );
+    // Text that is not a number is refused, not read as unlabelled.
+    let mut text = df.clone();
+    text.with_column(Column::new(
+        "churned".into(),
+        (0..6000)
+            .map(|i| if i % 3 == 0 { "yes" } else { "no" })
+            .collect::<Vec<_>>(),
+    ))
+    .unwrap();
+    ParquetWriter::new(std::fs::File::create(&bad_file).unwrap())
+        .finish(&mut text)
+        .unwrap();
+    assert_exit(
+        &profile(&["--labels", "churned", "--calibration-data", "bad.parquet"]),
+        3,
+        &[
+            "label column `churned` is not numeric or boolean",
+            "\"yes\"",
+        ],
     );
     assert_exit(
         &profile(&["--labels", "nope", "--calibration-data", "labelled.parquet"]),
@@ -625,8 +688,8 @@ fn profile_labels_read_a_column_or_a_joined_table_and_refuse_bad_labels() {
         3,
         &["more than one label"],
     );
-    // A failed profile leaves the bundle's last profile in place.
-    assert_eq!(read_profile(&bundle)["realized"], joined["realized"]);
+    // A failed profile leaves the bundle's last profile (`dropped.parquet`) in place.
+    assert_eq!(read_profile(&bundle)["realized"], profiles[1]["realized"]);
 
     // `scorch evaluate` with the label in the job's own input (no labels table).
     let day = "2026-11-21";

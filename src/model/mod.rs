@@ -207,7 +207,7 @@ impl Bundle {
 
 /// Labelled rows `scorch profile --labels` calibrates a score column on.
 pub struct Calibration {
-    /// The label column: booleans or integers 0/1; null rows are left out.
+    /// The label column: booleans or 0/1 numbers; null and NaN rows are left out.
     pub label: String,
     /// The rows scored (with the label column unless `labels` is given), and what they are.
     pub rows: polars::prelude::LazyFrame,
@@ -400,32 +400,19 @@ fn labelled_rows(c: &Calibration) -> Result<(polars::prelude::DataFrame, Vec<boo
         .filter(col(c.label.as_str()).is_not_null())
         .collect()
         .map_err(|e| Error::from(e).context(c.rows_name.clone()))?;
-    let l = df.column(c.label.as_str()).map_err(|_| {
-        Error::DataContract(format!("{}: no label column `{}`", c.rows_name, c.label))
-    })?;
-    let labels: Vec<bool> = if l.dtype() == &DataType::Boolean {
-        l.bool()?.iter().map(|v| v.unwrap_or(false)).collect()
-    } else if l.dtype().is_integer() {
-        let v = l.cast(&DataType::Int64)?;
-        v.i64()?
-            .iter()
-            .enumerate()
-            .map(|(i, v)| match v {
-                Some(0) => Ok(false),
-                Some(1) => Ok(true),
-                v => Err(Error::DataContract(format!(
-                    "label column `{}`, labelled row {i}: {v:?} is not 0 or 1",
-                    c.label
-                ))),
-            })
-            .collect::<Result<_>>()?
-    } else {
+    if df.column(c.label.as_str()).is_err() {
         return Err(Error::DataContract(format!(
-            "label column `{}` is {}: labels are booleans or integers 0/1",
-            c.label,
-            l.dtype()
+            "{}: no label column `{}`",
+            c.rows_name, c.label
         )));
-    };
+    }
+    // The same reading of labels as `scorch evaluate` and shadow runs: booleans or
+    // numbers 0/1; null and NaN are unlabelled; anything else names its row.
+    let parsed = crate::source::labels::labels_of(&df, &c.label, &c.on)
+        .map_err(|e| e.context(c.rows_name.clone()))?;
+    let mask: BooleanChunked = parsed.iter().map(|v| Some(v.is_some())).collect();
+    let df = df.filter(&mask)?;
+    let labels: Vec<bool> = parsed.into_iter().flatten().collect();
     Ok((df, labels))
 }
 

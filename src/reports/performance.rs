@@ -58,8 +58,8 @@ impl ReferencePerformance {
         let negatives = realized.rows - realized.positives;
         if realized.positives < 2 || negatives < 2 {
             return Err(format!(
-                "calibration needs labelled rows of both classes: {} positive and {negatives} \
-                 negative rows with a score",
+                "calibration needs at least 2 labelled rows of each class: {} positive and \
+                 {negatives} negative rows with a score",
                 realized.positives
             ));
         }

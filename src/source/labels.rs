@@ -123,7 +123,7 @@ pub fn join_labels(
     let mut joined = joined;
     let label = joined
         .column(&l.column)?
-        .cast(&DataType::Float64)
+        .strict_cast(&DataType::Float64)
         .map_err(|e| {
             Error::DataContract(format!(
                 "label column `{}` is not numeric or boolean: {e}",
@@ -134,11 +134,12 @@ pub fn join_labels(
     Ok(joined)
 }
 
-/// Values of a label column as `Some(bool)`/`None`; anything but 0, 1, true, false
-/// and null is an error naming the row.
+/// Values of a label column as `Some(bool)`/`None`: booleans, or numbers 0 and 1
+/// of any integer or float type; null and NaN (pandas' missing value) are `None`.
+/// Anything else is an error naming the row and its key.
 pub fn labels_of(df: &DataFrame, column: &str, keys: &[String]) -> Result<Vec<Option<bool>>> {
     let c = df.column(column)?;
-    let f = c.cast(&DataType::Float64).map_err(|e| {
+    let f = c.strict_cast(&DataType::Float64).map_err(|e| {
         Error::DataContract(format!(
             "label column `{column}` is not numeric or boolean: {e}"
         ))
@@ -148,6 +149,7 @@ pub fn labels_of(df: &DataFrame, column: &str, keys: &[String]) -> Result<Vec<Op
     for (i, v) in f.iter().enumerate() {
         out.push(match v {
             None => None,
+            Some(x) if x.is_nan() => None,
             Some(0.0) => Some(false),
             Some(1.0) => Some(true),
             Some(x) => {
@@ -155,12 +157,89 @@ pub fn labels_of(df: &DataFrame, column: &str, keys: &[String]) -> Result<Vec<Op
                     .iter()
                     .filter_map(|k| df.column(k).ok()?.get(i).ok().map(|v| v.to_string()))
                     .collect();
+                let key = if key.is_empty() {
+                    String::new()
+                } else {
+                    format!(" (key {})", key.join(", "))
+                };
                 return Err(Error::DataContract(format!(
-                    "label column `{column}` has value {x} at row {i} (key {}); labels must be 0/1 or true/false",
-                    key.join(", ")
+                    "label column `{column}` has value {x} at row {i}{key}; labels must be 0/1 or true/false"
                 )));
             }
         });
     }
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn value() -> impl Strategy<Value = Option<f64>> {
+        prop_oneof![
+            Just(None),
+            Just(Some(0.0)),
+            Just(Some(1.0)),
+            Just(Some(-0.0)),
+            Just(Some(f64::NAN)),
+            Just(Some(f64::INFINITY)),
+            Just(Some(f64::NEG_INFINITY)),
+            Just(Some(0.5)),
+            Just(Some(2.0)),
+            any::<f64>().prop_map(Some),
+        ]
+    }
+
+    proptest! {
+        /// Any float label column: read iff every value is 0, 1, NaN or null (NaN and
+        /// null unlabelled), and refused otherwise naming the first bad row and key;
+        /// the same values as integers or booleans read the same.
+        #[test]
+        fn labels_read_exactly_zero_one_nan_and_null(v in prop::collection::vec(value(), 0..40)) {
+            let ids: Vec<i64> = (0..v.len() as i64).map(|i| i * 7).collect();
+            let df = DataFrame::new_infer_height(vec![
+                Column::new("id".into(), &ids),
+                Column::new("y".into(), &v),
+            ]).unwrap();
+            let bad = v.iter().position(|x| x.is_some_and(|x| !x.is_nan() && x != 0.0 && x != 1.0));
+            match (labels_of(&df, "y", &["id".to_string()]), bad) {
+                (Ok(got), None) => {
+                    let want: Vec<Option<bool>> = v
+                        .iter()
+                        .map(|x| x.filter(|x| !x.is_nan()).map(|x| x == 1.0))
+                        .collect();
+                    prop_assert_eq!(&got, &want);
+                    let ints: Vec<Option<i64>> = want.iter().map(|b| b.map(i64::from)).collect();
+                    for c in [Column::new("y".into(), &ints), Column::new("y".into(), &want)] {
+                        let df = DataFrame::new_infer_height(vec![c]).unwrap();
+                        prop_assert_eq!(&labels_of(&df, "y", &[]).unwrap(), &want);
+                    }
+                }
+                (Err(e), Some(i)) => {
+                    let msg = e.to_string();
+                    prop_assert!(msg.contains(&format!("at row {i} (key {})", ids[i])), "{}", msg);
+                }
+                (got, bad) => prop_assert!(false, "{:?} with bad row {:?}", got.map(|_| ()), bad),
+            }
+        }
+    }
+
+    #[test]
+    fn text_labels_are_refused_not_read_as_missing() {
+        for vals in [vec!["yes", "no"], vec!["true", "false"], vec!["1", "x"]] {
+            let df = DataFrame::new_infer_height(vec![Column::new("y".into(), &vals)]).unwrap();
+            let e = labels_of(&df, "y", &[]).unwrap_err().to_string();
+            assert!(
+                e.contains("label column `y` is not numeric or boolean"),
+                "{e}"
+            );
+        }
+        // Digits in text are numbers.
+        let df = DataFrame::new_infer_height(vec![Column::new("y".into(), &["1", "0"])]).unwrap();
+        assert_eq!(
+            labels_of(&df, "y", &[]).unwrap(),
+            vec![Some(true), Some(false)]
+        );
+    }
 }

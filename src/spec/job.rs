@@ -217,7 +217,8 @@ fn default_bootstrap() -> usize {
 #[derive(Debug, Clone, Deserialize, Serialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct LabelsSpec {
-    /// The label column: 0/1 integers or booleans; null means not labelled yet.
+    /// The label column: 0/1 (integers, floats or digits in text) or booleans; null
+    /// or NaN means not labelled yet. Any other value is a data error naming its row.
     pub column: String,
     /// Parquet path, folder or glob of a labels table, rendered for each date
     /// (`{{ ds }}`). A date without label files has no labels (late labels). Without
