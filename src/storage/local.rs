@@ -14,6 +14,16 @@ pub fn write_file_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
         .filter(|d| !d.as_os_str().is_empty())
         .unwrap_or(Path::new("."));
     std::fs::create_dir_all(dir).map_err(|e| Error::io("create folder", dir, e))?;
+    if path.is_dir() {
+        return Err(Error::io(
+            "write",
+            path,
+            std::io::Error::new(
+                std::io::ErrorKind::IsADirectory,
+                "it is a folder; name a file to write",
+            ),
+        ));
+    }
     let tmp = dir.join(format!(
         ".{}.tmp-{}",
         path.file_name()
@@ -21,12 +31,19 @@ pub fn write_file_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
             .unwrap_or_default(),
         std::process::id()
     ));
-    let mut f = File::create(&tmp).map_err(|e| Error::io("create", &tmp, e))?;
-    f.write_all(bytes)
-        .map_err(|e| Error::io("write", &tmp, e))?;
-    f.sync_all().map_err(|e| Error::io("sync", &tmp, e))?;
-    drop(f);
-    std::fs::rename(&tmp, path).map_err(|e| Error::io("rename into place", path, e))?;
+    let written = (|| {
+        let mut f = File::create(&tmp).map_err(|e| Error::io("create", &tmp, e))?;
+        f.write_all(bytes)
+            .map_err(|e| Error::io("write", &tmp, e))?;
+        f.sync_all().map_err(|e| Error::io("sync", &tmp, e))?;
+        drop(f);
+        std::fs::rename(&tmp, path).map_err(|e| Error::io("rename into place", path, e))
+    })();
+    if written.is_err() {
+        // Nothing half-written is left beside the target.
+        let _ = std::fs::remove_file(&tmp);
+    }
+    written?;
     sync_dir(dir);
     Ok(())
 }
@@ -98,4 +115,32 @@ pub fn sha256_file(path: &Path) -> std::io::Result<String> {
         h.update(&buf[..n]);
     }
     Ok(hex::encode(h.finalize()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_atomic_write_onto_a_folder_is_refused_and_leaves_nothing_behind() {
+        let tmp = tempfile::tempdir().unwrap();
+        let target = tmp.path().join("out");
+        std::fs::create_dir(&target).unwrap();
+        let e = write_file_atomic(&target, b"x").unwrap_err().to_string();
+        assert!(e.contains("is a folder") && e.contains("out"), "{e}");
+        let names = |d: &Path| -> Vec<String> {
+            std::fs::read_dir(d)
+                .unwrap()
+                .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+                .collect()
+        };
+        assert_eq!(names(tmp.path()), vec!["out".to_string()]);
+        let file = tmp.path().join("page.html");
+        write_file_atomic(&file, b"<html>").unwrap();
+        write_file_atomic(&file, b"<html>2").unwrap();
+        assert_eq!(std::fs::read(&file).unwrap(), b"<html>2");
+        let mut got = names(tmp.path());
+        got.sort();
+        assert_eq!(got, vec!["out".to_string(), "page.html".to_string()]);
+    }
 }
