@@ -551,7 +551,7 @@ pub struct ProfileArgs {
     #[arg(long, requires = "labels", value_name = "COLUMN")]
     pub score: Option<String>,
     /// Decision thresholds the reference performance (precision, recall, F1,
-    /// accuracy) is measured at, comma-separated, each in [0, 1].
+    /// accuracy) is measured at, comma-separated, each in [0, 1] and listed once.
     #[arg(long, requires = "labels", value_delimiter = ',', default_value = "0.5", value_parser = crate::spec::limits::unit_interval)]
     pub thresholds: Vec<f64>,
     /// Also write the profile as a self-contained HTML page here: columns, the
@@ -999,6 +999,8 @@ fn profile(a: ProfileArgs, quiet: bool) -> Result<()> {
 /// `scorch.profile_bundle` calls it).
 pub fn profile_text(a: ProfileArgs) -> Result<String> {
     use std::fmt::Write as _;
+    crate::spec::limits::thresholds(&a.thresholds)
+        .map_err(|e| Error::usage(format!("--thresholds: {e}")))?;
     let here = std::path::Path::new(".");
     let lf = crate::source::scan_pattern(here, &a.data)?;
     let calibration = match &a.labels {

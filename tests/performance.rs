@@ -450,6 +450,10 @@ fn gates_fail_the_run_and_bad_settings_are_refused_before_reading() {
         ),
         ("  performance: {thresholds: [1.5]}\n", "between 0 and 1"),
         (
+            "  performance: {thresholds: [0.5, 0.3, 0.5]}\n",
+            "threshold 0.5 is listed twice",
+        ),
+        (
             "  performance: {}\n  checks:\n\x20   - {metric: mean, min: 0}\n",
             "needs a `column`",
         ),
@@ -669,6 +673,11 @@ fn profile_labels_read_a_column_or_a_joined_table_and_refuse_bad_labels() {
         &profile(&["--labels", "churned", "--thresholds", "1.5"]),
         2,
         &["between 0 and 1"],
+    );
+    assert_exit(
+        &profile(&["--labels", "churned", "--thresholds", "0.5,0.5"]),
+        2,
+        &["--thresholds", "0.5 is listed twice"],
     );
     let mut twice = df.clone();
     twice.vstack_mut(&df).unwrap();

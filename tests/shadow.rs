@@ -446,6 +446,11 @@ fn validate_names_bad_rollout_and_shadow_fields() {
             "shadow.thresholds",
         ),
         (
+            "thresholds: [0.5, 0.3]",
+            "thresholds: [0.3, 0.3]",
+            "`shadow.thresholds`: threshold 0.3 is listed twice",
+        ),
+        (
             "path: output/churn_scores\n",
             "path: output/churn_scores\n  zstd_level: 3\n",
             "",

@@ -878,11 +878,13 @@ impl JobSpec {
                     );
                 }
             }
-            if sh.thresholds.is_empty() || sh.thresholds.iter().any(|t| !(0.0..=1.0).contains(t)) {
+            if sh.thresholds.is_empty() {
                 p.push(
                     "shadow.thresholds",
                     "list one or more thresholds between 0 and 1",
                 );
+            } else if let Err(e) = super::limits::thresholds(&sh.thresholds) {
+                p.push("shadow.thresholds", e);
             }
             if sh.labels.is_some() && self.labels.is_some() {
                 p.push(

@@ -161,6 +161,25 @@ pub fn unit_interval(s: &str) -> Result<f64, String> {
     }
 }
 
+/// A list of decision thresholds (`report.performance.thresholds`,
+/// `shadow.thresholds`, `scorch profile --thresholds`): each in [0, 1], each once
+/// (a threshold names its metrics, `estimated_f1@0.5`, so a repeat would write
+/// the same metric twice), at most 64.
+pub fn thresholds(ts: &[f64]) -> Result<(), String> {
+    if let Some(t) = ts.iter().find(|t| !(0.0..=1.0).contains(*t)) {
+        return Err(format!("threshold {t} is not between 0 and 1"));
+    }
+    for (i, t) in ts.iter().enumerate() {
+        if ts[..i].contains(t) {
+            return Err(format!("threshold {t} is listed twice"));
+        }
+    }
+    if ts.len() > 64 {
+        return Err(format!("{} thresholds: at most 64", ts.len()));
+    }
+    Ok(())
+}
+
 /// `--device` (and `inference.device`): `cpu`, `auto`, `cuda` or `cuda:N`.
 pub fn device(s: &str) -> Result<String, String> {
     crate::spec::inference::DeviceChoice::parse(s).map(|_| s.to_string())
@@ -198,5 +217,26 @@ mod tests {
         assert_eq!(seconds("2.5"), Ok(2.5));
         assert!(device("cuda:x").is_err());
         assert_eq!(device("cuda:1").as_deref(), Ok("cuda:1"));
+    }
+
+    proptest::proptest! {
+        /// Any list of numbers: accepted iff each lies in [0, 1], none repeats and
+        /// there are at most 64.
+        #[test]
+        fn thresholds_are_in_the_unit_interval_distinct_and_few(
+            ts in proptest::collection::vec(
+                proptest::prop_oneof![
+                    proptest::num::f64::ANY,
+                    0.0..=1.0f64,
+                    proptest::sample::select(vec![0.0, 1.0, 0.5, -0.0, f64::NAN, f64::INFINITY]),
+                ],
+                0..70,
+            )
+        ) {
+            let ok = ts.iter().all(|t| (0.0..=1.0).contains(t))
+                && ts.iter().enumerate().all(|(i, t)| !ts[..i].contains(t))
+                && ts.len() <= 64;
+            proptest::prop_assert_eq!(thresholds(&ts).is_ok(), ok, "{:?}", ts);
+        }
     }
 }

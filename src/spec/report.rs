@@ -295,8 +295,9 @@ impl AnomalySpec {
 #[derive(Debug, Clone, Default, Deserialize, Serialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PerformanceSpec {
-    /// Decision thresholds: a score at or above one is a predicted positive; each
-    /// gets an expected confusion matrix, precision, recall, F1 and accuracy.
+    /// Decision thresholds, each in [0, 1] and listed once: a score at or above one
+    /// is a predicted positive; each gets an expected confusion matrix, precision,
+    /// recall, F1 and accuracy.
     /// Default: the thresholds the reference profile was measured at
     /// (`scorch profile --thresholds`).
     #[serde(default)]
@@ -306,12 +307,6 @@ pub struct PerformanceSpec {
 impl PerformanceSpec {
     /// Pure checks.
     pub fn validate(&self) -> std::result::Result<(), String> {
-        if self.thresholds.iter().any(|t| !(0.0..=1.0).contains(t)) {
-            return Err("`thresholds` must lie between 0 and 1".into());
-        }
-        if self.thresholds.len() > 64 {
-            return Err("at most 64 `thresholds`".into());
-        }
-        Ok(())
+        super::limits::thresholds(&self.thresholds).map_err(|e| format!("`thresholds`: {e}"))
     }
 }
