@@ -773,6 +773,50 @@ fn profile_labels_read_a_column_or_a_joined_table_and_refuse_bad_labels() {
     assert!((got - auc).abs() < 1e-9, "{got} vs {auc}");
     // No estimates were made (no `report.performance`): nothing to compare.
     assert_eq!(r["dates"][0]["comparisons"].as_array().unwrap().len(), 0);
+
+    // A labels table whose key is text ("C17") against integer keys: refused
+    // (exit 3, naming `labels.on`), not read as "no row labelled"; the same for
+    // `scorch profile --labels-on`.
+    let mut text_keys = part
+        .clone()
+        .lazy()
+        .select([
+            (lit("C") + col("customer_id").cast(DataType::String)).alias("customer_id"),
+            col("churned"),
+        ])
+        .collect()
+        .unwrap();
+    let dir = p.path().join(format!("textkeys/ds={day}"));
+    std::fs::create_dir_all(&dir).unwrap();
+    ParquetWriter::new(std::fs::File::create(dir.join("part-0.parquet")).unwrap())
+        .finish(&mut text_keys)
+        .unwrap();
+    let text_job = p.job(
+        "textkeys",
+        &std::fs::read_to_string(&job).unwrap().replace(
+            "labels: {column: churned}",
+            "labels: {column: churned, path: \"textkeys/ds={{ ds }}/*.parquet\"}",
+        ),
+    );
+    assert_exit(
+        &p.scorch(&["evaluate", text_job.to_str().unwrap(), "--date", day]),
+        3,
+        &["labels for 2026-11-21", "`labels.on`", "str", "\"C"],
+    );
+    assert_exit(
+        &profile(&[
+            "--labels",
+            "churned",
+            "--calibration-data",
+            &format!("inlab/ds={day}/*.parquet"),
+            "--labels-data",
+            &format!("textkeys/ds={day}/*.parquet"),
+            "--labels-on",
+            "customer_id",
+        ]),
+        3,
+        &["--labels-on", "customer_id"],
+    );
 }
 
 /// The `performance` part of the bundle's pinned reference profile.

@@ -363,11 +363,17 @@ fn labelled_rows(c: &Calibration) -> Result<(polars::prelude::DataFrame, Vec<boo
                 let dt = schema.get(k.as_str()).ok_or_else(|| {
                     Error::DataContract(format!("{}: no column `{k}` (--labels-on)", c.rows_name))
                 })?;
-                lf = lf.with_column(col(k.as_str()).cast(dt.clone()));
+                // Strict: a key of another type is an error, not a null that joins nothing.
+                lf = lf.with_column(col(k.as_str()).strict_cast(dt.clone()));
                 keep.push(col(k.as_str()));
             }
             let on: Vec<Expr> = c.on.iter().map(|k| col(k.as_str())).collect();
-            let labels = lf.select(keep).collect()?;
+            let labels = lf.select(keep).collect().map_err(|e| {
+                Error::DataContract(format!(
+                    "labels {name}: the --labels-on columns do not read as the types of {}: {e}",
+                    c.rows_name
+                ))
+            })?;
             let dup = labels
                 .clone()
                 .lazy()

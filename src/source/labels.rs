@@ -90,9 +90,17 @@ pub fn join_labels(
             })?
             .dtype()
             .clone();
-        lf = lf.with_column(col(c.as_str()).cast(dt));
+        // Strict: a key that is not of the rows' type ("C001" against integers) is
+        // an error, not a null that labels nothing.
+        lf = lf.with_column(col(c.as_str()).strict_cast(dt));
     }
-    let labels = lf.collect()?;
+    let labels = lf.collect().map_err(|e| {
+        Error::DataContract(format!(
+            "labels for {ds}: the join columns {on:?} (job field `{}.on`) do not read as the \
+             scored rows' types: {e}",
+            job.labels_field()
+        ))
+    })?;
     let dup = labels
         .clone()
         .lazy()
