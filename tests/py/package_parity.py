@@ -169,12 +169,19 @@ with tempfile.TemporaryDirectory() as tmp:
         ({"calibration": cal_path}, 2, "need labels="),
         ({"labels": "churned", "thresholds": [1.5]}, 2, "1.5"),
         ({"labels": "no_such_label"}, 3, "no_such_label"),
+        ({"labels": "churned", "thresholds": [0.5, 0.5]}, 2, "0.5 is listed twice"),
+        # A frame is named as the caller passed it, not by a temporary file.
+        ({"labels": "churned", "calibration": cal.set_column(
+            cal.schema.get_field_index("churned"), "churned",
+            pa.array(["yes" if v else "no" for v in cal.column("churned").to_pylist()]))},
+         3, "the `calibration` frame: label column `churned` is not numeric or boolean"),
     ]:
         try:
             scorch.profile_bundle(b, data_glob, **kwargs)
             raise AssertionError(f"accepted {kwargs}")
         except scorch.ScorchError as e:
             assert e.exit_code == code and words in str(e), (kwargs, e.exit_code, str(e))
+            assert "scorch-profile-" not in str(e), str(e)
     try:
         scorch.save_bundle(os.path.join(tmp, "c"), one, state, name="one", version="1.0.0", outputs=["p"],
                            labels="churned")

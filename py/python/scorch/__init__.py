@@ -356,6 +356,7 @@ def profile_bundle(
     if labels is None and any(v not in (None, ()) for v in (calibration, labels_data, labels_on, score, thresholds)):
         raise ScorchError("calibration, labels_data, labels_on, score and thresholds need labels=", 2)
     with tempfile.TemporaryDirectory(prefix="scorch-profile-") as tmp:
+        frames: dict[str, str] = {}
 
         def path_of(what: str, d: Any) -> str:
             # Frames cross as Parquet files, read as the command line reads them.
@@ -365,6 +366,7 @@ def profile_bundle(
             p = os.path.join(tmp, f"{what}.parquet")
             with open(p, "wb") as f:
                 f.write(arg)
+            frames[p] = f"the `{what}` frame"
             return p
 
         args = ["--bundle", os.fspath(dir), "--data", path_of("data", data), "--bins", str(bins)]
@@ -385,7 +387,16 @@ def profile_bundle(
                 args += ["--score", score]
             if thresholds is not None:
                 args += ["--thresholds", ",".join(repr(float(t)) for t in thresholds)]
-        return _ext().profile_bundle(args).rstrip("\n")
+        try:
+            return _ext().profile_bundle(args).rstrip("\n")
+        except ScorchError as e:
+            # Name a frame as the caller passed it, not by its temporary file.
+            message = str(e)
+            for p, name in frames.items():
+                message = message.replace(p, name)
+            if message == str(e):
+                raise
+            raise ScorchError(message, e.exit_code) from None
 
 
 def _export(model: Any, dir: Path, format: str, n_features: int, example: Any) -> Path:
