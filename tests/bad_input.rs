@@ -37,6 +37,9 @@ struct Case {
     /// Fragments stderr must contain.
     #[serde(default)]
     stderr: Vec<String>,
+    /// Fragments stdout (the closing summary) must contain.
+    #[serde(default)]
+    stdout: Vec<String>,
     /// Rows the published partition must hold (exit 0).
     #[serde(default)]
     rows: Option<u64>,
@@ -108,6 +111,12 @@ fn run_case(base: &Path, dir: &Path) -> Result<String, String> {
     for f in &case.stderr {
         if !err.contains(f.as_str()) {
             return Err(format!("stderr lacks {f:?}:\n{err}"));
+        }
+    }
+    let out = stdout(&o);
+    for f in &case.stdout {
+        if !out.contains(f.as_str()) {
+            return Err(format!("stdout lacks {f:?}:\n{out}"));
         }
     }
     let part = p.join(format!("output/case/ds={LAST_DAY}"));

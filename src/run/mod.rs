@@ -125,11 +125,17 @@ impl std::fmt::Display for RunSummary {
             m.rows.read,
             m.rows.scored,
             m.rows.written,
-            if m.rows.quarantined > 0 {
-                format!(", {} quarantined", m.rows.quarantined)
-            } else {
-                String::new()
-            },
+            [
+                (m.rows.quarantined, "quarantined"),
+                (
+                    m.rows.null_scores,
+                    "with a null score (NaN or infinite, `invalid_scores: null`)"
+                ),
+            ]
+            .iter()
+            .filter(|(n, _)| *n > 0)
+            .map(|(n, what)| format!(", {n} {what}"))
+            .collect::<String>(),
             st("read"),
             st("preprocess"),
             st("tensorize"),
