@@ -690,5 +690,39 @@ mod tests {
             let auc = whole.auc(&map);
             prop_assert!(auc.value.is_nan() || (0.0..=1.0).contains(&auc.value));
         }
+
+        /// The realized AUC is the share of (positive, negative) pairs ranked right,
+        /// ties half, NaN scores left out (±inf and -0.0 are values like any other),
+        /// whatever the order of the rows; log loss and Brier stay within their
+        /// bounds for any probabilities.
+        #[test]
+        fn realized_auc_is_the_pairwise_share_and_losses_are_bounded(
+            rows in proptest::collection::vec((value(), any::<bool>()), 0..120),
+            p in proptest::collection::vec((0.0f64..=1.0, any::<bool>()), 1..120),
+        ) {
+            let (s, l): (Vec<f64>, Vec<bool>) = rows.iter().copied().unzip();
+            let kept: Vec<(f64, bool)> = rows.iter().copied().filter(|(x, _)| !x.is_nan()).collect();
+            let (mut right, mut pairs) = (0.0, 0.0);
+            for (xp, _) in kept.iter().filter(|r| r.1) {
+                for (xn, _) in kept.iter().filter(|r| !r.1) {
+                    pairs += 1.0;
+                    right += if xp > xn { 1.0 } else if xp == xn { 0.5 } else { 0.0 };
+                }
+            }
+            match auc(&l, &s) {
+                None => prop_assert_eq!(pairs, 0.0),
+                Some(v) => prop_assert!((v - right / pairs).abs() <= 1e-12, "{} vs {}", v, right / pairs),
+            }
+            let (mut rs, mut rl) = (s.clone(), l.clone());
+            rs.reverse();
+            rl.reverse();
+            prop_assert_eq!(auc(&rl, &rs).map(f64::to_bits), auc(&l, &s).map(f64::to_bits));
+            let (q, y): (Vec<f64>, Vec<bool>) = p.into_iter().unzip();
+            let ll = log_loss(&y, &q).unwrap();
+            prop_assert!((0.0..=-f64::EPSILON.ln() + 1e-9).contains(&ll), "{}", ll);
+            let b = brier(&y, &q).unwrap();
+            prop_assert!((0.0..=1.0).contains(&b), "{}", b);
+            prop_assert_eq!(log_loss(&y[1..], &q), None);
+        }
     }
 }
