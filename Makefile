@@ -23,7 +23,7 @@ export SCORCH_AIRFLOW := $(SCORCH_CACHE)/airflow-3/bin
 ADBC_DIR := $(SCORCH_CACHE)/adbc
 export SCORCH_ADBC_DRIVERS := $(ADBC_DIR)
 
-.PHONY: adbc-drivers adbc-demo wheel wheel-dev test-wheel wheelhouse develop image-tools image-base image-wheels image image-demo bench-nonfinite deny fuzz fuzz-build airflow demo test setup build data model lint clean-output help pg-server pg-demo pg-stop bench-pg chromium s3-server s3rver s3-demo s3-stop bench-s3 azurite bench bench-score bench-drift evidently nannyml bench-nannyml
+.PHONY: adbc-drivers adbc-demo wheel wheel-dev test-wheel wheelhouse develop image-tools image-base image-wheels image image-demo bench-nonfinite deny fuzz fuzz-build airflow demo test setup build data model lint clean-output help pg-server pg-demo pg-stop bench-pg chromium s3-server s3rver s3-demo s3-stop bench-s3 azurite bench bench-score bench-drift evidently nannyml bench-nannyml bench-scale
 
 help:
 	@echo "make demo   - set up, build, generate example data, run jobs/churn_daily.yaml"
@@ -171,6 +171,12 @@ nannyml:
 bench-nannyml: build nannyml
 	"$(PYTHON)" bench/nannyml_bench.py "$(BIN)" "$(SCORCH_NANNYML)" "$(SCORCH_CACHE)/bench-nannyml" \
 	  $(or $(NANNYML_ROWS),5000000)
+
+# One day of SCALE_ROWS (default 100M) rows in SCALE_FILES files scored by the example
+# job with every check, drift and the key check on; every report figure compared with
+# DuckDB's (bench/scale.py). Not part of `make test` (about 30 minutes here).
+bench-scale: build
+	"$(PYTHON)" bench/scale.py "$(BIN)" "$(SCORCH_CACHE)/bench-scale" $(or $(SCALE_ROWS),100000000) $(or $(SCALE_FILES),100)
 
 # Quality + drift on DRIFT_ROWS x DRIFT_COLS (default 10M x 20): scorch drift next to Evidently.
 bench-drift: build evidently

@@ -45,12 +45,13 @@ def sh(cmd: list[str], env: dict | None = None) -> tuple[float, float, str]:
 def make_data(work: str, rows: int) -> str:
     per_file = 1_000_000
     days = max(1, rows // per_file)
-    out = os.path.join(work, f"data-{rows}")
+    # Each day has its own customers: `customer_id` is the key of all days read together.
+    out = os.path.join(work, f"data-{rows}-disjoint")
     if not os.path.exists(os.path.join(out, ".done")):
         print(f"generating {rows:,} rows ({days} files) in {out} ...", file=sys.stderr)
         subprocess.run([PY, os.path.join(ROOT, "python", "make_churn_data.py"), "--out", out, "--days", str(days),
                         "--rows", str(min(rows, per_file)), "--customers", str(max(2 * per_file, rows)),
-                        "--label-lag", str(days)], check=True, stdout=subprocess.DEVNULL)
+                        "--label-lag", str(days), "--disjoint-days"], check=True, stdout=subprocess.DEVNULL)
         open(os.path.join(out, ".done"), "w").close()
     return os.path.join(out, "features", "ds=*", "*.parquet")
 

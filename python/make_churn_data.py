@@ -44,10 +44,11 @@ def _with_nulls(rng: np.random.Generator, values: np.ndarray, frac: float) -> li
 
 
 def make_day(
-    day_index: int, n_rows: int, n_customers: int, drifted: bool, seed: int, flipped: bool = False
+    day_index: int, n_rows: int, n_customers: int, drifted: bool, seed: int, flipped: bool = False,
+    id_offset: int = 0,
 ) -> tuple[pl.DataFrame, pl.DataFrame]:
     rng = np.random.default_rng([seed, day_index])
-    ids = np.sort(rng.choice(n_customers, size=n_rows, replace=False)).astype(np.int64) + 100_000
+    ids = np.sort(rng.choice(n_customers, size=n_rows, replace=False)).astype(np.int64) + 100_000 + id_offset
     # Per-customer stable traits come from a generator seeded by the id.
     age = rng.normal(44, 14, n_rows).clip(18, 95)
     age[rng.random(n_rows) < 0.002] = 150.0  # data-entry outliers
@@ -152,6 +153,11 @@ def main(argv: list[str] | None = None) -> int:
         help="comma-separated days whose tenure/total-charges correlation is flipped, marginals kept "
         "(default 2026-11-06,2026-11-07; empty: none)",
     )
+    ap.add_argument(
+        "--disjoint-days",
+        action="store_true",
+        help="give each day its own customer ids (day i: + i * customers), so that customer_id is unique across days",
+    )
     ap.add_argument("--seed", type=int, default=20261128, help="random seed (default 20261128)")
     a = ap.parse_args(argv)
     if a.rows > a.customers:
@@ -162,7 +168,8 @@ def main(argv: list[str] | None = None) -> int:
     for i in range(a.days):
         day = end - dt.timedelta(days=a.days - 1 - i)
         drifted = i >= a.days - a.drift_days
-        feats, labels = make_day(i, a.rows, a.customers, drifted, a.seed, flipped=day in flips)
+        offset = i * a.customers if a.disjoint_days else 0
+        feats, labels = make_day(i, a.rows, a.customers, drifted, a.seed, flipped=day in flips, id_offset=offset)
         fdir = os.path.join(a.out, "features", f"ds={day.isoformat()}")
         os.makedirs(fdir, exist_ok=True)
         feats.write_parquet(os.path.join(fdir, "part-0.parquet"), compression="zstd")

@@ -171,6 +171,11 @@ fn adbc_postgresql_scores_equal_the_native_source_to_the_bit() {
         "SELECT * FROM churn_features WHERE ds BETWEEN {{ ds_add(-1) }} AND {{ ds }}",
         "",
     );
+    // Two dates: a customer is a key once a day.
+    let text = std::fs::read_to_string(&j)
+        .unwrap()
+        .replace("keys: [customer_id]", "keys: [customer_id, ds]");
+    std::fs::write(&j, text).unwrap();
     let o = p.run_job(&j, &env);
     assert_exit(&o, 0, &[]);
     assert!(stdout(&o).contains("6000 read"), "{}", stdout(&o));

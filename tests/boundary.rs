@@ -615,3 +615,182 @@ fn every_table_reads_back_in_the_readers_users_use() {
     let f = read_sorted(&out.join(format!("hive/ds={LAST_DAY}/part-00000.parquet")));
     assert!(f.column("input_ds").is_ok() && f.column("ds").is_err());
 }
+
+/// The example job and bundle in a project whose day `LAST_DAY` is the example day
+/// repeated `times` times with new, unique keys (`dups` rows then given another
+/// row's key), in `files` files; returns the project, the job and what
+/// `tests/py/repeat_day.py` measured with DuckDB.
+fn big_day(times: u32, files: u32, dups: u32) -> (Project, std::path::PathBuf, serde_json::Value) {
+    let p = Project::new(1, 20_000);
+    p.copy_bundle();
+    let job = p.write(
+        "jobs/churn_daily.yaml",
+        &std::fs::read_to_string(repo().join("jobs/churn_daily.yaml")).unwrap(),
+    );
+    let day = p.path().join(format!("data/churn/features/ds={LAST_DAY}"));
+    let big = p.path().join("big-day");
+    let o = run_python(&[
+        repo().join("tests/py/repeat_day.py").to_str().unwrap(),
+        day.to_str().unwrap(),
+        big.to_str().unwrap(),
+        &times.to_string(),
+        &files.to_string(),
+        &dups.to_string(),
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let facts: serde_json::Value = serde_json::from_str(stdout(&o).trim()).unwrap();
+    std::fs::remove_dir_all(&day).unwrap();
+    std::fs::rename(&big, &day).unwrap();
+    (p, job, facts)
+}
+
+/// The run report a manifest points at (relative to the project).
+fn report_of(p: &Project, manifest: &serde_json::Value) -> serde_json::Value {
+    read_json(p.path().join(manifest["report"].as_str().unwrap()))
+}
+
+/// Issue 34: 2,000,000 unique customers pass the example job's own key check
+/// (exact at any size: it used to report `uniqueness: null` and fail); one
+/// duplicated key fails the run with exit 3 naming it, before anything is
+/// published; relaxed to a warning, the report's uniqueness check fails with its
+/// value and bound (exit 5).
+#[test]
+fn two_million_unique_keys_pass_and_one_duplicate_is_named() {
+    let (p, job, facts) = big_day(100, 4, 0);
+    assert_eq!(facts["rows"], 2_000_000);
+    let o = p.run_job(&job, &[]);
+    assert_exit(&o, 0, &[]);
+    let table = p.path().join("output/churn_scores");
+    let m = last_manifest(&table);
+    assert_eq!(m["keys"]["rows"], 2_000_000);
+    assert_eq!(m["keys"]["distinct"], 2_000_000);
+    assert_eq!(m["keys"]["duplicated"], 0);
+    let r = report_of(&p, &m);
+    let id = r["columns"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["name"] == "customer_id")
+        .unwrap()
+        .clone();
+    assert_eq!(id["distinct"], facts["distinct"]);
+    assert_eq!(id["uniqueness"], 1.0);
+    // Every column's frequency metrics are figures, none null, at this size.
+    for c in r["columns"].as_array().unwrap() {
+        assert!(c["distinct"].is_u64(), "{c}");
+        assert!(c["unique_value_ratio"].is_number(), "{c}");
+    }
+    let check = r["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["name"].as_str().unwrap().contains("uniqueness"))
+        .unwrap()
+        .clone();
+    assert_eq!(check["status"], "pass", "{check}");
+
+    // One key twice: exit 3, naming it and its count; the partition is untouched.
+    let (p, job, facts) = big_day(100, 4, 1);
+    let dup = facts["duplicated"][0].as_i64().unwrap();
+    let o = p.run_job(&job, &[]);
+    let named = format!("customer_id = {dup} (2 rows)");
+    assert_exit(&o, 3, &["1 key value(s) of `customer_id`", &named]);
+    let table = p.path().join("output/churn_scores");
+    assert!(!table.join(format!("ds={LAST_DAY}")).exists());
+    let m = last_manifest(&table);
+    assert_eq!(m["status"], "failed");
+    assert_eq!(m["keys"]["duplicated"], 1);
+    assert_eq!(m["keys"]["extra_rows"], 1);
+
+    // Relaxed: published, warned, and the uniqueness check fails with its value.
+    let text = std::fs::read_to_string(&job).unwrap().replace(
+        "output:\n  path: output/churn_scores\n",
+        "output:\n  path: output/churn_scores\n  on_duplicate_keys: warn\n",
+    );
+    std::fs::write(&job, text).unwrap();
+    let o = p.run_job(&job, &[]);
+    let once = facts["once"].as_f64().unwrap() / 2_000_000.0;
+    assert_exit(
+        &o,
+        5,
+        &[&format!("uniqueness(customer_id): value {once} (min 1)")],
+    );
+    let m = last_manifest(&table);
+    let warned = m["warnings"].as_array().unwrap();
+    assert!(
+        warned.iter().any(|w| w.as_str().unwrap().contains(&named)),
+        "{warned:?}"
+    );
+    assert!(table.join(format!("ds={LAST_DAY}")).exists());
+}
+
+/// Past the memory budget (0 MiB: every chunk spills), the frequency metrics and
+/// the key check are the same exact figures, marked `spilled`, and no spill file
+/// is left in the published partition or the staging area.
+#[test]
+fn spilled_frequencies_equal_in_memory_ones() {
+    let (p, job, facts) = big_day(3, 2, 5);
+    let base = std::fs::read_to_string(&job).unwrap().replace(
+        "output:\n  path: output/churn_scores\n",
+        "output:\n  path: output/churn_scores\n  on_duplicate_keys: warn\n",
+    );
+    let mut reports = Vec::new();
+    for (name, budget) in [("mem", ""), ("spill", "  memory_budget_mb: 0\n")] {
+        // After the `report:` line (which carries a comment).
+        let text: String = base
+            .replace("output/churn_scores", &format!("output/{name}"))
+            .lines()
+            .map(|l| {
+                if l.starts_with("report:") {
+                    format!("{l}\n{budget}")
+                } else {
+                    format!("{l}\n")
+                }
+            })
+            .collect();
+        let text = if budget.is_empty() {
+            text
+        } else {
+            text.replace(
+                "on_duplicate_keys: warn\n",
+                "on_duplicate_keys: warn\n  keys_memory_mb: 0\n",
+            )
+        };
+        let j = p.write(&format!("jobs/{name}.yaml"), &text);
+        let o = p.run_job(&j, &[]);
+        // The uniqueness check fails on the duplicates (exit 5), published.
+        assert_exit(&o, 5, &["uniqueness(customer_id): value"]);
+        let table = p.path().join(format!("output/{name}"));
+        let m = last_manifest(&table);
+        assert_eq!(m["keys"]["duplicated"], 5, "{}", m["keys"]);
+        let want = if budget.is_empty() {
+            "memory"
+        } else {
+            "spilled"
+        };
+        assert_eq!(m["keys"]["computed"], want);
+        for f in files_under(&table) {
+            let s = f.to_string_lossy().to_string();
+            assert!(
+                !s.contains("_spill") && !s.contains("_distinct"),
+                "left: {s}"
+            );
+        }
+        reports.push(report_of(&p, &m));
+    }
+    let (a, b) = (&reports[0]["columns"], &reports[1]["columns"]);
+    for (x, y) in a.as_array().unwrap().iter().zip(b.as_array().unwrap()) {
+        assert_eq!(x["frequencies"], "memory");
+        assert_eq!(y["frequencies"], "spilled", "{y}");
+        for k in ["distinct", "uniqueness", "unique_value_ratio"] {
+            assert_eq!(x[k], y[k], "{} {k}", x["name"]);
+        }
+    }
+    let id = a
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["name"] == "customer_id")
+        .unwrap();
+    assert_eq!(id["distinct"], facts["distinct"]);
+}

@@ -238,3 +238,73 @@ fn validate_accepts_the_repository_jobs() {
         "{out}"
     );
 }
+
+/// A bundle names only files inside its folder: a `model_file`, state or profile
+/// path that leaves it (`..`, an absolute path, a symbolic link out) is refused by
+/// `validate`, `bundle check` and `run` with exit 4 naming the field; the same
+/// bundle with its files inside it runs.
+#[test]
+fn bundle_files_outside_the_bundle_are_refused() {
+    let p = Project::new(1, 200);
+    let bundle = p.copy_bundle();
+    let job = p.standard_job("escape", &bundle);
+    let yaml = std::fs::read_to_string(bundle.join("bundle.yaml")).unwrap();
+    let outside = p.path().join("elsewhere");
+    std::fs::create_dir_all(&outside).unwrap();
+    for f in [
+        "model.pt",
+        "preprocess.state.json",
+        "reference.profile.json",
+    ] {
+        std::fs::copy(bundle.join(f), outside.join(f)).unwrap();
+    }
+    let abs = outside.join("model.pt").display().to_string();
+    let cases: Vec<(&str, String)> = vec![
+        (
+            "model_file",
+            yaml.replace("\"model.pt\"", "\"../../../elsewhere/model.pt\""),
+        ),
+        (
+            "model_file",
+            yaml.replace("\"model.pt\"", &format!("\"{abs}\"")),
+        ),
+        (
+            "preprocessing.state_file",
+            yaml.replace(
+                "\"preprocess.state.json\"",
+                "\"../1.0.0/../../../elsewhere/preprocess.state.json\"",
+            ),
+        ),
+        (
+            "reference_profile.file",
+            yaml.replace(
+                "\"reference.profile.json\"",
+                "\"../../../elsewhere/reference.profile.json\"",
+            ),
+        ),
+    ];
+    let check = |field: &str| {
+        for args in [
+            vec!["validate", job.to_str().unwrap()],
+            vec!["bundle", "check", bundle.to_str().unwrap()],
+            vec!["run", job.to_str().unwrap(), "--date", LAST_DAY],
+        ] {
+            let o = p.scorch(&args);
+            assert_exit(&o, 4, &[field, "outside", "bundle"]);
+        }
+    };
+    for (field, text) in &cases {
+        assert_ne!(&yaml, text, "the case changed nothing");
+        std::fs::write(bundle.join("bundle.yaml"), text).unwrap();
+        check(field);
+    }
+    // A symbolic link out of the bundle: the path looks inside, the file is not.
+    std::fs::write(bundle.join("bundle.yaml"), &yaml).unwrap();
+    std::fs::remove_file(bundle.join("model.pt")).unwrap();
+    std::os::unix::fs::symlink(outside.join("model.pt"), bundle.join("model.pt")).unwrap();
+    check("model_file");
+    // The file back inside: the bundle runs.
+    std::fs::remove_file(bundle.join("model.pt")).unwrap();
+    std::fs::copy(outside.join("model.pt"), bundle.join("model.pt")).unwrap();
+    assert_exit(&p.run_job(&job, &[]), 0, &[]);
+}

@@ -126,6 +126,11 @@ fn postgres_job_scores_like_the_parquet_job_and_binds_parameters() {
         "SELECT * FROM churn_features WHERE ds BETWEEN {{ ds_add(-1) }} AND {{ ds }}",
         "",
     );
+    // Two dates: a customer is a key once a day.
+    let text = std::fs::read_to_string(&job)
+        .unwrap()
+        .replace("keys: [customer_id]", "keys: [customer_id, ds]");
+    std::fs::write(&job, text).unwrap();
     let o = p.run_job(&job, &env);
     assert_exit(&o, 0, &[]);
     assert!(stdout(&o).contains("2400 read"), "{}", stdout(&o));

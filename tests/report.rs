@@ -12,7 +12,7 @@ fn report_metrics_match_exact_values_on_the_same_rows() {
     let job = p.job(
         "rep",
         &format!(
-            "name: rep\nsource:\n  parquet:\n    path: data/churn/features\nkeys: [customer_id]\n\
+            "name: rep\nsource:\n  parquet:\n    path: data/churn/features\nkeys: [customer_id, ds]\n\
              model: {}\nreport: {{}}\noutput:\n  path: output/rep\ninference:\n  chunk_rows: 1000\n  batch_size: 500\n",
             example_bundle().display()
         ),

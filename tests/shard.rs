@@ -461,3 +461,72 @@ fn shards_read_and_commit_on_an_s3_store() {
     let left: Vec<_> = files_under(&s3.bucket("lake").join("scores/sharded/_shards"));
     assert!(left.is_empty(), "{left:?}");
 }
+
+/// A key in two shards (each shard's own keys unique) is caught by the commit:
+/// exit 3 naming it, nothing published; relaxed to a warning, the commit publishes
+/// and its manifest lists the duplicate.
+#[test]
+fn a_key_in_two_shards_fails_the_commit() {
+    let p = Project::new(1, 3000);
+    let day = p.path().join(format!("data/churn/features/ds={LAST_DAY}"));
+    // The day's first row again, in a second file: it lands in the last shard.
+    let script = "import polars as pl, sys\n\
+                  d = pl.read_parquet(sys.argv[1] + '/part-0.parquet')\n\
+                  d.head(1).write_parquet(sys.argv[1] + '/part-9.parquet')\n\
+                  print(d['customer_id'][0])\n";
+    let o = run_python(&["-c", script, day.to_str().unwrap()]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let first = stdout(&o);
+    let first = first.trim();
+    let j = p.job(
+        "dup",
+        &format!(
+            "name: dup\nsource:\n  parquet:\n    path: data/churn/features/ds={{{{ ds }}}}/*.parquet\n\
+             keys: [customer_id]\nmodel: {}\noutput:\n  path: output/dup\n\
+             inference: {{batch_size: 512, threads: 2}}\n",
+            example_bundle().display()
+        ),
+    );
+    let shards_and_commit = |j: &std::path::Path| {
+        for i in 0..2 {
+            assert_exit(&run(&p, j, &["--shard", &format!("{i}/2")]), 0, &[]);
+        }
+        p.scorch(&[
+            "commit",
+            j.to_str().unwrap(),
+            "--date",
+            LAST_DAY,
+            "--shards",
+            "2",
+        ])
+    };
+    let o = shards_and_commit(&j);
+    assert_exit(
+        &o,
+        3,
+        &[
+            &format!("customer_id = {first} (2 rows)"),
+            "all 2 shards",
+            "nothing was published",
+        ],
+    );
+    assert!(!p.path().join(format!("output/dup/ds={LAST_DAY}")).exists());
+    let text = std::fs::read_to_string(&j).unwrap().replace(
+        "  path: output/dup\n",
+        "  path: output/dup\n  on_duplicate_keys: warn\n",
+    );
+    std::fs::write(&j, text).unwrap();
+    let o = shards_and_commit(&j);
+    assert_exit(&o, 0, &[]);
+    let m = read_json(
+        p.path()
+            .join(format!("output/dup/ds={LAST_DAY}/_manifest.json")),
+    );
+    assert_eq!(m["keys"]["duplicated"], 1, "{}", m["keys"]);
+    assert_eq!(m["keys"]["rows"], 3001);
+    let warned = m["warnings"].to_string();
+    assert!(
+        warned.contains(&format!("customer_id = {first} (2 rows)")),
+        "{warned}"
+    );
+}

@@ -65,6 +65,30 @@ pub struct Bundle {
     pub reference: Option<crate::reports::drift::ReferenceProfile>,
 }
 
+/// Every file `spec` names resolves inside the bundle folder `dir` (no symlink out
+/// of it): exit 4 naming the field otherwise.
+fn confined(dir: &Path, file: &Path, spec: &BundleSpec) -> Result<()> {
+    let Ok(base) = dir.canonicalize() else {
+        return Ok(()); // reading the files reports a missing folder
+    };
+    for (field, rel) in spec.files() {
+        let Ok(real) = dir.join(rel).canonicalize() else {
+            continue; // a missing file is reported where it is read
+        };
+        if !real.starts_with(&base) {
+            return Err(Error::Model(format!(
+                "{}: `{field}` ({rel}) resolves to {}, outside the bundle folder {} (a \
+                 symbolic link?): a bundle must hold its own files, so that a copied or \
+                 registered bundle is whole; copy the file into the bundle",
+                file.display(),
+                real.display(),
+                base.display()
+            )));
+        }
+    }
+    Ok(())
+}
+
 impl Bundle {
     /// For an AOTInductor package, checks it against `device` (`None`: the device
     /// kind it was compiled for) and this machine from its metadata, without
@@ -98,6 +122,7 @@ impl Bundle {
         spec.validate()
             .into_result(&file)
             .map_err(|e| Error::Model(e.to_string()))?;
+        confined(dir, &file, &spec)?;
         let model_path = dir.join(&spec.model_file);
         let actual = sha256_file(&model_path).map_err(|e| {
             Error::Model(format!(

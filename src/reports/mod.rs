@@ -10,7 +10,7 @@
 //! | `completeness` | non-null rows / rows (Deequ `Completeness`) |
 //! | `approx_distinct` | HyperLogLog estimate of distinct non-null values (2^12 registers: standard error 1.6%) |
 //! | `distinctness` | `approx_distinct` / non-null rows (Deequ `Distinctness`, approximate) |
-//! | `distinct` | exact number of distinct non-null values (values compared by a 64-bit hash) |
+//! | `distinct` | exact number of distinct non-null values (the values themselves compared, never only their hashes) |
 //! | `uniqueness` | non-null values that occur exactly once / non-null rows (Deequ `Uniqueness`) |
 //! | `unique_value_ratio` | values that occur exactly once / distinct values (Deequ `UniqueValueRatio`) |
 //! | `non_finite` | NaN, +inf and −inf values (numeric columns; 0 for others) |
@@ -18,9 +18,11 @@
 //! | `mean`, `stddev` | of non-null, finite values; population standard deviation (Deequ `StandardDeviation`), merged with Chan et al.'s pairwise formula |
 //! | `p01` … `p99` | quantiles 0.01, 0.05, 0.25, 0.5, 0.75, 0.95, 0.99 of non-null, finite values from a DDSketch (Masson et al. 2019): within 1% (relative) of the value at rank `⌊q·(n−1)⌋` of the sorted values |
 //!
-//! `distinct`, `uniqueness` and `unique_value_ratio` count every value's frequency;
-//! a column with more distinct values than `report.max_exact_distinct` (default
-//! 1 000 000; about 32 bytes each) stops counting and reports them as null.
+//! `distinct`, `uniqueness` and `unique_value_ratio` count every value's frequency
+//! exactly at any row count ([`distinct`]): in memory up to `report.memory_budget_mb`
+//! for all columns together, then spilled to sorted run files under the run's
+//! staging folder and merged; each column's metrics say which (`frequencies:
+//! memory | spilled`). A null for them means no data, never "too many".
 //! All statistics merge exactly across chunks and shards.
 //!
 //! **Any value is data.** Every statistic takes any f64 — ±inf, NaN, ±0,
@@ -32,10 +34,12 @@
 //! in the quantile sketch, whose buckets therefore span at most about 70 000
 //! indices per sign (a few hundred KiB) whatever the data.
 
+pub mod distinct;
 pub mod drift;
 pub mod exact;
 pub mod history;
 pub mod html;
+pub mod keys;
 pub mod multivariate;
 pub mod performance;
 pub mod profile_html;
@@ -46,9 +50,9 @@ pub mod timeline;
 use polars::prelude::*;
 use serde::{Deserialize, Serialize};
 
-use crate::spec::report::{CheckSpec, DEFAULT_MAX_EXACT_DISTINCT, METRICS, Severity};
+use crate::spec::report::{CheckSpec, DEFAULT_MEMORY_BUDGET_MB, METRICS, Severity};
 use crate::stats::moments;
-use crate::stats::sketch::{FreqMap, Hll, QuantileSketch};
+use crate::stats::sketch::{Hll, QuantileSketch};
 
 /// The quantiles every numeric column reports, with their metric names.
 pub const QUANTILES: [(&str, f64); 7] = [
@@ -80,9 +84,11 @@ pub struct ColumnStats {
     /// Sum of squared deviations from the mean.
     pub m2: f64,
     pub hll: Hll,
-    /// Value hash → occurrences, until there are more than `max_distinct` values.
-    pub freq: Option<FreqMap>,
-    pub max_distinct: usize,
+    /// Every non-null value's occurrences, exactly (in memory or spilled).
+    pub distinct: distinct::Counter,
+    /// Its summary, once computed ([`ColumnStats::resolve`]).
+    #[serde(skip)]
+    pub summary: Option<distinct::Summary>,
     pub quantiles: QuantileSketch,
 }
 
@@ -101,8 +107,8 @@ impl ColumnStats {
             mean: 0.0,
             m2: 0.0,
             hll: Hll::default(),
-            freq: Some(Default::default()),
-            max_distinct: DEFAULT_MAX_EXACT_DISTINCT,
+            distinct: distinct::Counter::new(keys::width_of(dtype)),
+            summary: None,
             quantiles: QuantileSketch::default(),
         }
     }
@@ -121,21 +127,8 @@ impl ColumnStats {
         for &h in &hashes {
             self.hll.add(h);
         }
-        // Far past the cap already (HyperLogLog's error is 1.6%): skip the counting.
-        if self.freq.is_some() && self.hll.estimate() > self.max_distinct as f64 * 1.1 {
-            self.freq = None;
-        }
-        if let Some(f) = &mut self.freq {
-            for h in hashes {
-                *f.entry(h).or_insert(0) += 1;
-                if f.len() > self.max_distinct {
-                    break;
-                }
-            }
-            if f.len() > self.max_distinct {
-                self.freq = None; // too many to count exactly: report null
-            }
-        }
+        keys::count_column(&mut self.distinct, &non_null)?;
+        self.summary = None;
         if self.numeric {
             let x = non_null.cast(&DataType::Float64)?;
             let x = x.f64()?;
@@ -185,15 +178,8 @@ impl ColumnStats {
         self.non_finite += other.non_finite;
         self.hll.merge(&other.hll);
         self.quantiles.merge(&other.quantiles);
-        self.freq = match (self.freq.take(), &other.freq) {
-            (Some(mut a), Some(b)) => {
-                for (k, v) in b {
-                    *a.entry(*k).or_insert(0) += v;
-                }
-                (a.len() <= self.max_distinct).then_some(a)
-            }
-            _ => None,
-        };
+        self.distinct.merge(&other.distinct);
+        self.summary = None;
         if other.n > 0 {
             self.merge_moments(
                 other.n,
@@ -205,7 +191,16 @@ impl ColumnStats {
         }
     }
 
-    /// The metrics, as they go into `report.json`.
+    /// Computes the exact frequency summary (reading spilled runs).
+    pub fn resolve(&mut self) -> std::io::Result<()> {
+        if self.summary.is_none() {
+            self.summary = Some(self.distinct.summary()?);
+        }
+        Ok(())
+    }
+
+    /// The metrics, as they go into `report.json` (after [`ColumnStats::resolve`];
+    /// unresolved, the frequency summary is computed here).
     pub fn metrics(&self) -> ColumnMetrics {
         let non_null = self.count - self.nulls;
         let distinct = if non_null == 0 {
@@ -214,10 +209,11 @@ impl ColumnStats {
             self.hll.estimate().min(non_null as f64).round()
         };
         let numeric = self.numeric && self.n > 0;
-        let exact = self.freq.as_ref().map(|f| {
-            let once = f.values().filter(|&&c| c == 1).count() as f64;
-            (f.len() as u64, once)
-        });
+        let summary = match &self.summary {
+            Some(s) => Some(s.clone()),
+            None => self.distinct.clone().summary().ok(),
+        };
+        let exact = summary.as_ref().map(|s| (s.distinct, s.once as f64));
         ColumnMetrics {
             name: self.name.clone(),
             dtype: self.dtype.clone(),
@@ -235,6 +231,12 @@ impl ColumnStats {
                 .filter(|_| non_null > 0)
                 .map(|(_, once)| once / non_null as f64),
             unique_value_ratio: exact.filter(|e| e.0 > 0).map(|(d, once)| once / d as f64),
+            frequencies: match &summary {
+                Some(s) if s.spilled => "spilled",
+                Some(_) => "memory",
+                None => "unavailable",
+            },
+            spill_bytes: summary.as_ref().map_or(0, |s| s.spill_bytes),
             quantiles: if numeric {
                 QUANTILES
                     .iter()
@@ -264,10 +266,16 @@ pub struct ColumnMetrics {
     pub completeness: Option<f64>,
     pub approx_distinct: u64,
     pub distinctness: Option<f64>,
-    /// Exact distinct non-null values (null past `report.max_exact_distinct`).
+    /// Exact distinct non-null values.
     pub distinct: Option<u64>,
     pub uniqueness: Option<f64>,
     pub unique_value_ratio: Option<f64>,
+    /// Where the exact frequencies were counted: `memory`, or `spilled` (in part
+    /// to run files, past `report.memory_budget_mb`).
+    pub frequencies: &'static str,
+    /// Bytes of run files written for this column's frequencies.
+    #[serde(skip_serializing_if = "is_zero")]
+    pub spill_bytes: u64,
     /// NaN, +inf and −inf values (kept out of the metrics below).
     pub non_finite: u64,
     pub min: Option<f64>,
@@ -300,6 +308,10 @@ impl ColumnMetrics {
     }
 }
 
+fn is_zero(v: &u64) -> bool {
+    *v == 0
+}
+
 /// The outcome of one check.
 #[derive(Debug, Clone, Serialize)]
 pub struct CheckResult {
@@ -315,6 +327,25 @@ pub struct CheckResult {
     /// `pass`, `warn`, `fail`, or `no_data` (a run of 0 rows, `output.allow_empty`,
     /// has no value for the metric; not judged).
     pub status: &'static str,
+}
+
+impl CheckResult {
+    /// `name: value 0.99 (min 1)`: the check, its measured value and its bounds.
+    pub fn describe(&self) -> String {
+        let value = match self.value {
+            Some(v) => format!("value {v}"),
+            None => "no value".to_string(),
+        };
+        let bounds: Vec<String> = [("min", self.min), ("max", self.max)]
+            .iter()
+            .filter_map(|(n, b)| b.map(|b| format!("{n} {b}")))
+            .collect();
+        if bounds.is_empty() {
+            format!("{}: {value}", self.name)
+        } else {
+            format!("{}: {value} ({})", self.name, bounds.join(", "))
+        }
+    }
 }
 
 /// Statistics of every profiled column of a run's input, and the compliance counts
@@ -336,20 +367,27 @@ pub struct Profile {
     /// is asked for.
     #[serde(default)]
     pub reconstruction: Option<multivariate::ReconstructionCounter>,
+    /// The memory budget of the columns' exact frequencies, and where they spill.
+    #[serde(skip)]
+    spill: distinct::Spill,
+}
+
+impl Default for distinct::Spill {
+    fn default() -> Self {
+        distinct::Spill::new(DEFAULT_MEMORY_BUDGET_MB << 20)
+    }
 }
 
 impl Profile {
-    /// A profile of the columns of `schema`, with `checks` to evaluate.
-    pub fn new(schema: &Schema, checks: &[CheckSpec], max_distinct: usize) -> Self {
+    /// A profile of the columns of `schema`, with `checks` to evaluate, holding at
+    /// most `budget` bytes of exact frequencies in memory (then spilling).
+    pub fn new(schema: &Schema, checks: &[CheckSpec], budget: usize) -> Self {
         Profile {
             columns: schema
                 .iter()
-                .map(|(n, dt)| {
-                    let mut c = ColumnStats::new(n.as_str(), dt);
-                    c.max_distinct = max_distinct;
-                    c
-                })
+                .map(|(n, dt)| ColumnStats::new(n.as_str(), dt))
                 .collect(),
+            spill: distinct::Spill::new(budget),
             checks: checks.to_vec(),
             passed: vec![0; checks.len()],
             rows: 0,
@@ -359,10 +397,75 @@ impl Profile {
         }
     }
 
+    /// Spilled frequencies go to `dir` (made on the first spill, removed with the
+    /// profile): the run's staging folder.
+    pub fn spill_to(&self, dir: std::path::PathBuf) {
+        self.spill.place_in(dir);
+    }
+
+    /// Sets the columns' in-memory thresholds (before any row is counted): the tests
+    /// cross them with small data.
+    pub fn set_counter_limits(&mut self, limits: distinct::Limits) {
+        for c in &mut self.columns {
+            c.distinct = c.distinct.with_new_limits(limits);
+        }
+    }
+
+    /// The memory budget of the exact frequencies, in bytes.
+    pub fn memory_budget(&self) -> usize {
+        self.spill.budget
+    }
+
+    /// Computes every column's exact frequency summary (reading spilled runs);
+    /// before [`Report::assemble`].
+    pub fn resolve(&mut self) -> std::io::Result<()> {
+        self.columns.iter_mut().try_for_each(|c| c.resolve())
+    }
+
+    /// Writes every column's frequencies into one run file each in `dir` (a shard's
+    /// folder, `_distinct-NNN.bin`), named in the profile that is serialized next.
+    pub fn freeze(&mut self, dir: &std::path::Path) -> std::io::Result<()> {
+        for (i, c) in self.columns.iter_mut().enumerate() {
+            c.distinct.freeze(dir, &format!("_distinct-{i:03}.bin"))?;
+        }
+        Ok(())
+    }
+
+    /// Drops the spilled runs (after the summaries are computed or frozen): the
+    /// spill folder goes with them.
+    pub fn discard_spill(&mut self) {
+        for c in &mut self.columns {
+            c.distinct = distinct::Counter::new(c.distinct.width());
+        }
+        self.spill = distinct::Spill::new(self.spill.budget);
+    }
+
+    /// Points the run files of a frozen profile (read back) at `resolve(name)`.
+    pub fn locate(
+        &mut self,
+        mut resolve: impl FnMut(
+            &str,
+        ) -> std::io::Result<(
+            std::path::PathBuf,
+            Option<std::sync::Arc<distinct::SpillFolder>>,
+        )>,
+    ) -> std::io::Result<()> {
+        for c in &mut self.columns {
+            c.distinct.locate(&mut resolve)?;
+        }
+        Ok(())
+    }
+
     pub fn update(&mut self, df: &DataFrame) -> PolarsResult<()> {
         for c in &mut self.columns {
             c.update(df.column(c.name.as_str())?)?;
         }
+        self.spill
+            .enforce(self.columns.iter_mut().map(|c| &mut c.distinct))
+            .map_err(|e| PolarsError::IO {
+                error: std::sync::Arc::new(e),
+                msg: Some("spilling exact value counts".into()),
+            })?;
         self.rows += df.height() as u64;
         if let Some(d) = &mut self.drift {
             d.update(df, false)?;
@@ -725,22 +828,26 @@ mod tests {
     }
 
     #[test]
-    fn frequency_metrics_stop_past_the_cap() {
+    fn frequency_metrics_are_exact_past_any_budget() {
         let col = Column::new("x".into(), (0..100).map(|i| i % 40).collect::<Vec<i64>>());
-        let mut c = ColumnStats::new("x", &DataType::Int64);
-        c.update(&col).unwrap();
-        let m = c.metrics();
-        assert_eq!(m.distinct, Some(40));
-        // 20 values occur twice, 20 three times: none once.
-        assert_eq!(m.uniqueness, Some(0.0));
-        let mut capped = ColumnStats::new("x", &DataType::Int64);
-        capped.max_distinct = 10;
-        capped.update(&col).unwrap();
-        let m = capped.metrics();
-        assert_eq!(
-            (m.distinct, m.uniqueness, m.unique_value_ratio),
-            (None, None, None)
-        );
+        let df = DataFrame::new(100, vec![col.clone()]).unwrap();
+        for budget in [0usize, 64, 1 << 20] {
+            let mut p = Profile::new(df.schema(), &[], budget);
+            p.update(&df.slice(0, 55)).unwrap();
+            p.update(&df.slice(55, 45)).unwrap();
+            p.resolve().unwrap();
+            let m = p.columns[0].metrics();
+            assert_eq!(m.distinct, Some(40));
+            // 20 values occur twice, 20 three times: none once.
+            assert_eq!(m.uniqueness, Some(0.0));
+            assert_eq!(m.unique_value_ratio, Some(0.0));
+            let spilled = if budget < 1 << 20 {
+                "spilled"
+            } else {
+                "memory"
+            };
+            assert_eq!(m.frequencies, spilled, "budget {budget}");
+        }
     }
 
     #[test]
@@ -753,6 +860,7 @@ mod tests {
         let checks: Vec<CheckSpec> =
             serde_json::from_str(r#"[{"sql": "x < 30", "mostly": 0.5}]"#).unwrap();
         let mut whole = Profile::new(df.schema(), &checks, 100);
+        whole.resolve().unwrap();
         whole.update(&df).unwrap();
         let mut a = Profile::new(df.schema(), &checks, 100);
         let mut b = a.clone();

@@ -56,8 +56,127 @@ fn finite_or_absent(v: &serde_json::Value, what: &str) {
     }
 }
 
+/// Distinct non-null values and values seen once, computed by Polars' own group-by.
+fn polars_frequencies(df: &DataFrame, c: &str) -> (u64, u64) {
+    let g = df
+        .select([c])
+        .unwrap()
+        .drop_nulls::<String>(None)
+        .unwrap()
+        .lazy()
+        .group_by([col(c)])
+        .agg([len().alias("__n")])
+        .collect()
+        .unwrap();
+    let n = g.column("__n").unwrap().cast(&DataType::UInt64).unwrap();
+    let once = n
+        .u64()
+        .unwrap()
+        .into_no_null_iter()
+        .filter(|&x| x == 1)
+        .count();
+    (g.height() as u64, once as u64)
+}
+
+/// A frame whose columns cross every in-memory limit of the exact counter: few and
+/// many distinct integers, any f64 (±0, NaN, ±inf), short strings, dates.
+fn frame() -> impl Strategy<Value = DataFrame> {
+    (0usize..2500, 1i64..3000).prop_flat_map(|(n, range)| {
+        (
+            proptest::collection::vec(proptest::option::weighted(0.95, 0..range), n),
+            proptest::collection::vec(proptest::option::weighted(0.9, value()), n),
+            proptest::collection::vec(
+                proptest::option::weighted(0.9, prop_oneof!["[a-c]{0,2}", ".{0,12}"]),
+                n,
+            ),
+            proptest::collection::vec(any::<i64>(), n),
+        )
+            .prop_map(|(a, x, s, u)| {
+                let days: Vec<i32> = a.iter().map(|v| v.unwrap_or(0) as i32 % 400).collect();
+                let mut df = df!("a" => a, "x" => x, "s" => s, "u" => u, "d" => days).unwrap();
+                let d = df.column("d").unwrap().cast(&DataType::Date).unwrap();
+                df.with_column(d).unwrap();
+                df
+            })
+    })
+}
+
 proptest! {
     #![proptest_config(ProptestConfig { cases: 64, ..ProptestConfig::default() })]
+
+    /// `distinct`, `uniqueness` and `unique_value_ratio` equal Polars' own group-by
+    /// on any data, whatever the chunking, the counters' map and buffer limits, the
+    /// memory budget (down to spilling every chunk) and the number of shards (each
+    /// frozen into its own files, read back and merged).
+    #[test]
+    fn frequency_metrics_equal_polars_across_every_limit(
+        df in frame(),
+        chunk in 1usize..700,
+        map_entries in 1usize..400,
+        buffer_rows in 1usize..800,
+        budget in prop_oneof![Just(0usize), 1usize..40_000, Just(usize::MAX)],
+        shards in 1usize..4,
+    ) {
+        let limits = distinct::Limits { map_entries, buffer_rows };
+        let dir = tempfile::tempdir().unwrap();
+        let n = df.height();
+        let per = n.div_ceil(shards).max(1);
+        let mut merged: Option<Profile> = None;
+        for s in 0..shards {
+            let mut p = Profile::new(df.schema(), &[], budget);
+            p.set_counter_limits(limits);
+            p.spill_to(dir.path().join(format!("spill-{s}")));
+            let (lo, hi) = ((s * per).min(n), ((s + 1) * per).min(n));
+            let mut at = lo;
+            while at < hi {
+                let len = chunk.min(hi - at);
+                p.update(&df.slice(at as i64, len)).unwrap();
+                at += len;
+            }
+            let p = if shards == 1 {
+                p
+            } else {
+                // A shard: frozen into its folder, serialized, read back, located.
+                let folder = dir.path().join(format!("shard-{s}"));
+                std::fs::create_dir_all(&folder).unwrap();
+                p.freeze(&folder).unwrap();
+                let bytes = rmp_serde::to_vec_named(&p).unwrap();
+                drop(p);
+                let mut back: Profile = rmp_serde::from_slice(&bytes).unwrap();
+                back.locate(|f| Ok((folder.join(f), None))).unwrap();
+                back
+            };
+            match &mut merged {
+                None => merged = Some(p),
+                Some(m) => m.merge(&p).unwrap(),
+            }
+        }
+        let mut p = merged.unwrap();
+        p.resolve().unwrap();
+        for c in &p.columns {
+            let m = c.metrics();
+            let (distinct, once) = polars_frequencies(&df, &c.name);
+            let non_null = n as u64 - df.column(&c.name).unwrap().null_count() as u64;
+            prop_assert_eq!(m.distinct, Some(distinct), "column {}", c.name);
+            prop_assert_eq!(
+                m.uniqueness,
+                (non_null > 0).then(|| once as f64 / non_null as f64),
+                "column {}", c.name
+            );
+            prop_assert_eq!(
+                m.unique_value_ratio,
+                (distinct > 0).then(|| once as f64 / distinct as f64),
+                "column {}", c.name
+            );
+        }
+        // Nothing of the spill folders is left once the profile is gone.
+        p.discard_spill();
+        drop(p);
+        for s in 0..shards {
+            let left = dir.path().join(format!("spill-{s}"));
+            prop_assert!(!left.exists(), "{} left", left.display());
+        }
+    }
 
     #[test]
     fn column_stats_take_any_value_and_merge(v in values(), cut in 0usize..300) {

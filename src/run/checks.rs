@@ -90,7 +90,7 @@ pub(crate) struct ReportOutcome {
 /// profile and writes it: `<run id>.report.json` and `.report.html` beside the run
 /// manifests; returns the run's rows of the table's metrics history.
 pub(crate) fn write_report(
-    profile: &crate::reports::Profile,
+    profile: &mut crate::reports::Profile,
     spec: &crate::spec::job::ReportSpec,
     table: &sink::Table,
     (run_id, job_name, ds): (&str, &str, &str),
@@ -102,6 +102,10 @@ pub(crate) fn write_report(
     } else {
         Some(table.history().read()?)
     };
+    profile
+        .resolve()
+        .map_err(|e| Error::Internal(format!("reading the report's spilled value counts: {e}")))?;
+    profile.discard_spill();
     let report = crate::reports::Report::assemble(
         profile,
         spec,
@@ -112,7 +116,7 @@ pub(crate) fn write_report(
     let (mut gate, mut warnings) = (Vec::new(), Vec::new());
     for c in &report.checks {
         match c.status {
-            "fail" => gate.push(c.name.clone()),
+            "fail" => gate.push(c.describe()),
             "warn" => warnings.push(format!("check {} is {:?}", c.name, c.value)),
             _ => {}
         }

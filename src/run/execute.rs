@@ -218,6 +218,20 @@ impl Run<'_> {
             profile: input.profile.as_ref(),
             invalid_scores: s.inference.invalid_scores,
         };
+        // Exact counts past their memory budget spill into the staging folder (and
+        // are removed before it is published).
+        if let Some(p) = &input.profile {
+            p.lock()
+                .expect("profile lock")
+                .spill_to(staged.dir().join(SPILL_REPORT));
+        }
+        if let Some(k) = &input.key_check {
+            let mut k = k.lock().expect("key check lock");
+            k.spill_to(staged.dir().join(SPILL_KEYS));
+            if let Some(rows) = input.src.total_rows() {
+                k.expect_rows(rows);
+            }
+        }
         let (to_challenger, null_scores) = (AtomicU64::new(0), AtomicU64::new(0));
         let file_name = |i: usize| staged.data_file_name(i);
         let frame = |keys: &DataFrame, scores: pipeline::ChunkScores| {
@@ -251,6 +265,7 @@ impl Run<'_> {
             max_file_bytes: job.output.max_file_mb.saturating_mul(1 << 20),
             frame: &frame,
             quarantine: quarantine.map(|p| (p, &layout.quarantine)),
+            key_check: input.key_check.as_ref(),
         };
         let progress = s.opts.progress;
         let bar = progress::Bar::new(
@@ -313,14 +328,44 @@ impl Run<'_> {
             gate: vec![],
             history: None,
         };
+        if let Some(k) = &input.key_check {
+            let mut k = k.lock().expect("key check lock");
+            let t_k = std::time::Instant::now();
+            let r = k.finish().map_err(|e| {
+                Error::Internal(format!("reading the key check's spilled counts: {e}"))
+            })?;
+            if s.opts.shard.is_some() {
+                // `scorch commit` checks the keys of all shards together.
+                shard::write_keys(staged.dir(), &mut k)?;
+            }
+            k.discard_spill();
+            tracing::debug!(seconds = t_k.elapsed().as_secs_f64(), "key check finished");
+            let found = key_duplicates(&r);
+            m.keys = Some(r);
+            if let Some(msg) = found {
+                match job.output.on_duplicate_keys {
+                    crate::spec::job::OnDuplicateKeys::Warn => m.warnings.push(msg),
+                    _ => {
+                        return Err(Error::DataContract(format!(
+                            "{msg}; nothing was published (set `output.on_duplicate_keys: warn` \
+                             to publish anyway)"
+                        )));
+                    }
+                }
+            }
+        }
         if let (Some(profile), Some(spec)) = (&input.profile, &job.report) {
-            let profile = profile.lock().expect("profile lock");
+            let mut profile = profile.lock().expect("profile lock");
             if s.opts.shard.is_some() {
                 // A shard's statistics are merged and judged by `scorch commit`.
+                profile.freeze(staged.dir()).map_err(|e| {
+                    Error::Internal(format!("writing the shard's exact value counts: {e}"))
+                })?;
                 shard::write_profile(&staged.dir().join(shard::PROFILE_FILE), &profile)?;
+                profile.discard_spill();
             } else {
                 let r = write_report(
-                    &profile,
+                    &mut profile,
                     spec,
                     &s.table,
                     (&m.run_id, &job.name, &m.ds),
@@ -404,6 +449,25 @@ impl Run<'_> {
             delta_version: None,
         });
     }
+}
+
+/// Folders in the staging folder where exact counts spill (removed before publishing).
+const SPILL_REPORT: &str = "_spill-report";
+const SPILL_KEYS: &str = "_spill-keys";
+
+/// The message for duplicated keys, if the key check found any.
+pub(crate) fn key_duplicates(r: &crate::reports::keys::KeyReport) -> Option<String> {
+    (r.duplicated > 0).then(|| {
+        format!(
+            "{} key value(s) of `{}` occur more than once among the {} rows written \
+             ({} extra rows): {}",
+            r.duplicated,
+            r.keys.join(", "),
+            r.rows,
+            r.extra_rows,
+            r.describe_examples()
+        )
+    })
 }
 
 /// Publishes a staged partition (or shard, `shard`) inside the lock's publish

@@ -23,6 +23,8 @@ pub(crate) struct Input {
     pub needed: Vec<String>,
     pub profile: Option<Mutex<crate::reports::Profile>>,
     pub checker: Option<Mutex<crate::contract::Checker>>,
+    /// The exact uniqueness check of the job's keys (unless `output.on_duplicate_keys: off`).
+    pub key_check: Option<Mutex<crate::reports::keys::KeyCheck>>,
 }
 
 /// Adds `c` to `needed` unless it is there.
@@ -127,7 +129,7 @@ pub(crate) fn open_input(s: &mut Setup, models: &Models, m: &mut Manifest) -> Re
                 sch.insert(c.as_str().into(), dt.clone());
                 need(&mut needed, c.clone());
             }
-            let mut prof = crate::reports::Profile::new(&sch, &r.checks, r.max_exact_distinct);
+            let mut prof = crate::reports::Profile::new(&sch, &r.checks, r.memory_budget_mb << 20);
             if r.drift.is_some() {
                 let reference =
                     require_reference(&opts.job_file, &models.bundle, &models.model_dir.redacted)?;
@@ -179,6 +181,15 @@ pub(crate) fn open_input(s: &mut Setup, models: &Models, m: &mut Manifest) -> Re
         }
         None => None,
     };
+    let key_check = match job.output.on_duplicate_keys {
+        crate::spec::job::OnDuplicateKeys::Off => None,
+        _ if job.keys.is_empty() => None,
+        _ => Some(Mutex::new(crate::reports::keys::KeyCheck::new(
+            &job.keys,
+            &schema,
+            job.output.keys_memory_mb << 20,
+        )?)),
+    };
     Ok(Input {
         src,
         schema,
@@ -186,5 +197,6 @@ pub(crate) fn open_input(s: &mut Setup, models: &Models, m: &mut Manifest) -> Re
         needed,
         profile,
         checker,
+        key_check,
     })
 }

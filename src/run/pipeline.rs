@@ -172,6 +172,8 @@ pub struct Output<'a> {
     /// their schema (the columns read plus the reason; an input `ds` column as
     /// [`crate::sink::INPUT_DS`]).
     pub quarantine: Option<(&'a Path, &'a Schema)>,
+    /// The exact key check, updated with the keys of every chunk written.
+    pub key_check: Option<&'a std::sync::Mutex<crate::reports::keys::KeyCheck>>,
 }
 
 /// Builds a chunk's output frame from its carried columns and scores.
@@ -566,6 +568,9 @@ fn write_stage(
                 q.rename(crate::sink::PARTITION_COLUMN, crate::sink::INPUT_DS.into())?;
             }
             quarantine.as_mut().expect("created").write(&mut q)?;
+        }
+        if let Some(k) = out.key_check {
+            k.lock().expect("key check lock").update(&scored.keys)?;
         }
         let mut frame = (out.frame)(&scored.keys, scored.scores)?;
         drop(scored.keys);

@@ -32,19 +32,94 @@ use crate::spec::template::Redactor;
 pub const PROFILE_FILE: &str = "_profile.msgpack";
 
 /// Layout version of [`PROFILE_FILE`].
-const PROFILE_VERSION: u32 = 1;
+const PROFILE_VERSION: u32 = 2;
 
-#[derive(serde::Serialize, serde::Deserialize)]
+#[derive(serde::Deserialize)]
 struct ShardProfile {
     profile_version: u32,
     profile: crate::reports::Profile,
 }
 
-/// Writes a shard's input profile.
+#[derive(serde::Serialize)]
+struct ShardProfileRef<'a> {
+    profile_version: u32,
+    profile: &'a crate::reports::Profile,
+}
+
+/// A shard's key check, in its folder (MessagePack), and its counts.
+pub const KEYS_FILE: &str = "_keys.msgpack";
+const KEYS_RUN: &str = "_keys.bin";
+
+/// Writes a shard's key check (its counts frozen into [`KEYS_RUN`] beside it), for
+/// the commit to check the keys of every shard together.
+pub fn write_keys(dir: &Path, keys: &mut crate::reports::keys::KeyCheck) -> Result<()> {
+    keys.freeze(dir, KEYS_RUN)
+        .map_err(|e| Error::Internal(format!("writing the shard's key counts: {e}")))?;
+    let bytes = keys.to_bytes()?;
+    crate::storage::write_file_atomic(&dir.join(KEYS_FILE), &bytes)
+}
+
+/// A folder for shard files fetched from an object store during a commit (removed
+/// with the last use).
+fn fetch_folder() -> Result<std::sync::Arc<crate::reports::distinct::SpillFolder>> {
+    Ok(std::sync::Arc::new(
+        crate::reports::distinct::SpillFolder::adopt(crate::storage::create_temp_folder(
+            "scorch-commit-",
+        )?),
+    ))
+}
+
+/// The shards' key checks merged: the exact check of the date's keys.
+fn merged_keys(
+    table: &crate::sink::Table,
+    partition: &str,
+    manifests: &[ShardEntry],
+    budget: usize,
+) -> Result<crate::reports::keys::KeyReport> {
+    let fetched = fetch_folder()?;
+    let mut merged: Option<crate::reports::keys::KeyCheck> = None;
+    for (name, d, _) in manifests {
+        let bytes = table
+            .read_shard_file(partition, name, KEYS_FILE)?
+            .ok_or_else(|| {
+                Error::DataContract(format!(
+                    "{d}: the shard has no key check ({KEYS_FILE}); rerun that shard"
+                ))
+            })?;
+        let mut k = crate::reports::keys::KeyCheck::from_bytes(&bytes, budget).map_err(|e| {
+            Error::DataContract(format!(
+                "{d}/{KEYS_FILE}: not a key check ({e}); rerun that shard"
+            ))
+        })?;
+        k.locate(|file| {
+            let at = table
+                .shard_file_local(partition, name, file, fetched.path())
+                .map_err(|e| std::io::Error::other(e.to_string()))?;
+            Ok((at, Some(fetched.clone())))
+        })
+        .map_err(|e| {
+            Error::DataContract(format!(
+                "{d}: cannot read its key counts: {e}; rerun that shard"
+            ))
+        })?;
+        match &mut merged {
+            None => merged = Some(k),
+            Some(all) => all.merge(&k),
+        }
+    }
+    merged.expect("at least one shard").finish().map_err(|e| {
+        Error::DataContract(format!(
+            "reading the shards' key counts: {e}; rerun the shards"
+        ))
+    })
+}
+
+/// Writes a shard's input profile (its exact value counts frozen into run files
+/// beside it, [`crate::reports::Profile::freeze`]).
 pub fn write_profile(path: &Path, profile: &crate::reports::Profile) -> Result<()> {
-    let doc = ShardProfile {
+    let doc = ShardProfileRef {
         profile_version: PROFILE_VERSION,
-        profile: profile.clone(),
+        profile,
     };
     let bytes = rmp_serde::to_vec_named(&doc)
         .map_err(|e| Error::Internal(format!("serializing the shard profile: {e}")))?;
@@ -194,6 +269,9 @@ pub struct Committed {
     pub checks: Vec<crate::reports::CheckResult>,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub warnings: Vec<String>,
+    /// The exact check of the job's keys over every shard's rows.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub keys: Option<crate::reports::keys::KeyReport>,
     /// The report of the merged statistics (with `report:`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub report: Option<String>,
@@ -328,8 +406,33 @@ fn commit_as(
         )));
     }
     check_shards(&manifests, count, &job_sha, shards_dir)?;
+    // The keys of every shard together, exactly, before anything is published.
+    let mut key_warnings = Vec::new();
+    let keys = match job.output.on_duplicate_keys {
+        crate::spec::job::OnDuplicateKeys::Off => None,
+        _ if job.keys.is_empty() => None,
+        on => {
+            let r = merged_keys(
+                &table,
+                &partition,
+                &manifests,
+                job.output.keys_memory_mb << 20,
+            )?;
+            if let Some(msg) = super::execute::key_duplicates(&r) {
+                if on == crate::spec::job::OnDuplicateKeys::Warn {
+                    key_warnings.push(msg);
+                } else {
+                    return Err(Error::DataContract(format!(
+                        "{msg} (all {count} shards); nothing was published (set \
+                         `output.on_duplicate_keys: warn` to publish anyway)"
+                    )));
+                }
+            }
+            Some(r)
+        }
+    };
     // With `report:`: the shards' profiles, merged (read before anything moves).
-    let profile = match &job.report {
+    let mut profile = match &job.report {
         Some(_) => Some(merged_profile(&table, &partition, &manifests)?),
         None => None,
     };
@@ -344,7 +447,7 @@ fn commit_as(
         rows_written,
     )?;
     let ds_text = ds.format("%Y-%m-%d").to_string();
-    let mut outcome = match (&profile, &job.report) {
+    let mut outcome = match (&mut profile, &job.report) {
         (Some(p), Some(spec)) => {
             let r = super::checks::write_report(
                 p,
@@ -385,10 +488,11 @@ fn commit_as(
             .as_ref()
             .map(|o| o.checks.clone())
             .unwrap_or_default(),
-        warnings: outcome
-            .as_ref()
-            .map(|o| o.warnings.clone())
-            .unwrap_or_default(),
+        warnings: key_warnings
+            .into_iter()
+            .chain(outcome.iter().flat_map(|o| o.warnings.clone()))
+            .collect(),
+        keys,
         report: outcome.as_ref().map(|o| o.json.clone()),
         report_html: outcome.as_ref().map(|o| o.html.clone()),
     };
@@ -545,9 +649,22 @@ fn merged_profile(
     manifests: &[ShardEntry],
 ) -> Result<crate::reports::Profile> {
     let mut merged: Option<crate::reports::Profile> = None;
+    // Where the shards' exact value counts are fetched to (object stores).
+    let fetched = fetch_folder()?;
     for (name, d, _) in manifests {
         let bytes = table.read_shard_file(partition, name, PROFILE_FILE)?;
-        let p = read_profile(d, bytes)?;
+        let mut p = read_profile(d, bytes)?;
+        p.locate(|file| {
+            let at = table
+                .shard_file_local(partition, name, file, fetched.path())
+                .map_err(|e| std::io::Error::other(e.to_string()))?;
+            Ok((at, Some(fetched.clone())))
+        })
+        .map_err(|e| {
+            Error::DataContract(format!(
+                "{d}: cannot read its exact value counts: {e}; rerun that shard"
+            ))
+        })?;
         match &mut merged {
             None => merged = Some(p),
             Some(all) => all.merge(&p).map_err(|e| {

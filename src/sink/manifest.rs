@@ -50,6 +50,7 @@ impl Manifest {
             checks: vec![],
             warnings: vec![],
             contract: None,
+            keys: None,
             inference,
         }
     }
@@ -242,6 +243,10 @@ pub struct Manifest {
     /// The data contract applied, if any.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub contract: Option<ContractInfo>,
+    /// The exact check that the job's `keys` are unique among the rows written
+    /// (`output.on_duplicate_keys`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub keys: Option<crate::reports::keys::KeyReport>,
 }
 
 /// The data contract of a run and where its quarantined rows went.

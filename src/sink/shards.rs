@@ -83,6 +83,51 @@ impl Table {
         }
     }
 
+    /// File `file` of shard `shard` of `partition` as a local file: on local tables
+    /// where it is, on object stores streamed into `tmp` (memory stays bounded
+    /// whatever its size).
+    pub fn shard_file_local(
+        &self,
+        partition: &str,
+        shard: &str,
+        file: &str,
+        tmp: &std::path::Path,
+    ) -> Result<std::path::PathBuf> {
+        match self {
+            Table::Local(dir) => Ok(dir.join(SHARDS_DIR).join(partition).join(shard).join(file)),
+            Table::Remote { url, store, prefix } => {
+                use futures_util::StreamExt;
+                use std::io::Write;
+                let path = prefix
+                    .clone()
+                    .join(SHARDS_DIR)
+                    .join(partition)
+                    .join(shard)
+                    .join(file);
+                let dest = tmp.join(format!("{shard}-{file}"));
+                let what = format!("reading {url}/{SHARDS_DIR}/{partition}/{shard}/{file}");
+                let mut out = std::io::BufWriter::new(
+                    std::fs::File::create(&dest).map_err(|e| Error::io("create", &dest, e))?,
+                );
+                crate::storage::runtime()?.block_on(async {
+                    let got = store
+                        .store
+                        .get(&path)
+                        .await
+                        .map_err(|e| crate::storage::runtime_error(&what, e))?;
+                    let mut stream = got.into_stream();
+                    while let Some(chunk) = stream.next().await {
+                        let chunk = chunk.map_err(|e| crate::storage::runtime_error(&what, e))?;
+                        out.write_all(&chunk)
+                            .map_err(|e| Error::io("write", &dest, e))?;
+                    }
+                    out.flush().map_err(|e| Error::io("write", &dest, e))
+                })?;
+                Ok(dest)
+            }
+        }
+    }
+
     /// Publishes `partition` as the shards' `parts` and `manifest`, atomically like
     /// a run: local tables stage hard links (or copies) of the shard files and swap
     /// the folder in; object stores copy the files server-side, then PUT the

@@ -29,6 +29,26 @@ use crate::error::Problems;
 /// Name of the bundle descriptor inside a bundle folder.
 pub const BUNDLE_FILE: &str = "bundle.yaml";
 
+/// A bundle's file must lie inside its folder: a relative path without `..`, so
+/// that a copied or registered bundle carries everything it names.
+pub fn inside_bundle(path: &str) -> Result<(), String> {
+    use std::path::Component;
+    let p = Path::new(path);
+    if path.trim().is_empty() {
+        return Err("must name a file inside the bundle folder".into());
+    }
+    if p.components()
+        .any(|c| !matches!(c, Component::Normal(_) | Component::CurDir))
+    {
+        return Err(format!(
+            "`{path}` is outside the bundle folder (an absolute path or `..`): a bundle must \
+             hold its own files, so that a copied or registered bundle is whole; copy the \
+             file into the bundle"
+        ));
+    }
+    Ok(())
+}
+
 /// The bundle descriptor.
 #[derive(Debug, Clone, Deserialize, Serialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
@@ -198,7 +218,27 @@ impl BundleSpec {
                 "must look like `sha256:<64 hex digits>`",
             );
         }
+        for (field, path) in self.files() {
+            if let Err(e) = inside_bundle(path) {
+                p.push(field, e);
+            }
+        }
         p
+    }
+
+    /// The bundle's files, each with the field that names it.
+    pub fn files(&self) -> Vec<(&'static str, &str)> {
+        let mut f = vec![
+            ("model_file", self.model_file.as_str()),
+            (
+                "preprocessing.state_file",
+                self.preprocessing.state_file.as_str(),
+            ),
+        ];
+        if let Some(r) = &self.reference_profile {
+            f.push(("reference_profile.file", r.file.as_str()));
+        }
+        f
     }
 
     /// The model file's format: as declared, or inferred from its extension

@@ -343,15 +343,19 @@ pub struct ReportSpec {
     /// profile. Present (even empty: `performance: {}`) to enable.
     #[serde(default)]
     pub performance: Option<crate::spec::report::PerformanceSpec>,
-    /// Count value frequencies (for `distinct`, `uniqueness`, `unique_value_ratio`) up
-    /// to this many distinct values per column (about 32 bytes each); past it those
-    /// metrics are null. Default 1000000.
-    #[serde(default = "default_max_exact_distinct")]
-    pub max_exact_distinct: usize,
+    /// MiB of memory the exact value frequencies (`distinct`, `uniqueness`,
+    /// `unique_value_ratio`) of all profiled columns may hold together; past it they
+    /// spill to sorted run files in the run's staging folder and stay exact at any
+    /// row count. Default 256.
+    #[serde(default = "default_memory_budget_mb")]
+    pub memory_budget_mb: usize,
 }
 
-fn default_max_exact_distinct() -> usize {
-    crate::spec::report::DEFAULT_MAX_EXACT_DISTINCT
+/// The largest memory budget a job may set, in MiB (1 TiB).
+const MAX_MEMORY_MB: usize = 1 << 20;
+
+fn default_memory_budget_mb() -> usize {
+    crate::spec::report::DEFAULT_MEMORY_BUDGET_MB
 }
 
 impl Default for ReportSpec {
@@ -362,7 +366,7 @@ impl Default for ReportSpec {
             drift: None,
             anomalies: vec![],
             performance: None,
-            max_exact_distinct: default_max_exact_distinct(),
+            memory_budget_mb: default_memory_budget_mb(),
         }
     }
 }
@@ -498,6 +502,36 @@ pub struct OutputSpec {
     /// upstream load does not silently replace a full partition. Between 0 and 1.
     #[serde(default)]
     pub min_rows_ratio: Option<f64>,
+    /// What a key (`keys:`) that occurs more than once among the rows written does:
+    /// `fail` (the default: exit 3 before anything is published, naming the key and
+    /// its count), `warn` (publish, and list the duplicates in the manifest's
+    /// warnings) or `off` (no check). Checked exactly at any row count, in the
+    /// scoring pass; rows with a null key column are not keys and not counted.
+    #[serde(default)]
+    pub on_duplicate_keys: OnDuplicateKeys,
+    /// MiB of memory the key check may hold before it spills its counts to sorted
+    /// run files in the run's staging folder. Default 128.
+    #[serde(default = "default_keys_memory_mb")]
+    pub keys_memory_mb: usize,
+}
+
+fn default_keys_memory_mb() -> usize {
+    128
+}
+
+/// What a duplicated key does (`output.on_duplicate_keys`).
+#[derive(
+    Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize, schemars::JsonSchema,
+)]
+#[serde(rename_all = "snake_case")]
+pub enum OnDuplicateKeys {
+    /// Exit 3 before publishing.
+    #[default]
+    Fail,
+    /// Publish; the duplicates are warnings in the manifest and the summary.
+    Warn,
+    /// Do not check.
+    Off,
 }
 
 /// The format of an output table.
@@ -812,6 +846,18 @@ impl JobSpec {
                     p.push(format!("report.anomalies[{i}]"), e);
                 }
             }
+            if r.memory_budget_mb > MAX_MEMORY_MB {
+                p.push(
+                    "report.memory_budget_mb",
+                    format!("must be at most {MAX_MEMORY_MB} (MiB)"),
+                );
+            }
+        }
+        if self.output.keys_memory_mb > MAX_MEMORY_MB {
+            p.push(
+                "output.keys_memory_mb",
+                format!("must be at most {MAX_MEMORY_MB} (MiB)"),
+            );
         }
         if self.output.max_file_mb == 0 {
             p.push("output.max_file_mb", "must be at least 1");

@@ -3,8 +3,8 @@
 
 use serde::{Deserialize, Serialize};
 
-/// Default of `report.max_exact_distinct`.
-pub const DEFAULT_MAX_EXACT_DISTINCT: usize = 1_000_000;
+/// Default of `report.memory_budget_mb`.
+pub const DEFAULT_MEMORY_BUDGET_MB: usize = 256;
 
 /// How bad a failed check is.
 #[derive(

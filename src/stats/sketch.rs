@@ -176,25 +176,3 @@ impl QuantileSketch {
         None
     }
 }
-
-/// The keys of [`FreqMap`] are already well-mixed 64-bit hashes: use them as is.
-#[derive(Debug, Clone, Copy, Default)]
-pub struct PrehashedKey(u64);
-
-impl std::hash::Hasher for PrehashedKey {
-    fn finish(&self) -> u64 {
-        self.0
-    }
-    fn write(&mut self, bytes: &[u8]) {
-        // Only u64 keys are hashed; fold anything else in.
-        for b in bytes {
-            self.0 = self.0.rotate_left(8) ^ *b as u64;
-        }
-    }
-    fn write_u64(&mut self, v: u64) {
-        self.0 = v;
-    }
-}
-
-/// Value hash → occurrences.
-pub type FreqMap = std::collections::HashMap<u64, u64, std::hash::BuildHasherDefault<PrehashedKey>>;
