@@ -41,6 +41,8 @@ pub struct JobSpec {
     /// Where the rows to score come from.
     pub source: SourceSpec,
     /// Columns copied unchanged from the input to the output, in this order (entity keys).
+    /// Together they are unique among the rows a run writes: a duplicate fails the run
+    /// (exit 3) unless `output.on_duplicate_keys` says otherwise.
     pub keys: Vec<String>,
     /// The model bundle: a folder (`models/<name>/<version>`, relative to the project
     /// folder) or a registered model, `<name>@<version>` or `<name>@<alias>` (e.g.
