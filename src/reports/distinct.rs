@@ -664,7 +664,11 @@ impl Counter {
                     // few per value, else as a sorted run).
                     let total: u64 = self.map.values().sum();
                     if total <= 4 * self.map.len() as u64 {
-                        for (v, c) in self.map.drain() {
+                        // In order, so that input in key order stays sorted (and
+                        // needs no sort at the end).
+                        let mut seen: Vec<(u64, u64)> = self.map.drain().collect();
+                        seen.sort_unstable();
+                        for (v, c) in seen {
                             self.buf.extend(std::iter::repeat_n(v, c as usize));
                         }
                     } else {

@@ -69,6 +69,27 @@ fn fetch_folder() -> Result<std::sync::Arc<crate::reports::distinct::SpillFolder
     ))
 }
 
+/// Resolves the run files a shard's frozen counts name: on local tables where they
+/// are, on object stores fetched into `fetched` (which then owns them).
+fn shard_files<'a>(
+    table: &'a crate::sink::Table,
+    partition: &'a str,
+    shard: &'a str,
+    fetched: &'a std::sync::Arc<crate::reports::distinct::SpillFolder>,
+) -> impl FnMut(
+    &str,
+) -> std::io::Result<(
+    std::path::PathBuf,
+    Option<std::sync::Arc<crate::reports::distinct::SpillFolder>>,
+)> + 'a {
+    move |file| {
+        let at = table
+            .shard_file_local(partition, shard, file, fetched.path())
+            .map_err(|e| std::io::Error::other(e.to_string()))?;
+        Ok((at, Some(fetched.clone())))
+    }
+}
+
 /// The shards' key checks merged: the exact check of the date's keys.
 fn merged_keys(
     table: &crate::sink::Table,
@@ -91,17 +112,12 @@ fn merged_keys(
                 "{d}/{KEYS_FILE}: not a key check ({e}); rerun that shard"
             ))
         })?;
-        k.locate(|file| {
-            let at = table
-                .shard_file_local(partition, name, file, fetched.path())
-                .map_err(|e| std::io::Error::other(e.to_string()))?;
-            Ok((at, Some(fetched.clone())))
-        })
-        .map_err(|e| {
-            Error::DataContract(format!(
-                "{d}: cannot read its key counts: {e}; rerun that shard"
-            ))
-        })?;
+        k.locate(shard_files(table, partition, name, &fetched))
+            .map_err(|e| {
+                Error::DataContract(format!(
+                    "{d}: cannot read its key counts: {e}; rerun that shard"
+                ))
+            })?;
         match &mut merged {
             None => merged = Some(k),
             Some(all) => all.merge(&k),
@@ -654,17 +670,12 @@ fn merged_profile(
     for (name, d, _) in manifests {
         let bytes = table.read_shard_file(partition, name, PROFILE_FILE)?;
         let mut p = read_profile(d, bytes)?;
-        p.locate(|file| {
-            let at = table
-                .shard_file_local(partition, name, file, fetched.path())
-                .map_err(|e| std::io::Error::other(e.to_string()))?;
-            Ok((at, Some(fetched.clone())))
-        })
-        .map_err(|e| {
-            Error::DataContract(format!(
-                "{d}: cannot read its exact value counts: {e}; rerun that shard"
-            ))
-        })?;
+        p.locate(shard_files(table, partition, name, &fetched))
+            .map_err(|e| {
+                Error::DataContract(format!(
+                    "{d}: cannot read its exact value counts: {e}; rerun that shard"
+                ))
+            })?;
         match &mut merged {
             None => merged = Some(p),
             Some(all) => all.merge(&p).map_err(|e| {

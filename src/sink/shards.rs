@@ -16,6 +16,21 @@ pub struct Part {
     pub name: String,
 }
 
+/// The object of file `file` of shard `shard` of `partition` under a table's `prefix`.
+fn shard_object(
+    prefix: &object_store::path::Path,
+    partition: &str,
+    shard: &str,
+    file: &str,
+) -> object_store::path::Path {
+    prefix
+        .clone()
+        .join(SHARDS_DIR)
+        .join(partition)
+        .join(shard)
+        .join(file)
+}
+
 impl Table {
     /// Where shard `shard` of `partition` lives, for messages.
     pub fn shard_location(&self, partition: &str, shard: &str) -> String {
@@ -64,12 +79,7 @@ impl Table {
                 }
             }
             Table::Remote { url, store, prefix } => {
-                let path = prefix
-                    .clone()
-                    .join(SHARDS_DIR)
-                    .join(partition)
-                    .join(shard)
-                    .join(file);
+                let path = shard_object(prefix, partition, shard, file);
                 let rt = crate::storage::runtime()?;
                 match rt.block_on(async { store.store.get(&path).await?.bytes().await }) {
                     Ok(b) => Ok(Some(b.to_vec())),
@@ -98,12 +108,7 @@ impl Table {
             Table::Remote { url, store, prefix } => {
                 use futures_util::StreamExt;
                 use std::io::Write;
-                let path = prefix
-                    .clone()
-                    .join(SHARDS_DIR)
-                    .join(partition)
-                    .join(shard)
-                    .join(file);
+                let path = shard_object(prefix, partition, shard, file);
                 let dest = tmp.join(format!("{shard}-{file}"));
                 let what = format!("reading {url}/{SHARDS_DIR}/{partition}/{shard}/{file}");
                 let mut out = std::io::BufWriter::new(

@@ -522,9 +522,15 @@ pub fn expand(root: &Path, pattern: &str) -> std::result::Result<Vec<PathBuf>, S
     if has_glob(pattern) {
         let g = glob::glob(&full.to_string_lossy())
             .map_err(|e| format!("bad glob `{pattern}`: {e}"))?;
+        // Only what the wildcards matched is skipped when hidden: folders the
+        // pattern names literally (`~/.cache/lake/*/*.parquet`) are the user's choice.
+        let literal: PathBuf = full
+            .components()
+            .take_while(|c| !has_glob(&c.as_os_str().to_string_lossy()))
+            .collect();
         for entry in g {
             let p = entry.map_err(|e| format!("cannot list {pattern}: {e}"))?;
-            let rel = p.strip_prefix(root).unwrap_or(&p);
+            let rel = p.strip_prefix(&literal).unwrap_or(&p);
             if p.is_file() && !rel.components().any(|c| hidden(c.as_os_str())) {
                 files.push(p);
             }
@@ -657,6 +663,37 @@ mod tests {
             })
             .collect();
         Box::new(v.into_iter())
+    }
+
+    #[test]
+    fn globs_skip_hidden_matches_but_not_hidden_folders_they_name() {
+        let dir = tempfile::tempdir().unwrap();
+        let lake = dir.path().join(".cache/lake");
+        for f in [
+            "ds=1/part-0.parquet",
+            "ds=2/part-0.parquet",
+            "_tmp/x.parquet",
+            "ds=3/.part.parquet",
+        ] {
+            let p = lake.join(f);
+            std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+            std::fs::write(&p, b"").unwrap();
+        }
+        let names = |found: Vec<PathBuf>| -> Vec<String> {
+            found
+                .iter()
+                .map(|p| p.strip_prefix(&lake).unwrap().display().to_string())
+                .collect()
+        };
+        let want = vec!["ds=1/part-0.parquet", "ds=2/part-0.parquet"];
+        // Absolute, relative to a root, and a folder: the same two files.
+        let abs = format!("{}/*/*.parquet", lake.display());
+        assert_eq!(names(expand(Path::new("/elsewhere"), &abs).unwrap()), want);
+        assert_eq!(
+            names(expand(dir.path(), ".cache/lake/*/*.parquet").unwrap()),
+            want
+        );
+        assert_eq!(names(expand(dir.path(), ".cache/lake").unwrap()), want);
     }
 
     #[test]
