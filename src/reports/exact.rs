@@ -226,6 +226,11 @@ pub fn quality(df: &DataFrame, columns: &[String]) -> PolarsResult<Vec<super::Co
             let c = df.column(name)?;
             let mut st = super::ColumnStats::new(name, c.dtype());
             st.update(c)?;
+            // Summarized once, in place (unresolved, `metrics` would copy the counts).
+            st.resolve().map_err(|e| PolarsError::IO {
+                error: std::sync::Arc::new(e),
+                msg: Some("counting exact value frequencies".into()),
+            })?;
             Ok(st.metrics())
         })
         .collect()
