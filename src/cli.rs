@@ -498,6 +498,15 @@ pub struct DriftArgs {
     /// `evidently` (numpy's Sturges bins over both samples, as Evidently's PSI test).
     #[arg(long, value_enum, default_value_t = crate::reports::exact::Binning::Quantile)]
     pub binning: crate::reports::exact::Binning,
+    /// MiB of exact value counts held in memory, all columns and both sides
+    /// together; past it the largest counts spill to sorted files (so any size
+    /// fits; the JSON's `spill_bytes` says how much went to disk).
+    #[arg(long, value_parser = crate::spec::limits::memory_mb, default_value_t = crate::spec::report::DEFAULT_MEMORY_BUDGET_MB)]
+    pub memory_budget_mb: usize,
+    /// Folder for spilled counts (made if missing, removed afterwards; default: a
+    /// new folder in the system's temporary folder, `$TMPDIR`).
+    #[arg(long)]
+    pub spill_dir: Option<PathBuf>,
     /// Write the JSON here instead of to standard output.
     #[arg(long)]
     pub out: Option<PathBuf>,
@@ -1176,28 +1185,46 @@ fn bundle(c: BundleCommand, quiet: bool) -> Result<()> {
 
 fn drift(a: DriftArgs, quiet: bool) -> Result<()> {
     let root = std::path::Path::new(".");
-    let read = |data: &str| -> Result<polars::prelude::DataFrame> {
-        crate::source::scan_pattern(root, data)?
-            .collect()
-            .map_err(|e| Error::from(e).context(format!("reading {data}")))
+    use crate::reports::exact::{Dataset, DriftOptions, drift_document};
+    let profiles = crate::spec::profiles::locate(None, root);
+    let storage = crate::storage::Settings::default();
+    let ctx = crate::source::Context {
+        root,
+        profiles: &profiles,
+        storage: &storage,
     };
-    let started = std::time::Instant::now();
-    let (reference, current) = (read(&a.reference)?, read(&a.current)?);
-    let read_seconds = started.elapsed().as_secs_f64();
-    use crate::reports::exact::{Dataset, drift_document};
+    let redactor = crate::spec::template::Redactor::default();
+    let open = |data| -> Result<(crate::source::Resolved, polars::prelude::Schema)> {
+        let r = crate::source::open_parquet(data, true, &ctx, &redactor)?;
+        let schema = r.schema()?;
+        Ok((r, schema))
+    };
+    let (reference, r_schema) = open(&a.reference)?;
+    let (current, c_schema) = open(&a.current)?;
+    fn dataset<'a>(
+        name: &'a str,
+        r: &'a crate::source::Resolved,
+        schema: polars::prelude::Schema,
+    ) -> Dataset<'a> {
+        Dataset {
+            name,
+            schema,
+            read: Box::new(move |columns: &[String]| r.batches(columns, 1 << 20)),
+        }
+    }
+    let mut options = DriftOptions::new(a.bins, a.binning);
+    options.memory_budget = a.memory_budget_mb << 20;
+    // Spilled runs go into a folder of their own inside the one named (removed
+    // afterwards, as the folder is when scorch made it).
+    options.spill_dir = a
+        .spill_dir
+        .as_ref()
+        .map(|d| d.join(format!(".scorch-drift-spill-{}", std::process::id())));
     let (columns, doc) = drift_document(
-        Dataset {
-            name: &a.reference,
-            frame: &reference,
-        },
-        Dataset {
-            name: &a.current,
-            frame: &current,
-        },
+        dataset(&a.reference, &reference, r_schema),
+        dataset(&a.current, &current, c_schema),
         &a.columns,
-        a.bins,
-        a.binning,
-        read_seconds,
+        options,
     )?;
     let text = format!("{}\n", serde_json::to_string_pretty(&doc).expect("json"));
     match &a.out {

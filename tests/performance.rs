@@ -1193,3 +1193,85 @@ fn multivariate_drift_fires_on_a_flipped_correlation_and_agrees_with_nannyml() {
         );
     }
 }
+
+/// `scorch evaluate` past its memory budget hash-partitions the label join into
+/// files (budget 0: 64 parts) and gets the same figures as the join in memory:
+/// the same rows and counts, the AUC to the bit, log loss and Brier up to their
+/// order of summation; a duplicated label key is refused the same way; the
+/// partition files go with the call.
+#[test]
+fn a_partitioned_label_join_equals_the_one_in_memory() {
+    // Ten days end on LAST_DAY; the first three are labelled.
+    let p = Project::new(10, 20_000);
+    let day = "2026-11-19";
+    let memory = labelled_job(&p, "inmem", "  memory_budget_mb: 256\n");
+    let parts = labelled_job(&p, "parts", "  memory_budget_mb: 0\n");
+    let tmp = p.path().join("tmp");
+    std::fs::create_dir_all(&tmp).unwrap();
+    let tmp_env = [("TMPDIR", tmp.to_str().unwrap())];
+    let assert_no_spill = |tmp: &std::path::Path| {
+        let left: Vec<String> = std::fs::read_dir(tmp)
+            .unwrap()
+            .flatten()
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .filter(|n| n.starts_with("scorch-"))
+            .collect();
+        assert!(left.is_empty(), "left in TMPDIR: {left:?}");
+    };
+    let mut realized = Vec::new();
+    for job in [&memory, &parts] {
+        assert_exit(
+            &p.scorch(&["run", job.to_str().unwrap(), "--date", day]),
+            0,
+            &[],
+        );
+        let o = p.scorch_env(
+            &["evaluate", job.to_str().unwrap(), "--date", day],
+            &tmp_env,
+        );
+        assert_exit(&o, 0, &[]);
+        let record = stdout(&o)
+            .lines()
+            .find_map(|l| l.trim().strip_prefix("record: ").map(String::from))
+            .unwrap();
+        let r = read_json(p.path().join(record));
+        assert_eq!(r["dates"][0]["status"], "evaluated", "{r}");
+        realized.push(r["dates"][0].clone());
+        assert_no_spill(&tmp);
+    }
+    let (a, b) = (&realized[0], &realized[1]);
+    assert_eq!(a["join"]["partitions"], 1, "{a}");
+    assert_eq!(a["join"]["spill_bytes"], 0, "{a}");
+    assert_eq!(b["join"]["partitions"], 64, "{b}");
+    assert!(b["join"]["spill_bytes"].as_u64().unwrap() > 100_000, "{b}");
+    assert_eq!(a["rows"], 20_000);
+    assert_eq!(a["rows"], b["rows"]);
+    assert!(a["labelled_rows"].as_u64().unwrap() > 1000, "{a}");
+    assert_eq!(a["labelled_rows"], b["labelled_rows"]);
+    let (ra, rb) = (&a["realized"], &b["realized"]);
+    for k in ["rows", "positives", "auc", "at"] {
+        assert_eq!(ra[k], rb[k], "{k}: {ra} vs {rb}");
+    }
+    for k in ["log_loss", "brier"] {
+        let (x, y) = (ra[k].as_f64().unwrap(), rb[k].as_f64().unwrap());
+        assert!((x - y).abs() <= 1e-12 * x.abs(), "{k}: {x} vs {y}");
+    }
+
+    // A key labelled twice: refused by both, naming the count and the field.
+    let labels_dir = p.path().join(format!("data/churn/labels/ds={day}"));
+    let file = files_under(&labels_dir).into_iter().next().unwrap();
+    let mut lab = read_sorted(&file);
+    let extra = lab.slice(7, 1);
+    lab.vstack_mut(&extra).unwrap();
+    ParquetWriter::new(std::fs::File::create(&file).unwrap())
+        .finish(&mut lab)
+        .unwrap();
+    for job in [&memory, &parts] {
+        let o = p.scorch_env(
+            &["evaluate", job.to_str().unwrap(), "--date", day],
+            &tmp_env,
+        );
+        assert_exit(&o, 3, &["1 key(s) have more than one label", "`labels.on`"]);
+        assert_no_spill(&tmp);
+    }
+}

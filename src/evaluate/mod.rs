@@ -19,7 +19,12 @@ use serde::Serialize;
 use crate::error::{Error, Result};
 use crate::spec::job::JobSpec;
 use crate::spec::template::{Redactor, TemplateVars, render};
-use crate::stats::calibration::{Realized, realized};
+use crate::stats::calibration::Realized;
+
+mod partition;
+mod realized;
+
+pub use realized::RealizedCounter;
 
 /// What `scorch evaluate` evaluates.
 #[derive(Debug, Clone)]
@@ -66,6 +71,18 @@ pub struct DateEvaluation {
     /// The scoring run's estimates against the realized values (when the run
     /// estimated performance).
     pub comparisons: Vec<Comparison>,
+    /// How the labels were joined (dates that were read).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub join: Option<JoinStats>,
+}
+
+/// How a date's scores and labels were joined and counted.
+#[derive(Debug, Clone, Serialize)]
+pub struct JoinStats {
+    /// 1: in memory; more: hash partitions joined one by one (past the budget).
+    pub partitions: usize,
+    /// Bytes of partition files and spilled scores written to `$TMPDIR`.
+    pub spill_bytes: u64,
 }
 
 /// The result of `scorch evaluate`.
@@ -167,6 +184,13 @@ pub fn evaluate(opts: &EvaluateOptions) -> Result<Evaluation> {
         .iter()
         .map(|k| crate::sink::file_column(k).to_string())
         .collect();
+    let budget = job
+        .report
+        .as_ref()
+        .map_or(crate::spec::report::DEFAULT_MEMORY_BUDGET_MB, |r| {
+            r.memory_budget_mb
+        })
+        << 20;
     let mut out = Vec::new();
     for &ds in &opts.dates {
         let ds_text = ds.format("%Y-%m-%d").to_string();
@@ -190,6 +214,7 @@ pub fn evaluate(opts: &EvaluateOptions) -> Result<Evaluation> {
                 labelled_rows: 0,
                 realized: None,
                 comparisons: vec![],
+                join: None,
             });
             continue;
         };
@@ -210,31 +235,28 @@ pub fn evaluate(opts: &EvaluateOptions) -> Result<Evaluation> {
         let scored = crate::source::resolve(&src, &ctx, &vars, &mut redactor)?;
         let mut cols = keys.clone();
         cols.push(score.clone());
-        let mut day = scored.read(&cols)?;
-        day.with_column(Column::new_scalar(
-            "ds".into(),
-            Scalar::from(PlSmallStr::from(ds_text.as_str())),
-            day.height(),
-        ))?;
-        let rows = day.height() as u64;
-        let day = crate::source::labels::join_labels(
-            day,
-            &labels,
-            &crate::source::labels::labels_source(&job, &labels),
-            &job,
+        let day = DateRows {
+            job: &job,
+            labels: &labels,
+            labels_source: &crate::source::labels::labels_source(&job, &labels),
+            scored: &scored,
+            columns: &cols,
+            score: &score,
             ds,
-            &ctx,
-            &mut redactor,
-        )?;
-        let l = crate::source::labels::labels_of(&day, &labels.column, &job.keys)?;
-        let s = day.column(&score)?.cast(&DataType::Float64)?;
-        let (scores, flags): (Vec<f64>, Vec<bool>) = s
-            .f64()?
-            .iter()
-            .zip(&l)
-            .filter_map(|(s, l)| Some((s.unwrap_or(f64::NAN), (*l)?)))
-            .unzip();
-        if flags.is_empty() {
+            ds_text: &ds_text,
+        };
+        let Joined {
+            rows,
+            labelled,
+            counter,
+            partitions,
+            file_bytes,
+        } = realized_of(&day, &thresholds, budget, &ctx, &mut redactor)?;
+        let join = Some(JoinStats {
+            partitions,
+            spill_bytes: file_bytes + counter.spill_bytes(),
+        });
+        if labelled == 0 {
             out.push(DateEvaluation {
                 ds: ds_text,
                 status: "no_labels",
@@ -243,13 +265,16 @@ pub fn evaluate(opts: &EvaluateOptions) -> Result<Evaluation> {
                 labelled_rows: 0,
                 realized: None,
                 comparisons: vec![],
+                join,
             });
             continue;
         }
-        let r = realized(&scores, &flags, &thresholds);
+        let r = counter
+            .finish()
+            .map_err(|e| Error::io("reading spilled scores of", std::env::temp_dir(), e))?;
         let comparisons = compare(&history, &ds_text, &run_id, &score, &r);
         let mut metrics = history_rows(&r, &comparisons);
-        metrics.push(("labelled_rows".into(), flags.len() as f64));
+        metrics.push(("labelled_rows".into(), labelled as f64));
         let n = metrics.len();
         let mut frame = df!(
             "run_id" => vec![evaluation_id.as_str(); n],
@@ -266,9 +291,10 @@ pub fn evaluate(opts: &EvaluateOptions) -> Result<Evaluation> {
             status: "evaluated",
             run_id: Some(run_id),
             rows,
-            labelled_rows: flags.len() as u64,
+            labelled_rows: labelled,
             realized: Some(r),
             comparisons,
+            join,
         });
     }
     let mut e = Evaluation {
@@ -287,6 +313,182 @@ pub fn evaluate(opts: &EvaluateOptions) -> Result<Evaluation> {
     )?;
     e.record = redactor.redact(&record);
     Ok(e)
+}
+
+/// One date's scored rows and where its labels come from.
+struct DateRows<'a> {
+    job: &'a JobSpec,
+    labels: &'a crate::spec::job::LabelsSpec,
+    labels_source: &'a crate::spec::job::SourceSpec,
+    scored: &'a crate::source::Resolved,
+    /// The keys and the score column.
+    columns: &'a [String],
+    score: &'a str,
+    ds: NaiveDate,
+    ds_text: &'a str,
+}
+
+/// Rows per chunk read when the join is partitioned.
+const CHUNK_ROWS: usize = 1 << 18;
+
+/// The date's scored rows joined to its labels, counted: the partition's rows,
+/// the labelled ones, and their realized performance. In memory when the join fits
+/// `budget` (by the inputs' row counts), else as a Grace hash join: both sides
+/// hash-partitioned by the join columns into Parquet files in a temporary folder,
+/// each partition joined alone — the same rows, exactly, in bounded memory.
+fn realized_of(
+    d: &DateRows<'_>,
+    thresholds: &[f64],
+    budget: usize,
+    ctx: &crate::source::Context<'_>,
+    redactor: &mut Redactor,
+) -> Result<Joined> {
+    use crate::source::labels;
+    let on = labels::on_columns(d.labels, d.job);
+    let found = labels::resolve_labels(d.labels, d.labels_source, d.job, d.ds, ctx, redactor)?;
+    let with_ds = |mut df: DataFrame| -> Result<DataFrame> {
+        let h = df.height();
+        df.with_column(Column::new_scalar(
+            "ds".into(),
+            Scalar::from(PlSmallStr::from(d.ds_text)),
+            h,
+        ))?;
+        Ok(df)
+    };
+    let footer_rows = |r: &crate::source::Resolved| -> Result<Option<u64>> {
+        let rows = r.input_rows()?;
+        Ok((!rows.is_empty() && rows.iter().all(Option::is_some))
+            .then(|| rows.iter().flatten().sum()))
+    };
+    let scored_rows = footer_rows(d.scored)?.unwrap_or(0);
+    let label_rows = match &found {
+        Some(r) => footer_rows(r)?.unwrap_or(scored_rows),
+        None => 0,
+    };
+    let parts = partition::partitions_for(scored_rows + label_rows, on.len(), budget);
+    let mut counter = RealizedCounter::new(thresholds, budget / 2, None);
+    let mut labelled = 0u64;
+    let mut feed = |joined: &DataFrame| -> Result<()> {
+        let l = labels::labels_of(joined, &d.labels.column, &d.job.keys)?;
+        let s = joined.column(d.score)?.cast(&DataType::Float64)?;
+        let (scores, flags): (Vec<f64>, Vec<bool>) = s
+            .f64()?
+            .iter()
+            .zip(&l)
+            .filter_map(|(s, l)| Some((s.unwrap_or(f64::NAN), (*l)?)))
+            .unzip();
+        labelled += flags.len() as u64;
+        counter
+            .add(&scores, &flags)
+            .map_err(|e| Error::io("spilling scores to", std::env::temp_dir(), e))
+    };
+    let mut lcols = on.clone();
+    lcols.push(d.labels.column.clone());
+    let unlabelled = |day| labels::unlabelled(day, &d.labels.column);
+    let found = match found {
+        Some(found) if parts > 1 => found,
+        found => {
+            // In memory: the date's rows and labels read whole.
+            let day = with_ds(d.scored.read(d.columns)?)?;
+            let rows = day.height() as u64;
+            let day = match found {
+                Some(r) => {
+                    let lab =
+                        labels::cast_label_keys(r.read(&lcols)?, day.schema(), &on, d.job, d.ds)?;
+                    labels::attach_labels(day, lab, d.labels, &on, d.job, d.ds)?
+                }
+                None => unlabelled(day)?,
+            };
+            feed(&day)?;
+            return Ok(Joined {
+                rows,
+                labelled,
+                counter,
+                partitions: 1,
+                file_bytes: 0,
+            });
+        }
+    };
+    let tmp = crate::reports::distinct::SpillFolder::adopt(crate::storage::create_temp_folder(
+        "scorch-evaluate-",
+    )?);
+    let mut scored = partition::Partitions::new(tmp.path(), "scores", parts);
+    let mut day_schema: Option<Schema> = None;
+    for b in d.scored.batches(d.columns, CHUNK_ROWS)? {
+        let b = with_ds(b?)?;
+        day_schema.get_or_insert_with(|| b.schema().as_ref().clone());
+        scored.add(&b, &on)?;
+    }
+    let rows = scored.rows;
+    let Some(day_schema) = day_schema else {
+        return Ok(Joined {
+            rows: 0,
+            labelled: 0,
+            counter,
+            partitions: parts,
+            file_bytes: 0,
+        });
+    };
+    let mut label_parts = partition::Partitions::new(tmp.path(), "labels", parts);
+    let mut label_schema: Option<Schema> = None;
+    for b in found.batches(&lcols, CHUNK_ROWS)? {
+        let b = labels::cast_label_keys(b?, &day_schema, &on, d.job, d.ds)?;
+        label_schema.get_or_insert_with(|| b.schema().as_ref().clone());
+        label_parts.add(&b, &on)?;
+    }
+    let (scored, label_files) = (scored.finish()?, label_parts.finish()?);
+    let file_bytes: u64 = scored
+        .iter()
+        .chain(&label_files)
+        .flatten()
+        .filter_map(|f| std::fs::metadata(f).ok())
+        .map(|m| m.len())
+        .sum();
+    let (mut dups, mut first) = (0usize, String::new());
+    for (s, l) in scored.iter().zip(&label_files) {
+        let lab = match (l, &label_schema) {
+            (Some(f), _) => Some(partition::read(f)?),
+            (None, Some(schema)) => Some(DataFrame::empty_with_schema(schema)),
+            (None, None) => None,
+        };
+        if let Some(lab) = &lab {
+            let (n, f) = labels::duplicated_label_keys(lab, &on)?;
+            if n > 0 && dups == 0 {
+                first = f;
+            }
+            dups += n;
+        }
+        let Some(s) = s else { continue };
+        if dups > 0 {
+            continue; // an error below; the other partitions only add to its count
+        }
+        let day = partition::read(s)?;
+        let joined = match lab {
+            Some(lab) => labels::attach_labels(day, lab, d.labels, &on, d.job, d.ds)?,
+            None => unlabelled(day)?,
+        };
+        feed(&joined)?;
+    }
+    if dups > 0 {
+        return Err(labels::duplicated_labels_error(dups, &first, d.job, d.ds));
+    }
+    Ok(Joined {
+        rows,
+        labelled,
+        counter,
+        partitions: parts,
+        file_bytes,
+    })
+}
+
+/// A date's rows joined and counted ([`realized_of`]).
+struct Joined {
+    rows: u64,
+    labelled: u64,
+    counter: RealizedCounter,
+    partitions: usize,
+    /// Bytes of the partition files.
+    file_bytes: u64,
 }
 
 /// The scoring run's estimates for `ds` (its `estimated_*` history rows) against

@@ -72,6 +72,19 @@ const MAX_FILES: usize = 16;
 /// Duplicated values a summary keeps as examples.
 pub const EXAMPLES: usize = 5;
 
+/// The key under which a finite (or infinite) float is counted so that keys sort
+/// as the values do: its bits mapped to unsigned order, `-0.0` as `0.0`. NaN has
+/// no place in this order (callers leave it out).
+pub fn float_order_key(x: f64) -> u64 {
+    let b = if x == 0.0 { 0 } else { x.to_bits() };
+    if b >> 63 == 1 { !b } else { b | (1 << 63) }
+}
+
+/// The float of a [`float_order_key`].
+pub fn float_of_order_key(k: u64) -> f64 {
+    f64::from_bits(if k >> 63 == 1 { k & !(1 << 63) } else { !k })
+}
+
 /// A finalizing mixer (MurmurHash3's fmix64): a cheap, well-spread hash for the
 /// in-memory maps (which compare values, so its quality only affects speed).
 #[derive(Default, Clone, Copy)]
@@ -533,45 +546,82 @@ fn merge_two(a: &[(u64, u64)], b: &[(u64, u64)]) -> Vec<(u64, u64)> {
 
 type Records<'a, K> = Box<dyn Iterator<Item = io::Result<(K, u64)>> + 'a>;
 
+/// Sorted record streams merged into one: each distinct value once, with its total
+/// count, in ascending order (a k-way merge; one stream is passed through).
+pub struct Merged<'a, K> {
+    sources: Vec<Records<'a, K>>,
+    heap: BinaryHeap<Reverse<(K, usize, u64)>>,
+    started: bool,
+    failed: bool,
+}
+
+impl<'a, K: Ord> Merged<'a, K> {
+    fn new(sources: Vec<Records<'a, K>>) -> Self {
+        Merged {
+            sources,
+            heap: BinaryHeap::new(),
+            started: false,
+            failed: false,
+        }
+    }
+
+    /// Pulls the next record of source `i` into the heap.
+    fn pull(&mut self, i: usize) -> io::Result<()> {
+        if let Some(r) = self.sources[i].next() {
+            let (v, c) = r?;
+            self.heap.push(Reverse((v, i, c)));
+        }
+        Ok(())
+    }
+
+    fn step(&mut self) -> io::Result<Option<(K, u64)>> {
+        if self.sources.len() == 1 {
+            // One sorted stream: already one record per value.
+            return self.sources[0].next().transpose();
+        }
+        if !self.started {
+            self.started = true;
+            for i in 0..self.sources.len() {
+                self.pull(i)?;
+            }
+        }
+        let Some(Reverse((v, i, mut c))) = self.heap.pop() else {
+            return Ok(None);
+        };
+        self.pull(i)?;
+        while let Some(Reverse((w, _, _))) = self.heap.peek()
+            && *w == v
+        {
+            let Reverse((_, j, d)) = self.heap.pop().expect("peeked");
+            c += d;
+            self.pull(j)?;
+        }
+        Ok(Some((v, c)))
+    }
+}
+
+impl<K: Ord> Iterator for Merged<'_, K> {
+    type Item = io::Result<(K, u64)>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        if self.failed {
+            return None;
+        }
+        let r = self.step().transpose();
+        self.failed = matches!(r, Some(Err(_)));
+        r
+    }
+}
+
 /// Merges sorted record streams, calling `f` once per distinct value with its total
 /// count, in ascending order.
 fn merge_all<K: Ord>(
-    mut sources: Vec<Records<'_, K>>,
+    sources: Vec<Records<'_, K>>,
     mut f: impl FnMut(K, u64) -> io::Result<()>,
 ) -> io::Result<()> {
-    if sources.len() == 1 {
-        // One sorted stream: already one record per value.
-        for r in sources.pop().expect("one") {
-            let (v, c) = r?;
-            f(v, c)?;
-        }
-        return Ok(());
-    }
-    let mut heap: BinaryHeap<Reverse<(K, usize, u64)>> = BinaryHeap::new();
-    for (i, s) in sources.iter_mut().enumerate() {
-        if let Some(r) = s.next() {
-            let (v, c) = r?;
-            heap.push(Reverse((v, i, c)));
-        }
-    }
-    let mut current: Option<(K, u64)> = None;
-    while let Some(Reverse((v, i, c))) = heap.pop() {
-        if let Some(r) = sources[i].next() {
-            let (nv, nc) = r?;
-            heap.push(Reverse((nv, i, nc)));
-        }
-        match &mut current {
-            Some((cv, cc)) if *cv == v => *cc += c,
-            _ => {
-                if let Some((cv, cc)) = current.take() {
-                    f(cv, cc)?;
-                }
-                current = Some((v, c));
-            }
-        }
-    }
-    if let Some((cv, cc)) = current {
-        f(cv, cc)?;
+    for r in Merged::new(sources) {
+        let (v, c) = r?;
+        f(v, c)?;
     }
     Ok(())
 }
@@ -614,6 +664,11 @@ impl Counter {
 
     pub fn width(&self) -> Width {
         self.width
+    }
+
+    /// Bytes written to run files so far (a spill; merged parts included).
+    pub fn spill_bytes(&self) -> u64 {
+        self.spilled
     }
 
     /// The same counter with other in-memory thresholds (before anything is counted).
@@ -853,6 +908,30 @@ impl Counter {
     }
 
     fn for_each_fixed(&mut self, f: impl FnMut(u64, u64) -> io::Result<()>) -> io::Result<()> {
+        let sources = self.fixed_sources()?;
+        merge_all(sources, f)
+    }
+
+    fn for_each_bytes(&mut self, f: impl FnMut(Vec<u8>, u64) -> io::Result<()>) -> io::Result<()> {
+        let sources = self.bytes_sources()?;
+        merge_all(sources, f)
+    }
+
+    /// Every distinct value (fixed width) with its count, ascending: in-memory
+    /// parts are sorted in place first, run files read as the iterator goes; the
+    /// counter stays usable (another call walks the values again).
+    pub fn sorted_fixed(&mut self) -> io::Result<Merged<'_, u64>> {
+        debug_assert_eq!(self.width, Width::Fixed);
+        Ok(Merged::new(self.fixed_sources()?))
+    }
+
+    /// Every distinct value (bytes) with its count, ascending (as [`Self::sorted_fixed`]).
+    pub fn sorted_bytes(&mut self) -> io::Result<Merged<'_, Vec<u8>>> {
+        debug_assert_eq!(self.width, Width::Bytes);
+        Ok(Merged::new(self.bytes_sources()?))
+    }
+
+    fn fixed_sources(&mut self) -> io::Result<Vec<Records<'_, u64>>> {
         radix_sort_u64(&mut self.buf);
         if !self.map.is_empty() {
             let mut run: Vec<(u64, u64)> = self.map.drain().collect();
@@ -872,10 +951,13 @@ impl Counter {
         for r in files {
             sources.push(Box::new(r.fixed()));
         }
-        merge_all(sources, f)
+        if sources.is_empty() {
+            sources.push(Box::new(std::iter::empty()));
+        }
+        Ok(sources)
     }
 
-    fn for_each_bytes(&mut self, f: impl FnMut(Vec<u8>, u64) -> io::Result<()>) -> io::Result<()> {
+    fn bytes_sources(&mut self) -> io::Result<Vec<Records<'_, Vec<u8>>>> {
         let files = self.open_files()?;
         let mut mem: Vec<(&[u8], u64)> = self.bytes.iter().map(|(k, &c)| (&**k, c)).collect();
         mem.sort_unstable_by(|a, b| a.0.cmp(b.0));
@@ -886,7 +968,10 @@ impl Counter {
         for r in files {
             sources.push(Box::new(r.bytes()));
         }
-        merge_all(sources, f)
+        if sources.is_empty() {
+            sources.push(Box::new(std::iter::empty()));
+        }
+        Ok(sources)
     }
 
     /// The exact summary of every value counted.

@@ -265,7 +265,7 @@ proptest! {
         let rdf = df!("x" => r).unwrap();
         let cdf = df!("x" => c).unwrap();
         for binning in [exact::Binning::Quantile, exact::Binning::Evidently] {
-            let d = exact::drift_exact(&rdf, &cdf, &["x".into()], 10, binning).unwrap();
+            let d = exact::drift_frames(&rdf, &cdf, &["x".into()], exact::DriftOptions::new(10, binning), 7).unwrap();
             finite_or_absent(&reads_back(&d), "exact drift");
         }
     }

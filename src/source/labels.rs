@@ -23,6 +23,15 @@ pub fn labels_source(
     }
 }
 
+/// The columns labels are joined on: `labels.on`, else the job's keys.
+pub fn on_columns(l: &crate::spec::job::LabelsSpec, job: &JobSpec) -> Vec<String> {
+    if l.on.is_empty() {
+        job.keys.clone()
+    } else {
+        l.on.clone()
+    }
+}
+
 /// Left-joins one date's labels (read from `src` rendered for `ds`) to its rows. A
 /// date without label files leaves its rows unlabelled.
 pub fn join_labels(
@@ -34,91 +43,109 @@ pub fn join_labels(
     ctx: &crate::source::Context<'_>,
     redactor: &mut Redactor,
 ) -> Result<DataFrame> {
-    let on: Vec<String> = if l.on.is_empty() {
-        job.keys.clone()
-    } else {
-        l.on.clone()
+    let on = on_columns(l, job);
+    let labels = match resolve_labels(l, src, job, ds, ctx, redactor)? {
+        Some(r) => {
+            let mut cols = on.clone();
+            cols.push(l.column.clone());
+            Some(r.read(&cols)?)
+        }
+        None => None,
     };
-    let labels =
-        match crate::source::resolve(src, ctx, &TemplateVars::new(ds, &job.secrets), redactor) {
-            Ok(r) => {
-                let mut cols = on.clone();
-                cols.push(l.column.clone());
-                let schema = r.schema()?;
-                for c in &cols {
-                    if schema.get(c.as_str()).is_none() {
-                        return Err(Error::DataContract(format!(
-                            "labels table {}: column `{c}` (job field `{}`) is not there",
-                            r.description,
-                            job.labels_field()
-                        )));
-                    }
-                }
-                Some(r.read(&cols)?)
-            }
-            Err(e) if crate::source::is_no_files(&e) => None,
-            Err(e) => {
-                return Err(e.context(format!(
-                    "reading the labels (job field `{}.path`)",
-                    job.labels_field()
-                )));
-            }
-        };
-    let n = day.height();
     let Some(labels) = labels else {
-        let mut day = day;
-        day.with_column(Column::full_null(
-            l.column.as_str().into(),
-            n,
-            &DataType::Float64,
-        ))?;
-        return Ok(day);
+        return unlabelled(day, &l.column);
     };
-    // Join on the scored rows' types; labels must be unique per key.
-    let mut lf = labels.lazy();
-    for c in &on {
-        let dt = day
-            .column(c)
-            .map_err(|_| {
-                Error::config(
-                    "",
-                    format!(
-                        "`{}.on` column `{c}` is not a key, segment or `ds`",
+    let labels = cast_label_keys(labels, day.schema(), &on, job, ds)?;
+    attach_labels(day, labels, l, &on, job, ds)
+}
+
+/// `day` with an all-null label column `column` (no labels for the date yet): one
+/// type on every date.
+pub fn unlabelled(mut day: DataFrame, column: &str) -> Result<DataFrame> {
+    let n = day.height();
+    day.with_column(Column::full_null(column.into(), n, &DataType::Float64))?;
+    Ok(day)
+}
+
+/// Resolves the labels source for `ds` and checks it has the join columns and the
+/// label column; `None` when no label files exist (yet) for the date.
+pub fn resolve_labels(
+    l: &crate::spec::job::LabelsSpec,
+    src: &crate::spec::job::SourceSpec,
+    job: &JobSpec,
+    ds: NaiveDate,
+    ctx: &crate::source::Context<'_>,
+    redactor: &mut Redactor,
+) -> Result<Option<crate::source::Resolved>> {
+    let mut cols = on_columns(l, job);
+    cols.push(l.column.clone());
+    match crate::source::resolve(src, ctx, &TemplateVars::new(ds, &job.secrets), redactor) {
+        Ok(r) => {
+            let schema = r.schema()?;
+            for c in &cols {
+                if schema.get(c.as_str()).is_none() {
+                    return Err(Error::DataContract(format!(
+                        "labels table {}: column `{c}` (job field `{}`) is not there",
+                        r.description,
                         job.labels_field()
-                    ),
-                )
-            })?
-            .dtype()
-            .clone();
-        // Strict: a key that is not of the rows' type ("C001" against integers) is
-        // an error, not a null that labels nothing.
-        lf = lf.with_column(col(c.as_str()).strict_cast(dt));
+                    )));
+                }
+            }
+            Ok(Some(r))
+        }
+        Err(e) if crate::source::is_no_files(&e) => Ok(None),
+        Err(e) => Err(e.context(format!(
+            "reading the labels (job field `{}.path`)",
+            job.labels_field()
+        ))),
     }
-    let labels = lf.collect().map_err(|e| {
+}
+
+/// Casts the join columns of (a chunk of) the labels to the scored rows' types
+/// (`day`): strict, so a key that is not of the rows' type ("C001" against
+/// integers) is an error, not a null that labels nothing.
+pub fn cast_label_keys(
+    labels: DataFrame,
+    day: &Schema,
+    on: &[String],
+    job: &JobSpec,
+    ds: NaiveDate,
+) -> Result<DataFrame> {
+    let mut lf = labels.lazy();
+    for c in on {
+        let dt = day.get(c.as_str()).ok_or_else(|| {
+            Error::config(
+                "",
+                format!(
+                    "`{}.on` column `{c}` is not a key, segment or `ds`",
+                    job.labels_field()
+                ),
+            )
+        })?;
+        lf = lf.with_column(col(c.as_str()).strict_cast(dt.clone()));
+    }
+    lf.collect().map_err(|e| {
         Error::DataContract(format!(
             "labels for {ds}: the join columns {on:?} (job field `{}.on`) do not read as the \
              scored rows' types: {e}",
             job.labels_field()
         ))
-    })?;
-    let dup = labels
-        .clone()
-        .lazy()
-        .group_by(on.iter().map(|c| col(c.as_str())).collect::<Vec<_>>())
-        .agg([len().alias("__n")])
-        .filter(col("__n").gt(lit(1)))
-        .collect()?;
-    if dup.height() > 0 {
-        return Err(Error::DataContract(format!(
-            "labels for {}: {} key(s) have more than one label (first: {}); \
-             `{}.on` must identify one row",
-            ds,
-            dup.height(),
-            dup.get_row(0)
-                .map(|r| format!("{:?}", r.0))
-                .unwrap_or_default(),
-            job.labels_field()
-        )));
+    })
+}
+
+/// Left-joins `labels` (join columns already cast, [`cast_label_keys`]) to `day`,
+/// in `day`'s row order; a key with more than one label is a data error.
+pub fn attach_labels(
+    day: DataFrame,
+    labels: DataFrame,
+    l: &crate::spec::job::LabelsSpec,
+    on: &[String],
+    job: &JobSpec,
+    ds: NaiveDate,
+) -> Result<DataFrame> {
+    let (dups, first) = duplicated_label_keys(&labels, on)?;
+    if dups > 0 {
+        return Err(duplicated_labels_error(dups, &first, job, ds));
     }
     let on_exprs: Vec<Expr> = on.iter().map(|c| col(c.as_str())).collect();
     let mut args = JoinArgs::new(JoinType::Left);
@@ -140,6 +167,34 @@ pub fn join_labels(
         })?;
     joined.with_column(label)?;
     Ok(joined)
+}
+
+/// Keys of `labels` with more than one row, and the first such key (as text).
+pub fn duplicated_label_keys(labels: &DataFrame, on: &[String]) -> Result<(usize, String)> {
+    let dup = labels
+        .clone()
+        .lazy()
+        .group_by(on.iter().map(|c| col(c.as_str())).collect::<Vec<_>>())
+        .agg([len().alias("__n")])
+        .filter(col("__n").gt(lit(1)))
+        .collect()?;
+    let first = dup
+        .get_row(0)
+        .map(|r| format!("{:?}", r.0))
+        .unwrap_or_default();
+    Ok((dup.height(), first))
+}
+
+/// The error for `count` label keys with more than one label, the first `first`.
+pub fn duplicated_labels_error(count: usize, first: &str, job: &JobSpec, ds: NaiveDate) -> Error {
+    Error::DataContract(format!(
+        "labels for {}: {} key(s) have more than one label (first: {}); \
+         `{}.on` must identify one row",
+        ds,
+        count,
+        first,
+        job.labels_field()
+    ))
 }
 
 /// Values of a label column as `Some(bool)`/`None`: booleans, or numbers 0 and 1

@@ -353,9 +353,6 @@ pub struct ReportSpec {
     pub memory_budget_mb: usize,
 }
 
-/// The largest memory budget a job may set, in MiB (1 TiB).
-const MAX_MEMORY_MB: usize = 1 << 20;
-
 fn default_memory_budget_mb() -> usize {
     crate::spec::report::DEFAULT_MEMORY_BUDGET_MB
 }
@@ -848,18 +845,12 @@ impl JobSpec {
                     p.push(format!("report.anomalies[{i}]"), e);
                 }
             }
-            if r.memory_budget_mb > MAX_MEMORY_MB {
-                p.push(
-                    "report.memory_budget_mb",
-                    format!("must be at most {MAX_MEMORY_MB} (MiB)"),
-                );
+            if let Err(m) = limits::MEMORY_MB.check(r.memory_budget_mb as u64) {
+                p.push("report.memory_budget_mb", m);
             }
         }
-        if self.output.keys_memory_mb > MAX_MEMORY_MB {
-            p.push(
-                "output.keys_memory_mb",
-                format!("must be at most {MAX_MEMORY_MB} (MiB)"),
-            );
+        if let Err(m) = limits::MEMORY_MB.check(self.output.keys_memory_mb as u64) {
+            p.push("output.keys_memory_mb", m);
         }
         if self.output.max_file_mb == 0 {
             p.push("output.max_file_mb", "must be at least 1");

@@ -127,6 +127,13 @@ pub const SKETCH: Range = Range {
     hi: 100_000,
     note: "",
 };
+/// Memory budgets in MiB: `report.memory_budget_mb`, `output.keys_memory_mb`,
+/// `--memory-budget-mb` of `scorch drift` (0 spills every chunk).
+pub const MEMORY_MB: Range = Range {
+    lo: 0,
+    hi: 1 << 20,
+    note: "0 = spill every chunk",
+};
 /// `--wait-lock`, `--grace`: at most a week.
 pub const WAIT: Seconds = Seconds { max: 604_800.0 };
 
@@ -150,6 +157,7 @@ parsers! {
     limit: usize = LIMIT;
     bins: usize = BINS;
     sketch: usize = SKETCH;
+    memory_mb: usize = MEMORY_MB;
     seconds: f64 = WAIT;
 }
 

@@ -365,6 +365,24 @@ pub struct RealizedAt {
     pub accuracy: Option<f64>,
 }
 
+impl RealizedAt {
+    /// The figures at `threshold` of the counts `[tp, fp, fn, tn]`.
+    pub fn from_counts(threshold: f64, [tp, fp, fn_, tn]: [u64; 4]) -> Self {
+        let ratio = |a: u64, b: u64| (b > 0).then(|| a as f64 / b as f64);
+        RealizedAt {
+            threshold,
+            tp,
+            fp,
+            fn_,
+            tn,
+            precision: ratio(tp, tp + fp),
+            recall: ratio(tp, tp + fn_),
+            f1: ratio(2 * tp, 2 * tp + fp + fn_),
+            accuracy: ratio(tp + tn, tp + fp + fn_ + tn),
+        }
+    }
+}
+
 /// A classifier's realized performance on labelled rows.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Realized {
@@ -399,7 +417,6 @@ pub fn realized(scores: &[f64], labels: &[bool], thresholds: &[f64]) -> Realized
     } else {
         (None, None)
     };
-    let ratio = |a: u64, b: u64| (b > 0).then(|| a as f64 / b as f64);
     let at = thresholds
         .iter()
         .map(|t| {
@@ -412,17 +429,7 @@ pub fn realized(scores: &[f64], labels: &[bool], thresholds: &[f64]) -> Realized
                     (false, false) => tn += 1,
                 }
             }
-            RealizedAt {
-                threshold: *t,
-                tp,
-                fp,
-                fn_,
-                tn,
-                precision: ratio(tp, tp + fp),
-                recall: ratio(tp, tp + fn_),
-                f1: ratio(2 * tp, 2 * tp + fp + fn_),
-                accuracy: ratio(tp + tn, n),
-            }
+            RealizedAt::from_counts(*t, [tp, fp, fn_, tn])
         })
         .collect();
     let auc = realized_auc(scores, labels);

@@ -11,12 +11,21 @@ pub const EPSILON: f64 = 1e-4;
 /// numpy's `quantile(x, q)` (method "linear") of sorted values.
 pub fn quantile_linear(sorted: &[f64], q: f64) -> f64 {
     let n = sorted.len();
+    let (lo, hi, t) = quantile_ranks(n as u64, q);
+    lerp(sorted[lo as usize], sorted[hi as usize], t)
+}
+
+/// The ranks (0-based) numpy's linear quantile `q` of `n` values interpolates
+/// between, and the weight of the upper one.
+pub fn quantile_ranks(n: u64, q: f64) -> (u64, u64, f64) {
     let pos = q * (n - 1) as f64;
-    let lo = pos.floor() as usize;
+    let lo = pos.floor() as u64;
     let hi = (lo + 1).min(n - 1);
-    let t = pos - lo as f64;
-    let (a, b) = (sorted[lo], sorted[hi]);
-    // numpy's _lerp: a + (b - a) t, computed from the nearer end.
+    (lo, hi, pos - lo as f64)
+}
+
+/// numpy's `_lerp`: `a + (b - a) t`, computed from the nearer end.
+pub fn lerp(a: f64, b: f64, t: f64) -> f64 {
     let diff = b - a;
     if diff.is_infinite() && a.is_finite() && b.is_finite() {
         // b − a overflows (a and b near ∓f64::MAX): weights instead, which stay
@@ -61,17 +70,40 @@ pub fn bin_sorted(sorted: &[f64], edges: &[f64]) -> Vec<u64> {
 
 /// PSI of two count vectors over the same bins (shares floored at [`EPSILON`]).
 pub fn psi(reference: &[u64], current: &[u64]) -> f64 {
-    let rt = reference.iter().sum::<u64>().max(1) as f64;
-    let ct = current.iter().sum::<u64>().max(1) as f64;
+    let mut p = PsiSum::new(reference.iter().sum(), current.iter().sum());
     reference
         .iter()
         .zip(current)
-        .map(|(&r, &c)| {
-            let r = (r as f64 / rt).max(EPSILON);
-            let c = (c as f64 / ct).max(EPSILON);
-            (c - r) * (c / r).ln()
-        })
-        .sum()
+        .for_each(|(&r, &c)| p.add(r, c));
+    p.value()
+}
+
+/// [`psi`] summed bin by bin, the totals known first (bins streamed from a walk).
+#[derive(Debug, Clone)]
+pub struct PsiSum {
+    rt: f64,
+    ct: f64,
+    sum: f64,
+}
+
+impl PsiSum {
+    pub fn new(reference_total: u64, current_total: u64) -> Self {
+        PsiSum {
+            rt: reference_total.max(1) as f64,
+            ct: current_total.max(1) as f64,
+            sum: 0.0,
+        }
+    }
+
+    pub fn add(&mut self, r: u64, c: u64) {
+        let r = (r as f64 / self.rt).max(EPSILON);
+        let c = (c as f64 / self.ct).max(EPSILON);
+        self.sum += (c - r) * (c / r).ln();
+    }
+
+    pub fn value(&self) -> f64 {
+        self.sum
+    }
 }
 
 /// Jensen-Shannon distance of two count vectors over the same bins.
@@ -84,19 +116,44 @@ pub fn js_distance(p: &[u64], q: &[u64]) -> f64 {
 /// same bins, each normalised to sum 1 (`scipy.spatial.distance.jensenshannon`);
 /// NaN when either sums to 0.
 pub fn js_distance_weights(p: &[f64], q: &[f64]) -> f64 {
-    let ps: f64 = p.iter().sum();
-    let qs: f64 = q.iter().sum();
-    if ps == 0.0 || qs == 0.0 {
-        return f64::NAN;
+    let mut js = JsSum::new(p.iter().sum(), q.iter().sum());
+    p.iter().zip(q).for_each(|(&a, &b)| js.add(a, b));
+    js.value()
+}
+
+/// [`js_distance_weights`] summed bin by bin, the sums known first.
+#[derive(Debug, Clone)]
+pub struct JsSum {
+    ps: f64,
+    qs: f64,
+    sum: f64,
+}
+
+impl JsSum {
+    pub fn new(p_sum: f64, q_sum: f64) -> Self {
+        JsSum {
+            ps: p_sum,
+            qs: q_sum,
+            sum: 0.0,
+        }
     }
-    let rel = |x: f64, y: f64| if x > 0.0 { x * (x / y).ln() } else { 0.0 };
-    let mut js = 0.0;
-    for (&a, &b) in p.iter().zip(q) {
-        let (a, b) = (a / ps, b / qs);
+
+    pub fn add(&mut self, a: f64, b: f64) {
+        if self.ps == 0.0 || self.qs == 0.0 {
+            return;
+        }
+        let rel = |x: f64, y: f64| if x > 0.0 { x * (x / y).ln() } else { 0.0 };
+        let (a, b) = (a / self.ps, b / self.qs);
         let m = (a + b) / 2.0;
-        js += rel(a, m) + rel(b, m);
+        self.sum += rel(a, m) + rel(b, m);
     }
-    (js / 2.0).max(0.0).sqrt()
+
+    pub fn value(&self) -> f64 {
+        if self.ps == 0.0 || self.qs == 0.0 {
+            return f64::NAN;
+        }
+        (self.sum / 2.0).max(0.0).sqrt()
+    }
 }
 
 /// A chi-square test result.
@@ -111,41 +168,90 @@ pub struct Chi2 {
 /// Yates' continuity correction when there is one degree of freedom, as scipy's
 /// `chi2_contingency(..., correction=True)`. Columns empty in both rows are dropped.
 pub fn chi2_contingency(a: &[u64], b: &[u64]) -> Chi2 {
-    let cols: Vec<(f64, f64)> = a
-        .iter()
-        .zip(b)
-        .filter(|(x, y)| **x + **y > 0)
-        .map(|(&x, &y)| (x as f64, y as f64))
-        .collect();
-    let dof = cols.len().saturating_sub(1) as u64;
-    let ra: f64 = cols.iter().map(|c| c.0).sum();
-    let rb: f64 = cols.iter().map(|c| c.1).sum();
-    let n = ra + rb;
-    if dof == 0 || ra == 0.0 || rb == 0.0 {
-        return Chi2 {
-            statistic: 0.0,
-            p_value: 1.0,
-            dof,
-        };
+    let mut c = Chi2Sum::new(a.iter().sum(), b.iter().sum());
+    a.iter().zip(b).for_each(|(&x, &y)| c.add(x, y));
+    c.value()
+}
+
+/// [`chi2_contingency`] summed column by column, the row totals known first.
+#[derive(Debug, Clone)]
+pub struct Chi2Sum {
+    ra: f64,
+    rb: f64,
+    /// Columns not empty in both rows.
+    cols: u64,
+    /// The first two of them (one degree of freedom takes Yates' correction).
+    first: Vec<(f64, f64)>,
+    /// The statistic without the correction.
+    plain: f64,
+}
+
+impl Chi2Sum {
+    pub fn new(a_total: u64, b_total: u64) -> Self {
+        Chi2Sum {
+            ra: a_total as f64,
+            rb: b_total as f64,
+            cols: 0,
+            first: Vec::with_capacity(2),
+            plain: 0.0,
+        }
     }
-    let mut stat = 0.0;
-    for &(x, y) in &cols {
+
+    /// Adds the two terms of column `(x, y)` to `stat`.
+    fn terms(&self, stat: &mut f64, x: f64, y: f64, yates: bool) {
+        let n = self.ra + self.rb;
         let t = x + y;
-        for (o, e) in [(x, ra * t / n), (y, rb * t / n)] {
-            let o = if dof == 1 {
+        for (o, e) in [(x, self.ra * t / n), (y, self.rb * t / n)] {
+            let o = if yates {
                 // scipy: observed + 0.5 * sign(expected - observed), capped at expected.
                 let d = e - o;
                 o + (0.5f64).min(d.abs()) * d.signum()
             } else {
                 o
             };
-            stat += (o - e) * (o - e) / e;
+            *stat += (o - e) * (o - e) / e;
         }
     }
-    Chi2 {
-        statistic: stat,
-        p_value: gamma_q(dof as f64 / 2.0, stat / 2.0),
-        dof,
+
+    pub fn add(&mut self, x: u64, y: u64) {
+        if x + y == 0 {
+            return;
+        }
+        let (x, y) = (x as f64, y as f64);
+        self.cols += 1;
+        if self.first.len() < 2 {
+            self.first.push((x, y));
+        }
+        if self.ra > 0.0 && self.rb > 0.0 {
+            let mut plain = self.plain;
+            self.terms(&mut plain, x, y, false);
+            self.plain = plain;
+        }
+    }
+
+    pub fn value(&self) -> Chi2 {
+        let dof = self.cols.saturating_sub(1);
+        if dof == 0 || self.ra == 0.0 || self.rb == 0.0 {
+            return Chi2 {
+                statistic: 0.0,
+                p_value: 1.0,
+                dof,
+            };
+        }
+        let stat = if dof == 1 {
+            let mut s = 0.0;
+            for &(x, y) in &self.first {
+                self.terms(&mut s, x, y, true);
+            }
+            s
+        } else {
+            self.plain
+        };
+        Chi2 {
+            statistic: stat,
+            p_value: gamma_q(dof as f64 / 2.0, stat / 2.0),
+            dof,
+        }
     }
 }
 
