@@ -445,3 +445,87 @@ fn drift_command_names_a_missing_column() {
     ]);
     assert_exit(&o, 3, &["column `nope`"]);
 }
+
+/// `scorch drift` spilling every chunk (`--memory-budget-mb 0`) into `--spill-dir`
+/// gives every figure it gives in memory, says how much it spilled, and leaves
+/// the folder as it found it; a budget out of range is refused naming the flag.
+#[test]
+fn drift_command_spills_and_gets_the_same_figures() {
+    let p = Project::new(2, 20_000);
+    let spill = p.path().join("spill");
+    std::fs::create_dir_all(&spill).unwrap();
+    let run = |extra: &[&str], out: &str| -> serde_json::Value {
+        let mut args = vec![
+            "drift",
+            "--reference",
+            "data/churn/features/ds=2026-11-27/*.parquet",
+            "--current",
+            "data/churn/features/ds=2026-11-28/*.parquet",
+            "--out",
+            out,
+        ];
+        args.extend_from_slice(extra);
+        assert_exit(&p.scorch(&args), 0, &[]);
+        read_json(p.path().join(out))
+    };
+    let memory = run(&[], "memory.json");
+    let spilled = run(
+        &[
+            "--memory-budget-mb",
+            "0",
+            "--spill-dir",
+            spill.to_str().unwrap(),
+        ],
+        "spilled.json",
+    );
+    assert_eq!(memory["spill_bytes"], 0, "{}", memory["spill_bytes"]);
+    assert!(spilled["spill_bytes"].as_u64().unwrap() > 0);
+    assert_eq!(
+        std::fs::read_dir(&spill).unwrap().count(),
+        0,
+        "spill folder left behind"
+    );
+    let (a, b) = (
+        memory["columns"].as_array().unwrap(),
+        spilled["columns"].as_array().unwrap(),
+    );
+    assert!(a.len() > 10, "{}", a.len());
+    for (x, y) in a.iter().zip(b) {
+        for k in [
+            "psi",
+            "js_distance",
+            "ks_statistic",
+            "ks_p_value",
+            "wasserstein_distance",
+            "chi2",
+            "new_categories",
+            "edges",
+        ] {
+            assert_eq!(x[k], y[k], "{} {k}", x["column"]);
+        }
+        let (w1, w2) = (x["wasserstein"].as_f64(), y["wasserstein"].as_f64());
+        assert_eq!(w1.is_some(), w2.is_some());
+        if let (Some(w1), Some(w2)) = (w1, w2) {
+            assert!((w1 - w2).abs() <= 1e-9 * w1.abs(), "{w1} vs {w2}");
+        }
+    }
+    for (x, y) in memory["quality"]["current"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .zip(spilled["quality"]["current"].as_array().unwrap())
+    {
+        assert_eq!(x["distinct"], y["distinct"], "{}", x["name"]);
+        assert_eq!(y["frequencies"], "spilled", "{}", y["name"]);
+    }
+    let o = p.scorch(&[
+        "drift",
+        "--reference",
+        "data/churn/features/ds=2026-11-27/*.parquet",
+        "--current",
+        "data/churn/features/ds=2026-11-28/*.parquet",
+        "--memory-budget-mb",
+        "99999999",
+    ]);
+    assert_exit(&o, 2, &["--memory-budget-mb"]);
+}
