@@ -24,7 +24,7 @@ use crate::stats::calibration::Realized;
 mod partition;
 mod realized;
 
-pub use realized::RealizedCounter;
+use realized::RealizedCounter;
 
 /// What `scorch evaluate` evaluates.
 #[derive(Debug, Clone)]
