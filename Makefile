@@ -23,7 +23,7 @@ export SCORCH_AIRFLOW := $(SCORCH_CACHE)/airflow-3/bin
 ADBC_DIR := $(SCORCH_CACHE)/adbc
 export SCORCH_ADBC_DRIVERS := $(ADBC_DIR)
 
-.PHONY: adbc-drivers adbc-demo wheel wheel-dev test-wheel wheelhouse develop image-tools image-base image-wheels image image-demo bench-nonfinite deny fuzz fuzz-build airflow demo test setup build data model lint clean-output help pg-server pg-demo pg-stop bench-pg chromium s3-server s3rver s3-demo s3-stop bench-s3 azurite bench bench-score bench-drift evidently nannyml bench-nannyml bench-scale
+.PHONY: adbc-drivers adbc-demo wheel wheel-dev test-wheel wheelhouse develop image-tools image-base image-wheels image image-demo bench-nonfinite deny fuzz fuzz-build airflow demo test setup build data model lint clean-output help pg-server pg-demo pg-stop bench-pg chromium s3-server s3rver s3-demo s3-stop bench-s3 azurite bench bench-score bench-drift evidently nannyml bench-nannyml bench-scale bench-shadow
 
 help:
 	@echo "make demo   - set up, build, generate example data, run jobs/churn_daily.yaml"
@@ -177,6 +177,12 @@ bench-nannyml: build nannyml
 # DuckDB's (bench/scale.py). Not part of `make test` (about 30 minutes here).
 bench-scale: build
 	"$(PYTHON)" bench/scale.py "$(BIN)" "$(SCORCH_CACHE)/bench-scale" $(or $(SCALE_ROWS),100000000) $(or $(SCALE_FILES),100)
+
+# A shadow comparison of one day of SHADOW_ROWS (default 2M) rows in bounded memory
+# (report.memory_budget_mb SHADOW_BUDGET_MB, default 256), its figures beside DuckDB's
+# (bench/shadow_scale.py). Not part of `make test`.
+bench-shadow: build
+	"$(PYTHON)" bench/shadow_scale.py "$(BIN)" "$(SCORCH_CACHE)/bench-scale" $(or $(SHADOW_ROWS),2000000) $(or $(SHADOW_FILES),10) $(or $(SHADOW_BUDGET_MB),256)
 
 # Quality + drift on DRIFT_ROWS x DRIFT_COLS (default 10M x 20): scorch drift next to Evidently.
 bench-drift: build evidently

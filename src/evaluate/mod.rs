@@ -21,7 +21,6 @@ use crate::spec::job::JobSpec;
 use crate::spec::template::{Redactor, TemplateVars, render};
 use crate::stats::calibration::Realized;
 
-mod partition;
 mod realized;
 
 use realized::RealizedCounter;
@@ -328,14 +327,9 @@ struct DateRows<'a> {
     ds_text: &'a str,
 }
 
-/// Rows per chunk read when the join is partitioned.
-const CHUNK_ROWS: usize = 1 << 18;
-
-/// The date's scored rows joined to its labels, counted: the partition's rows,
-/// the labelled ones, and their realized performance. In memory when the join fits
-/// `budget` (by the inputs' row counts), else as a Grace hash join: both sides
-/// hash-partitioned by the join columns into Parquet files in a temporary folder,
-/// each partition joined alone — the same rows, exactly, in bounded memory.
+/// The date's scored rows joined to its labels ([`labels::joined_chunks`]: in
+/// memory within `budget`, else a Grace hash join), counted: the partition's rows,
+/// the labelled ones, and their realized performance.
 fn realized_of(
     d: &DateRows<'_>,
     thresholds: &[f64],
@@ -344,32 +338,10 @@ fn realized_of(
     redactor: &mut Redactor,
 ) -> Result<Joined> {
     use crate::source::labels;
-    let on = labels::on_columns(d.labels, d.job);
-    let found = labels::resolve_labels(d.labels, d.labels_source, d.job, d.ds, ctx, redactor)?;
-    let with_ds = |mut df: DataFrame| -> Result<DataFrame> {
-        let h = df.height();
-        df.with_column(Column::new_scalar(
-            "ds".into(),
-            Scalar::from(PlSmallStr::from(d.ds_text)),
-            h,
-        ))?;
-        Ok(df)
-    };
-    let footer_rows = |r: &crate::source::Resolved| -> Result<Option<u64>> {
-        let rows = r.input_rows()?;
-        Ok((!rows.is_empty() && rows.iter().all(Option::is_some))
-            .then(|| rows.iter().flatten().sum()))
-    };
-    let scored_rows = footer_rows(d.scored)?.unwrap_or(0);
-    let label_rows = match &found {
-        Some(r) => footer_rows(r)?.unwrap_or(scored_rows),
-        None => 0,
-    };
-    let parts = partition::partitions_for(scored_rows + label_rows, on.len(), budget);
     let mut counter = RealizedCounter::new(thresholds, budget / 2, None);
     let mut labelled = 0u64;
-    let mut feed = |joined: &DataFrame| -> Result<()> {
-        let l = labels::labels_of(joined, &d.labels.column, &d.job.keys)?;
+    let mut feed = |joined: DataFrame| -> Result<()> {
+        let l = labels::labels_of(&joined, &d.labels.column, &d.job.keys)?;
         let s = joined.column(d.score)?.cast(&DataType::Float64)?;
         let (scores, flags): (Vec<f64>, Vec<bool>) = s
             .f64()?
@@ -382,102 +354,27 @@ fn realized_of(
             .add(&scores, &flags)
             .map_err(|e| Error::io("spilling scores to", std::env::temp_dir(), e))
     };
-    let mut lcols = on.clone();
-    lcols.push(d.labels.column.clone());
-    let unlabelled = |day| labels::unlabelled(day, &d.labels.column);
-    let found = match found {
-        Some(found) if parts > 1 => found,
-        found => {
-            // In memory: the date's rows and labels read whole.
-            let day = with_ds(d.scored.read(d.columns)?)?;
-            let rows = day.height() as u64;
-            let day = match found {
-                Some(r) => {
-                    let lab =
-                        labels::cast_label_keys(r.read(&lcols)?, day.schema(), &on, d.job, d.ds)?;
-                    labels::attach_labels(day, lab, d.labels, &on, d.job, d.ds)?
-                }
-                None => unlabelled(day)?,
-            };
-            feed(&day)?;
-            return Ok(Joined {
-                rows,
-                labelled,
-                counter,
-                partitions: 1,
-                file_bytes: 0,
-            });
-        }
-    };
-    let tmp = crate::reports::distinct::SpillFolder::adopt(crate::storage::create_temp_folder(
-        "scorch-evaluate-",
-    )?);
-    let mut scored = partition::Partitions::new(tmp.path(), "scores", parts);
-    let mut day_schema: Option<Schema> = None;
-    for b in d.scored.batches(d.columns, CHUNK_ROWS)? {
-        let b = with_ds(b?)?;
-        day_schema.get_or_insert_with(|| b.schema().as_ref().clone());
-        scored.add(&b, &on)?;
-    }
-    let rows = scored.rows;
-    let Some(day_schema) = day_schema else {
-        return Ok(Joined {
-            rows: 0,
-            labelled: 0,
-            counter,
-            partitions: parts,
-            file_bytes: 0,
-        });
-    };
-    let mut label_parts = partition::Partitions::new(tmp.path(), "labels", parts);
-    let mut label_schema: Option<Schema> = None;
-    for b in found.batches(&lcols, CHUNK_ROWS)? {
-        let b = labels::cast_label_keys(b?, &day_schema, &on, d.job, d.ds)?;
-        label_schema.get_or_insert_with(|| b.schema().as_ref().clone());
-        label_parts.add(&b, &on)?;
-    }
-    let (scored, label_files) = (scored.finish()?, label_parts.finish()?);
-    let file_bytes: u64 = scored
-        .iter()
-        .chain(&label_files)
-        .flatten()
-        .filter_map(|f| std::fs::metadata(f).ok())
-        .map(|m| m.len())
-        .sum();
-    let (mut dups, mut first) = (0usize, String::new());
-    for (s, l) in scored.iter().zip(&label_files) {
-        let lab = match (l, &label_schema) {
-            (Some(f), _) => Some(partition::read(f)?),
-            (None, Some(schema)) => Some(DataFrame::empty_with_schema(schema)),
-            (None, None) => None,
-        };
-        if let Some(lab) = &lab {
-            let (n, f) = labels::duplicated_label_keys(lab, &on)?;
-            if n > 0 && dups == 0 {
-                first = f;
-            }
-            dups += n;
-        }
-        let Some(s) = s else { continue };
-        if dups > 0 {
-            continue; // an error below; the other partitions only add to its count
-        }
-        let day = partition::read(s)?;
-        let joined = match lab {
-            Some(lab) => labels::attach_labels(day, lab, d.labels, &on, d.job, d.ds)?,
-            None => unlabelled(day)?,
-        };
-        feed(&joined)?;
-    }
-    if dups > 0 {
-        return Err(labels::duplicated_labels_error(dups, &first, d.job, d.ds));
-    }
+    let stats = labels::joined_chunks(
+        &labels::ScoredDate {
+            job: d.job,
+            labels: Some((d.labels, d.labels_source)),
+            scored: d.scored,
+            columns: d.columns,
+            ds: d.ds,
+            ds_text: d.ds_text,
+        },
+        budget,
+        0,
+        ctx,
+        redactor,
+        &mut feed,
+    )?;
     Ok(Joined {
-        rows,
+        rows: stats.rows,
         labelled,
         counter,
-        partitions: parts,
-        file_bytes,
+        partitions: stats.partitions,
+        file_bytes: stats.file_bytes,
     })
 }
 

@@ -121,29 +121,7 @@ impl std::hash::Hasher for Mix {
 
 type MixState = std::hash::BuildHasherDefault<Mix>;
 
-/// A folder of spilled runs, removed (with its files) when the last counter or
-/// summary using it is gone.
-#[derive(Debug)]
-pub struct SpillFolder {
-    path: PathBuf,
-}
-
-impl SpillFolder {
-    /// Takes ownership of `path`: it is removed with the last user.
-    pub fn adopt(path: PathBuf) -> Self {
-        SpillFolder { path }
-    }
-
-    pub fn path(&self) -> &Path {
-        &self.path
-    }
-}
-
-impl Drop for SpillFolder {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.path);
-    }
-}
+pub use crate::storage::SpillFolder;
 
 /// Where and when counters spill: a memory budget shared by the counters of one
 /// owner (a run's profile, the key check) and the folder their runs go to, made on
@@ -199,7 +177,7 @@ impl Spill {
             None => crate::storage::create_temp_folder("scorch-spill-")
                 .map_err(|e| io::Error::other(e.to_string()))?,
         };
-        let made = Arc::new(SpillFolder { path });
+        let made = Arc::new(SpillFolder::adopt(path));
         *f = Some(made.clone());
         Ok(made)
     }
@@ -208,7 +186,7 @@ impl Spill {
     fn new_file(&self) -> io::Result<(PathBuf, Arc<SpillFolder>)> {
         let folder = self.folder()?;
         let n = self.next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        Ok((folder.path.join(format!("run-{n:06}.bin")), folder))
+        Ok((folder.path().join(format!("run-{n:06}.bin")), folder))
     }
 
     /// Spills the largest of `counters` until they hold at most half the budget,

@@ -180,6 +180,21 @@ impl Sample {
         Ok(())
     }
 
+    /// Counts the finite values of `x` (as [`Sample::add`]).
+    fn add_values(&mut self, x: &[f64]) {
+        let mut keys = Vec::with_capacity(x.len());
+        for &v in x {
+            if v.is_finite() {
+                let v = if v == 0.0 { 0.0 } else { v };
+                self.min = self.min.min(v);
+                self.max = self.max.max(v);
+                keys.push(float_order_key(v));
+            }
+        }
+        self.n += keys.len() as u64;
+        self.values.add_fixed(&keys);
+    }
+
     /// Distinct values and their counts, ascending.
     fn walk(&mut self) -> std::io::Result<Walk<'_>> {
         Ok(Box::new(
@@ -255,6 +270,40 @@ impl Sample {
             }
         }
         Ok(edges)
+    }
+}
+
+/// Two numeric samples counted exactly (a shadow comparison's champion and
+/// challenger scores), compared as `scorch drift` compares a numeric column with
+/// quantile bins: the first sample is the reference.
+#[derive(Debug)]
+pub struct Paired {
+    a: Sample,
+    b: Sample,
+}
+
+impl Paired {
+    pub fn new(limits: Limits) -> Self {
+        Paired {
+            a: Sample::new(limits),
+            b: Sample::new(limits),
+        }
+    }
+
+    /// Counts the finite values of each sample.
+    pub fn add(&mut self, a: &[f64], b: &[f64]) {
+        self.a.add_values(a);
+        self.b.add_values(b);
+    }
+
+    /// Both samples' counters, for a shared [`Spill`] budget.
+    pub fn counters(&mut self) -> [&mut Counter; 2] {
+        [&mut self.a.values, &mut self.b.values]
+    }
+
+    /// KS statistic and p-value, PSI over the first sample's `bins` quantile bins.
+    pub fn compare(&mut self, bins: usize) -> std::io::Result<ExactDrift> {
+        numeric("score", &mut self.a, &mut self.b, bins, Binning::Quantile)
     }
 }
 

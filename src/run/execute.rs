@@ -248,9 +248,6 @@ impl Run<'_> {
                 layout.model_columns,
             )?;
             null_scores.fetch_add(nulls, Ordering::Relaxed);
-            if let Some(sh) = &s.opts.shadow {
-                sh.capture.lock().expect("capture lock").push(f.clone());
-            }
             Ok(f)
         };
         let output = pipeline::Output {

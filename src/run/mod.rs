@@ -18,7 +18,6 @@ pub use plan::{DryRun, RunPlan};
 use std::path::{Path, PathBuf};
 
 use chrono::{NaiveDate, SecondsFormat, Utc};
-use polars::prelude::*;
 
 use crate::error::Result;
 use crate::sink;
@@ -87,8 +86,6 @@ pub struct ShadowTarget {
     pub carry: Vec<String>,
     /// The score column compared (checked to be both models').
     pub score: String,
-    /// Every frame written to the shadow table is appended here.
-    pub capture: std::sync::Arc<std::sync::Mutex<Vec<DataFrame>>>,
 }
 
 /// Prefix of the champion's score columns in the shadow table.

@@ -9,13 +9,15 @@
 //! intervals are the same in every run. The interval is the 2.5th–97.5th percentile
 //! (numpy's linear method) of the resampled differences.
 
-use std::collections::BTreeMap;
-
+#[cfg(test)]
 use rayon::prelude::*;
 use serde::Serialize;
 
+#[cfg(test)]
 use super::metrics;
-use crate::stats::divergence::{bin_sorted, quantile_edges, quantile_linear};
+use crate::stats::divergence::quantile_linear;
+#[cfg(test)]
+use crate::stats::divergence::{bin_sorted, quantile_edges};
 
 /// Top-k shares reported.
 pub const TOP_K: [(f64, &str); 3] = [
@@ -99,30 +101,40 @@ pub struct Section {
     pub labelled: Option<Labelled>,
 }
 
-/// The comparison's inputs, row-aligned.
+/// The comparison's inputs, row-aligned (the in-memory form [`section`] takes:
+/// the reference the streamed comparison is tested against).
+#[cfg(test)]
 pub struct Rows<'a> {
     pub champion: &'a [f64],
     pub challenger: &'a [f64],
     /// `Some(true/false)` for labelled rows.
     pub labels: &'a [Option<bool>],
+    /// Each row's place in the input (its bootstrap weights' key).
+    pub ids: &'a [u64],
 }
 
+#[cfg(test)]
 /// The mean; finite for any finite values (see [`crate::stats::moments`]).
 fn mean(x: &[f64]) -> Option<f64> {
     (!x.is_empty()).then(|| crate::stats::moments(x).0)
 }
 
+#[cfg(test)]
+/// The finite values, sorted (the score distributions' PSI and KS leave out NaN
+/// and ±inf, as `scorch drift` does).
 fn sorted(x: &[f64]) -> Vec<f64> {
-    let mut v = x.to_vec();
+    let mut v: Vec<f64> = x.iter().copied().filter(|v| v.is_finite()).collect();
     crate::stats::ks::radix_sort(&mut v);
     v
 }
 
+#[cfg(test)]
 fn accuracy(y: &[bool], p: &[f64], t: f64) -> Option<f64> {
     (!y.is_empty())
         .then(|| y.iter().zip(p).filter(|(y, p)| (**p >= t) == **y).count() as f64 / y.len() as f64)
 }
 
+#[cfg(test)]
 fn quality(y: &[bool], p: &[f64], thresholds: &[f64]) -> Quality {
     Quality {
         auc: metrics::auc(y, p),
@@ -132,13 +144,14 @@ fn quality(y: &[bool], p: &[f64], thresholds: &[f64]) -> Quality {
     }
 }
 
+#[cfg(test)]
 /// Compares the rows. `bootstrap`: resamples (0: no intervals).
 pub fn section(rows: &Rows<'_>, thresholds: &[f64], bootstrap: usize) -> Section {
     let (a, b) = (rows.champion, rows.challenger);
     let n = a.len();
     let diffs: Vec<f64> = a.iter().zip(b).map(|(x, y)| (x - y).abs()).collect();
     let (sa, sb) = (sorted(a), sorted(b));
-    let psi = (n > 0).then(|| {
+    let psi = (!sa.is_empty() && !sb.is_empty()).then(|| {
         let edges = quantile_edges(&sa, PSI_BINS);
         crate::stats::divergence::psi(&bin_sorted(&sa, &edges), &bin_sorted(&sb, &edges))
     });
@@ -177,12 +190,13 @@ pub fn section(rows: &Rows<'_>, thresholds: &[f64], bootstrap: usize) -> Section
     };
     if s.labelled_rows > 0 {
         let mut y = Vec::new();
-        let (mut la, mut lb) = (Vec::new(), Vec::new());
+        let (mut la, mut lb, mut ids) = (Vec::new(), Vec::new(), Vec::new());
         for i in 0..n {
             if let Some(l) = rows.labels[i] {
                 y.push(l);
                 la.push(a[i]);
                 lb.push(b[i]);
+                ids.push(rows.ids[i]);
             }
         }
         let qa = quality(&y, &la, thresholds);
@@ -194,7 +208,7 @@ pub fn section(rows: &Rows<'_>, thresholds: &[f64], bootstrap: usize) -> Section
             v
         };
         let (pa, pb) = (point(&qa), point(&qb));
-        let boot = bootstrap_deltas(&y, &la, &lb, thresholds, bootstrap);
+        let boot = bootstrap_deltas(&y, &la, &lb, &ids, thresholds, bootstrap);
         let deltas = names
             .iter()
             .enumerate()
@@ -224,7 +238,7 @@ pub fn section(rows: &Rows<'_>, thresholds: &[f64], bootstrap: usize) -> Section
 }
 
 /// Names of the labelled metrics in bootstrap order.
-fn metric_names(thresholds: &[f64]) -> Vec<String> {
+pub(super) fn metric_names(thresholds: &[f64]) -> Vec<String> {
     let mut v: Vec<String> = ["auc", "log_loss", "brier"].map(String::from).to_vec();
     v.extend(thresholds.iter().map(|t| format!("accuracy@{t}")));
     v
@@ -232,7 +246,10 @@ fn metric_names(thresholds: &[f64]) -> Vec<String> {
 
 /// 95% percentile interval of resampled differences (NaN-free ones) and the share in
 /// the better direction.
-fn interval(d: &[f64], greater_is_better: bool) -> (Option<f64>, Option<f64>, Option<f64>) {
+pub(super) fn interval(
+    d: &[f64],
+    greater_is_better: bool,
+) -> (Option<f64>, Option<f64>, Option<f64>) {
     let mut v: Vec<f64> = d.iter().cloned().filter(|x| x.is_finite()).collect();
     if v.is_empty() {
         return (None, None, None);
@@ -251,10 +268,10 @@ fn interval(d: &[f64], greater_is_better: bool) -> (Option<f64>, Option<f64>, Op
 }
 
 /// splitmix64: a small, well-mixed generator for the bootstrap weights.
-struct SplitMix(u64);
+pub(super) struct SplitMix(pub u64);
 
 impl SplitMix {
-    fn next(&mut self) -> u64 {
+    pub fn next(&mut self) -> u64 {
         self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
         let mut z = self.0;
         z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
@@ -266,13 +283,13 @@ impl SplitMix {
 /// Poisson(1) draws by inversion against the CDF scaled to 32 bits (two draws per
 /// 64-bit uniform; the CDF is resolved to 2^-32, so a weight above 11 never occurs,
 /// against P(X > 11) < 1e-9).
-struct Poisson1 {
+pub(super) struct Poisson1 {
     /// `cdf[k]` = P(X <= k) · 2^32, for k = 0..=11.
     cdf: [u64; 12],
 }
 
 impl Poisson1 {
-    fn new() -> Self {
+    pub fn new() -> Self {
         let mut cdf = [1u64 << 32; 12];
         let (mut p, mut acc) = ((-1.0f64).exp(), 0.0);
         for (k, c) in cdf.iter_mut().enumerate().take(11) {
@@ -296,19 +313,17 @@ impl Poisson1 {
         k as u8
     }
 
-    /// `n` draws from `rng`.
-    fn fill(&self, rng: &mut SplitMix, n: usize) -> Vec<u8> {
-        let mut w = Vec::with_capacity(n + 1);
-        while w.len() < n {
-            let x = rng.next();
-            w.push(self.draw(x as u32));
-            w.push(self.draw((x >> 32) as u32));
-        }
-        w.truncate(n);
-        w
+    /// The weight of input row `row` in the resample seeded `seed`: a draw from
+    /// splitmix64's output at the row's position of the stream, so any row's weight
+    /// is found without drawing the others.
+    #[inline]
+    pub fn weight(&self, seed: u64, row: u64) -> u8 {
+        let mut r = SplitMix(seed.wrapping_add(row.wrapping_mul(0x9E37_79B9_7F4A_7C15)));
+        self.draw((r.next() >> 32) as u32)
     }
 }
 
+#[cfg(test)]
 /// One model's rows in ascending score order, for the weighted AUC.
 pub struct Ranked {
     /// Row index of each position.
@@ -319,9 +334,13 @@ pub struct Ranked {
     ends: Vec<u32>,
 }
 
+#[cfg(test)]
 impl Ranked {
     pub fn new(p: &[f64], y: &[bool]) -> Self {
-        let mut idx: Vec<u32> = (0..p.len() as u32).collect();
+        // NaN scores are left out (as the AUC leaves them out).
+        let mut idx: Vec<u32> = (0..p.len() as u32)
+            .filter(|&i| !p[i as usize].is_nan())
+            .collect();
         idx.sort_by(|&i, &j| p[i as usize].total_cmp(&p[j as usize]));
         let mut ends = Vec::new();
         for j in 1..=idx.len() {
@@ -360,12 +379,14 @@ impl Ranked {
     }
 }
 
+#[cfg(test)]
 /// Per labelled metric (see [`metric_names`]), the differences challenger − champion
 /// in each bootstrap resample. `None` without resamples.
 fn bootstrap_deltas(
     y: &[bool],
     a: &[f64],
     b: &[f64],
+    ids: &[u64],
     thresholds: &[f64],
     resamples: usize,
 ) -> Option<Vec<Vec<f64>>> {
@@ -408,14 +429,18 @@ fn bootstrap_deltas(
                 .collect()
         })
         .collect();
+    // Summed in the challenger's score order (ties: later rows first), the order
+    // the streamed comparison sums in, so the sums are the same to the bit.
+    let mut order: Vec<usize> = (0..n).collect();
+    order.sort_by(|&i, &j| b[i].total_cmp(&b[j]).then(ids[j].cmp(&ids[i])));
     let poisson = Poisson1::new();
     let per: Vec<Vec<f64>> = (0..resamples)
         .into_par_iter()
         .map(|r| {
-            let mut rng = SplitMix(BOOTSTRAP_SEED ^ (r as u64).wrapping_mul(0xD1B5_4A32_D192_ED03));
-            let w = poisson.fill(&mut rng, n);
+            let seed = BOOTSTRAP_SEED ^ (r as u64).wrapping_mul(0xD1B5_4A32_D192_ED03);
+            let w: Vec<u8> = ids.iter().map(|&i| poisson.weight(seed, i)).collect();
             let (mut total, mut sll, mut sbr) = (0u64, 0.0, 0.0);
-            for i in 0..n {
+            for &i in &order {
                 let k = w[i];
                 if k != 0 {
                     total += u64::from(k);
@@ -555,22 +580,6 @@ impl Section {
     }
 }
 
-/// Row indices per value of a segment column (values as text; null as `null`), the
-/// `limit` most frequent values only (ties by value).
-pub fn segment_groups(values: &[Option<String>], limit: usize) -> Vec<(String, Vec<usize>)> {
-    let mut groups: BTreeMap<String, Vec<usize>> = BTreeMap::new();
-    for (i, v) in values.iter().enumerate() {
-        groups
-            .entry(v.clone().unwrap_or_else(|| "null".into()))
-            .or_default()
-            .push(i);
-    }
-    let mut g: Vec<(String, Vec<usize>)> = groups.into_iter().collect();
-    g.sort_by(|a, b| b.1.len().cmp(&a.1.len()).then(a.0.cmp(&b.0)));
-    g.truncate(limit);
-    g
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -594,9 +603,8 @@ mod tests {
 
     #[test]
     fn poisson_weights_have_mean_and_variance_one() {
-        let mut r = SplitMix(7);
         let p = Poisson1::new();
-        let w: Vec<f64> = p.fill(&mut r, 200_001).into_iter().map(f64::from).collect();
+        let w: Vec<f64> = (0..200_001u64).map(|i| f64::from(p.weight(7, i))).collect();
         assert_eq!(w.len(), 200_001);
         let m = w.iter().sum::<f64>() / w.len() as f64;
         let v = w.iter().map(|x| (x - m).powi(2)).sum::<f64>() / w.len() as f64;
@@ -616,10 +624,12 @@ mod tests {
             a.push((0.5 * s + 0.5 * u()).clamp(0.0, 1.0));
             b.push((0.9 * s + 0.1 * u()).clamp(0.0, 1.0));
         }
+        let ids: Vec<u64> = (0..n as u64).collect();
         let rows = Rows {
             champion: &a,
             challenger: &b,
             labels: &y,
+            ids: &ids,
         };
         let s = section(&rows, &[0.5], 200);
         let l = s.labelled.as_ref().unwrap();

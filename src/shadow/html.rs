@@ -5,15 +5,11 @@
 
 use std::fmt::Write;
 
-use polars::prelude::*;
-
 use super::compare::{Section, TOP_K};
 use super::runner::Comparison;
+use super::stream::ScoreHistogram;
 use crate::reports::drift::Histogram;
 use crate::reports::html::{STYLE, esc, num, svg_pair};
-
-/// Bins of the score histogram.
-const BINS: usize = 20;
 
 fn ci(lo: Option<f64>, hi: Option<f64>) -> String {
     match (lo, hi) {
@@ -23,38 +19,19 @@ fn ci(lo: Option<f64>, hi: Option<f64>) -> String {
 }
 
 /// Shares of both score columns in equal-width bins over their common range.
-fn histogram(c: &Comparison, rows: &DataFrame) -> Option<Histogram> {
-    let get = |name: &str| -> Option<Vec<f64>> {
-        let s = rows.column(name).ok()?.cast(&DataType::Float64).ok()?;
-        Some(s.f64().ok()?.into_no_null_iter().collect())
+fn histogram(c: &Comparison, h: &ScoreHistogram) -> Histogram {
+    let shares = |v: &[u64]| {
+        let n = v.iter().sum::<u64>().max(1) as f64;
+        v.iter().map(|&c| c as f64 / n).collect()
     };
-    let a = get(&format!("{}{}", crate::run::CHAMPION_PREFIX, c.score))?;
-    let b = get(&format!("{}{}", crate::run::CHALLENGER_PREFIX, c.score))?;
-    let lo = a.iter().chain(&b).cloned().fold(f64::INFINITY, f64::min);
-    let hi = a
-        .iter()
-        .chain(&b)
-        .cloned()
-        .fold(f64::NEG_INFINITY, f64::max);
-    if !(lo.is_finite() && hi.is_finite()) {
-        return None;
-    }
-    let width = ((hi - lo) / BINS as f64).max(1e-12);
-    let shares = |v: &[f64]| {
-        let mut counts = [0f64; BINS];
-        for &x in v {
-            counts[(((x - lo) / width) as usize).min(BINS - 1)] += 1.0;
-        }
-        counts.iter().map(|c| c / v.len().max(1) as f64).collect()
-    };
-    Some(Histogram {
+    Histogram {
         column: c.score.clone(),
-        labels: (0..BINS)
-            .map(|i| format!("{:.3}", lo + width * i as f64))
+        labels: (0..h.champion.len())
+            .map(|i| format!("{:.3}", h.lo + h.width * i as f64))
             .collect(),
-        reference: shares(&a),
-        current: shares(&b),
-    })
+        reference: shares(&h.champion),
+        current: shares(&h.challenger),
+    }
 }
 
 fn pair_rows(s: &Section) -> Vec<(String, Option<f64>)> {
@@ -79,8 +56,8 @@ fn pair_rows(s: &Section) -> Vec<(String, Option<f64>)> {
     v
 }
 
-/// Renders the page. `rows`: the compared rows (for the histogram), when any.
-pub fn render(c: &Comparison, rows: Option<&DataFrame>) -> String {
+/// Renders the page, with the scores' histogram when there were rows.
+pub fn render(c: &Comparison, hist: Option<&ScoreHistogram>) -> String {
     let mut s = String::with_capacity(64 * 1024);
     let first = c.runs.first().map(|r| r.ds.as_str()).unwrap_or("");
     let last = c.runs.last().map(|r| r.ds.as_str()).unwrap_or("");
@@ -154,7 +131,7 @@ pub fn render(c: &Comparison, rows: Option<&DataFrame>) -> String {
         );
     }
     s.push_str("</table>");
-    if let Some(h) = rows.and_then(|r| histogram(c, r)) {
+    if let Some(h) = hist.map(|h| histogram(c, h)) {
         let _ = write!(
             s,
             "<h2>Score distributions</h2><p class=\"legend\"><span style=\"background:#8c959f\"></span>\

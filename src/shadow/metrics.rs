@@ -68,7 +68,8 @@ pub fn average_ranks(x: &[f64]) -> Vec<f64> {
 
 /// Spearman's rank correlation: Pearson's on average ranks.
 pub fn spearman(a: &[f64], b: &[f64]) -> Option<f64> {
-    if a.len() != b.len() {
+    // scipy propagates NaN: no rank correlation with a NaN score.
+    if a.len() != b.len() || a.iter().chain(b).any(|v| v.is_nan()) {
         return None;
     }
     pearson(&average_ranks(a), &average_ranks(b))

@@ -4,7 +4,10 @@
 //! ([`crate::run::rollout`]).
 
 pub mod compare;
+pub mod feed;
 pub mod gate;
 pub mod html;
 pub mod metrics;
 pub mod runner;
+pub mod sorted;
+pub mod stream;

@@ -10,17 +10,17 @@
 //! `.report.html` and `.metrics.parquet` (one row per segment and metric).
 
 use std::path::PathBuf;
-use std::sync::{Arc, Mutex};
 
 use chrono::{NaiveDate, SecondsFormat, Utc};
 use polars::prelude::*;
 use serde::Serialize;
 
-use super::compare::{self, Rows, Section};
+use super::compare::{self, Section};
 use super::gate::{self, RuleResult};
+use super::{feed, stream};
 use crate::error::{Error, Result};
 use crate::run::{CHALLENGER_PREFIX, CHAMPION_PREFIX, RunOptions, ShadowTarget};
-use crate::spec::job::{JobSpec, ShadowSpec};
+use crate::spec::job::JobSpec;
 use crate::spec::template::{Redactor, TemplateVars, render};
 
 /// Version of the comparison report layout.
@@ -109,6 +109,11 @@ pub struct Comparison {
     pub runs: Vec<DateRun>,
     pub thresholds: Vec<f64>,
     pub bootstrap: Bootstrap,
+    /// `report.memory_budget_mb`: what the comparison's sorts, counts and label
+    /// joins hold in memory (past it they spill to `$TMPDIR`).
+    pub memory_budget_mb: usize,
+    /// Bytes written to spill files (sorted runs, counts, join partitions).
+    pub spill_bytes: u64,
     pub key_columns: Vec<String>,
     pub segment_columns: Vec<String>,
     /// The label column, when labels were joined.
@@ -210,6 +215,12 @@ pub fn shadow(opts: &ShadowOptions) -> Result<ShadowSummary> {
     }
     let job = JobSpec::load(&opts.job_file)?;
     let spec = job.shadow.clone().unwrap_or_default();
+    if opts.promote_if_pass && spec.gate.is_empty() {
+        return Err(Error::config(
+            &opts.job_file,
+            "`--promote-if-pass` needs promotion rules: add `shadow.gate` to the job",
+        ));
+    }
     let table_path = spec
         .output
         .clone()
@@ -241,14 +252,18 @@ pub fn shadow(opts: &ShadowOptions) -> Result<ShadowSummary> {
     }
     let profiles = crate::spec::profiles::locate(opts.profiles.as_deref(), &opts.root);
     let storage = crate::run::storage_settings(&job, &profiles, &first, &mut redactor)?;
+    let budget = job
+        .report
+        .as_ref()
+        .map_or(crate::spec::report::DEFAULT_MEMORY_BUDGET_MB, |r| {
+            r.memory_budget_mb
+        })
+        << 20;
 
-    let champion_col = format!("{CHAMPION_PREFIX}{score}");
-    let challenger_col = format!("{CHALLENGER_PREFIX}{score}");
-    let mut frames: Vec<DataFrame> = Vec::new();
+    // Each date is one shadow run: its partition lands in the shadow table.
     let mut runs = Vec::new();
     let mut models: Option<(ModelRef, ModelRef)> = None;
     for &ds in &opts.dates {
-        let capture = Arc::new(Mutex::new(Vec::new()));
         let run = crate::run::run(&RunOptions {
             job_file: opts.job_file.clone(),
             root: opts.root.clone(),
@@ -264,7 +279,6 @@ pub fn shadow(opts: &ShadowOptions) -> Result<ShadowSummary> {
                 table: table_path.clone(),
                 carry: carry.clone(),
                 score: score.clone(),
-                capture: capture.clone(),
             }),
             shard: None,
             wait_lock: None,
@@ -278,93 +292,120 @@ pub fn shadow(opts: &ShadowOptions) -> Result<ShadowSummary> {
         if let (Some(a), Some(b)) = (&m.model, &m.challenger) {
             models = Some((model_ref(a), model_ref(b)));
         }
-        let parts = std::mem::take(&mut *capture.lock().expect("capture lock"));
-        // As written: an input `ds` is `input_ds` (the date is the `ds` added below).
-        let mut keep: Vec<&str> = job
-            .keys
-            .iter()
-            .map(|k| crate::sink::file_column(k))
-            .collect();
-        keep.extend(carry.iter().map(|k| crate::sink::file_column(k)));
-        keep.push(&champion_col);
-        keep.push(&challenger_col);
-        let mut day = match concat(parts)? {
-            None => DataFrame::empty(),
-            Some(df) => df.select(keep.iter().copied())?,
-        };
-        let ds_text = ds.format("%Y-%m-%d").to_string();
-        if day.width() > 0 {
-            day.with_column(Column::new_scalar(
-                "ds".into(),
-                Scalar::from(PlSmallStr::from(ds_text.as_str())),
-                day.height(),
-            ))?;
-        }
-        if let Some(l) = job.labels()
-            && l.path.is_some()
-            && day.height() > 0
-        {
-            day = crate::source::labels::join_labels(
-                day,
-                l,
-                &crate::source::labels::labels_source(&job, l),
-                &job,
-                ds,
-                &crate::source::Context {
-                    root: &opts.root,
-                    profiles: &profiles,
-                    storage: &storage,
-                },
-                &mut redactor,
-            )?;
-        }
-        let labelled = match job.labels() {
-            Some(l) if day.height() > 0 => {
-                (day.height() - day.column(&l.column)?.null_count()) as u64
-            }
-            _ => 0,
-        };
         runs.push(DateRun {
-            ds: ds_text,
+            ds: ds.format("%Y-%m-%d").to_string(),
             run_id: m.run_id.clone(),
             partition: run.partition.clone(),
             rows: m.rows.written,
-            labelled_rows: labelled,
+            labelled_rows: 0,
         });
-        if day.height() > 0 {
-            frames.push(day);
-        }
     }
     let (champion_ref, challenger_ref) =
         models.ok_or_else(|| Error::Internal("the shadow runs recorded no models".into()))?;
-    let mut all = concat(frames)?;
-    if let Some(df) = all.as_mut() {
-        df.rechunk_mut();
+
+    // The published rows of every date, read back chunk by chunk.
+    let file = |c: &str| crate::sink::file_column(c).to_string();
+    let columns = feed::Columns {
+        champion: format!("{CHAMPION_PREFIX}{score}"),
+        challenger: format!("{CHALLENGER_PREFIX}{score}"),
+        label: job.labels().map(|l| l.column.clone()),
+        keys: job.keys.iter().map(|k| file(k)).collect(),
+        key_names: job.keys.clone(),
+        segments: spec.segments.iter().map(|k| file(k)).collect(),
+    };
+    let mut read: Vec<String> = columns.keys.clone();
+    read.extend(carry.iter().map(|k| file(k)));
+    read.push(columns.champion.clone());
+    read.push(columns.challenger.clone());
+    let ctx = crate::source::Context {
+        root: &opts.root,
+        profiles: &profiles,
+        storage: &storage,
+    };
+    let mut resolved = Vec::new();
+    for &ds in &opts.dates {
+        let vars = TemplateVars::new(ds, &job.secrets);
+        let base = render(&table_path, &vars)
+            .map_err(|e| Error::config(&opts.job_file, format!("field `shadow.output`: {e}")))?
+            .value;
+        let src = crate::spec::job::SourceSpec::Parquet(crate::spec::job::ParquetSource {
+            path: format!(
+                "{}/ds={}/*.parquet",
+                base.trim_end_matches('/'),
+                ds.format("%Y-%m-%d")
+            ),
+            hive_partitioning: false,
+        });
+        resolved.push(crate::source::resolve(&src, &ctx, &vars, &mut redactor)?);
+    }
+    // Segment values first (exact counts), then one pass over the rows.
+    let values = if columns.segments.is_empty() {
+        vec![]
+    } else {
+        let mut counts = feed::SegmentCounts::new(columns.segments.clone(), budget);
+        for r in &resolved {
+            for b in r.batches(&columns.segments, 1 << 18)? {
+                counts.add(&b?)?;
+            }
+        }
+        counts.top(MAX_SEGMENT_VALUES)?
+    };
+    let mut cmp = stream::Comparison::new(
+        stream::Settings {
+            thresholds: spec.thresholds.clone(),
+            bootstrap: spec.bootstrap,
+            // At least 1 MiB: a budget of 0 would write a run file per row.
+            budget: (budget / 2).max(1 << 20),
+        },
+        &values.iter().map(Vec::len).collect::<Vec<_>>(),
+    );
+    let mut feeder = feed::Feeder::new(&columns, &values, spec.top_disagreements);
+    let labels_join = job
+        .labels()
+        .filter(|l| l.path.is_some())
+        .map(|l| (l, crate::source::labels::labels_source(&job, l)));
+    let (mut next_row, mut join_bytes) = (0u64, 0u64);
+    for ((&ds, r), run) in opts.dates.iter().zip(&resolved).zip(&mut runs) {
+        let mut labelled = 0u64;
+        let stats = crate::source::labels::joined_chunks(
+            &crate::source::labels::ScoredDate {
+                job: &job,
+                labels: labels_join.as_ref().map(|(l, s)| (*l, s)),
+                scored: r,
+                columns: &read,
+                ds,
+                ds_text: &run.ds,
+            },
+            budget / 2,
+            next_row,
+            &ctx,
+            &mut redactor,
+            &mut |df| {
+                labelled += feeder.add(&df, &mut cmp)?;
+                Ok(())
+            },
+        )?;
+        next_row += stats.rows;
+        join_bytes += stats.file_bytes;
+        run.labelled_rows = labelled;
+    }
+    let disagreements = feeder.finish();
+    let (mut sections, histogram, sort_bytes) = cmp
+        .finish()
+        .map_err(|e| Error::io("reading spilled shadow rows in", std::env::temp_dir(), e))?;
+    let overall = sections[0].pop().expect("one overall section");
+    let mut segments = Vec::new();
+    for ((column, vals), secs) in spec.segments.iter().zip(&values).zip(sections.drain(1..)) {
+        for (value, section) in vals.iter().zip(secs) {
+            segments.push(SegmentSection {
+                column: column.clone(),
+                value: value.clone(),
+                section,
+            });
+        }
     }
 
     let label_col = job.labels().map(|l| l.column.clone());
-    let (overall, segments, disagreements) = match &all {
-        Some(df) => analyse(
-            df,
-            &spec,
-            &job.keys,
-            &champion_col,
-            &challenger_col,
-            label_col.as_deref(),
-        )?,
-        None => {
-            let empty = Rows {
-                champion: &[],
-                challenger: &[],
-                labels: &[],
-            };
-            (
-                compare::section(&empty, &spec.thresholds, 0),
-                vec![],
-                vec![],
-            )
-        }
-    };
     let results: Vec<RuleResult> = spec
         .gate
         .iter()
@@ -397,6 +438,8 @@ pub fn shadow(opts: &ShadowOptions) -> Result<ShadowSummary> {
             seed: compare::BOOTSTRAP_SEED,
             confidence: 0.95,
         },
+        memory_budget_mb: budget >> 20,
+        spill_bytes: sort_bytes + join_bytes,
         key_columns: job.keys.clone(),
         segment_columns: spec.segments.clone(),
         label_column: label_col,
@@ -407,29 +450,21 @@ pub fn shadow(opts: &ShadowOptions) -> Result<ShadowSummary> {
         passed,
         promoted: None,
     };
-    if opts.promote_if_pass {
-        if spec.gate.is_empty() {
-            return Err(Error::config(
-                &opts.job_file,
-                "`--promote-if-pass` needs promotion rules: add `shadow.gate` to the job",
-            ));
-        }
-        if passed {
-            let reg = crate::registry::Registry::open(&registry_root(opts))?;
-            let why = format!(
-                "scorch shadow {shadow_id}: {} rule(s) passed over {} date(s)",
-                cmp.gate.len(),
-                cmp.runs.len()
-            );
-            reg.promote(
-                &cmp.challenger.name,
-                &cmp.challenger.version,
-                &opts.alias,
-                &why,
-                &crate::registry::who(),
-            )?;
-            cmp.promoted = Some(opts.alias.clone());
-        }
+    if opts.promote_if_pass && passed {
+        let reg = crate::registry::Registry::open(&registry_root(opts))?;
+        let why = format!(
+            "scorch shadow {shadow_id}: {} rule(s) passed over {} date(s)",
+            cmp.gate.len(),
+            cmp.runs.len()
+        );
+        reg.promote(
+            &cmp.challenger.name,
+            &cmp.challenger.version,
+            &opts.alias,
+            &why,
+            &crate::registry::who(),
+        )?;
+        cmp.promoted = Some(opts.alias.clone());
     }
     let text = serde_json::to_string_pretty(&cmp).expect("comparison serializes");
     let report_json = table.run_log().write_file(
@@ -438,7 +473,7 @@ pub fn shadow(opts: &ShadowOptions) -> Result<ShadowSummary> {
     )?;
     let report_html = table.run_log().write_file(
         &format!("{shadow_id}.report.html"),
-        super::html::render(&cmp, all.as_ref()).as_bytes(),
+        super::html::render(&cmp, histogram.as_ref()).as_bytes(),
     )?;
     let mut long = metrics_frame(&cmp)?;
     let mut buf = Vec::new();
@@ -478,18 +513,6 @@ pub fn shadow(opts: &ShadowOptions) -> Result<ShadowSummary> {
     Ok(summary)
 }
 
-/// The frames stacked into one; `None` without frames.
-fn concat(frames: Vec<DataFrame>) -> Result<Option<DataFrame>> {
-    let mut it = frames.into_iter();
-    let Some(mut df) = it.next() else {
-        return Ok(None);
-    };
-    for f in it {
-        df.vstack_mut_owned(f)?;
-    }
-    Ok(Some(df))
-}
-
 /// The challenger as the runs get it: a `name@ref` is looked up in `--registry`
 /// when one was given (the registry it would be promoted in); a folder, or a
 /// reference without `--registry`, is passed on as it is.
@@ -512,93 +535,6 @@ fn challenger_location(opts: &ShadowOptions) -> Result<String> {
 fn registry_root(opts: &ShadowOptions) -> PathBuf {
     crate::registry::located(&opts.root, opts.registry.clone())
         .unwrap_or_else(|| crate::registry::default_root(&opts.root))
-}
-
-fn text_values(df: &DataFrame, column: &str) -> Result<Vec<Option<String>>> {
-    let c = df.column(column)?.cast(&DataType::String)?;
-    Ok(c.str()?.iter().map(|v| v.map(str::to_string)).collect())
-}
-
-type Analysis = (Section, Vec<SegmentSection>, Vec<Disagreement>);
-
-/// Overall and per-segment comparison and the most disagreeing rows.
-fn analyse(
-    df: &DataFrame,
-    spec: &ShadowSpec,
-    keys: &[String],
-    champion_col: &str,
-    challenger_col: &str,
-    label_col: Option<&str>,
-) -> Result<Analysis> {
-    let floats = |c: &str| -> Result<Vec<f64>> {
-        let s = df.column(c)?.cast(&DataType::Float64)?;
-        Ok(s.f64()?.iter().map(|v| v.unwrap_or(f64::NAN)).collect())
-    };
-    let a = floats(champion_col)?;
-    let b = floats(challenger_col)?;
-    let labels = match label_col {
-        Some(l) => crate::source::labels::labels_of(df, l, keys)?,
-        None => vec![None; df.height()],
-    };
-    let rows = Rows {
-        champion: &a,
-        challenger: &b,
-        labels: &labels,
-    };
-    let overall = compare::section(&rows, &spec.thresholds, spec.bootstrap);
-    let mut segments = Vec::new();
-    let mut seg_values = Vec::new();
-    for column in &spec.segments {
-        let values = text_values(df, column)?;
-        for (value, idx) in compare::segment_groups(&values, MAX_SEGMENT_VALUES) {
-            let pick = |v: &[f64]| idx.iter().map(|&i| v[i]).collect::<Vec<f64>>();
-            let (sa, sb) = (pick(&a), pick(&b));
-            let sl: Vec<Option<bool>> = idx.iter().map(|&i| labels[i]).collect();
-            let section = compare::section(
-                &Rows {
-                    champion: &sa,
-                    challenger: &sb,
-                    labels: &sl,
-                },
-                &spec.thresholds,
-                spec.bootstrap,
-            );
-            segments.push(SegmentSection {
-                column: column.clone(),
-                value,
-                section,
-            });
-        }
-        seg_values.push(values);
-    }
-    // The rows that disagree most (ties by row order).
-    let mut order: Vec<usize> = (0..a.len()).collect();
-    order.sort_by(|&i, &j| {
-        let (di, dj) = ((a[i] - b[i]).abs(), (a[j] - b[j]).abs());
-        dj.total_cmp(&di).then(i.cmp(&j))
-    });
-    order.truncate(spec.top_disagreements);
-    let key_values: Vec<Vec<Option<String>>> = keys
-        .iter()
-        .map(|k| text_values(df, k))
-        .collect::<Result<_>>()?;
-    let ds_values = text_values(df, "ds")?;
-    let disagreements = order
-        .into_iter()
-        .map(|i| Disagreement {
-            ds: ds_values[i].clone().unwrap_or_default(),
-            key: key_values
-                .iter()
-                .map(|v| v[i].clone().unwrap_or_else(|| "null".into()))
-                .collect(),
-            segments: seg_values.iter().map(|v| v[i].clone()).collect(),
-            champion: a[i],
-            challenger: b[i],
-            abs_diff: (a[i] - b[i]).abs(),
-            label: labels[i],
-        })
-        .collect();
-    Ok((overall, segments, disagreements))
 }
 
 /// The report's metrics as a long table: segment column (null overall), segment

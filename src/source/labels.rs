@@ -306,3 +306,189 @@ mod tests {
         );
     }
 }
+
+/// The column of row numbers [`joined_chunks`] adds: each row's place in the date's
+/// rows as read (plus the `first_row` given), whatever order the join hands the
+/// rows back in.
+pub const ROW_NUMBER: &str = "__scorch_row";
+
+/// Rows per chunk read when the join is partitioned or streamed.
+const CHUNK_ROWS: usize = 1 << 18;
+
+/// One date's published rows and the labels joined to them.
+pub struct ScoredDate<'a> {
+    pub job: &'a JobSpec,
+    /// The labels joined to the rows and their source; `None` when the rows need
+    /// no join (no labels, or the label column is among the rows' own).
+    pub labels: Option<(
+        &'a crate::spec::job::LabelsSpec,
+        &'a crate::spec::job::SourceSpec,
+    )>,
+    pub scored: &'a super::Resolved,
+    /// The rows' columns read.
+    pub columns: &'a [String],
+    pub ds: NaiveDate,
+    pub ds_text: &'a str,
+}
+
+/// What [`joined_chunks`] did.
+#[derive(Debug, Clone, Copy)]
+pub struct JoinStats {
+    pub rows: u64,
+    /// Hash partitions of the join (1: in memory, or no join).
+    pub partitions: usize,
+    /// Bytes of the partition files.
+    pub file_bytes: u64,
+}
+
+/// The date's rows joined to its labels, handed to `feed` chunk by chunk, each with
+/// a `ds` column and [`ROW_NUMBER`]. In memory when the join fits `budget` bytes
+/// (judged by the inputs' row counts), else a Grace hash join: both sides
+/// hash-partitioned by the join columns into Parquet files in a temporary folder,
+/// each partition joined alone — the same rows, exactly, in bounded memory. Rows
+/// that need no join are streamed as read. A label key given twice is an error
+/// (exit 3) naming it, whichever way the rows were joined.
+pub fn joined_chunks(
+    d: &ScoredDate<'_>,
+    budget: usize,
+    first_row: u64,
+    ctx: &super::Context<'_>,
+    redactor: &mut Redactor,
+    feed: &mut dyn FnMut(DataFrame) -> Result<()>,
+) -> Result<JoinStats> {
+    use super::partition;
+    let mut next_row = first_row;
+    let mut number = |mut df: DataFrame| -> Result<DataFrame> {
+        let h = df.height();
+        df.with_column(Column::new_scalar(
+            "ds".into(),
+            Scalar::from(PlSmallStr::from(d.ds_text)),
+            h,
+        ))?;
+        let ids: Vec<u64> = (next_row..next_row + h as u64).collect();
+        next_row += h as u64;
+        df.with_column(Column::new(ROW_NUMBER.into(), ids))?;
+        Ok(df)
+    };
+    let Some((labels, labels_source)) = d.labels else {
+        let mut rows = 0u64;
+        for b in d.scored.batches(d.columns, CHUNK_ROWS)? {
+            let b = number(b?)?;
+            rows += b.height() as u64;
+            feed(b)?;
+        }
+        return Ok(JoinStats {
+            rows,
+            partitions: 1,
+            file_bytes: 0,
+        });
+    };
+    let on = on_columns(labels, d.job);
+    let found = resolve_labels(labels, labels_source, d.job, d.ds, ctx, redactor)?;
+    let footer_rows = |r: &super::Resolved| -> Result<Option<u64>> {
+        let rows = r.input_rows()?;
+        Ok((!rows.is_empty() && rows.iter().all(Option::is_some))
+            .then(|| rows.iter().flatten().sum()))
+    };
+    let scored_rows = footer_rows(d.scored)?.unwrap_or(0);
+    let label_rows = match &found {
+        Some(r) => footer_rows(r)?.unwrap_or(scored_rows),
+        None => 0,
+    };
+    let parts = partition::partitions_for(scored_rows + label_rows, on.len(), budget);
+    let mut lcols = on.clone();
+    lcols.push(labels.column.clone());
+    let found = match found {
+        Some(found) if parts > 1 => found,
+        Some(r) => {
+            // In memory: the date's rows and labels read whole.
+            let day = number(d.scored.read(d.columns)?)?;
+            let rows = day.height() as u64;
+            let lab = cast_label_keys(r.read(&lcols)?, day.schema(), &on, d.job, d.ds)?;
+            feed(attach_labels(day, lab, labels, &on, d.job, d.ds)?)?;
+            return Ok(JoinStats {
+                rows,
+                partitions: 1,
+                file_bytes: 0,
+            });
+        }
+        None => {
+            // No labels for the date: its rows, unlabelled, as read.
+            let mut rows = 0u64;
+            for b in d.scored.batches(d.columns, CHUNK_ROWS)? {
+                let b = unlabelled(number(b?)?, &labels.column)?;
+                rows += b.height() as u64;
+                feed(b)?;
+            }
+            return Ok(JoinStats {
+                rows,
+                partitions: 1,
+                file_bytes: 0,
+            });
+        }
+    };
+    let tmp =
+        crate::storage::SpillFolder::adopt(crate::storage::create_temp_folder("scorch-join-")?);
+    let mut scored = partition::Partitions::new(tmp.path(), "scores", parts);
+    let mut day_schema: Option<Schema> = None;
+    for b in d.scored.batches(d.columns, CHUNK_ROWS)? {
+        let b = number(b?)?;
+        day_schema.get_or_insert_with(|| b.schema().as_ref().clone());
+        scored.add(&b, &on)?;
+    }
+    let rows = scored.rows;
+    let Some(day_schema) = day_schema else {
+        return Ok(JoinStats {
+            rows: 0,
+            partitions: parts,
+            file_bytes: 0,
+        });
+    };
+    let mut label_parts = partition::Partitions::new(tmp.path(), "labels", parts);
+    let mut label_schema: Option<Schema> = None;
+    for b in found.batches(&lcols, CHUNK_ROWS)? {
+        let b = cast_label_keys(b?, &day_schema, &on, d.job, d.ds)?;
+        label_schema.get_or_insert_with(|| b.schema().as_ref().clone());
+        label_parts.add(&b, &on)?;
+    }
+    let (scored, label_files) = (scored.finish()?, label_parts.finish()?);
+    let file_bytes: u64 = scored
+        .iter()
+        .chain(&label_files)
+        .flatten()
+        .filter_map(|f| std::fs::metadata(f).ok())
+        .map(|m| m.len())
+        .sum();
+    let (mut dups, mut first) = (0usize, String::new());
+    for (s, l) in scored.iter().zip(&label_files) {
+        let lab = match (l, &label_schema) {
+            (Some(f), _) => Some(partition::read(f)?),
+            (None, Some(schema)) => Some(DataFrame::empty_with_schema(schema)),
+            (None, None) => None,
+        };
+        if let Some(lab) = &lab {
+            let (n, f) = duplicated_label_keys(lab, &on)?;
+            if n > 0 && dups == 0 {
+                first = f;
+            }
+            dups += n;
+        }
+        let Some(s) = s else { continue };
+        if dups > 0 {
+            continue; // an error below; the other partitions only add to its count
+        }
+        let day = partition::read(s)?;
+        feed(match lab {
+            Some(lab) => attach_labels(day, lab, labels, &on, d.job, d.ds)?,
+            None => unlabelled(day, &labels.column)?,
+        })?;
+    }
+    if dups > 0 {
+        return Err(duplicated_labels_error(dups, &first, d.job, d.ds));
+    }
+    Ok(JoinStats {
+        rows,
+        partitions: parts,
+        file_bytes,
+    })
+}

@@ -8,6 +8,7 @@ pub mod bind;
 pub mod delta;
 pub mod files;
 pub mod labels;
+pub mod partition;
 pub mod postgres;
 
 use std::path::{Path, PathBuf};

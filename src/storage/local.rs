@@ -144,3 +144,27 @@ mod tests {
         assert_eq!(got, vec!["out".to_string(), "page.html".to_string()]);
     }
 }
+
+/// A temporary folder (spilled runs, join partitions), removed with its files
+/// when its last user is gone.
+#[derive(Debug)]
+pub struct SpillFolder {
+    path: PathBuf,
+}
+
+impl SpillFolder {
+    /// Takes ownership of `path`: it is removed with the last user.
+    pub fn adopt(path: PathBuf) -> Self {
+        SpillFolder { path }
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+}
+
+impl Drop for SpillFolder {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.path);
+    }
+}

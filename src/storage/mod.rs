@@ -21,8 +21,8 @@ pub mod delta;
 pub mod local;
 
 pub use local::{
-    alive, create_temp_folder, pid_of, remove_dead_temp_folders, sha256_file, sync_dir,
-    write_file_atomic,
+    SpillFolder, alive, create_temp_folder, pid_of, remove_dead_temp_folders, sha256_file,
+    sync_dir, write_file_atomic,
 };
 
 use crate::error::{Error, Result};
