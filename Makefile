@@ -23,11 +23,12 @@ export SCORCH_AIRFLOW := $(SCORCH_CACHE)/airflow-3/bin
 ADBC_DIR := $(SCORCH_CACHE)/adbc
 export SCORCH_ADBC_DRIVERS := $(ADBC_DIR)
 
-.PHONY: adbc-drivers adbc-demo wheel wheel-dev test-wheel wheelhouse develop image-tools image-base image-wheels image image-demo bench-nonfinite deny fuzz fuzz-build airflow demo test setup build data model lint clean-output help pg-server pg-demo pg-stop bench-pg chromium s3-server s3rver s3-demo s3-stop bench-s3 azurite bench bench-score bench-drift evidently nannyml bench-nannyml bench-scale bench-shadow
+.PHONY: adbc-drivers adbc-demo wheel wheel-dev test-wheel wheelhouse develop image-tools image-base image-wheels image image-demo bench-nonfinite deny fuzz fuzz-build airflow demo test setup build data model lint clean-output help pg-server pg-demo pg-stop bench-pg chromium s3-server s3rver s3-demo s3-stop bench-s3 azurite bench bench-score bench-drift evidently nannyml bench-nannyml bench-scale bench-shadow test-fast
 
 help:
 	@echo "make demo   - set up, build, generate example data, run jobs/churn_daily.yaml"
 	@echo "make test   - run the whole test suite"
+	@echo "make test-fast - the unit tests and the integration tests that need no service"
 	@echo "make build  - build the scorch binary ($(BIN))"
 	@echo "make data   - generate the example dataset under data/churn (if missing)"
 	@echo "make model  - retrain the example model bundles models/churn/1.0.0 and 2.0.0"
@@ -244,6 +245,14 @@ test: setup deny pg-server s3-server azurite chromium airflow wheelhouse adbc-dr
 	else echo "no test hooks in $(BIN)"; fi
 	cargo test --locked --no-fail-fast --features test-hooks
 
+# The fast tier: the unit and property tests in src/ and the integration tests
+# that need no service (no PostgreSQL, S3, Azurite, Airflow, Chromium, wheel):
+# the layering, the docs, job validation, plans, errors and bad input.
+FAST_TESTS := architecture:: docs:: errors:: bad_input:: plan:: completions:: k8s:: context::
+test-fast: setup
+	cargo test --locked --features test-hooks --lib
+	cargo test --locked --features test-hooks --test it -- $(FAST_TESTS)
+
 model: build data
 	"$(PYTHON)" python/train_churn.py --scorch "$(BIN)" --data data/churn --out models/churn/1.0.0
 	"$(PYTHON)" python/train_churn.py --scorch "$(BIN)" --data data/churn --out models/churn/2.0.0 \
@@ -265,11 +274,11 @@ wheel-dev: setup
 	rm -rf "$(DEV_WHEELS)"
 	cd py && "$(MATURIN)" build --profile dev --strip $(WHEEL_FLAGS) --out "$(DEV_WHEELS)"
 
-# The wheel tests alone (tests/wheel.rs: the tutorial, parity, the manylinux tag) on
+# The wheel tests alone (tests/it/wheel.rs: the tutorial, parity, the manylinux tag) on
 # the wheel in SCORCH_WHEEL_DIR: the dev wheel by default; the release wheel with
 # `make wheel test-wheel SCORCH_WHEEL_DIR=dist`.
 test-wheel: setup wheelhouse
-	cargo test --locked --features test-hooks --test wheel
+	cargo test --locked --features test-hooks --test it wheel::
 
 # numpy and pyarrow wheels for the wheel test's fresh venv (pip installs from here, offline),
 # the setuptools torch requires (newer than the one a venv starts with), and pandas

@@ -4,7 +4,7 @@ scorch fits a preprocessing spec once (``scorch preprocess fit``) and applies th
 fitted state at serving time in Rust. Training code applies the *same* state with
 this module, so the model is trained on exactly the features it will be served.
 Every step builds the same Polars expression as ``src/preprocess/mod.rs``; a test
-(``tests/parity.rs``) checks that both give the same feature matrix.
+(``tests/it/parity.rs``) checks that both give the same feature matrix.
 
     import polars as pl, scorch_prep
     state = scorch_prep.load_state("models/churn/1.0.0/preprocess.state.json")

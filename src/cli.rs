@@ -11,12 +11,8 @@ pub use crate::observe::logging::{LogFormat, init_logging};
 
 /// scorch — batch scoring job runner: job YAML → Parquet/SQL → versioned Polars
 /// preprocessing → LibTorch → Parquet table.
-///
-/// Exit codes: 0 ok, 1 internal error, 2 usage/config/job-spec error, 3 data
-/// contract violation, 4 model or bundle error, 5 a `fail` quality check (outputs
-/// and reports were written).
 #[derive(Debug, Parser)]
-#[command(name = "scorch", version, max_term_width = 100)]
+#[command(name = "scorch", version, max_term_width = 100, after_help = ExitCode::help())]
 pub struct Cli {
     /// Log format on stderr: `human` (default) or `json` (one object per line).
     #[arg(long, global = true, value_enum, default_value_t = LogFormat::Human)]
@@ -833,7 +829,7 @@ fn crontab(a: CrontabArgs) -> Result<()> {
 }
 
 fn runs(a: RunsArgs) -> Result<()> {
-    let h = crate::schedule::history::History::open(&history_path(&a.project_dir, a.history))?;
+    let h = crate::schedule::run_history::History::open(&history_path(&a.project_dir, a.history))?;
     for r in h.list(a.job.as_deref(), a.limit)? {
         if a.json {
             println!("{}", serde_json::to_string(&r).expect("row serializes"));
@@ -884,7 +880,7 @@ fn shadow(a: ShadowArgs, quiet: bool) -> Result<()> {
 }
 
 fn history(a: HistoryArgs, quiet: bool) -> Result<()> {
-    let page = crate::timeline::history(&crate::timeline::HistoryOptions {
+    let page = crate::history_page::history(&crate::history_page::HistoryOptions {
         job_file: a.job,
         root: a.project.project_dir,
         from: a.from,
@@ -997,89 +993,32 @@ fn validate(a: ValidateArgs, quiet: bool) -> ExitCode {
 }
 
 fn profile(a: ProfileArgs, quiet: bool) -> Result<()> {
-    let text = profile_text(a)?;
+    // The flag's name in the message (clap checks each value, this the list).
+    crate::spec::limits::thresholds(&a.thresholds)
+        .map_err(|e| Error::usage(format!("--thresholds: {e}")))?;
+    let text = crate::model::profile::profile(&a.into())?;
     if !quiet {
         print!("{text}");
     }
     Ok(())
 }
 
-/// Runs `scorch profile` and returns what it prints (the Python package's
-/// `scorch.profile_bundle` calls it).
-pub fn profile_text(a: ProfileArgs) -> Result<String> {
-    use std::fmt::Write as _;
-    crate::spec::limits::thresholds(&a.thresholds)
-        .map_err(|e| Error::usage(format!("--thresholds: {e}")))?;
-    let here = std::path::Path::new(".");
-    let lf = crate::source::scan_pattern(here, &a.data)?;
-    let calibration = match &a.labels {
-        Some(label) => {
-            let rows_name = a.calibration_data.clone().unwrap_or_else(|| a.data.clone());
-            let labels = match &a.labels_data {
-                Some(p) => Some((crate::source::scan_pattern(here, p)?, p.clone())),
-                None => None,
-            };
-            Some(crate::model::Calibration {
-                label: label.clone(),
-                rows: crate::source::scan_pattern(here, &rows_name)?,
-                rows_name,
-                labels,
-                on: a.labels_on.clone(),
-                score: a.score.clone(),
-                thresholds: a.thresholds.clone(),
-            })
+impl From<ProfileArgs> for crate::model::profile::ProfileOptions {
+    fn from(a: ProfileArgs) -> Self {
+        crate::model::profile::ProfileOptions {
+            bundle: a.bundle,
+            data: a.data,
+            bins: a.bins,
+            sketch: a.sketch,
+            labels: a.labels,
+            calibration_data: a.calibration_data,
+            labels_data: a.labels_data,
+            labels_on: a.labels_on,
+            score: a.score,
+            thresholds: a.thresholds,
+            html: a.html,
         }
-        None => None,
-    };
-    let (p, path) = crate::model::write_reference_profile(
-        &a.bundle,
-        lf,
-        &a.data,
-        a.bins,
-        a.sketch,
-        calibration,
-    )?;
-    if let Some(html) = &a.html {
-        let spec = crate::model::Bundle::open_with(&a.bundle, false)?.spec;
-        let page =
-            crate::reports::profile_html::render(&p, &format!("{} {}", spec.name, spec.version));
-        crate::storage::write_file_atomic(html, page.as_bytes())?;
     }
-    let mut out = String::new();
-    let _ = writeln!(
-        out,
-        "profiled {} rows, {} columns into {}",
-        p.rows,
-        p.columns.len(),
-        path.display()
-    );
-    if let Some(perf) = &p.performance {
-        let r = &perf.realized;
-        let _ = writeln!(
-            out,
-            "calibrated {} on {} labelled rows ({} positive): {} blocks; reference AUC {}",
-            perf.score,
-            r.rows,
-            r.positives,
-            perf.calibration.values.len(),
-            r.auc.map_or("n/a".into(), |v| format!("{v:.4}"))
-        );
-    }
-    if let Some(m) = &p.reconstruction {
-        let _ = writeln!(
-            out,
-            "multivariate drift reference: {} of {} principal components keep {:.1} % of the \
-                 standardized variance; mean reconstruction error {:.4}",
-            m.pca.components.len(),
-            m.features.len(),
-            100.0 * m.pca.explained.iter().sum::<f64>(),
-            m.mean()
-        );
-    }
-    if let Some(html) = &a.html {
-        let _ = writeln!(out, "page: {}", html.display());
-    }
-    Ok(out)
 }
 
 fn model(c: ModelCommand, quiet: bool) -> Result<()> {

@@ -27,8 +27,53 @@ pub enum ExitCode {
 }
 
 impl ExitCode {
+    /// Every exit code, in order: the table `scorch --help` prints and the
+    /// README's "Exit codes" table shows (a test keeps them equal).
+    pub const ALL: [ExitCode; 7] = [
+        ExitCode::Ok,
+        ExitCode::Internal,
+        ExitCode::Config,
+        ExitCode::DataContract,
+        ExitCode::Model,
+        ExitCode::QualityGate,
+        ExitCode::Locked,
+    ];
+
     pub fn code(self) -> i32 {
         self as i32
+    }
+
+    /// What the code means, as the README's table says it.
+    pub fn meaning(self) -> &'static str {
+        match self {
+            ExitCode::Ok => "success",
+            ExitCode::Internal => {
+                "internal or runtime error (a file could not be written, a warehouse unreachable)"
+            }
+            ExitCode::Config => "usage, configuration or job-spec error",
+            ExitCode::DataContract => {
+                "data error: missing input, wrong types, NaN features, a data contract broken, \
+                 no rows, a duplicated key"
+            }
+            ExitCode::Model => {
+                "model or bundle error: hash mismatch, load failure, wrong output shape, wrong \
+                 preprocessing, a bundle file outside its folder"
+            }
+            ExitCode::QualityGate => {
+                "a `fail` quality check or shadow promotion rule did not hold (outputs and \
+                 reports were written)"
+            }
+            ExitCode::Locked => "locked: another run holds the partition",
+        }
+    }
+
+    /// The exit codes as `scorch --help` lists them.
+    pub fn help() -> String {
+        let mut out = String::from("Exit codes:\n");
+        for c in ExitCode::ALL {
+            out.push_str(&format!("  {}  {}\n", c.code(), c.meaning()));
+        }
+        out
     }
 }
 

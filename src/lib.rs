@@ -5,12 +5,13 @@
 //! [`preprocess`] (Polars) → [`infer`] (LibTorch) → [`sink`] (Parquet table) →
 //! [`reports`] (column metrics, drift), driven by [`run`]. `ARCHITECTURE.md` at the
 //! repository root has the layer table: each module imports only from lower
-//! layers (checked by `tests/architecture.rs`).
+//! layers (checked by `tests/it/architecture.rs`).
 
 pub mod cli;
 pub mod contract;
 pub mod error;
 pub mod evaluate;
+pub mod history_page;
 pub mod infer;
 pub mod init;
 pub mod model;
@@ -26,7 +27,6 @@ pub mod source;
 pub mod spec;
 pub mod stats;
 pub mod storage;
-pub mod timeline;
 pub mod validate;
 
 pub use error::{Error, ExitCode, Result};

@@ -8,7 +8,7 @@ use chrono::NaiveDate;
 use crate::error::{Error, ExitCode};
 use crate::model::Bundle;
 use crate::spec::bundle::BUNDLE_FILE;
-use crate::spec::job::{JobSpec, SourceSpec};
+use crate::spec::job::{DeltaSource, JobSpec, SourceSpec};
 use crate::spec::template::{TemplateVars, render};
 
 /// The YAML files scorch reads, for [`json_schema`].
@@ -226,23 +226,17 @@ fn warehouse_query(
     }
 }
 
-fn check_job(path: &Path, root: &Path, profiles: &Path) -> Vec<Error> {
-    let job = match JobSpec::load(path) {
-        Ok(j) => j,
-        Err(e) => return vec![e],
-    };
-    let mut errors = Vec::new();
-    // Render with a fixed date; unset environment variables are reported.
-    let vars = TemplateVars::new(
-        NaiveDate::from_ymd_opt(2000, 1, 1).expect("valid"),
-        &job.secrets,
-    );
+/// The job's source: its templates render, Delta's version and timestamp parse
+/// (with the run's parsers), warehouse queries and profiles, the SQL file.
+fn check_source(
+    job: &JobSpec,
+    (path, root, vars): (&Path, &Path, &TemplateVars),
+    profiles: &Path,
+    errors: &mut Vec<Error>,
+) {
     let field = |name: &str, t: &str| {
-        render(t, &vars).map_err(|e| Error::config(path, format!("field `{name}`: {e}")))
+        render(t, vars).map_err(|e| Error::config(path, format!("field `{name}`: {e}")))
     };
-    if let Err(e) = crate::run::plan::output_path(path, &job.output.path, "output.path", &vars) {
-        errors.push(e);
-    }
     match &job.source {
         SourceSpec::Parquet(p) => {
             if let Err(e) = field("source.parquet.path", &p.path) {
@@ -253,32 +247,21 @@ fn check_job(path: &Path, root: &Path, profiles: &Path) -> Vec<Error> {
             if let Err(e) = field("source.delta.path", &d.path) {
                 errors.push(e);
             }
-            if let Some(v) = &d.version {
-                match field("source.delta.version", v) {
-                    Ok(r) if r.value.trim().parse::<u64>().is_err() => errors.push(Error::config(
-                        path,
-                        format!(
-                            "field `source.delta.version`: {:?} is not a table version (0, 1, 2, …)",
-                            r.value
-                        ),
-                    )),
-                    Ok(_) => {}
-                    Err(e) => errors.push(e),
-                }
-            }
-            if let Some(t) = &d.timestamp {
-                match field("source.delta.timestamp", t) {
-                    Ok(r) if chrono::DateTime::parse_from_rfc3339(r.value.trim()).is_err() => {
-                        errors.push(Error::config(
-                            path,
-                            format!(
-                                "field `source.delta.timestamp`: {:?} is not an RFC 3339 time \
-                                 (2026-11-28T23:59:59Z)",
-                                r.value
-                            ),
-                        ))
-                    }
-                    Ok(_) => {}
+            // The run's own parsers (`DeltaSource::parse_*`), so both say the same.
+            type Parse = fn(&str) -> std::result::Result<(), String>;
+            let parsed: [(&str, Option<&String>, Parse); 2] = [
+                ("source.delta.version", d.version.as_ref(), |t| {
+                    DeltaSource::parse_version(t).map(drop)
+                }),
+                ("source.delta.timestamp", d.timestamp.as_ref(), |t| {
+                    DeltaSource::parse_timestamp(t).map(drop)
+                }),
+            ];
+            for (name, text, parse) in parsed {
+                let Some(text) = text else { continue };
+                match field(name, text).map(|r| parse(&r.value)) {
+                    Ok(Ok(())) => {}
+                    Ok(Err(m)) => errors.push(Error::config(path, format!("field `{name}`: {m}"))),
                     Err(e) => errors.push(e),
                 }
             }
@@ -294,8 +277,8 @@ fn check_job(path: &Path, root: &Path, profiles: &Path) -> Vec<Error> {
                 .map(|_| crate::source::bind::Style::Dollar),
             &pg.query,
             &pg.params,
-            (path, root, &vars),
-            &mut errors,
+            (path, root, vars),
+            errors,
         ),
         SourceSpec::Adbc(a) => warehouse_query(
             "adbc",
@@ -303,8 +286,8 @@ fn check_job(path: &Path, root: &Path, profiles: &Path) -> Vec<Error> {
                 .map(|p| crate::source::adbc::param_style(&p)),
             &a.query,
             &a.params,
-            (path, root, &vars),
-            &mut errors,
+            (path, root, vars),
+            errors,
         ),
         SourceSpec::Sql(s) => match field("source.sql.query", &s.query) {
             Ok(q) => {
@@ -315,7 +298,7 @@ fn check_job(path: &Path, root: &Path, profiles: &Path) -> Vec<Error> {
                         format!("field `source.sql.query`: {} is empty", f.display()),
                     )),
                     Ok(text) => {
-                        if let Err(e) = render(&text, &vars) {
+                        if let Err(e) = render(&text, vars) {
                             errors.push(Error::config(&f, e));
                         }
                     }
@@ -328,16 +311,18 @@ fn check_job(path: &Path, root: &Path, profiles: &Path) -> Vec<Error> {
             Err(e) => errors.push(e),
         },
     }
-    if let Some(c) = &job.contract
-        && let Err(e) = crate::contract::Contract::load(&root.join(c))
-    {
-        errors.push(e.context(format!("{}: field `contract`", path.display())));
-    }
-    if let Some(name) = &job.storage_profile
-        && let Err(e) = crate::spec::profiles::storage(profiles, name)
-    {
-        errors.push(e.context(format!("{}: field `storage_profile`", path.display())));
-    }
+}
+
+/// The job's model: the bundle opens, its model file suits the device, and the
+/// job's report, pin and drift settings hold against it (the run plan's checks).
+fn check_model(
+    job: &JobSpec,
+    (path, root, vars): (&Path, &Path, &TemplateVars),
+    errors: &mut Vec<Error>,
+) {
+    let field = |name: &str, t: &str| {
+        render(t, vars).map_err(|e| Error::config(path, format!("field `{name}`: {e}")))
+    };
     match field("model", &job.model) {
         Ok(m) => match crate::registry::bundle_dir(root, &m.value).and_then(|d| Bundle::open(&d)) {
             Ok(b) => {
@@ -354,7 +339,7 @@ fn check_job(path: &Path, root: &Path, profiles: &Path) -> Vec<Error> {
                     errors.push(e.context(format!("{}: field `model`", path.display())));
                 }
                 // The same checks of the job against its bundle as a run's plan.
-                if crate::run::models::wants_drift(&job)
+                if crate::run::models::wants_drift(job)
                     && let Err(e) = crate::run::models::require_reference(path, &b, &m.value)
                 {
                     errors.push(e);
@@ -382,6 +367,37 @@ fn check_job(path: &Path, root: &Path, profiles: &Path) -> Vec<Error> {
         },
         Err(e) => errors.push(e),
     }
+}
+
+fn check_job(path: &Path, root: &Path, profiles: &Path) -> Vec<Error> {
+    let job = match JobSpec::load(path) {
+        Ok(j) => j,
+        Err(e) => return vec![e],
+    };
+    let mut errors = Vec::new();
+    // Render with a fixed date; unset environment variables are reported.
+    let vars = TemplateVars::new(
+        NaiveDate::from_ymd_opt(2000, 1, 1).expect("valid"),
+        &job.secrets,
+    );
+    let field = |name: &str, t: &str| {
+        render(t, &vars).map_err(|e| Error::config(path, format!("field `{name}`: {e}")))
+    };
+    if let Err(e) = crate::run::context::output_path(path, &job.output.path, "output.path", &vars) {
+        errors.push(e);
+    }
+    check_source(&job, (path, root, &vars), profiles, &mut errors);
+    if let Some(c) = &job.contract
+        && let Err(e) = crate::contract::Contract::load(&root.join(c))
+    {
+        errors.push(e.context(format!("{}: field `contract`", path.display())));
+    }
+    if let Some(name) = &job.storage_profile
+        && let Err(e) = crate::spec::profiles::storage(profiles, name)
+    {
+        errors.push(e.context(format!("{}: field `storage_profile`", path.display())));
+    }
+    check_model(&job, (path, root, &vars), &mut errors);
     if let Some(r) = &job.rollout {
         // The canary's challenger opens and writes the same score columns.
         let job_model = field("model", &job.model)

@@ -1,6 +1,6 @@
 // One data case: arbitrary column values pushed through preprocess → contract →
 // report → drift with the example bundle and contract. Shared by the `data` fuzz
-// target (long runs, `make fuzz`) and `tests/data_fuzz.rs` (a short budget in
+// target (long runs, `make fuzz`) and `tests/it/data_fuzz.rs` (a short budget in
 // `make test`), both with `include!`. Panics only on a broken promise: every value
 // is data, every written number reads back.
 

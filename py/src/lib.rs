@@ -210,21 +210,42 @@ fn create_bundle(
     })
 }
 
-/// `scorch profile` with `args` (its flags, e.g. `["--bundle", dir, "--data", p]`);
-/// returns what it prints. Bad flags are usage errors (exit 2), as on the command line.
+/// `scorch profile` of the bundle in `bundle` from `data` (a Parquet path or glob);
+/// returns what it prints. The options are the library's (`ProfileOptions`),
+/// checked as the command line checks its flags (exit 2).
 #[pyfunction]
-fn profile_bundle(py: Python<'_>, args: Vec<String>) -> PyResult<String> {
-    #[derive(Parser)]
-    #[command(name = "scorch profile")]
-    struct Profile {
-        #[command(flatten)]
-        args: scorch::cli::ProfileArgs,
+#[pyo3(signature = (bundle, data, *, bins=10, sketch=None, labels=None, calibration_data=None,
+                    labels_data=None, labels_on=Vec::new(), score=None, thresholds=None, html=None))]
+#[allow(clippy::too_many_arguments)]
+fn profile_bundle(
+    py: Python<'_>,
+    bundle: PathBuf,
+    data: String,
+    bins: usize,
+    sketch: Option<usize>,
+    labels: Option<String>,
+    calibration_data: Option<String>,
+    labels_data: Option<String>,
+    labels_on: Vec<String>,
+    score: Option<String>,
+    thresholds: Option<Vec<f64>>,
+    html: Option<PathBuf>,
+) -> PyResult<String> {
+    let mut o = scorch::model::profile::ProfileOptions::new(bundle, data);
+    o.bins = bins;
+    if let Some(s) = sketch {
+        o.sketch = s;
     }
-    rust(py, || {
-        let p = Profile::try_parse_from(std::iter::once("scorch profile".to_string()).chain(args))
-            .map_err(|e| scorch::Error::usage(e.to_string().trim_end().to_string()))?;
-        scorch::cli::profile_text(p.args)
-    })
+    o.labels = labels;
+    o.calibration_data = calibration_data;
+    o.labels_data = labels_data;
+    o.labels_on = labels_on;
+    o.score = score;
+    if let Some(t) = thresholds {
+        o.thresholds = t;
+    }
+    o.html = html;
+    rust(py, || scorch::model::profile::profile(&o))
 }
 
 /// `scorch bundle check`; returns its summary.

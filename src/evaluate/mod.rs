@@ -18,7 +18,7 @@ use serde::Serialize;
 
 use crate::error::{Error, Result};
 use crate::spec::job::JobSpec;
-use crate::spec::template::{Redactor, TemplateVars, render};
+use crate::spec::template::{Redactor, TemplateVars};
 use crate::stats::calibration::Realized;
 
 mod realized;
@@ -136,21 +136,20 @@ pub fn evaluate(opts: &EvaluateOptions) -> Result<Evaluation> {
     if opts.dates.is_empty() {
         return Err(Error::usage("no dates: give --date, or --from and --to"));
     }
-    let job = JobSpec::load(&opts.job_file)?;
-    let labels = job.labels().cloned().ok_or_else(|| {
+    let mut ctx = crate::run::JobContext::open(
+        &opts.job_file,
+        &opts.root,
+        opts.profiles.as_deref(),
+        opts.dates[0],
+    )?;
+    let labels = ctx.job.labels().cloned().ok_or_else(|| {
         Error::config(
             &opts.job_file,
             "`scorch evaluate` needs the job's `labels:` (the label column, and the \
              labels table's path unless the input holds it)",
         )
     })?;
-    let first = TemplateVars::new(opts.dates[0], &job.secrets);
-    let mut redactor = Redactor::default();
-    let bundle = {
-        let r = render(&job.model, &first)
-            .map_err(|e| Error::config(&opts.job_file, format!("field `model`: {e}")))?;
-        crate::model::Bundle::open_with(&crate::registry::bundle_dir(&opts.root, &r.value)?, true)?
-    };
+    let bundle = crate::model::Bundle::open_with(&ctx.model_dir()?, true)?;
     let calibration = bundle
         .reference
         .as_ref()
@@ -158,160 +157,185 @@ pub fn evaluate(opts: &EvaluateOptions) -> Result<Evaluation> {
     let score = calibration
         .map(|c| c.score.clone())
         .unwrap_or_else(|| bundle.spec.score_columns()[0].clone());
-    let thresholds: Vec<f64> = match job.report.as_ref().and_then(|r| r.performance.as_ref()) {
+    let thresholds: Vec<f64> = match ctx.job.report.as_ref().and_then(|r| r.performance.as_ref()) {
         Some(p) if !p.thresholds.is_empty() => p.thresholds.clone(),
         _ => calibration
             .map(|c| c.thresholds())
             .unwrap_or_else(|| vec![0.5]),
     };
-    let profiles = crate::spec::profiles::locate(opts.profiles.as_deref(), &opts.root);
-    let storage = crate::run::storage_settings(&job, &profiles, &first, &mut redactor)?;
-    let ctx = crate::source::Context {
-        root: &opts.root,
-        profiles: &profiles,
-        storage: &storage,
-    };
-    let table_path = render(&job.output.path, &first)
-        .map_err(|e| Error::config(&opts.job_file, format!("field `output.path`: {e}")))?
-        .value;
-    let table = crate::sink::Table::open(&table_path, &opts.root, &storage)?;
-    let delta = job.output.format == crate::spec::job::OutputFormat::Delta;
     let evaluation_id = format!("{}-evaluate", crate::run::new_run_id());
-    let history = table.history().read()?;
-    let keys: Vec<String> = job
-        .keys
-        .iter()
-        .map(|k| crate::sink::file_column(k).to_string())
-        .collect();
-    let budget = job
-        .report
-        .as_ref()
-        .map_or(crate::spec::report::DEFAULT_MEMORY_BUDGET_MB, |r| {
-            r.memory_budget_mb
-        })
-        << 20;
+    let history = ctx.table.history().read()?;
     let mut out = Vec::new();
     for &ds in &opts.dates {
-        let ds_text = ds.format("%Y-%m-%d").to_string();
-        let partition = format!("ds={ds_text}");
-        let run_id = if delta {
-            crate::sink::delta::DeltaLog::open(&table)?.partition_run_id(&ds_text)?
-        } else {
-            match table.partition_manifest(&partition)? {
-                None => None,
-                Some(b) => serde_json::from_slice::<serde_json::Value>(&b)
-                    .ok()
-                    .and_then(|v| v["run_id"].as_str().map(String::from)),
-            }
-        };
-        let Some(run_id) = run_id else {
-            out.push(DateEvaluation {
-                ds: ds_text,
-                status: "not_scored",
-                run_id: None,
-                rows: 0,
-                labelled_rows: 0,
-                realized: None,
-                comparisons: vec![],
-                join: None,
-            });
-            continue;
-        };
-        let src = if delta {
-            crate::spec::job::SourceSpec::Delta(crate::spec::job::DeltaSource {
-                path: table_path.clone(),
-                version: None,
-                timestamp: None,
-                filters: [("ds".to_string(), ds_text.clone())].into(),
-            })
-        } else {
-            crate::spec::job::SourceSpec::Parquet(crate::spec::job::ParquetSource {
-                path: format!("{}/{partition}/*.parquet", table_path.trim_end_matches('/')),
-                hive_partitioning: false,
-            })
-        };
-        let vars = TemplateVars::new(ds, &job.secrets);
-        let scored = crate::source::resolve(&src, &ctx, &vars, &mut redactor)?;
-        let mut cols = keys.clone();
-        cols.push(score.clone());
-        let day = DateRows {
-            job: &job,
-            labels: &labels,
-            labels_source: &crate::source::labels::labels_source(&job, &labels),
-            scored: &scored,
-            columns: &cols,
-            score: &score,
+        out.push(evaluate_date(
+            &mut ctx,
+            &labels,
+            &score,
+            &thresholds,
+            &history,
+            &evaluation_id,
             ds,
-            ds_text: &ds_text,
-        };
-        let Joined {
-            rows,
-            labelled,
-            counter,
-            partitions,
-            file_bytes,
-        } = realized_of(&day, &thresholds, budget, &ctx, &mut redactor)?;
-        let join = Some(JoinStats {
-            partitions,
-            spill_bytes: file_bytes + counter.spill_bytes(),
-        });
-        if labelled == 0 {
-            out.push(DateEvaluation {
-                ds: ds_text,
-                status: "no_labels",
-                run_id: Some(run_id),
-                rows,
-                labelled_rows: 0,
-                realized: None,
-                comparisons: vec![],
-                join,
-            });
-            continue;
-        }
-        let r = counter
-            .finish()
-            .map_err(|e| Error::io("reading spilled scores of", std::env::temp_dir(), e))?;
-        let comparisons = compare(&history, &ds_text, &run_id, &score, &r);
-        let mut metrics = history_rows(&r, &comparisons);
-        metrics.push(("labelled_rows".into(), labelled as f64));
-        let n = metrics.len();
-        let mut frame = df!(
-            "run_id" => vec![evaluation_id.as_str(); n],
-            "job" => vec![job.name.as_str(); n],
-            "column" => vec![score.as_str(); n],
-            "metric" => metrics.iter().map(|m| m.0.as_str()).collect::<Vec<_>>(),
-            "value" => metrics.iter().map(|m| m.1).collect::<Vec<_>>(),
-        )?;
-        table
-            .history()
-            .append(&partition, &evaluation_id, &mut frame)?;
-        out.push(DateEvaluation {
-            ds: ds_text,
-            status: "evaluated",
-            run_id: Some(run_id),
-            rows,
-            labelled_rows: labelled,
-            realized: Some(r),
-            comparisons,
-            join,
-        });
+        )?);
     }
     let mut e = Evaluation {
         evaluation_id: evaluation_id.clone(),
-        job: job.name.clone(),
-        table: redactor.redact(&table.location()),
+        job: ctx.job.name.clone(),
+        table: ctx.location.clone(),
         score,
         thresholds,
         dates: out,
         record: String::new(),
     };
     let text = serde_json::to_string_pretty(&e).expect("evaluation serializes");
-    let record = table.run_log().write_file(
+    let record = ctx.table.run_log().write_file(
         &format!("{evaluation_id}.evaluation.json"),
         format!("{text}\n").as_bytes(),
     )?;
-    e.record = redactor.redact(&record);
+    e.record = ctx.redactor.redact(&record);
     Ok(e)
+}
+
+/// The run that published `ds`'s partition of the context's table, if any. An
+/// unreadable manifest fails naming the partition (it is not "not scored").
+fn published_run(ctx: &crate::run::JobContext, ds_text: &str) -> Result<Option<String>> {
+    let partition = format!("ds={ds_text}");
+    if ctx.job.output.format == crate::spec::job::OutputFormat::Delta {
+        return crate::sink::delta::DeltaLog::open(&ctx.table)?.partition_run_id(ds_text);
+    }
+    match ctx.table.partition_manifest(&partition)? {
+        None => Ok(None),
+        Some(b) => Ok(Some(
+            crate::sink::manifest::PublishedManifest::parse(
+                &b,
+                &format!("partition {partition} of {}", ctx.location),
+            )?
+            .run_id,
+        )),
+    }
+}
+
+/// Evaluates one date: its published rows joined to their labels, realized
+/// metrics appended to the table's metrics history.
+fn evaluate_date(
+    ctx: &mut crate::run::JobContext,
+    labels: &crate::spec::job::LabelsSpec,
+    score: &str,
+    thresholds: &[f64],
+    history: &DataFrame,
+    evaluation_id: &str,
+    ds: NaiveDate,
+) -> Result<DateEvaluation> {
+    let ds_text = ds.format("%Y-%m-%d").to_string();
+    let partition = format!("ds={ds_text}");
+    let Some(run_id) = published_run(ctx, &ds_text)? else {
+        return Ok(DateEvaluation {
+            ds: ds_text,
+            status: "not_scored",
+            run_id: None,
+            rows: 0,
+            labelled_rows: 0,
+            realized: None,
+            comparisons: vec![],
+            join: None,
+        });
+    };
+    let table_path = ctx.table_path.clone();
+    let src = if ctx.job.output.format == crate::spec::job::OutputFormat::Delta {
+        crate::spec::job::SourceSpec::Delta(crate::spec::job::DeltaSource {
+            path: table_path,
+            version: None,
+            timestamp: None,
+            filters: [("ds".to_string(), ds_text.clone())].into(),
+        })
+    } else {
+        crate::spec::job::SourceSpec::Parquet(crate::spec::job::ParquetSource {
+            path: format!("{}/{partition}/*.parquet", table_path.trim_end_matches('/')),
+            hive_partitioning: false,
+        })
+    };
+    let budget = ctx.memory_budget();
+    let crate::run::JobContext {
+        job,
+        root,
+        profiles,
+        storage,
+        redactor,
+        table,
+        ..
+    } = ctx;
+    let src_ctx = crate::source::Context {
+        root,
+        profiles,
+        storage,
+    };
+    let vars = TemplateVars::new(ds, &job.secrets);
+    let scored = crate::source::resolve(&src, &src_ctx, &vars, redactor)?;
+    let mut cols: Vec<String> = job
+        .keys
+        .iter()
+        .map(|k| crate::sink::file_column(k).to_string())
+        .collect();
+    cols.push(score.to_string());
+    let day = DateRows {
+        job,
+        labels,
+        labels_source: &crate::source::labels::labels_source(job, labels),
+        scored: &scored,
+        columns: &cols,
+        score,
+        ds,
+        ds_text: &ds_text,
+    };
+    let Joined {
+        rows,
+        labelled,
+        counter,
+        partitions,
+        file_bytes,
+    } = realized_of(&day, thresholds, budget, &src_ctx, redactor)?;
+    let join = Some(JoinStats {
+        partitions,
+        spill_bytes: file_bytes + counter.spill_bytes(),
+    });
+    if labelled == 0 {
+        return Ok(DateEvaluation {
+            ds: ds_text,
+            status: "no_labels",
+            run_id: Some(run_id),
+            rows,
+            labelled_rows: 0,
+            realized: None,
+            comparisons: vec![],
+            join,
+        });
+    }
+    let r = counter
+        .finish()
+        .map_err(|e| Error::io("reading spilled scores of", std::env::temp_dir(), e))?;
+    let comparisons = compare(history, &ds_text, &run_id, score, &r);
+    let mut metrics = history_rows(&r, &comparisons);
+    metrics.push(("labelled_rows".into(), labelled as f64));
+    let n = metrics.len();
+    let mut frame = df!(
+        "run_id" => vec![evaluation_id; n],
+        "job" => vec![job.name.as_str(); n],
+        "column" => vec![score; n],
+        "metric" => metrics.iter().map(|m| m.0.as_str()).collect::<Vec<_>>(),
+        "value" => metrics.iter().map(|m| m.1).collect::<Vec<_>>(),
+    )?;
+    table
+        .history()
+        .append(&partition, evaluation_id, &mut frame)?;
+    Ok(DateEvaluation {
+        ds: ds_text,
+        status: "evaluated",
+        run_id: Some(run_id),
+        rows,
+        labelled_rows: labelled,
+        realized: Some(r),
+        comparisons,
+        join,
+    })
 }
 
 /// One date's scored rows and where its labels come from.

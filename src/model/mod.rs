@@ -20,6 +20,7 @@
 //! ```
 
 pub mod create;
+pub mod profile;
 
 use std::path::{Path, PathBuf};
 
@@ -449,7 +450,7 @@ fn labelled_rows(c: &Calibration) -> Result<(polars::prelude::DataFrame, Vec<boo
 
 /// The row-major `f32` matrix a model trained on `state` is given for `lf`: the
 /// state applied, then each feature as `f32`, as a run's tensorizing makes it (the run's
-/// fused path gives the same values: `tests/engine.rs`). A null, NaN or
+/// fused path gives the same values: `tests/it/engine.rs`). A null, NaN or
 /// infinite feature is a data error (exit 3) naming the column and row. `data`
 /// names the rows in messages.
 pub fn to_matrix(

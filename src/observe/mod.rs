@@ -24,7 +24,7 @@ use std::sync::OnceLock;
 
 use serde_json::{Value, json};
 
-use crate::sink::manifest::Manifest;
+use crate::sink::manifest::{Manifest, RunStatus};
 
 /// Where metrics and lineage events go.
 #[derive(Debug, Clone, Default)]
@@ -90,7 +90,7 @@ pub fn run_finished(m: &Manifest, output: &str) {
         tracing::warn!(dir = %dir.display(), error = %e, "could not write the run's metrics");
     }
     if let Some(target) = &s.lineage {
-        let kind = if m.status == "succeeded" {
+        let kind = if m.status == RunStatus::Succeeded {
             "COMPLETE"
         } else {
             "FAIL"
@@ -126,15 +126,22 @@ pub fn metrics_text(m: &Manifest) -> String {
     gauge(
         "scorch_last_run_success",
         "1 if the job's last run succeeded, else 0.",
-        vec![(String::new(), (m.status == "succeeded") as u8 as f64)],
+        vec![(
+            String::new(),
+            (m.status == RunStatus::Succeeded) as u8 as f64,
+        )],
     );
     gauge(
         "scorch_last_run_status",
         "The job's last run, by status (1 for its status).",
-        ["succeeded", "failed", "checks_failed"]
-            .iter()
-            .map(|s| (format!("status=\"{s}\""), (m.status == *s) as u8 as f64))
-            .collect(),
+        [
+            RunStatus::Succeeded,
+            RunStatus::Failed,
+            RunStatus::ChecksFailed,
+        ]
+        .iter()
+        .map(|s| (format!("status=\"{s}\""), (m.status == *s) as u8 as f64))
+        .collect(),
     );
     gauge(
         "scorch_last_run_exit_code",

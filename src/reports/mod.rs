@@ -37,15 +37,15 @@
 pub mod distinct;
 pub mod drift;
 pub mod exact;
-pub mod history;
+pub mod history_html;
 pub mod html;
 pub mod keys;
+pub mod metrics_history;
 pub mod multivariate;
 pub mod performance;
 pub mod profile_html;
 #[cfg(test)]
 mod props;
-pub mod timeline;
 
 use polars::prelude::*;
 use serde::{Deserialize, Serialize};
@@ -714,7 +714,7 @@ impl Report {
             },
         };
         if !spec.anomalies.is_empty() {
-            let now = history::rows(&report);
+            let now = metrics_history::rows(&report);
             let empty = DataFrame::empty();
             for a in &spec.anomalies {
                 let column = a.column.clone().unwrap_or_default();
@@ -722,7 +722,8 @@ impl Report {
                     .iter()
                     .find(|r| r.column == column && r.metric == a.metric)
                     .map(|r| r.value);
-                let past = history::series(history.unwrap_or(&empty), &column, &a.metric, ds)?;
+                let past =
+                    metrics_history::series(history.unwrap_or(&empty), &column, &a.metric, ds)?;
                 report.checks.push(a.judge(value, &past));
             }
         }

@@ -29,7 +29,15 @@ pub fn render(p: &ReferenceProfile, model: &str) -> String {
         bins = p.bins,
         v = p.profile_version,
     );
-    // Columns.
+    columns(&mut s, p);
+    performance(&mut s, p);
+    multivariate(&mut s, p);
+    s.push_str("</body></html>\n");
+    s
+}
+
+/// The page's section of the profiled columns.
+fn columns(s: &mut String, p: &ReferenceProfile) {
     s.push_str(
         "<h2>Columns</h2><table><tr><th class=\"l\">column</th><th class=\"l\">kind</th>\
          <th>nulls</th><th class=\"l\">bins or categories</th></tr>",
@@ -84,7 +92,10 @@ pub fn render(p: &ReferenceProfile, model: &str) -> String {
         );
     }
     s.push_str("</table>");
-    // Calibration and the reference performance.
+}
+
+/// The page's section of the calibration and the reference performance.
+fn performance(s: &mut String, p: &ReferenceProfile) {
     match &p.performance {
         Some(r) => {
             let x = &r.realized;
@@ -137,7 +148,10 @@ pub fn render(p: &ReferenceProfile, model: &str) -> String {
              labels.</p>",
         ),
     }
-    // Multivariate drift.
+}
+
+/// The page's section of the multivariate drift reference.
+fn multivariate(s: &mut String, p: &ReferenceProfile) {
     match &p.reconstruction {
         Some(m) => {
             let explained: f64 = m.pca.explained.iter().sum();
@@ -161,14 +175,14 @@ pub fn render(p: &ReferenceProfile, model: &str) -> String {
                 sd
             );
             bars(
-                &mut s,
+                s,
                 "variance explained per kept component",
                 &m.pca.explained,
                 None,
                 true,
             );
             bars(
-                &mut s,
+                s,
                 "mean reconstruction error per reference chunk",
                 &m.chunk_means,
                 Some((mean - 3.0 * sd, mean + 3.0 * sd)),
@@ -180,8 +194,6 @@ pub fn render(p: &ReferenceProfile, model: &str) -> String {
              could not give a PCA (see what <code>scorch profile</code> printed).</p>",
         ),
     }
-    s.push_str("</body></html>\n");
-    s
 }
 
 /// A bar chart of `values` (non-finite ones left out), with a shaded band. The

@@ -159,7 +159,10 @@ pub(crate) fn write_report(
     let html = table
         .run_log()
         .write_file(&format!("{run_id}.report.html"), page.as_bytes())?;
-    let history = crate::reports::history::frame(&report, &crate::reports::history::rows(&report))?;
+    let history = crate::reports::metrics_history::frame(
+        &report,
+        &crate::reports::metrics_history::rows(&report),
+    )?;
     Ok(ReportOutcome {
         history,
         checks: report.checks,

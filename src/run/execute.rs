@@ -32,23 +32,23 @@ impl RunPlan {
         } = self;
         let waited = Instant::now();
         let lock = lock::Lock::acquire(
-            &setup.table,
+            &setup.ctx.table,
             &setup.lock_name,
-            lock::Holder::me(&m.run_id, &setup.job.name, m.kind),
+            lock::Holder::me(&m.run_id, &setup.ctx.job.name, m.kind),
             setup.opts.wait_lock,
         )
-        .map_err(|e| e.redacted(|m| setup.redactor.redact(m)))?;
+        .map_err(|e| e.redacted(|m| setup.ctx.redactor.redact(m)))?;
         // Waiting for another run's lock is not this run's time.
         setup.t0 += waited.elapsed();
         // The fencing token: what this run's commit may replace, read under its lock.
         let replaces = match &setup.delta {
             Some(log) => log
-                .partition(&m.ds, &sink::delta::app_id(&setup.job.name, &m.ds))
+                .partition(&m.ds, &sink::delta::app_id(&setup.ctx.job.name, &m.ds))
                 .map(sink::Replaces::Delta),
-            None => setup.table.replaces(&setup.replaces),
+            None => setup.ctx.table.replaces(&setup.replaces),
         }
-        .map_err(|e| e.redacted(|m| setup.redactor.redact(m)))?;
-        crate::observe::run_started(&m, &setup.location);
+        .map_err(|e| e.redacted(|m| setup.ctx.redactor.redact(m)))?;
+        crate::observe::run_started(&m, &setup.ctx.location);
         let run = Run {
             s: &setup,
             models: &models,
@@ -60,16 +60,17 @@ impl RunPlan {
         match result {
             Ok(partition) => {
                 setup.finish(&mut m);
-                m.status = "succeeded";
+                m.status = RunStatus::Succeeded;
                 let manifest_path = setup
+                    .ctx
                     .table
                     .run_log()
                     .write_manifest(&m.run_id, &manifest_bytes(&m))?;
-                crate::observe::run_finished(&m, &setup.location);
+                crate::observe::run_finished(&m, &setup.ctx.location);
                 Ok(RunSummary {
                     manifest: m,
-                    partition: setup.redactor.redact(&partition),
-                    manifest_path: setup.redactor.redact(&manifest_path),
+                    partition: setup.ctx.redactor.redact(&partition),
+                    manifest_path: setup.ctx.redactor.redact(&manifest_path),
                 })
             }
             Err(e) => Err(setup.fail(m, e)),
@@ -113,14 +114,14 @@ impl Run<'_> {
         m: &mut Manifest,
     ) -> Result<String> {
         let (s, partition) = (self.s, &self.s.partition);
-        let staged = s.table.stage(partition, &m.run_id)?;
+        let staged = s.ctx.table.stage(partition, &m.run_id)?;
         let mut staged = match (&s.delta, &self.layout.delta) {
             (Some(log), Some(schema)) => sink::Staged::Delta(sink::DeltaStaged {
                 inner: Box::new(staged),
                 log: log.clone(),
                 run_id: m.run_id.clone(),
                 ds: m.ds.clone(),
-                app_id: sink::delta::app_id(&s.job.name, &m.ds),
+                app_id: sink::delta::app_id(&s.ctx.job.name, &m.ds),
                 schema: schema.clone(),
                 info: Default::default(),
                 version: None,
@@ -131,7 +132,7 @@ impl Run<'_> {
             .input
             .checker
             .as_ref()
-            .map(|_| s.table.quarantine().tmp_file(partition, &m.run_id))
+            .map(|_| s.ctx.table.quarantine().tmp_file(partition, &m.run_id))
             .transpose()?;
         let result = self
             .score(&staged, quarantine_tmp.as_deref())
@@ -147,16 +148,16 @@ impl Run<'_> {
             }
         };
         if let sink::Staged::Delta(d) = &mut staged {
-            d.info = delta_commit_info(m, &s.job.name);
+            d.info = delta_commit_info(m, &s.ctx.job.name);
         }
         let (target, version) = publish_staged(staged, s.opts.shard, lock, replaces)?;
         if let (Some(v), Some(out)) = (version, m.output.as_mut()) {
             out.delta_version = Some(v);
             tracing::info!(version = v, "committed to the Delta table");
         }
-        tracing::info!(partition = %s.redactor.redact(&target), rows = m.rows.written, "published");
+        tracing::info!(partition = %s.ctx.redactor.redact(&target), rows = m.rows.written, "published");
         if let Some(mut h) = judged.history {
-            s.table.history().append(partition, &m.run_id, &mut h)?;
+            s.ctx.table.history().append(partition, &m.run_id, &mut h)?;
         }
         if !judged.gate.is_empty() {
             return Err(Error::QualityGate(format!(
@@ -164,7 +165,7 @@ impl Run<'_> {
                  and the report written to {}",
                 judged.gate.len(),
                 judged.gate.join(", "),
-                s.redactor.redact(&target),
+                s.ctx.redactor.redact(&target),
                 m.report.clone().unwrap_or_default()
             )));
         }
@@ -173,7 +174,7 @@ impl Run<'_> {
 
     /// Reads, preprocesses, scores and writes every chunk into `staged`.
     fn score(&self, staged: &sink::Staged, quarantine: Option<&Path>) -> Result<Scored> {
-        let (s, job, input, layout) = (self.s, &self.s.job, self.input, self.layout);
+        let (s, job, input, layout) = (self.s, &self.s.ctx.job, self.input, self.layout);
         let (bundle, second) = (&self.models.bundle, &self.models.second);
         // Chunks are whole multiples of the inference batch, so the model sees the same
         // batches whatever the source's own chunking: scores do not depend on it.
@@ -291,7 +292,7 @@ impl Run<'_> {
         quarantine: Option<&Path>,
         m: &mut Manifest,
     ) -> Result<Judged> {
-        let (s, job, input) = (self.s, &self.s.job, self.input);
+        let (s, job, input) = (self.s, &self.s.ctx.job, self.input);
         let Scored {
             done,
             to_challenger,
@@ -301,7 +302,7 @@ impl Run<'_> {
             // Shards are judged together by `scorch commit`.
             check_row_count(
                 &job.output,
-                &s.table,
+                &s.ctx.table,
                 s.delta.as_ref(),
                 &s.partition,
                 done.rows_read,
@@ -364,10 +365,10 @@ impl Run<'_> {
                 let r = write_report(
                     &mut profile,
                     spec,
-                    &s.table,
+                    &s.ctx.table,
                     (&m.run_id, &job.name, &m.ds),
                     done.rows_read,
-                    &s.redactor,
+                    &s.ctx.redactor,
                 )?;
                 m.checks = r.checks;
                 m.warnings.extend(r.warnings);
@@ -382,9 +383,13 @@ impl Run<'_> {
             if done.rows_quarantined > 0
                 && let Some(tmp) = quarantine
             {
-                let at = s.table.quarantine().publish(tmp, &s.partition, &m.run_id)?;
+                let at = s
+                    .ctx
+                    .table
+                    .quarantine()
+                    .publish(tmp, &s.partition, &m.run_id)?;
                 if let Some(c) = m.contract.as_mut() {
-                    c.quarantine = Some(s.redactor.redact(&at));
+                    c.quarantine = Some(s.ctx.redactor.redact(&at));
                 }
             }
             checker.lock().expect("contract lock").finish(s.opts.ds)?;
@@ -392,9 +397,9 @@ impl Run<'_> {
         self.record(&done, staged, m);
         let mut staged_manifest = m.clone();
         staged_manifest.status = if judged.gate.is_empty() {
-            "succeeded"
+            RunStatus::Succeeded
         } else {
-            "checks_failed"
+            RunStatus::ChecksFailed
         };
         s.finish(&mut staged_manifest);
         write_manifest(
@@ -431,8 +436,8 @@ impl Run<'_> {
             "scored"
         );
         m.output = Some(OutputInfo {
-            table: s.redactor.redact(&s.table.location()),
-            partition: s.redactor.redact(&staged.target()),
+            table: s.ctx.redactor.redact(&s.ctx.table.location()),
+            partition: s.ctx.redactor.redact(&staged.target()),
             files: done
                 .files
                 .iter()

@@ -40,11 +40,12 @@ fn need(needed: &mut Vec<String>, c: String) {
 pub(crate) fn open_input(s: &mut Setup, models: &Models, m: &mut Manifest) -> Result<Input> {
     let ctx = crate::source::Context {
         root: &s.opts.root,
-        profiles: &s.profiles,
-        storage: &s.storage,
+        profiles: &s.ctx.profiles,
+        storage: &s.ctx.storage,
     };
-    let mut src = crate::source::resolve(&s.job.source, &ctx, &s.vars, &mut s.redactor)?;
-    let (opts, job) = (&s.opts, &s.job);
+    let mut src =
+        crate::source::resolve(&s.ctx.job.source, &ctx, &s.ctx.vars, &mut s.ctx.redactor)?;
+    let (opts, job) = (&s.opts, &s.ctx.job);
     if let Some((index, count)) = opts.shard {
         if job.contract.is_some() || opts.shadow.is_some() {
             return Err(Error::config(
@@ -110,58 +111,14 @@ pub(crate) fn open_input(s: &mut Setup, models: &Models, m: &mut Manifest) -> Re
         }
     }
     let profile = match &job.report {
-        Some(r) => {
-            let mut cols: Vec<String> = if r.columns.is_empty() {
-                needed.clone()
-            } else {
-                r.columns.clone()
-            };
-            for chk in &r.checks {
-                for c in chk.columns() {
-                    need(&mut cols, c);
-                }
-            }
-            let mut sch = Schema::default();
-            for c in &cols {
-                let dt = schema.get(c.as_str()).ok_or_else(|| {
-                    missing(format!("report column `{c}` (job field `report.columns`)"))
-                })?;
-                sch.insert(c.as_str().into(), dt.clone());
-                need(&mut needed, c.clone());
-            }
-            let mut prof = crate::reports::Profile::new(&sch, &r.checks, r.memory_budget_mb << 20);
-            if r.drift.is_some() {
-                let reference =
-                    require_reference(&opts.job_file, &models.bundle, &models.model_dir.redacted)?;
-                let counter = crate::reports::drift::DriftCounter::new(reference.clone());
-                for c in counter.columns() {
-                    if schema.get(c.as_str()).is_none() {
-                        return Err(missing(format!(
-                            "the reference profile has column `{c}`, which"
-                        )));
-                    }
-                    need(&mut needed, c);
-                }
-                prof.drift = Some(counter);
-                if r.drift.as_ref().is_some_and(|d| d.multivariate.is_some()) {
-                    prof.reconstruction = Some(reconstruction_counter(
-                        &opts.job_file,
-                        &models.bundle,
-                        &models.model_dir.redacted,
-                    )?);
-                }
-            }
-            if let Some(perf) = &r.performance {
-                prof.performance = Some(performance_counter(
-                    &opts.job_file,
-                    &models.bundle,
-                    &models.model_dir.redacted,
-                    perf,
-                    &r.checks,
-                )?);
-            }
-            Some(Mutex::new(prof))
-        }
+        Some(r) => Some(Mutex::new(report_profile(
+            r,
+            &opts.job_file,
+            models,
+            &schema,
+            &src.description,
+            &mut needed,
+        )?)),
         None => None,
     };
     let checker = match &job.contract {
@@ -199,4 +156,65 @@ pub(crate) fn open_input(s: &mut Setup, models: &Models, m: &mut Manifest) -> Re
         checker,
         key_check,
     })
+}
+
+/// The report's counters (`report:`): its columns and the checks' (each in the
+/// input), drift against the reference profile, multivariate drift, performance
+/// estimates; the columns they read are added to `needed`.
+fn report_profile(
+    r: &crate::spec::job::ReportSpec,
+    job_file: &std::path::Path,
+    models: &Models,
+    schema: &Schema,
+    description: &str,
+    needed: &mut Vec<String>,
+) -> Result<crate::reports::Profile> {
+    let missing =
+        |what: String| Error::DataContract(format!("{what} is not in the input {description}"));
+    let mut cols: Vec<String> = if r.columns.is_empty() {
+        needed.clone()
+    } else {
+        r.columns.clone()
+    };
+    for chk in &r.checks {
+        for c in chk.columns() {
+            need(&mut cols, c);
+        }
+    }
+    let mut sch = Schema::default();
+    for c in &cols {
+        let dt = schema
+            .get(c.as_str())
+            .ok_or_else(|| missing(format!("report column `{c}` (job field `report.columns`)")))?;
+        sch.insert(c.as_str().into(), dt.clone());
+        need(needed, c.clone());
+    }
+    let mut prof = crate::reports::Profile::new(&sch, &r.checks, r.memory_budget_mb << 20);
+    let dir = &models.model_dir.redacted;
+    if r.drift.is_some() {
+        let reference = require_reference(job_file, &models.bundle, dir)?;
+        let counter = crate::reports::drift::DriftCounter::new(reference.clone());
+        for c in counter.columns() {
+            if schema.get(c.as_str()).is_none() {
+                return Err(missing(format!(
+                    "the reference profile has column `{c}`, which"
+                )));
+            }
+            need(needed, c);
+        }
+        prof.drift = Some(counter);
+        if r.drift.as_ref().is_some_and(|d| d.multivariate.is_some()) {
+            prof.reconstruction = Some(reconstruction_counter(job_file, &models.bundle, dir)?);
+        }
+    }
+    if let Some(perf) = &r.performance {
+        prof.performance = Some(performance_counter(
+            job_file,
+            &models.bundle,
+            dir,
+            perf,
+            &r.checks,
+        )?);
+    }
+    Ok(prof)
 }

@@ -728,17 +728,15 @@ pub fn unlock_date(
     shard: Option<(usize, usize)>,
     force: bool,
 ) -> Result<Unlocked> {
-    let job = crate::spec::job::JobSpec::load(job_file)?;
-    let mut red = crate::spec::template::Redactor::default();
-    let table = super::output_table(&job, job_file, root, profiles, ds, &mut red)?;
+    let ctx = super::JobContext::open(job_file, root, profiles, ds)?;
     let mut name = format!("ds={}", ds.format("%Y-%m-%d"));
     if let Some((i, n)) = shard {
         name = format!("{name}.{}", super::shard::dir_name(i, n));
     }
-    let holder = unlock(&table, &name, force)?;
+    let holder = unlock(&ctx.table, &name, force)?;
     Ok(Unlocked {
         name,
-        job: job.name,
+        job: ctx.job.name,
         holder,
     })
 }

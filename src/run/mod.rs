@@ -2,6 +2,7 @@
 //! → sink, with a manifest recording every stage.
 
 pub mod checks;
+pub mod context;
 mod execute;
 mod input;
 pub mod lock;
@@ -13,6 +14,7 @@ pub mod progress;
 pub mod rollout;
 pub mod shard;
 
+pub use context::{JobContext, TableOf};
 pub use plan::{DryRun, RunPlan};
 
 use std::path::{Path, PathBuf};
@@ -20,10 +22,7 @@ use std::path::{Path, PathBuf};
 use chrono::{NaiveDate, SecondsFormat, Utc};
 
 use crate::error::Result;
-use crate::sink;
 use crate::sink::manifest::*;
-use crate::spec::job::JobSpec;
-use crate::spec::template::{Redactor, TemplateVars};
 
 /// Set to `polars` to apply preprocessing with Polars expressions and a separate
 /// tensorize step instead of the fused path (same results; for comparison).
@@ -205,7 +204,7 @@ pub fn run(opts: &RunOptions) -> Result<RunSummary> {
     match RunPlan::assemble(setup, m) {
         Ok(plan) => plan.execute(),
         Err((e, setup, m)) => {
-            crate::observe::run_started(&m, &setup.location);
+            crate::observe::run_started(&m, &setup.ctx.location);
             Err(setup.fail(*m, e))
         }
     }
@@ -217,40 +216,6 @@ pub fn dry_run(opts: &RunOptions) -> Result<DryRun> {
     let (_, span) = begin("run", opts.ds);
     let _entered = span.enter();
     RunPlan::build(opts)?.describe()
-}
-
-/// The object-store settings of a job's `storage_profile` (defaults without one).
-pub fn storage_settings(
-    job: &JobSpec,
-    profiles: &Path,
-    vars: &TemplateVars,
-    redactor: &mut Redactor,
-) -> Result<crate::storage::Settings> {
-    match &job.storage_profile {
-        Some(name) => {
-            let p = crate::spec::profiles::storage(profiles, name)?;
-            crate::storage::settings(Some((name, &p)), vars, redactor)
-        }
-        None => Ok(crate::storage::Settings::default()),
-    }
-}
-
-/// The output table of `job` for date `ds` (its `output.path` rendered, with the
-/// job's storage profile); secrets it uses are added to `red`.
-pub fn output_table(
-    job: &JobSpec,
-    job_file: &Path,
-    root: &Path,
-    profiles: Option<&Path>,
-    ds: NaiveDate,
-    red: &mut Redactor,
-) -> Result<sink::Table> {
-    let vars = TemplateVars::new(ds, &job.secrets);
-    let out = plan::output_path(job_file, &job.output.path, "output.path", &vars)?;
-    red.add(&out);
-    let profiles = crate::spec::profiles::locate(profiles, root);
-    let storage = storage_settings(job, &profiles, &vars, red)?;
-    sink::Table::open(&out.value, root, &storage)
 }
 
 /// The manifest as JSON. Its fields were redacted when they were set (paths,

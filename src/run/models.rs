@@ -29,14 +29,14 @@ pub(crate) struct Models {
 /// the device and in the precision asked for; records them in the manifest.
 pub(crate) fn open_models(s: &mut Setup, m: &mut Manifest) -> Result<Models> {
     let opts = &s.opts;
-    let job = &s.job;
+    let job = &s.ctx.job;
     let (bundle, info, model_dir) = open_bundle(
         &opts.job_file,
         &opts.root,
         &job.model,
         "model",
-        &s.vars,
-        &mut s.redactor,
+        &s.ctx.vars,
+        &mut s.ctx.redactor,
     )?;
     m.model = Some(info);
     let challenger = match (&opts.shadow, &job.rollout) {
@@ -51,8 +51,8 @@ pub(crate) fn open_models(s: &mut Setup, m: &mut Manifest) -> Result<Models> {
                 &opts.root,
                 reference,
                 field,
-                &s.vars,
-                &mut s.redactor,
+                &s.ctx.vars,
+                &mut s.ctx.redactor,
             )
         })
         .transpose()?;

@@ -85,7 +85,7 @@ impl Layout {
         schema.insert("scored_at".into(), scored_at_dtype());
         let mut meta = vec![
             ("scorch.version", env!("CARGO_PKG_VERSION").to_string()),
-            ("scorch.job", s.job.name.clone()),
+            ("scorch.job", s.ctx.job.name.clone()),
             ("scorch.run_id", m.run_id.clone()),
             ("scorch.ds", m.ds.clone()),
             ("scorch.model_name", bundle.spec.name.clone()),
@@ -114,7 +114,7 @@ impl Layout {
                 b2.spec.model_sha256.clone(),
             ));
         }
-        if let Some(r) = &s.job.rollout {
+        if let Some(r) = &s.ctx.job.rollout {
             meta.push(("scorch.rollout_fraction".into(), r.fraction.to_string()));
             meta.push(("scorch.rollout_salt".into(), r.salt.clone()));
         }

@@ -5,7 +5,6 @@
 //! contract settings, the output layout. [`RunPlan::execute`] runs it;
 //! `scorch run --dry-run` prints it ([`RunPlan::describe`]).
 
-use std::path::PathBuf;
 use std::time::Instant;
 
 use chrono::NaiveDate;
@@ -22,25 +21,17 @@ use crate::preprocess;
 use crate::sink;
 use crate::sink::manifest::*;
 use crate::spec::inference::{DeviceChoice, Precision};
-use crate::spec::job::{InferenceSpec, JobSpec};
-use crate::spec::template::{Redactor, TemplateVars, render};
+use crate::spec::job::InferenceSpec;
 
 /// What a run resolves before it opens models or data: the job with its
 /// overrides applied, the rendered templates and their secrets, the output table
 /// and the names of what the run would lock and replace.
 pub(crate) struct Setup {
     pub opts: RunOptions,
-    pub job: JobSpec,
-    pub vars: TemplateVars,
-    pub redactor: Redactor,
-    /// The connection profiles file.
-    pub profiles: PathBuf,
-    pub storage: crate::storage::Settings,
-    pub table: sink::Table,
+    /// The job, its templates, profiles, storage, secrets and output table.
+    pub ctx: super::JobContext,
     /// The output's Delta log, when the job writes `output.format: delta`.
     pub delta: Option<sink::delta::DeltaLog>,
-    /// The table's location, redacted (for logs and lineage).
-    pub location: String,
     /// The job's `inference:` with the command line's overrides.
     pub inference: InferenceSpec,
     /// Worker threads (`inference.threads`, 0 resolved to the cores).
@@ -62,27 +53,27 @@ impl Setup {
     /// run's manifest. Reads the job and profiles files only.
     pub fn resolve(opts: &RunOptions, run_id: String) -> Result<(Setup, Manifest)> {
         let t0 = Instant::now();
-        let job_bytes = std::fs::read(&opts.job_file)
-            .map_err(|e| Error::config(&opts.job_file, format!("cannot read job file: {e}")))?;
-        let mut job = JobSpec::load(&opts.job_file)?;
-        let (out_path, out_field) = match &opts.shadow {
+        let (mut job, job_sha256) = super::context::load(&opts.job_file)?;
+        let table_of = match &opts.shadow {
             Some(s) => {
                 // A shadow run writes nothing of the production run's: no report, no canary.
                 job.report = None;
                 job.rollout = None;
-                (s.table.clone(), "shadow.output")
+                super::TableOf::Shadow(&s.table)
             }
-            None => (job.output.path.clone(), "output.path"),
+            None => super::TableOf::Output,
         };
-        let vars = TemplateVars::new(opts.ds, &job.secrets);
-        let mut redactor = Redactor::default();
-        let out = output_path(&opts.job_file, &out_path, out_field, &vars)?;
-        redactor.add(&out);
-        let profiles = crate::spec::profiles::locate(opts.profiles.as_deref(), &opts.root);
-        let storage = super::storage_settings(&job, &profiles, &vars, &mut redactor)?;
-        let table = sink::Table::open(&out.value, &opts.root, &storage)?;
+        let ctx = super::JobContext::with_job(
+            job,
+            job_sha256,
+            &opts.job_file,
+            &opts.root,
+            opts.profiles.as_deref(),
+            opts.ds,
+            table_of,
+        )?;
         // Shadow runs write their comparison table as Parquet, whatever the job's format.
-        let delta = if job.output.format == crate::spec::job::OutputFormat::Delta
+        let delta = if ctx.job.output.format == crate::spec::job::OutputFormat::Delta
             && opts.shadow.is_none()
         {
             if opts.shard.is_some() {
@@ -93,12 +84,13 @@ impl Setup {
                 )));
             }
             Some(
-                sink::delta::DeltaLog::open(&table)
-                    .map_err(|e| e.redacted(|m| redactor.redact(m)))?,
+                sink::delta::DeltaLog::open(&ctx.table)
+                    .map_err(|e| e.redacted(|m| ctx.redactor.redact(m)))?,
             )
         } else {
             None
         };
+        let job = &ctx.job;
         let inference = overridden(&job.inference, opts)?;
         let threads = if inference.threads == 0 {
             available_cores()
@@ -113,10 +105,7 @@ impl Setup {
         let job_info = JobInfo {
             name: job.name.clone(),
             file: opts.job_file.display().to_string(),
-            sha256: {
-                use sha2::Digest;
-                hex::encode(sha2::Sha256::digest(&job_bytes))
-            },
+            sha256: ctx.job_sha256.clone(),
         };
         let inference_info = InferenceInfo {
             device: inference.device.clone(),
@@ -134,17 +123,10 @@ impl Setup {
             ),
             None => (partition.clone(), partition.clone()),
         };
-        let location = redactor.redact(&table.location());
         let setup = Setup {
             opts: opts.clone(),
-            job,
-            vars,
-            redactor,
-            profiles,
-            storage,
-            table,
+            ctx,
             delta,
-            location,
             inference,
             threads,
             partition,
@@ -166,30 +148,18 @@ impl Setup {
     /// with `status: failed` and the error, is written to the table's run log.
     pub fn fail(&self, mut m: Manifest, e: Error) -> Error {
         self.finish(&mut m);
-        m.record_failure(&e, &self.redactor);
+        m.record_failure(&e, &self.ctx.redactor);
         if let Err(w) = self
+            .ctx
             .table
             .run_log()
             .write_manifest(&m.run_id, &super::manifest_bytes(&m))
         {
-            tracing::warn!(error = %self.redactor.redact(&w.to_string()), "could not write the failed run's manifest");
+            tracing::warn!(error = %self.ctx.redactor.redact(&w.to_string()), "could not write the failed run's manifest");
         }
-        crate::observe::run_finished(&m, &self.location);
+        crate::observe::run_finished(&m, &self.ctx.location);
         e
     }
-}
-
-/// An output path (`field` of `job_file`) rendered for the run's date and confined:
-/// no `..` out of the project or bucket a template may have put in it.
-pub fn output_path(
-    job_file: &std::path::Path,
-    template: &str,
-    field: &str,
-    vars: &TemplateVars,
-) -> Result<crate::spec::template::Rendered> {
-    render(template, vars)
-        .and_then(|r| crate::spec::template::confine(template, &r.value).map(|_| r))
-        .map_err(|e| Error::config(job_file, format!("field `{field}`: {e}")))
 }
 
 /// The job's `inference:` with the run's overrides; each override passes the same
@@ -309,8 +279,8 @@ impl RunPlan {
         let total: Option<u64> = inputs.iter().map(|i| i.rows).sum();
         if total == Some(0) {
             super::checks::check_row_count(
-                &s.job.output,
-                &s.table,
+                &s.ctx.job.output,
+                &s.ctx.table,
                 s.delta.as_ref(),
                 &s.partition,
                 0,
@@ -318,7 +288,7 @@ impl RunPlan {
             )
             .map_err(|e| e.context("dry run: the inputs' Parquet footers hold 0 rows"))?;
         }
-        let current = super::checks::published_rows(&s.table, s.delta.as_ref(), &s.partition)?;
+        let current = super::checks::published_rows(&s.ctx.table, s.delta.as_ref(), &s.partition)?;
         let model = |role: &'static str, i: &ModelInfo| PlannedModel {
             role,
             name: i.name.clone(),
@@ -361,12 +331,12 @@ impl RunPlan {
                 "{} {} ({}), {} path",
                 p.name, p.version, p.state_hash, p.path
             ),
-            table: s.location.clone(),
+            table: s.ctx.location.clone(),
             partition: s.partition.clone(),
             replaces_rows: current,
             lock: s.lock_name.clone(),
             columns: self.layout.column_names(),
-            report: s.job.report.as_ref().map(|r| {
+            report: s.ctx.job.report.as_ref().map(|r| {
                 let mut v = vec![format!("{} check(s)", r.checks.len())];
                 if r.drift.is_some() {
                     v.push("drift against the model's reference profile".into());

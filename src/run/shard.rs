@@ -24,7 +24,9 @@ use chrono::NaiveDate;
 
 use crate::error::{Error, Result};
 use crate::sink::PARTITION_MANIFEST;
-use crate::sink::manifest::{JobInfo, OutputFile, PublishedCommit, ReadModel, ShardManifest};
+use crate::sink::manifest::{
+    JobInfo, OutputFile, PublishedCommit, ReadModel, RunStatus, ShardManifest,
+};
 use crate::spec::job::JobSpec;
 use crate::spec::template::Redactor;
 
@@ -273,7 +275,7 @@ pub struct Committed {
     pub run_id: String,
     pub job: JobInfo,
     pub ds: String,
-    pub status: &'static str,
+    pub status: RunStatus,
     /// The shards' run ids, in shard order.
     pub shards: Vec<String>,
     pub rows: u64,
@@ -308,14 +310,11 @@ pub fn commit(
 ) -> Result<CommitOutcome> {
     let (run_id, span) = super::begin("commit", ds);
     let _entered = span.enter();
-    let job = JobSpec::load(job_file)?;
-    let mut red = Redactor::default();
-    let table = super::output_table(&job, job_file, root, profiles, ds, &mut red)?;
-    let location = red.redact(&table.location());
+    let ctx = super::JobContext::open(job_file, root, profiles, ds)?;
     let t0 = std::time::Instant::now();
-    let mut m = observed(&job, job_file, &run_id, ds, count);
-    crate::observe::run_started(&m, &location);
-    let result = commit_as(job_file, root, ds, count, profiles, wait_lock, &run_id);
+    let mut m = observed(&ctx, &run_id, count);
+    crate::observe::run_started(&m, &ctx.location);
+    let result = commit_as(&ctx, count, wait_lock, &run_id);
     m.finished_at = super::now();
     m.stages.insert("total", t0.elapsed().as_secs_f64());
     match &result {
@@ -327,30 +326,25 @@ pub fn commit(
             m.checks = c.checks.clone();
             m.warnings = c.warnings.clone();
         }
-        Ok(CommitOutcome::AlreadyCommitted { .. }) => m.status = "succeeded",
-        Err(e) => m.record_failure(e, &red),
+        Ok(CommitOutcome::AlreadyCommitted { .. }) => m.status = RunStatus::Succeeded,
+        Err(e) => m.record_failure(e, &ctx.redactor),
     }
-    crate::observe::run_finished(&m, &location);
+    crate::observe::run_finished(&m, &ctx.location);
     result
 }
 
 /// The commit as a run manifest, for metrics and lineage.
-fn observed(
-    job: &JobSpec,
-    job_file: &Path,
-    run_id: &str,
-    ds: NaiveDate,
-    count: usize,
-) -> super::Manifest {
+fn observed(ctx: &super::JobContext, run_id: &str, count: usize) -> super::Manifest {
+    let job = &ctx.job;
     let mut m = super::Manifest::start(
         run_id.to_string(),
         "commit",
         JobInfo {
             name: job.name.clone(),
-            file: job_file.display().to_string(),
-            sha256: String::new(),
+            file: ctx.job_file.display().to_string(),
+            sha256: ctx.job_sha256.clone(),
         },
-        ds,
+        ctx.ds,
         crate::sink::manifest::InferenceInfo {
             device: job.inference.device.clone(),
             threads: job.inference.threads,
@@ -363,55 +357,27 @@ fn observed(
     m
 }
 
-#[allow(clippy::too_many_arguments)]
 fn commit_as(
-    job_file: &Path,
-    root: &Path,
-    ds: NaiveDate,
+    ctx: &super::JobContext,
     count: usize,
-    profiles: Option<&Path>,
     wait_lock: Option<std::time::Duration>,
     run_id: &str,
 ) -> Result<CommitOutcome> {
-    let job = JobSpec::load(job_file)?;
-    let job_bytes = std::fs::read(job_file).map_err(|e| Error::io("read", job_file, e))?;
-    let job_sha = {
-        use sha2::Digest;
-        hex::encode(sha2::Sha256::digest(&job_bytes))
-    };
-    let mut red = Redactor::default();
-    let table = super::output_table(&job, job_file, root, profiles, ds, &mut red)?;
+    let (job, table, red, ds) = (&ctx.job, &ctx.table, &ctx.redactor, ctx.ds);
+    let (job_file, job_sha) = (&ctx.job_file, ctx.job_sha256.clone());
     let partition = format!("ds={}", ds.format("%Y-%m-%d"));
     let run_id = run_id.to_string();
     // The partition's lock, then every shard's: no run of the date and no shard
     // rerun can be writing while the shards are read and assembled.
-    let locks = lock_all(&table, &partition, count, &run_id, &job.name, wait_lock)?;
+    let locks = lock_all(table, &partition, count, &run_id, &job.name, wait_lock)?;
     // The fencing token of the commit (see `sink::Replaces`), read under the locks.
     let replaces = table.replaces(&partition)?;
     let shards_dir = red.redact(&table.shard_location(&partition, ""));
     let shards_dir = shards_dir.trim_end_matches('/');
     // Every shard: present, succeeded, of this job file and count, covering the input.
-    let (manifests, missing) = read_shards(&table, &partition, count, &red)?;
-    // Idempotent: a commit that published and was killed before it removed the
-    // shards (or a retried commit task) finds the partition already holding them.
-    if let Some(prev) = table.partition_manifest(&partition)?
-        && let Ok(prev) = serde_json::from_slice::<PublishedCommit>(&prev)
-        && prev.kind == "commit"
-        && prev.job.sha256 == job_sha
-        && prev.shards.len() == count
-        && manifests
-            .iter()
-            .all(|(_, _, m)| prev.shards.contains(&m.run_id))
-    {
-        for l in &locks {
-            l.check()?;
-        }
-        table.remove_shards(&partition);
-        return Ok(CommitOutcome::AlreadyCommitted {
-            ds: ds.format("%Y-%m-%d").to_string(),
-            run_id: prev.run_id,
-            partition: red.redact(&table.partition_location(&partition)),
-        });
+    let (manifests, missing) = read_shards(table, &partition, count, red)?;
+    if let Some(done) = already_committed(ctx, &partition, count, &manifests, &locks)? {
+        return Ok(done);
     }
     if !missing.is_empty() {
         return Err(Error::DataContract(format!(
@@ -423,40 +389,17 @@ fn commit_as(
     }
     check_shards(&manifests, count, &job_sha, shards_dir)?;
     // The keys of every shard together, exactly, before anything is published.
-    let mut key_warnings = Vec::new();
-    let keys = match job.output.on_duplicate_keys {
-        crate::spec::job::OnDuplicateKeys::Off => None,
-        _ if job.keys.is_empty() => None,
-        on => {
-            let r = merged_keys(
-                &table,
-                &partition,
-                &manifests,
-                job.output.keys_memory_mb << 20,
-            )?;
-            if let Some(msg) = super::execute::key_duplicates(&r) {
-                if on == crate::spec::job::OnDuplicateKeys::Warn {
-                    key_warnings.push(msg);
-                } else {
-                    return Err(Error::DataContract(format!(
-                        "{msg} (all {count} shards); nothing was published (set \
-                         `output.on_duplicate_keys: warn` to publish anyway)"
-                    )));
-                }
-            }
-            Some(r)
-        }
-    };
+    let (keys, key_warnings) = checked_keys(job, table, &partition, &manifests, count)?;
     // With `report:`: the shards' profiles, merged (read before anything moves).
     let mut profile = match &job.report {
-        Some(_) => Some(merged_profile(&table, &partition, &manifests)?),
+        Some(_) => Some(merged_profile(table, &partition, &manifests)?),
         None => None,
     };
     let rows_read: u64 = manifests.iter().map(|(_, _, m)| m.rows.read).sum();
     let rows_written: u64 = manifests.iter().map(|(_, _, m)| m.rows.written).sum();
     super::checks::check_row_count(
         &job.output,
-        &table,
+        table,
         None,
         &partition,
         rows_read,
@@ -468,17 +411,17 @@ fn commit_as(
             let r = super::checks::write_report(
                 p,
                 spec,
-                &table,
+                table,
                 (&run_id, &job.name, &ds_text),
                 rows_read,
-                &red,
+                red,
             );
             Some(r?)
         }
         _ => None,
     };
     // The shards' data files in shard order, renamed part-00000, part-00001, …
-    let (files, parts, shards, rows) = assemble(&table, &run_id, &manifests);
+    let (files, parts, shards, rows) = assemble(table, &run_id, &manifests);
     let gate = outcome.as_ref().map(|o| o.gate.clone()).unwrap_or_default();
     let committed = Committed {
         manifest_version: crate::sink::manifest::MANIFEST_VERSION,
@@ -491,9 +434,9 @@ fn commit_as(
         },
         ds: ds_text,
         status: if gate.is_empty() {
-            "succeeded"
+            RunStatus::Succeeded
         } else {
-            "checks_failed"
+            RunStatus::ChecksFailed
         },
         shards,
         rows,
@@ -541,6 +484,67 @@ fn commit_as(
         )));
     }
     Ok(CommitOutcome::Committed(Box::new(committed)))
+}
+
+/// Idempotent commits: a commit that published and was killed before it removed
+/// the shards (or a retried commit task) finds the partition already holding
+/// them; it removes the shards and reports the earlier commit.
+fn already_committed(
+    ctx: &super::JobContext,
+    partition: &str,
+    count: usize,
+    manifests: &[ShardEntry],
+    locks: &[super::lock::Lock],
+) -> Result<Option<CommitOutcome>> {
+    let table = &ctx.table;
+    if let Some(prev) = table.partition_manifest(partition)?
+        && let Ok(prev) = serde_json::from_slice::<PublishedCommit>(&prev)
+        && prev.kind == "commit"
+        && prev.job.sha256 == ctx.job_sha256
+        && prev.shards.len() == count
+        && manifests
+            .iter()
+            .all(|(_, _, m)| prev.shards.contains(&m.run_id))
+    {
+        for l in locks {
+            l.check()?;
+        }
+        table.remove_shards(partition);
+        return Ok(Some(CommitOutcome::AlreadyCommitted {
+            ds: ctx.ds.format("%Y-%m-%d").to_string(),
+            run_id: prev.run_id,
+            partition: ctx.redactor.redact(&table.partition_location(partition)),
+        }));
+    }
+    Ok(None)
+}
+
+/// The keys of every shard checked together, exactly (`output.on_duplicate_keys`):
+/// the key report, and the warning a tolerated duplicate gives.
+fn checked_keys(
+    job: &JobSpec,
+    table: &crate::sink::Table,
+    partition: &str,
+    manifests: &[ShardEntry],
+    count: usize,
+) -> Result<(Option<crate::reports::keys::KeyReport>, Vec<String>)> {
+    let on = job.output.on_duplicate_keys;
+    if on == crate::spec::job::OnDuplicateKeys::Off || job.keys.is_empty() {
+        return Ok((None, vec![]));
+    }
+    let r = merged_keys(table, partition, manifests, job.output.keys_memory_mb << 20)?;
+    let mut warnings = Vec::new();
+    if let Some(msg) = super::execute::key_duplicates(&r) {
+        if on == crate::spec::job::OnDuplicateKeys::Warn {
+            warnings.push(msg);
+        } else {
+            return Err(Error::DataContract(format!(
+                "{msg} (all {count} shards); nothing was published (set \
+                 `output.on_duplicate_keys: warn` to publish anyway)"
+            )));
+        }
+    }
+    Ok((Some(r), warnings))
 }
 
 /// A shard's folder name, its location for messages and its manifest.
@@ -609,7 +613,7 @@ fn check_shards(
     let first = &manifests[0].2;
     for (i, (_, d, m)) in manifests.iter().enumerate() {
         let shard = &m.shard;
-        let problem = if m.status != "succeeded" {
+        let problem = if m.status != RunStatus::Succeeded {
             Some(format!("its status is {}", m.status))
         } else if m.job.sha256 != job_sha {
             Some("it was run with another version of the job file".into())

@@ -14,10 +14,9 @@ use std::sync::Mutex;
 use chrono::NaiveDate;
 use serde::Serialize;
 
-use crate::error::{Error, ExitCode, Result};
+use crate::error::{Error, Result};
 use crate::run::RunOptions;
-use crate::spec::job::JobSpec;
-use crate::spec::template::Redactor;
+use crate::sink::manifest::RunStatus;
 
 /// What to backfill.
 #[derive(Debug, Clone)]
@@ -39,7 +38,7 @@ pub struct BackfillOptions {
 pub struct DateOutcome {
     pub ds: String,
     /// `skipped` (already committed), `succeeded`, `checks_failed` or `failed`.
-    pub status: &'static str,
+    pub status: RunStatus,
     pub exit_code: i32,
     /// The run that wrote the partition (this backfill's, or the earlier one when skipped).
     pub run_id: Option<String>,
@@ -49,24 +48,14 @@ pub struct DateOutcome {
 }
 
 /// The committed run of a partition: `(run id, status, rows written)`, if any.
-fn committed(
-    job: &JobSpec,
-    opts: &BackfillOptions,
-    ds: NaiveDate,
-) -> Result<Option<(String, String, u64)>> {
-    let mut red = Redactor::default();
-    let table = crate::run::output_table(
-        job,
-        &opts.job_file,
-        &opts.root,
-        opts.profiles.as_deref(),
-        ds,
-        &mut red,
-    )?;
+fn committed(opts: &BackfillOptions, ds: NaiveDate) -> Result<Option<(String, RunStatus, u64)>> {
+    let ctx =
+        crate::run::JobContext::open(&opts.job_file, &opts.root, opts.profiles.as_deref(), ds)?;
+    let (job, table) = (&ctx.job, &ctx.table);
     let day = ds.format("%Y-%m-%d").to_string();
     let bytes = if job.output.format == crate::spec::job::OutputFormat::Delta {
         // A Delta table: the run that wrote the date's live files, from its run log.
-        let log = crate::sink::delta::DeltaLog::open(&table)?;
+        let log = crate::sink::delta::DeltaLog::open(table)?;
         match log.partition_run_id(&day)? {
             Some(run_id) => table.run_log().read_manifest(&run_id)?,
             None => None,
@@ -79,9 +68,9 @@ fn committed(
     };
     let m = crate::sink::manifest::PublishedManifest::parse(
         &bytes,
-        &format!("partition ds={ds} of {}", red.redact(&table.location())),
+        &format!("partition ds={ds} of {}", ctx.location),
     )?;
-    if !matches!(m.status.as_str(), "succeeded" | "checks_failed") {
+    if !m.status.is_published() {
         return Ok(None);
     }
     Ok(Some((m.run_id, m.status, m.rows.written())))
@@ -92,11 +81,7 @@ fn failed(ds: String, e: &Error) -> DateOutcome {
     let code = e.exit_code();
     DateOutcome {
         ds,
-        status: if code == ExitCode::QualityGate {
-            "checks_failed"
-        } else {
-            "failed"
-        },
+        status: RunStatus::of_error(e),
         exit_code: code.code(),
         run_id: None,
         rows: None,
@@ -106,7 +91,18 @@ fn failed(ds: String, e: &Error) -> DateOutcome {
 
 /// Runs the backfill; returns every date's outcome in date order.
 pub fn backfill(opts: &BackfillOptions) -> Result<Vec<DateOutcome>> {
-    let job = JobSpec::load(&opts.job_file)?;
+    // The job, its profiles and every date's table resolve (confined) before any run.
+    if let Some(&first) = opts.dates.first() {
+        let mut ctx = crate::run::JobContext::open(
+            &opts.job_file,
+            &opts.root,
+            opts.profiles.as_deref(),
+            first,
+        )?;
+        for &ds in &opts.dates[1..] {
+            ctx.table_path_for(ds)?;
+        }
+    }
     let parallel = opts.parallel.max(1);
     let threads = opts
         .threads
@@ -128,7 +124,7 @@ pub fn backfill(opts: &BackfillOptions) -> Result<Vec<DateOutcome>> {
             let done = if opts.force {
                 Ok(None)
             } else {
-                committed(&job, opts, ds)
+                committed(opts, ds)
             };
             let outcome = match done {
                 Err(e) => failed(text, &e),
@@ -136,7 +132,7 @@ pub fn backfill(opts: &BackfillOptions) -> Result<Vec<DateOutcome>> {
                     tracing::info!(ds = %text, run_id = %run_id, "already committed; skipped");
                     DateOutcome {
                         ds: text,
-                        status: "skipped",
+                        status: RunStatus::Skipped,
                         exit_code: 0,
                         run_id: Some(run_id),
                         rows: Some(rows),
@@ -159,7 +155,7 @@ pub fn backfill(opts: &BackfillOptions) -> Result<Vec<DateOutcome>> {
                 }) {
                     Ok(s) => DateOutcome {
                         ds: text,
-                        status: "succeeded",
+                        status: RunStatus::Succeeded,
                         exit_code: 0,
                         run_id: Some(s.manifest.run_id.clone()),
                         rows: Some(s.manifest.rows.written),
@@ -204,13 +200,13 @@ pub fn summary(outcomes: &[DateOutcome]) -> String {
             }
         ));
     }
-    let count = |s: &str| outcomes.iter().filter(|o| o.status == s).count();
+    let count = |s: RunStatus| outcomes.iter().filter(|o| o.status == s).count();
     out.push_str(&format!(
         "scorch: backfill of {} date(s): {} ran, {} skipped (committed), {} failed",
         outcomes.len(),
-        count("succeeded"),
-        count("skipped"),
-        count("failed") + count("checks_failed")
+        count(RunStatus::Succeeded),
+        count(RunStatus::Skipped),
+        count(RunStatus::Failed) + count(RunStatus::ChecksFailed)
     ));
     out
 }

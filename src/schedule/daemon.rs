@@ -26,7 +26,7 @@ use std::time::{Duration, Instant};
 use chrono::{DateTime, Utc};
 
 use super::cron::Schedule;
-use super::history::History;
+use super::run_history::History;
 use crate::error::{Error, Result};
 use crate::spec::job::JobSpec;
 
@@ -177,11 +177,7 @@ struct Slot {
 }
 
 fn status_of(code: Option<i32>) -> &'static str {
-    match code {
-        Some(0) => "succeeded",
-        Some(5) => "checks_failed",
-        _ => "failed",
-    }
+    crate::sink::manifest::RunStatus::of_exit_code(code).as_str()
 }
 
 /// The manifest path a run printed (the record's, for an evaluation).
@@ -216,7 +212,12 @@ impl Slot {
         let mut child = match cmd.spawn() {
             Ok(c) => c,
             Err(e) => {
-                history.finish(row, "failed", None, Some(&format!("cannot start: {e}")))?;
+                history.finish(
+                    row,
+                    crate::sink::manifest::RunStatus::Failed.as_str(),
+                    None,
+                    Some(&format!("cannot start: {e}")),
+                )?;
                 return Ok(());
             }
         };

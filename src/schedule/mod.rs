@@ -6,4 +6,4 @@ pub mod backfill;
 pub mod cron;
 pub mod crontab;
 pub mod daemon;
-pub mod history;
+pub mod run_history;

@@ -81,7 +81,17 @@ pub fn render(c: &Comparison, hist: Option<&ScoreHistogram>) -> String {
         score = esc(&c.score),
         id = esc(&c.shadow_id),
     );
-    // Gate.
+    gate(&mut s, c);
+    agreement(&mut s, c, hist);
+    labelled(&mut s, c);
+    segments(&mut s, c);
+    disagreements(&mut s, c);
+    runs(&mut s, c);
+    s
+}
+
+/// The page's section of the promotion rules and their verdicts.
+fn gate(s: &mut String, c: &Comparison) {
     s.push_str("<h2>Promotion rules</h2>");
     if c.gate.is_empty() {
         s.push_str("<p>No rules in the job (<code>shadow.gate</code>).</p>");
@@ -111,7 +121,10 @@ pub fn render(c: &Comparison, hist: Option<&ScoreHistogram>) -> String {
         }
         s.push_str("</table>");
     }
-    // Pair metrics.
+}
+
+/// The page's section of how far the two models' scores agree, with the histograms.
+fn agreement(s: &mut String, c: &Comparison, hist: Option<&ScoreHistogram>) {
     s.push_str("<h2>Agreement</h2><table><tr><th class=\"l\">metric</th><th>value</th></tr>");
     for (name, v) in pair_rows(&c.overall) {
         let _ = write!(
@@ -142,7 +155,10 @@ pub fn render(c: &Comparison, hist: Option<&ScoreHistogram>) -> String {
             svg_pair(&h, ("champion", "challenger"))
         );
     }
-    // Labelled.
+}
+
+/// The page's section of metrics with labels, with their bootstrap intervals.
+fn labelled(s: &mut String, c: &Comparison) {
     s.push_str("<h2>With labels</h2>");
     match &c.overall.labelled {
         None => s.push_str("<p>No labelled rows (job field <code>labels</code>).</p>"),
@@ -181,7 +197,10 @@ pub fn render(c: &Comparison, hist: Option<&ScoreHistogram>) -> String {
             s.push_str("</table>");
         }
     }
-    // Segments.
+}
+
+/// The page's section of each segment value's comparison.
+fn segments(s: &mut String, c: &Comparison) {
     if !c.segments.is_empty() {
         let t0 = c.thresholds.first().copied().unwrap_or(0.5);
         let _ = write!(
@@ -215,7 +234,10 @@ pub fn render(c: &Comparison, hist: Option<&ScoreHistogram>) -> String {
         }
         s.push_str("</table>");
     }
-    // Disagreements.
+}
+
+/// The page's section of the rows the models disagree on most.
+fn disagreements(s: &mut String, c: &Comparison) {
     if !c.disagreements.is_empty() {
         let _ = write!(
             s,
@@ -257,7 +279,10 @@ pub fn render(c: &Comparison, hist: Option<&ScoreHistogram>) -> String {
         }
         s.push_str("</table>");
     }
-    // Runs.
+}
+
+/// The page's section of each date's shadow run.
+fn runs(s: &mut String, c: &Comparison) {
     s.push_str("<h2>Runs</h2><table><tr><th class=\"l\">ds</th><th class=\"l\">run</th><th>rows</th><th>labelled</th><th class=\"l\">partition</th></tr>");
     for r in &c.runs {
         let _ = write!(
@@ -271,5 +296,4 @@ pub fn render(c: &Comparison, hist: Option<&ScoreHistogram>) -> String {
         );
     }
     s.push_str("</table></body></html>\n");
-    s
 }

@@ -19,9 +19,11 @@ use super::compare::{self, Section};
 use super::gate::{self, RuleResult};
 use super::{feed, stream};
 use crate::error::{Error, Result};
-use crate::run::{CHALLENGER_PREFIX, CHAMPION_PREFIX, RunOptions, ShadowTarget};
+use crate::run::{
+    CHALLENGER_PREFIX, CHAMPION_PREFIX, JobContext, RunOptions, ShadowTarget, TableOf,
+};
 use crate::spec::job::JobSpec;
-use crate::spec::template::{Redactor, TemplateVars, render};
+use crate::spec::template::TemplateVars;
 
 /// Version of the comparison report layout.
 pub const REPORT_VERSION: u32 = 1;
@@ -213,7 +215,7 @@ pub fn shadow(opts: &ShadowOptions) -> Result<ShadowSummary> {
             "no dates to score: give --date or --from and --to",
         ));
     }
-    let job = JobSpec::load(&opts.job_file)?;
+    let (job, job_sha256) = crate::run::context::load(&opts.job_file)?;
     let spec = job.shadow.clone().unwrap_or_default();
     if opts.promote_if_pass && spec.gate.is_empty() {
         return Err(Error::config(
@@ -221,24 +223,117 @@ pub fn shadow(opts: &ShadowOptions) -> Result<ShadowSummary> {
             "`--promote-if-pass` needs promotion rules: add `shadow.gate` to the job",
         ));
     }
-    let table_path = spec
-        .output
-        .clone()
-        .unwrap_or_else(|| format!("{}_shadow", job.output.path.trim_end_matches('/')));
-    let first = TemplateVars::new(opts.dates[0], &job.secrets);
-    let mut redactor = Redactor::default();
+    let table_path = crate::run::context::shadow_table(&job);
+    let mut ctx = JobContext::with_job(
+        job,
+        job_sha256,
+        &opts.job_file,
+        &opts.root,
+        opts.profiles.as_deref(),
+        opts.dates[0],
+        TableOf::Shadow(&table_path),
+    )?;
+    // Every date's shadow partition, rendered and confined before any is scored.
+    let bases = opts
+        .dates
+        .iter()
+        .map(|&ds| ctx.table_path_for(ds))
+        .collect::<Result<Vec<_>>>()?;
     // The compared score column: the job's model's first unless the job names one.
-    let champion_dir = {
-        let r = render(&job.model, &first)
-            .map_err(|e| Error::config(&opts.job_file, format!("field `model`: {e}")))?;
-        crate::registry::bundle_dir(&opts.root, &r.value)?
+    let champion = crate::model::Bundle::open_with(&ctx.model_dir()?, false)?;
+    let target = ShadowTarget {
+        challenger: challenger_location(opts)?,
+        table: table_path,
+        carry: carried(&ctx.job, &spec),
+        score: spec
+            .score
+            .clone()
+            .unwrap_or_else(|| champion.spec.score_columns()[0].clone()),
     };
-    let champion = crate::model::Bundle::open_with(&champion_dir, false)?;
-    let challenger = challenger_location(opts)?;
-    let score = spec
-        .score
-        .clone()
-        .unwrap_or_else(|| champion.spec.score_columns()[0].clone());
+    let (mut runs, (champion_ref, challenger_ref)) = score_dates(opts, &target)?;
+    let compared = compare_dates(&mut ctx, opts, &spec, &target, &bases, &mut runs)?;
+    let overall = compared.overall;
+    let results: Vec<RuleResult> = spec
+        .gate
+        .iter()
+        .map(|r| gate::judge(r, |m| overall.value(m, &spec.thresholds)))
+        .collect();
+    let passed = results.iter().all(|r| r.passed);
+    let shadow_id = format!("shadow-{}", crate::run::new_run_id());
+    let mut cmp = Comparison {
+        report_version: REPORT_VERSION,
+        scorch_version: env!("CARGO_PKG_VERSION"),
+        shadow_id: shadow_id.clone(),
+        job: ctx.job.name.clone(),
+        created_at: Utc::now().to_rfc3339_opts(SecondsFormat::Millis, true),
+        champion: champion_ref,
+        challenger: challenger_ref,
+        score: target.score,
+        table: ctx.location.clone(),
+        runs,
+        thresholds: spec.thresholds.clone(),
+        bootstrap: Bootstrap {
+            method: "poisson",
+            resamples: spec.bootstrap,
+            seed: compare::BOOTSTRAP_SEED,
+            confidence: 0.95,
+        },
+        memory_budget_mb: ctx.memory_budget() >> 20,
+        spill_bytes: compared.spill_bytes,
+        key_columns: ctx.job.keys.clone(),
+        segment_columns: spec.segments.clone(),
+        label_column: ctx.job.labels().map(|l| l.column.clone()),
+        overall,
+        segments: compared.segments,
+        disagreements: compared.disagreements,
+        gate: results,
+        passed,
+        promoted: None,
+    };
+    if opts.promote_if_pass && passed {
+        let reg = crate::registry::Registry::open(&registry_root(opts))?;
+        let why = format!(
+            "scorch shadow {shadow_id}: {} rule(s) passed over {} date(s)",
+            cmp.gate.len(),
+            cmp.runs.len()
+        );
+        reg.promote(
+            &cmp.challenger.name,
+            &cmp.challenger.version,
+            &opts.alias,
+            &why,
+            &crate::registry::who(),
+        )?;
+        cmp.promoted = Some(opts.alias.clone());
+    }
+    let summary = write_comparison(&ctx, cmp, compared.histogram.as_ref())?;
+    let failed: Vec<String> = summary
+        .comparison
+        .gate
+        .iter()
+        .filter(|r| !r.passed)
+        .map(|r| format!("`{}` ({})", r.rule, r.why))
+        .collect();
+    if !failed.is_empty() {
+        return Err(Error::QualityGate(format!(
+            "{} of {} promotion rule(s) failed{}: {}; the report is {}",
+            failed.len(),
+            summary.comparison.gate.len(),
+            if opts.promote_if_pass {
+                ", so the challenger was not promoted"
+            } else {
+                ""
+            },
+            failed.join("; "),
+            summary.report_html
+        )));
+    }
+    Ok(summary)
+}
+
+/// Input columns the shadow table carries after the keys: the segments, and the
+/// label when the input holds it.
+fn carried(job: &JobSpec, spec: &crate::spec::job::ShadowSpec) -> Vec<String> {
     let label_in_input = job.labels().filter(|l| l.path.is_none());
     let mut carry: Vec<String> = Vec::new();
     for c in spec
@@ -250,17 +345,15 @@ pub fn shadow(opts: &ShadowOptions) -> Result<ShadowSummary> {
             carry.push(c.clone());
         }
     }
-    let profiles = crate::spec::profiles::locate(opts.profiles.as_deref(), &opts.root);
-    let storage = crate::run::storage_settings(&job, &profiles, &first, &mut redactor)?;
-    let budget = job
-        .report
-        .as_ref()
-        .map_or(crate::spec::report::DEFAULT_MEMORY_BUDGET_MB, |r| {
-            r.memory_budget_mb
-        })
-        << 20;
+    carry
+}
 
-    // Each date is one shadow run: its partition lands in the shadow table.
+/// Each date is one shadow run: its partition lands in the shadow table. Returns
+/// the runs and the two models they scored with.
+fn score_dates(
+    opts: &ShadowOptions,
+    target: &ShadowTarget,
+) -> Result<(Vec<DateRun>, (ModelRef, ModelRef))> {
     let mut runs = Vec::new();
     let mut models: Option<(ModelRef, ModelRef)> = None;
     for &ds in &opts.dates {
@@ -274,12 +367,7 @@ pub fn shadow(opts: &ShadowOptions) -> Result<ShadowSummary> {
             precision: opts.precision.clone(),
             progress: false,
             profiles: opts.profiles.clone(),
-            shadow: Some(ShadowTarget {
-                challenger: challenger.clone(),
-                table: table_path.clone(),
-                carry: carry.clone(),
-                score: score.clone(),
-            }),
+            shadow: Some(target.clone()),
             shard: None,
             wait_lock: None,
         })?;
@@ -300,35 +388,63 @@ pub fn shadow(opts: &ShadowOptions) -> Result<ShadowSummary> {
             labelled_rows: 0,
         });
     }
-    let (champion_ref, challenger_ref) =
+    let models =
         models.ok_or_else(|| Error::Internal("the shadow runs recorded no models".into()))?;
+    Ok((runs, models))
+}
 
-    // The published rows of every date, read back chunk by chunk.
+/// What the comparison of every date's published rows found.
+struct Compared {
+    overall: Section,
+    segments: Vec<SegmentSection>,
+    disagreements: Vec<Disagreement>,
+    histogram: Option<stream::ScoreHistogram>,
+    /// Bytes the sorts and the label joins spilled.
+    spill_bytes: u64,
+}
+
+/// Reads every date's published rows back chunk by chunk (`bases`: each date's
+/// shadow table), joins them to their labels and compares them in bounded memory;
+/// records each run's labelled rows.
+fn compare_dates(
+    ctx: &mut JobContext,
+    opts: &ShadowOptions,
+    spec: &crate::spec::job::ShadowSpec,
+    target: &ShadowTarget,
+    bases: &[String],
+    runs: &mut [DateRun],
+) -> Result<Compared> {
+    let budget = ctx.memory_budget();
+    let JobContext {
+        job,
+        root,
+        profiles,
+        storage,
+        redactor,
+        ..
+    } = ctx;
     let file = |c: &str| crate::sink::file_column(c).to_string();
     let columns = feed::Columns {
-        champion: format!("{CHAMPION_PREFIX}{score}"),
-        challenger: format!("{CHALLENGER_PREFIX}{score}"),
+        champion: format!("{CHAMPION_PREFIX}{}", target.score),
+        challenger: format!("{CHALLENGER_PREFIX}{}", target.score),
         label: job.labels().map(|l| l.column.clone()),
         keys: job.keys.iter().map(|k| file(k)).collect(),
         key_names: job.keys.clone(),
         segments: spec.segments.iter().map(|k| file(k)).collect(),
     };
     let mut read: Vec<String> = columns.keys.clone();
-    read.extend(carry.iter().map(|k| file(k)));
+    read.extend(target.carry.iter().map(|k| file(k)));
     read.push(columns.champion.clone());
     read.push(columns.challenger.clone());
-    let ctx = crate::source::Context {
-        root: &opts.root,
-        profiles: &profiles,
-        storage: &storage,
+    let src = crate::source::Context {
+        root,
+        profiles,
+        storage,
     };
     let mut resolved = Vec::new();
-    for &ds in &opts.dates {
+    for (&ds, base) in opts.dates.iter().zip(bases) {
         let vars = TemplateVars::new(ds, &job.secrets);
-        let base = render(&table_path, &vars)
-            .map_err(|e| Error::config(&opts.job_file, format!("field `shadow.output`: {e}")))?
-            .value;
-        let src = crate::spec::job::SourceSpec::Parquet(crate::spec::job::ParquetSource {
+        let day = crate::spec::job::SourceSpec::Parquet(crate::spec::job::ParquetSource {
             path: format!(
                 "{}/ds={}/*.parquet",
                 base.trim_end_matches('/'),
@@ -336,7 +452,7 @@ pub fn shadow(opts: &ShadowOptions) -> Result<ShadowSummary> {
             ),
             hive_partitioning: false,
         });
-        resolved.push(crate::source::resolve(&src, &ctx, &vars, &mut redactor)?);
+        resolved.push(crate::source::resolve(&day, &src, &vars, redactor)?);
     }
     // Segment values first (exact counts), then one pass over the rows.
     let values = if columns.segments.is_empty() {
@@ -363,13 +479,13 @@ pub fn shadow(opts: &ShadowOptions) -> Result<ShadowSummary> {
     let labels_join = job
         .labels()
         .filter(|l| l.path.is_some())
-        .map(|l| (l, crate::source::labels::labels_source(&job, l)));
+        .map(|l| (l, crate::source::labels::labels_source(job, l)));
     let (mut next_row, mut join_bytes) = (0u64, 0u64);
-    for ((&ds, r), run) in opts.dates.iter().zip(&resolved).zip(&mut runs) {
+    for ((&ds, r), run) in opts.dates.iter().zip(&resolved).zip(runs.iter_mut()) {
         let mut labelled = 0u64;
         let stats = crate::source::labels::joined_chunks(
             &crate::source::labels::ScoredDate {
-                job: &job,
+                job,
                 labels: labels_join.as_ref().map(|(l, s)| (*l, s)),
                 scored: r,
                 columns: &read,
@@ -378,8 +494,8 @@ pub fn shadow(opts: &ShadowOptions) -> Result<ShadowSummary> {
             },
             budget / 2,
             next_row,
-            &ctx,
-            &mut redactor,
+            &src,
+            redactor,
             &mut |df| {
                 labelled += feeder.add(&df, &mut cmp)?;
                 Ok(())
@@ -404,68 +520,23 @@ pub fn shadow(opts: &ShadowOptions) -> Result<ShadowSummary> {
             });
         }
     }
-
-    let label_col = job.labels().map(|l| l.column.clone());
-    let results: Vec<RuleResult> = spec
-        .gate
-        .iter()
-        .map(|r| gate::judge(r, |m| overall.value(m, &spec.thresholds)))
-        .collect();
-    let passed = results.iter().all(|r| r.passed);
-    let shadow_id = format!("shadow-{}", crate::run::new_run_id());
-    let table = crate::sink::Table::open(
-        &render(&table_path, &first)
-            .map_err(|e| Error::config(&opts.job_file, format!("field `shadow.output`: {e}")))?
-            .value,
-        &opts.root,
-        &storage,
-    )?;
-    let mut cmp = Comparison {
-        report_version: REPORT_VERSION,
-        scorch_version: env!("CARGO_PKG_VERSION"),
-        shadow_id: shadow_id.clone(),
-        job: job.name.clone(),
-        created_at: Utc::now().to_rfc3339_opts(SecondsFormat::Millis, true),
-        champion: champion_ref,
-        challenger: challenger_ref,
-        score,
-        table: redactor.redact(&table.location()),
-        runs,
-        thresholds: spec.thresholds.clone(),
-        bootstrap: Bootstrap {
-            method: "poisson",
-            resamples: spec.bootstrap,
-            seed: compare::BOOTSTRAP_SEED,
-            confidence: 0.95,
-        },
-        memory_budget_mb: budget >> 20,
-        spill_bytes: sort_bytes + join_bytes,
-        key_columns: job.keys.clone(),
-        segment_columns: spec.segments.clone(),
-        label_column: label_col,
+    Ok(Compared {
         overall,
         segments,
         disagreements,
-        gate: results,
-        passed,
-        promoted: None,
-    };
-    if opts.promote_if_pass && passed {
-        let reg = crate::registry::Registry::open(&registry_root(opts))?;
-        let why = format!(
-            "scorch shadow {shadow_id}: {} rule(s) passed over {} date(s)",
-            cmp.gate.len(),
-            cmp.runs.len()
-        );
-        reg.promote(
-            &cmp.challenger.name,
-            &cmp.challenger.version,
-            &opts.alias,
-            &why,
-            &crate::registry::who(),
-        )?;
-        cmp.promoted = Some(opts.alias.clone());
-    }
+        histogram,
+        spill_bytes: sort_bytes + join_bytes,
+    })
+}
+
+/// Writes the comparison beside the runs' manifests in the shadow table's run
+/// log: `<shadow id>.report.json`, `.report.html` and `.metrics.parquet`.
+fn write_comparison(
+    ctx: &JobContext,
+    cmp: Comparison,
+    histogram: Option<&stream::ScoreHistogram>,
+) -> Result<ShadowSummary> {
+    let (table, redactor, shadow_id) = (&ctx.table, &ctx.redactor, &cmp.shadow_id);
     let text = serde_json::to_string_pretty(&cmp).expect("comparison serializes");
     let report_json = table.run_log().write_file(
         &format!("{shadow_id}.report.json"),
@@ -473,7 +544,7 @@ pub fn shadow(opts: &ShadowOptions) -> Result<ShadowSummary> {
     )?;
     let report_html = table.run_log().write_file(
         &format!("{shadow_id}.report.html"),
-        super::html::render(&cmp, histogram.as_ref()).as_bytes(),
+        super::html::render(&cmp, histogram).as_bytes(),
     )?;
     let mut long = metrics_frame(&cmp)?;
     let mut buf = Vec::new();
@@ -483,34 +554,12 @@ pub fn shadow(opts: &ShadowOptions) -> Result<ShadowSummary> {
     let metrics_parquet = table
         .run_log()
         .write_file(&format!("{shadow_id}.metrics.parquet"), &buf)?;
-    let summary = ShadowSummary {
-        comparison: cmp,
+    Ok(ShadowSummary {
         report_json: redactor.redact(&report_json),
         report_html: redactor.redact(&report_html),
         metrics_parquet: redactor.redact(&metrics_parquet),
-    };
-    let failed: Vec<String> = summary
-        .comparison
-        .gate
-        .iter()
-        .filter(|r| !r.passed)
-        .map(|r| format!("`{}` ({})", r.rule, r.why))
-        .collect();
-    if !failed.is_empty() {
-        return Err(Error::QualityGate(format!(
-            "{} of {} promotion rule(s) failed{}: {}; the report is {}",
-            failed.len(),
-            summary.comparison.gate.len(),
-            if opts.promote_if_pass {
-                ", so the challenger was not promoted"
-            } else {
-                ""
-            },
-            failed.join("; "),
-            summary.report_html
-        )));
-    }
-    Ok(summary)
+        comparison: cmp,
+    })
 }
 
 /// The challenger as the runs get it: a `name@ref` is looked up in `--registry`

@@ -11,6 +11,78 @@ use crate::source::InputFile;
 /// Version of the manifest layout.
 pub const MANIFEST_VERSION: u32 = 1;
 
+/// How a run (or a commit, or a backfill's date) ended, written as today's
+/// strings (`succeeded`, `checks_failed`, …) so manifests and run histories stay
+/// readable by every reader.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RunStatus {
+    /// Started and not finished (a manifest of a run that was killed stays so).
+    Running,
+    /// Published; every check held.
+    Succeeded,
+    /// Published with a failing check (`on_fail: fail` exits 5), or not
+    /// published because the quality gate failed.
+    ChecksFailed,
+    /// Ended in error; nothing published.
+    Failed,
+    /// Not run: the date was already committed (backfill), or the schedule skipped it.
+    Skipped,
+}
+
+impl RunStatus {
+    /// Every status, in the order metrics list them.
+    pub const ALL: [RunStatus; 5] = [
+        RunStatus::Succeeded,
+        RunStatus::Failed,
+        RunStatus::ChecksFailed,
+        RunStatus::Running,
+        RunStatus::Skipped,
+    ];
+
+    /// The status as manifests and histories write it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RunStatus::Running => "running",
+            RunStatus::Succeeded => "succeeded",
+            RunStatus::ChecksFailed => "checks_failed",
+            RunStatus::Failed => "failed",
+            RunStatus::Skipped => "skipped",
+        }
+    }
+
+    /// The status of a run that ended with `e`: `checks_failed` for the quality
+    /// gate (exit 5), else `failed`.
+    pub fn of_error(e: &crate::error::Error) -> RunStatus {
+        if e.exit_code() == crate::error::ExitCode::QualityGate {
+            RunStatus::ChecksFailed
+        } else {
+            RunStatus::Failed
+        }
+    }
+
+    /// The status of a run process that exited with `code` (`None`: killed).
+    pub fn of_exit_code(code: Option<i32>) -> RunStatus {
+        match code {
+            Some(0) => RunStatus::Succeeded,
+            Some(c) if c == crate::error::ExitCode::QualityGate.code() => RunStatus::ChecksFailed,
+            _ => RunStatus::Failed,
+        }
+    }
+
+    /// Whether a partition with this status is published (its rows are live).
+    pub fn is_published(self) -> bool {
+        matches!(self, RunStatus::Succeeded | RunStatus::ChecksFailed)
+    }
+}
+
+impl std::fmt::Display for RunStatus {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // `pad`, so `{:<13}` aligns it.
+        f.pad(self.as_str())
+    }
+}
+
 impl Manifest {
     /// The manifest of a run that is starting: status `running`, started now,
     /// nothing read or written yet.
@@ -28,7 +100,7 @@ impl Manifest {
             kind,
             job,
             ds: ds.format("%Y-%m-%d").to_string(),
-            status: "running",
+            status: RunStatus::Running,
             exit_code: 0,
             error: None,
             started_at: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
@@ -62,11 +134,7 @@ impl Manifest {
         e: &crate::error::Error,
         red: &crate::spec::template::Redactor,
     ) {
-        self.status = if matches!(e, crate::error::Error::QualityGate(_)) {
-            "checks_failed"
-        } else {
-            "failed"
-        };
+        self.status = RunStatus::of_error(e);
         self.exit_code = e.exit_code().code();
         self.error = Some(red.redact(&e.to_string()));
     }
@@ -78,7 +146,7 @@ impl Manifest {
 pub struct PublishedManifest {
     pub run_id: String,
     /// `succeeded` or `checks_failed` for a published partition.
-    pub status: String,
+    pub status: RunStatus,
     pub rows: PublishedRows,
 }
 
@@ -116,7 +184,7 @@ impl PublishedManifest {
 #[derive(Debug, Clone, Deserialize)]
 pub struct ShardManifest {
     pub run_id: String,
-    pub status: String,
+    pub status: RunStatus,
     pub job: ReadJob,
     pub model: ReadModel,
     pub shard: ShardInfo,
@@ -194,8 +262,8 @@ pub struct Manifest {
     pub job: JobInfo,
     /// The logical date, `YYYY-MM-DD`.
     pub ds: String,
-    /// `succeeded` or `failed`.
-    pub status: &'static str,
+    /// How the run ended.
+    pub status: RunStatus,
     pub exit_code: i32,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,

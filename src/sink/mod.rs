@@ -28,9 +28,9 @@ use crate::storage::remove_dead_temp_folders;
 use crate::storage::write_file_atomic;
 
 pub mod delta;
-pub mod history;
 mod local;
 pub mod manifest;
+pub mod metrics_store;
 mod parquet;
 pub mod quarantine;
 pub mod runlog;
@@ -217,8 +217,8 @@ impl Table {
     }
 
     /// The metrics history (`_metrics/`).
-    pub fn history(&self) -> history::MetricsHistory<'_> {
-        history::MetricsHistory(self)
+    pub fn history(&self) -> metrics_store::MetricsHistory<'_> {
+        metrics_store::MetricsHistory(self)
     }
 
     /// The quarantined rows (`_quarantine/`).

@@ -31,6 +31,70 @@ const READABLE_FEATURES: &[&str] = &[
 /// A live file of the snapshot: its path, size and modification time (ms).
 type LiveFile = (String, i64, i64);
 
+/// A Delta source's settings rendered for the run.
+struct Rendered {
+    path: String,
+    version: Option<u64>,
+    timestamp: Option<chrono::DateTime<chrono::Utc>>,
+    filters: BTreeMap<String, String>,
+}
+
+impl Rendered {
+    /// `spec`'s templates rendered, `version` and `timestamp` parsed by the
+    /// parsers `scorch validate` uses (`DeltaSource::parse_*`).
+    fn of(spec: &DeltaSource, vars: &TemplateVars, red: &mut Redactor) -> Result<Rendered> {
+        let path = render_field(&spec.path, "source.delta.path", vars, red)?;
+        let version = spec
+            .version
+            .as_ref()
+            .map(|v| {
+                let v = render_field(v, "source.delta.version", vars, red)?;
+                DeltaSource::parse_version(&v)
+                    .map_err(|m| Error::usage(format!("field `source.delta.version`: {m}")))
+            })
+            .transpose()?;
+        let timestamp = spec
+            .timestamp
+            .as_ref()
+            .map(|t| {
+                let t = render_field(t, "source.delta.timestamp", vars, red)?;
+                DeltaSource::parse_timestamp(&t)
+                    .map_err(|m| Error::usage(format!("field `source.delta.timestamp`: {m}")))
+            })
+            .transpose()?;
+        let mut filters = BTreeMap::new();
+        for (k, v) in &spec.filters {
+            filters.insert(
+                k.clone(),
+                render_field(v, &format!("source.delta.filters.{k}"), vars, red)?,
+            );
+        }
+        Ok(Rendered {
+            path,
+            version,
+            timestamp,
+            filters,
+        })
+    }
+
+    /// ` at version 3`, ` as of <time>` or nothing, for messages.
+    fn what(&self) -> String {
+        match (self.version, self.timestamp) {
+            (Some(v), _) => format!(" at version {v}"),
+            (_, Some(t)) => format!(" as of {}", t.to_rfc3339()),
+            _ => String::new(),
+        }
+    }
+}
+
+/// The table's schema as scorch reads it.
+struct Columns {
+    /// Every column, in the table's order.
+    names: Vec<String>,
+    types: HashMap<String, DataType>,
+    partition: Vec<String>,
+}
+
 /// Resolves a Delta source for the run: reads the log, selects the files.
 pub fn resolve(
     spec: &DeltaSource,
@@ -38,48 +102,14 @@ pub fn resolve(
     vars: &TemplateVars,
     red: &mut Redactor,
 ) -> Result<Resolved> {
-    let path = render_field(&spec.path, "source.delta.path", vars, red)?;
-    let version = spec
-        .version
-        .as_ref()
-        .map(|v| {
-            let v = render_field(v, "source.delta.version", vars, red)?;
-            v.trim().parse::<u64>().map_err(|_| {
-                Error::usage(format!(
-                    "source.delta.version: {v:?} is not a table version (0, 1, 2, …)"
-                ))
-            })
-        })
-        .transpose()?;
-    let timestamp = spec
-        .timestamp
-        .as_ref()
-        .map(|t| {
-            let t = render_field(t, "source.delta.timestamp", vars, red)?;
-            chrono::DateTime::parse_from_rfc3339(t.trim())
-                .map(|d| d.with_timezone(&chrono::Utc))
-                .map_err(|e| {
-                    Error::usage(format!(
-                        "source.delta.timestamp: {t:?} is not an RFC 3339 time \
-                         (2026-11-28T23:59:59Z): {e}"
-                    ))
-                })
-        })
-        .transpose()?;
-    let mut filters = BTreeMap::new();
-    for (k, v) in &spec.filters {
-        filters.insert(
-            k.clone(),
-            render_field(v, &format!("source.delta.filters.{k}"), vars, red)?,
-        );
-    }
-    let shown = red.redact(&path);
-    let (store, url) = if crate::storage::is_url(&path) {
-        let (store, _) =
-            crate::storage::open(&path, ctx.storage).map_err(|e| e.redacted(|m| red.redact(m)))?;
-        (Some(store), path.trim_end_matches('/').to_string())
+    let r = Rendered::of(spec, vars, red)?;
+    let shown = red.redact(&r.path);
+    let (store, url) = if crate::storage::is_url(&r.path) {
+        let (store, _) = crate::storage::open(&r.path, ctx.storage)
+            .map_err(|e| e.redacted(|m| red.redact(m)))?;
+        (Some(store), r.path.trim_end_matches('/').to_string())
     } else {
-        let dir = ctx.root.join(&path);
+        let dir = ctx.root.join(&r.path);
         if !dir.join("_delta_log").is_dir() {
             return Err(Error::DataContract(format!(
                 "source.delta.path: no Delta table at {} (it has no _delta_log/ folder)",
@@ -92,109 +122,11 @@ pub fn resolve(
         Some(s) => Place::Remote(&url, s),
         None => Place::Local(std::path::Path::new(&url)),
     };
-    let mut builder = crate::storage::delta::builder(&place)?;
-    if let Some(v) = version {
-        builder = builder.with_version(v);
-    }
-    if let Some(t) = timestamp {
-        builder = builder.with_timestamp(t);
-    }
-    let what = match (version, timestamp) {
-        (Some(v), _) => format!(" at version {v}"),
-        (_, Some(t)) => format!(" as of {}", t.to_rfc3339()),
-        _ => String::new(),
-    };
     let rt = crate::storage::runtime()?;
-    let table = rt.block_on(builder.load()).map_err(|e| match e {
-        DeltaTableError::NotATable(_) => {
-            Error::DataContract(format!("source.delta.path: no Delta table at {shown}"))
-        }
-        e => Error::DataContract(format!(
-            "source.delta: cannot read the Delta table {shown}{what}: {e}"
-        )),
-    })?;
+    let table = load(&place, &r, &shown, &rt)?;
     let read_version = table.version().unwrap_or(0);
-    let snapshot = table
-        .snapshot()
-        .map_err(|e| Error::DataContract(format!("source.delta {shown}: {e}")))?;
-    // delta-rs settles on the first version when the time is before it; refuse
-    // that rather than read a snapshot that did not exist at the time asked.
-    if let Some(t) = timestamp
-        && let Some(committed) = snapshot.version_timestamp(read_version)
-        && committed > t.timestamp_millis()
-    {
-        return Err(Error::DataContract(format!(
-            "source.delta: the Delta table {shown} has no version as of {}: its first \
-             version (version {read_version}) was committed at {}; pick a later timestamp",
-            t.to_rfc3339(),
-            chrono::DateTime::from_timestamp_millis(committed)
-                .map(|d| d.to_rfc3339())
-                .unwrap_or_else(|| committed.to_string())
-        )));
-    }
-    check_readable(snapshot.protocol(), &shown)?;
-    let schema = snapshot.schema();
-    let partition_columns: Vec<String> = snapshot.metadata().partition_columns().to_vec();
-    let mut types: HashMap<String, DataType> = HashMap::new();
-    let mut columns = Vec::new();
-    for f in schema.fields() {
-        let t = polars_type(f.data_type()).ok_or_else(|| {
-            Error::DataContract(format!(
-                "source.delta {shown}: column `{}` is of Delta type {}, which scorch does not \
-                 read; select the table's other columns through a view, or cast it upstream",
-                f.name(),
-                f.data_type()
-            ))
-        })?;
-        types.insert(f.name().to_string(), t);
-        columns.push(f.name().to_string());
-    }
-    for k in filters.keys() {
-        if !types.contains_key(k) {
-            return Err(Error::usage(format!(
-                "source.delta.filters.{k}: the Delta table {shown} has no column `{k}` (its \
-                 columns: {})",
-                columns.join(", ")
-            )));
-        }
-    }
-    // The live files of the selected partitions, grouped by partition values.
-    let mut groups: BTreeMap<Vec<Option<String>>, Vec<LiveFile>> = BTreeMap::new();
-    let (mut live, mut skipped) = (0usize, 0usize);
-    rt.block_on(async {
-        let mut views = table.get_active_add_actions_by_partitions(&[]);
-        while let Some(v) = views.next().await {
-            let v = v.map_err(|e| Error::DataContract(format!("source.delta {shown}: {e}")))?;
-            live += 1;
-            let values = v.partition_values_map();
-            let keep = filters.iter().all(|(k, want)| {
-                !partition_columns.contains(k)
-                    || values.get(k).and_then(|x| x.as_deref()) == Some(want.as_str())
-            });
-            if !keep {
-                skipped += 1;
-                continue;
-            }
-            if v.deletion_vector_descriptor().is_some() {
-                return Err(Error::DataContract(format!(
-                    "source.delta {shown}: file {} has a deletion vector (rows deleted in place), \
-                     which scorch does not apply; run OPTIMIZE or REORG … APPLY (PURGE) on the \
-                     table first",
-                    v.path()
-                )));
-            }
-            let key: Vec<Option<String>> = partition_columns
-                .iter()
-                .map(|c| values.get(c).cloned().flatten())
-                .collect();
-            groups.entry(key).or_default().push((
-                v.path().to_string(),
-                v.size(),
-                v.modification_time(),
-            ));
-        }
-        Ok::<(), Error>(())
-    })?;
+    let columns = columns_of(&table, &r, &shown)?;
+    let (groups, live, skipped) = live_files(&table, &r, &columns, &shown, &rt)?;
     drop(table);
     let file_url = |rel: &str| -> String {
         if rel.contains("://") {
@@ -207,10 +139,6 @@ pub fn resolve(
     let mut frames = Vec::new();
     let cloud = store.as_ref().map(|s| s.cloud.clone());
     for (key, files) in &groups {
-        let paths: Vec<PlRefPath> = files
-            .iter()
-            .map(|(p, _, _)| PlRefPath::new(file_url(p)))
-            .collect();
         for (p, size, modified) in files {
             inputs.push(InputFile {
                 path: red.redact(&file_url(p)),
@@ -221,37 +149,14 @@ pub fn resolve(
                 etag: None,
             });
         }
-        let args = ScanArgsParquet {
-            cloud_options: cloud.clone(),
-            hive_options: HiveOptions {
-                enabled: Some(false),
-                ..Default::default()
-            },
-            glob: false,
-            allow_missing_columns: true,
-            ..Default::default()
-        };
-        let mut lf = LazyFrame::scan_parquet_files(paths.into_iter().collect(), args)?;
-        let parts: Vec<Expr> = partition_columns
-            .iter()
-            .zip(key)
-            .map(|(c, v)| {
-                let t = types[c].clone();
-                match v {
-                    Some(v) => lit(v.clone()).cast(t).alias(c.as_str()),
-                    None => lit(NULL).cast(t).alias(c.as_str()),
-                }
-            })
-            .collect();
-        lf = lf.with_columns(parts);
-        // The table's columns, in its order, whatever each file holds.
-        lf = lf.select(columns.iter().map(|c| col(c.as_str())).collect::<Vec<_>>());
-        frames.push(lf);
+        let paths = files.iter().map(|(p, _, _)| PlRefPath::new(file_url(p)));
+        frames.push(scan_group(paths.collect(), key, &columns, cloud.clone())?);
     }
     let mut lf = if frames.is_empty() {
         let schema: Schema = columns
+            .names
             .iter()
-            .map(|c| Field::new(c.as_str().into(), types[c].clone()))
+            .map(|c| Field::new(c.as_str().into(), columns.types[c].clone()))
             .collect();
         DataFrame::empty_with_schema(&schema).lazy()
     } else if frames.len() == 1 {
@@ -260,8 +165,8 @@ pub fn resolve(
         concat(frames, UnionArgs::default())?
     };
     // Filters on other columns filter rows (compared as text, like the partitions').
-    for (k, v) in &filters {
-        if !partition_columns.contains(k) {
+    for (k, v) in &r.filters {
+        if !columns.partition.contains(k) {
             lf = lf.filter(col(k.as_str()).cast(DataType::String).eq(lit(v.clone())));
         }
     }
@@ -282,6 +187,182 @@ pub fn resolve(
         description,
         version: Some(read_version),
     })
+}
+
+/// Loads the snapshot `r` selects; refuses a timestamp before the first version
+/// and tables whose files are not plain Parquet.
+fn load(
+    place: &Place<'_>,
+    r: &Rendered,
+    shown: &str,
+    rt: &tokio::runtime::Runtime,
+) -> Result<deltalake_core::DeltaTable> {
+    let mut builder = crate::storage::delta::builder(place)?;
+    if let Some(v) = r.version {
+        builder = builder.with_version(v);
+    }
+    if let Some(t) = r.timestamp {
+        builder = builder.with_timestamp(t);
+    }
+    let what = r.what();
+    let table = rt.block_on(builder.load()).map_err(|e| match e {
+        DeltaTableError::NotATable(_) => {
+            Error::DataContract(format!("source.delta.path: no Delta table at {shown}"))
+        }
+        e => Error::DataContract(format!(
+            "source.delta: cannot read the Delta table {shown}{what}: {e}"
+        )),
+    })?;
+    let read_version = table.version().unwrap_or(0);
+    let snapshot = table
+        .snapshot()
+        .map_err(|e| Error::DataContract(format!("source.delta {shown}: {e}")))?;
+    // delta-rs settles on the first version when the time is before it; refuse
+    // that rather than read a snapshot that did not exist at the time asked.
+    if let Some(t) = r.timestamp
+        && let Some(committed) = snapshot.version_timestamp(read_version)
+        && committed > t.timestamp_millis()
+    {
+        return Err(Error::DataContract(format!(
+            "source.delta: the Delta table {shown} has no version as of {}: its first \
+             version (version {read_version}) was committed at {}; pick a later timestamp",
+            t.to_rfc3339(),
+            chrono::DateTime::from_timestamp_millis(committed)
+                .map(|d| d.to_rfc3339())
+                .unwrap_or_else(|| committed.to_string())
+        )));
+    }
+    check_readable(snapshot.protocol(), shown)?;
+    Ok(table)
+}
+
+/// The snapshot's columns and their Polars types; every filter names one.
+fn columns_of(table: &deltalake_core::DeltaTable, r: &Rendered, shown: &str) -> Result<Columns> {
+    let snapshot = table
+        .snapshot()
+        .map_err(|e| Error::DataContract(format!("source.delta {shown}: {e}")))?;
+    let schema = snapshot.schema();
+    let partition: Vec<String> = snapshot.metadata().partition_columns().to_vec();
+    let mut types: HashMap<String, DataType> = HashMap::new();
+    let mut names = Vec::new();
+    for f in schema.fields() {
+        let t = polars_type(f.data_type()).ok_or_else(|| {
+            Error::DataContract(format!(
+                "source.delta {shown}: column `{}` is of Delta type {}, which scorch does not \
+                 read; select the table's other columns through a view, or cast it upstream",
+                f.name(),
+                f.data_type()
+            ))
+        })?;
+        types.insert(f.name().to_string(), t);
+        names.push(f.name().to_string());
+    }
+    for k in r.filters.keys() {
+        if !types.contains_key(k) {
+            return Err(Error::usage(format!(
+                "source.delta.filters.{k}: the Delta table {shown} has no column `{k}` (its \
+                 columns: {})",
+                names.join(", ")
+            )));
+        }
+    }
+    Ok(Columns {
+        names,
+        types,
+        partition,
+    })
+}
+
+/// Live files grouped by their partition values.
+type Groups = BTreeMap<Vec<Option<String>>, Vec<LiveFile>>;
+
+/// The live files of the partitions the filters select, grouped by partition
+/// values; with the count of live files and of those pruned.
+fn live_files(
+    table: &deltalake_core::DeltaTable,
+    r: &Rendered,
+    columns: &Columns,
+    shown: &str,
+    rt: &tokio::runtime::Runtime,
+) -> Result<(Groups, usize, usize)> {
+    let mut groups = Groups::new();
+    let (mut live, mut skipped) = (0usize, 0usize);
+    rt.block_on(async {
+        let mut views = table.get_active_add_actions_by_partitions(&[]);
+        while let Some(v) = views.next().await {
+            let v = v.map_err(|e| Error::DataContract(format!("source.delta {shown}: {e}")))?;
+            live += 1;
+            let values = v.partition_values_map();
+            let keep = r.filters.iter().all(|(k, want)| {
+                !columns.partition.contains(k)
+                    || values.get(k).and_then(|x| x.as_deref()) == Some(want.as_str())
+            });
+            if !keep {
+                skipped += 1;
+                continue;
+            }
+            if v.deletion_vector_descriptor().is_some() {
+                return Err(Error::DataContract(format!(
+                    "source.delta {shown}: file {} has a deletion vector (rows deleted in place), \
+                     which scorch does not apply; run OPTIMIZE or REORG … APPLY (PURGE) on the \
+                     table first",
+                    v.path()
+                )));
+            }
+            let key: Vec<Option<String>> = columns
+                .partition
+                .iter()
+                .map(|c| values.get(c).cloned().flatten())
+                .collect();
+            groups.entry(key).or_default().push((
+                v.path().to_string(),
+                v.size(),
+                v.modification_time(),
+            ));
+        }
+        Ok::<(), Error>(())
+    })?;
+    Ok((groups, live, skipped))
+}
+
+/// A scan of one partition's files: its partition values as columns, the
+/// table's columns in its order whatever each file holds.
+fn scan_group(
+    paths: Vec<PlRefPath>,
+    key: &[Option<String>],
+    columns: &Columns,
+    cloud: Option<polars::io::cloud::CloudOptions>,
+) -> Result<LazyFrame> {
+    let args = ScanArgsParquet {
+        cloud_options: cloud,
+        hive_options: HiveOptions {
+            enabled: Some(false),
+            ..Default::default()
+        },
+        glob: false,
+        allow_missing_columns: true,
+        ..Default::default()
+    };
+    let lf = LazyFrame::scan_parquet_files(paths.into_iter().collect(), args)?;
+    let parts: Vec<Expr> = columns
+        .partition
+        .iter()
+        .zip(key)
+        .map(|(c, v)| {
+            let t = columns.types[c].clone();
+            match v {
+                Some(v) => lit(v.clone()).cast(t).alias(c.as_str()),
+                None => lit(NULL).cast(t).alias(c.as_str()),
+            }
+        })
+        .collect();
+    Ok(lf.with_columns(parts).select(
+        columns
+            .names
+            .iter()
+            .map(|c| col(c.as_str()))
+            .collect::<Vec<_>>(),
+    ))
 }
 
 /// Refuses tables whose files cannot be read as plain Parquet (column mapping,

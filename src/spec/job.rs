@@ -286,6 +286,23 @@ pub struct DeltaSource {
     pub filters: BTreeMap<String, String>,
 }
 
+impl DeltaSource {
+    /// A rendered `version`: a table version. The one parser `scorch validate`
+    /// and the run share, so both say the same.
+    pub fn parse_version(text: &str) -> Result<u64, String> {
+        text.trim()
+            .parse::<u64>()
+            .map_err(|_| format!("{text:?} is not a table version (0, 1, 2, …)"))
+    }
+
+    /// A rendered `timestamp`: an RFC 3339 time (shared like [`Self::parse_version`]).
+    pub fn parse_timestamp(text: &str) -> Result<chrono::DateTime<chrono::Utc>, String> {
+        chrono::DateTime::parse_from_rfc3339(text.trim())
+            .map(|d| d.with_timezone(&chrono::Utc))
+            .map_err(|e| format!("{text:?} is not an RFC 3339 time (2026-11-28T23:59:59Z): {e}"))
+    }
+}
+
 /// A query on a PostgreSQL-protocol warehouse.
 #[derive(Debug, Clone, Deserialize, Serialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
@@ -647,7 +664,9 @@ impl JobSpec {
         Ok(job)
     }
 
-    /// Pure checks of the spec: names, templates, numeric ranges. Returns every problem.
+    /// Pure checks of the spec: names, templates, numeric ranges. Returns every
+    /// problem. Each section checks itself (vector-style); this composes them and
+    /// adds the rules that span sections.
     pub fn validate(&self) -> Problems {
         let mut p = Problems::new();
         if !is_simple_name(&self.name) {
@@ -659,72 +678,70 @@ impl JobSpec {
                 ),
             );
         }
-        let tmpl = |p: &mut Problems, field: &str, v: &str| {
-            if v.trim().is_empty() {
-                p.push(field, "must not be empty");
-            } else if let Err(e) = template::check_syntax(v) {
-                p.push(field, e);
-            }
-        };
-        match &self.source {
-            SourceSpec::Parquet(s) => tmpl(&mut p, "source.parquet.path", &s.path),
-            SourceSpec::Delta(s) => {
-                tmpl(&mut p, "source.delta.path", &s.path);
-                if s.version.is_some() && s.timestamp.is_some() {
-                    p.push(
-                        "source.delta",
-                        "give `version` or `timestamp`, not both: they both pick the snapshot",
-                    );
-                }
-                if let Some(v) = &s.version {
-                    tmpl(&mut p, "source.delta.version", v);
-                }
-                if let Some(t) = &s.timestamp {
-                    tmpl(&mut p, "source.delta.timestamp", t);
-                }
-                for (k, v) in &s.filters {
-                    tmpl(&mut p, &format!("source.delta.filters.{k}"), v);
-                }
-            }
-            SourceSpec::Postgres(s) => {
-                if s.profile.trim().is_empty() {
-                    p.push("source.postgres.profile", "must name a profile");
-                }
-                tmpl(&mut p, "source.postgres.query", &s.query);
-                for (k, v) in &s.params {
-                    tmpl(&mut p, &format!("source.postgres.params.{k}"), v);
-                }
-            }
-            SourceSpec::Adbc(s) => {
-                if s.profile.trim().is_empty() {
-                    p.push("source.adbc.profile", "must name a profile");
-                }
-                tmpl(&mut p, "source.adbc.query", &s.query);
-                for (k, v) in &s.params {
-                    tmpl(&mut p, &format!("source.adbc.params.{k}"), v);
-                }
-            }
-            SourceSpec::Sql(s) => {
-                tmpl(&mut p, "source.sql.query", &s.query);
-                if s.tables.is_empty() {
-                    p.push(
-                        "source.sql.tables",
-                        "name at least one table the query reads",
-                    );
-                }
-                for (name, path) in &s.tables {
-                    if !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
-                        || name.starts_with(|c: char| c.is_ascii_digit())
-                    {
-                        p.push(
-                            format!("source.sql.tables.{name}"),
-                            "table names are letters, digits and `_`, not starting with a digit",
-                        );
-                    }
-                    tmpl(&mut p, &format!("source.sql.tables.{name}"), path);
-                }
+        self.source.validate(&mut p);
+        self.validate_keys(&mut p);
+        template_field(&mut p, "model", &self.model);
+        self.output.validate(&mut p);
+        self.inference.validate(&mut p);
+        if let Err(e) = limits::SHARDS.check(self.shards as u64) {
+            p.push("shards", e);
+        }
+        if self.output.format == OutputFormat::Delta && self.shards > 1 {
+            p.push(
+                "shards",
+                "a Delta output (`output.format: delta`) is written by one run per date; \
+                 sharded runs (`shards` > 1) commit Parquet tables only. Set `shards: 1`, or \
+                 write `format: parquet`",
+            );
+        }
+        if self.shards > 1 && self.contract.is_some() {
+            p.push(
+                "shards",
+                "sharded jobs cannot have `contract:` (its unique keys and quarantine span the \
+                 whole date); drop `contract:` or `shards:`",
+            );
+        }
+        if let Some(r) = &self.report {
+            r.validate(&mut p);
+        }
+        if let Some(sc) = &self.schedule
+            && let Err(e) = sc.validate()
+        {
+            p.push("schedule", e);
+        }
+        if let Some(ev) = &self.evaluate {
+            ev.validate(&mut p);
+            if self.labels().is_none() {
+                p.push(
+                    "evaluate",
+                    "needs the job's `labels:` (where the outcomes arrive)",
+                );
             }
         }
+        if let Some(r) = &self.rollout {
+            r.validate(&mut p);
+        }
+        if let Some(sh) = &self.shadow {
+            sh.validate(&mut p, &self.output.path);
+            if sh.labels.is_some() && self.labels.is_some() {
+                p.push(
+                    "shadow.labels",
+                    "the job also has `labels`: give the labels once, as the job-level `labels`",
+                );
+            }
+        }
+        if let Some(l) = self.labels() {
+            l.validate(&mut p, self.labels_field());
+        }
+        if let Some(pin) = &self.preprocessing {
+            pin.validate(&mut p);
+        }
+        p
+    }
+
+    /// `keys` (present, each once, none scorch writes itself) and `secrets`
+    /// (environment variable names).
+    fn validate_keys(&self, p: &mut Problems) {
         if self.keys.is_empty() {
             p.push(
                 "keys",
@@ -754,220 +771,299 @@ impl JobSpec {
                 );
             }
         }
-        tmpl(&mut p, "model", &self.model);
-        tmpl(&mut p, "output.path", &self.output.path);
-        if !(1..=22).contains(&self.output.zstd_level) {
+    }
+}
+
+/// A templated field: not empty, and its `{{ }}` / `${}` parts well formed.
+fn template_field(p: &mut Problems, field: &str, v: &str) {
+    if v.trim().is_empty() {
+        p.push(field, "must not be empty");
+    } else if let Err(e) = template::check_syntax(v) {
+        p.push(field, e);
+    }
+}
+
+impl SourceSpec {
+    /// Pure checks of `source:` (fields `source.<kind>.…`).
+    pub fn validate(&self, p: &mut Problems) {
+        let tmpl = template_field;
+        match self {
+            SourceSpec::Parquet(s) => tmpl(p, "source.parquet.path", &s.path),
+            SourceSpec::Delta(s) => {
+                tmpl(p, "source.delta.path", &s.path);
+                if s.version.is_some() && s.timestamp.is_some() {
+                    p.push(
+                        "source.delta",
+                        "give `version` or `timestamp`, not both: they both pick the snapshot",
+                    );
+                }
+                if let Some(v) = &s.version {
+                    tmpl(p, "source.delta.version", v);
+                }
+                if let Some(t) = &s.timestamp {
+                    tmpl(p, "source.delta.timestamp", t);
+                }
+                for (k, v) in &s.filters {
+                    tmpl(p, &format!("source.delta.filters.{k}"), v);
+                }
+            }
+            SourceSpec::Postgres(s) => {
+                warehouse(p, "postgres", &s.profile, &s.query, &s.params);
+            }
+            SourceSpec::Adbc(s) => warehouse(p, "adbc", &s.profile, &s.query, &s.params),
+            SourceSpec::Sql(s) => {
+                tmpl(p, "source.sql.query", &s.query);
+                if s.tables.is_empty() {
+                    p.push(
+                        "source.sql.tables",
+                        "name at least one table the query reads",
+                    );
+                }
+                for (name, path) in &s.tables {
+                    if !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+                        || name.starts_with(|c: char| c.is_ascii_digit())
+                    {
+                        p.push(
+                            format!("source.sql.tables.{name}"),
+                            "table names are letters, digits and `_`, not starting with a digit",
+                        );
+                    }
+                    tmpl(p, &format!("source.sql.tables.{name}"), path);
+                }
+            }
+        }
+    }
+}
+
+/// A warehouse source (`source.postgres`, `source.adbc`): a profile, a query,
+/// templated parameters.
+fn warehouse(
+    p: &mut Problems,
+    kind: &str,
+    profile: &str,
+    query: &str,
+    params: &BTreeMap<String, String>,
+) {
+    if profile.trim().is_empty() {
+        p.push(format!("source.{kind}.profile"), "must name a profile");
+    }
+    template_field(p, &format!("source.{kind}.query"), query);
+    for (k, v) in params {
+        template_field(p, &format!("source.{kind}.params.{k}"), v);
+    }
+}
+
+impl OutputSpec {
+    /// Pure checks of `output:`.
+    pub fn validate(&self, p: &mut Problems) {
+        template_field(p, "output.path", &self.path);
+        if !(1..=22).contains(&self.zstd_level) {
             p.push("output.zstd_level", "must be between 1 and 22");
         }
-        if self.output.row_group_size == 0 {
+        if self.row_group_size == 0 {
             p.push("output.row_group_size", "must be at least 1");
         }
-        if self.output.format == OutputFormat::Delta && self.shards > 1 {
-            p.push(
-                "shards",
-                "a Delta output (`output.format: delta`) is written by one run per date; \
-                 sharded runs (`shards` > 1) commit Parquet tables only. Set `shards: 1`, or \
-                 write `format: parquet`",
-            );
+        if let Err(m) = limits::MEMORY_MB.check(self.keys_memory_mb as u64) {
+            p.push("output.keys_memory_mb", m);
         }
+        if self.max_file_mb == 0 {
+            p.push("output.max_file_mb", "must be at least 1");
+        }
+        if let Some(r) = self.min_rows_ratio
+            && !(0.0..=1.0).contains(&r)
+        {
+            p.push("output.min_rows_ratio", "must be between 0 and 1");
+        }
+    }
+}
+
+impl InferenceSpec {
+    /// Pure checks of `inference:` (the bounds `--threads`, `--batch-size` and the
+    /// other flags share, `crate::spec::limits`).
+    pub fn validate(&self, p: &mut Problems) {
         for (field, range, v) in [
-            (
-                "inference.batch_size",
-                limits::BATCH_SIZE,
-                self.inference.batch_size,
-            ),
-            ("inference.threads", limits::THREADS, self.inference.threads),
-            (
-                "inference.chunk_rows",
-                limits::CHUNK_ROWS,
-                self.inference.chunk_rows,
-            ),
-            ("shards", limits::SHARDS, self.shards),
+            ("inference.batch_size", limits::BATCH_SIZE, self.batch_size),
+            ("inference.threads", limits::THREADS, self.threads),
+            ("inference.chunk_rows", limits::CHUNK_ROWS, self.chunk_rows),
         ] {
             if let Err(e) = range.check(v as u64) {
                 p.push(field, e);
             }
         }
-        if let Some(r) = &self.report {
-            if let Some(d) = &r.drift
-                && !(d.psi_warn >= 0.0 && d.psi_warn <= d.psi_fail)
-            {
-                p.push("report.drift", "needs 0 <= psi_warn <= psi_fail");
-            }
-            if let Some(d) = &r.drift {
-                for (name, w, f) in [
-                    ("ks", d.ks_warn, d.ks_fail),
-                    ("wasserstein", d.wasserstein_warn, d.wasserstein_fail),
-                    ("js", d.js_warn, d.js_fail),
-                ] {
-                    if let (Some(w), Some(f)) = (w, f)
-                        && !(0.0 <= w && w <= f)
-                    {
-                        p.push(
-                            "report.drift",
-                            format!("needs 0 <= {name}_warn <= {name}_fail"),
-                        );
-                    }
-                }
-                if let Some(m) = &d.multivariate {
-                    if !(m.sigmas.is_finite() && m.sigmas > 0.0) {
-                        p.push(
-                            "report.drift.multivariate.sigmas",
-                            format!("{} is not a positive number", m.sigmas),
-                        );
-                    }
-                    if !(m.min_width.is_finite() && m.min_width >= 0.0) {
-                        p.push(
-                            "report.drift.multivariate.min_width",
-                            format!("{} is not a number >= 0", m.min_width),
-                        );
-                    }
-                }
-            }
-            for (i, c) in r.checks.iter().enumerate() {
-                if let Err(e) = c.validate() {
-                    p.push(format!("report.checks[{i}]"), e);
-                } else if c.is_performance() && r.performance.is_none() {
-                    p.push(
-                        format!("report.checks[{i}]"),
-                        "an estimated performance metric needs `report.performance` \
-                         (e.g. `performance: {}`)",
-                    );
-                }
-            }
-            if let Some(perf) = &r.performance
-                && let Err(e) = perf.validate()
-            {
-                p.push("report.performance", e);
-            }
-            for (i, a) in r.anomalies.iter().enumerate() {
-                if let Err(e) = a.validate() {
-                    p.push(format!("report.anomalies[{i}]"), e);
-                }
-            }
-            if let Err(m) = limits::MEMORY_MB.check(r.memory_budget_mb as u64) {
-                p.push("report.memory_budget_mb", m);
-            }
-        }
-        if let Err(m) = limits::MEMORY_MB.check(self.output.keys_memory_mb as u64) {
-            p.push("output.keys_memory_mb", m);
-        }
-        if self.output.max_file_mb == 0 {
-            p.push("output.max_file_mb", "must be at least 1");
-        }
-        if let Some(r) = self.output.min_rows_ratio
-            && !(0.0..=1.0).contains(&r)
-        {
-            p.push("output.min_rows_ratio", "must be between 0 and 1");
-        }
-        if let Err(e) = crate::spec::inference::Precision::parse(&self.inference.precision) {
+        if let Err(e) = crate::spec::inference::Precision::parse(&self.precision) {
             p.push("inference.precision", e);
         }
-        if let Err(e) = crate::spec::inference::DeviceChoice::parse(&self.inference.device) {
+        if let Err(e) = crate::spec::inference::DeviceChoice::parse(&self.device) {
             p.push("inference.device", e);
         }
-        if self.shards > 1 && self.contract.is_some() {
-            p.push(
-                "shards",
-                "sharded jobs cannot have `contract:` (its unique keys and quarantine span the \
-                 whole date); drop `contract:` or `shards:`",
-            );
+    }
+}
+
+impl ReportSpec {
+    /// Pure checks of `report:`: drift thresholds, checks, performance, anomalies,
+    /// the memory budget.
+    pub fn validate(&self, p: &mut Problems) {
+        if let Some(d) = &self.drift {
+            d.validate(p);
         }
-        if let Some(sc) = &self.schedule
-            && let Err(e) = sc.validate()
+        for (i, c) in self.checks.iter().enumerate() {
+            if let Err(e) = c.validate() {
+                p.push(format!("report.checks[{i}]"), e);
+            } else if c.is_performance() && self.performance.is_none() {
+                p.push(
+                    format!("report.checks[{i}]"),
+                    "an estimated performance metric needs `report.performance` \
+                     (e.g. `performance: {}`)",
+                );
+            }
+        }
+        if let Some(perf) = &self.performance
+            && let Err(e) = perf.validate()
         {
-            p.push("schedule", e);
+            p.push("report.performance", e);
         }
-        if let Some(ev) = &self.evaluate {
-            if let Err(e) = ev.schedule.validate() {
-                p.push("evaluate.schedule", e);
-            }
-            if !(1..=366).contains(&ev.window) {
-                p.push(
-                    "evaluate.window",
-                    format!("{} is not between 1 and 366", ev.window),
-                );
-            }
-            if self.labels().is_none() {
-                p.push(
-                    "evaluate",
-                    "needs the job's `labels:` (where the outcomes arrive)",
-                );
+        for (i, a) in self.anomalies.iter().enumerate() {
+            if let Err(e) = a.validate() {
+                p.push(format!("report.anomalies[{i}]"), e);
             }
         }
-        if let Some(r) = &self.rollout {
-            tmpl(&mut p, "rollout.challenger", &r.challenger);
-            if !(0.0..=1.0).contains(&r.fraction) {
-                p.push("rollout.fraction", "must be between 0 and 1");
-            }
-            if r.salt.is_empty() {
-                p.push(
-                    "rollout.salt",
-                    "must not be empty (any text; a new salt draws a new split)",
-                );
-            }
+        if let Err(m) = limits::MEMORY_MB.check(self.memory_budget_mb as u64) {
+            p.push("report.memory_budget_mb", m);
         }
-        if let Some(sh) = &self.shadow {
-            if let Some(o) = &sh.output {
-                tmpl(&mut p, "shadow.output", o);
-                if o.trim_end_matches('/') == self.output.path.trim_end_matches('/') {
-                    p.push(
-                        "shadow.output",
-                        "must not be the production table (`output.path`)",
-                    );
-                }
-            }
-            if sh.thresholds.is_empty() {
-                p.push(
-                    "shadow.thresholds",
-                    "list one or more thresholds between 0 and 1",
-                );
-            } else if let Err(e) = super::limits::thresholds(&sh.thresholds) {
-                p.push("shadow.thresholds", e);
-            }
-            if sh.labels.is_some() && self.labels.is_some() {
-                p.push(
-                    "shadow.labels",
-                    "the job also has `labels`: give the labels once, as the job-level `labels`",
-                );
-            }
-            for (i, g) in sh.gate.iter().enumerate() {
-                if let Err(e) = g.validate() {
-                    p.push(format!("shadow.gate[{i}]"), e);
-                }
-            }
+    }
+}
+
+impl DriftSpec {
+    /// Pure checks of `report.drift:`: each warn threshold at most its fail one.
+    pub fn validate(&self, p: &mut Problems) {
+        if !(self.psi_warn >= 0.0 && self.psi_warn <= self.psi_fail) {
+            p.push("report.drift", "needs 0 <= psi_warn <= psi_fail");
         }
-        if let Some(l) = self.labels() {
-            let field = self.labels_field();
-            if l.column.is_empty() {
-                p.push(format!("{field}.column"), "must name the label column");
-            }
-            if let Some(path) = &l.path {
-                tmpl(&mut p, &format!("{field}.path"), path);
-            } else if !l.on.is_empty() {
-                p.push(
-                    format!("{field}.on"),
-                    format!("only applies with `{field}.path`"),
-                );
-            }
-        }
-        if let Some(pin) = &self.preprocessing {
-            if pin.name.is_empty() {
-                p.push("preprocessing.name", "must not be empty");
-            }
-            if pin.version.is_empty() {
-                p.push("preprocessing.version", "must not be empty");
-            }
-            if let Some(h) = &pin.state_hash
-                && !crate::spec::is_hash(h)
+        for (name, w, f) in [
+            ("ks", self.ks_warn, self.ks_fail),
+            ("wasserstein", self.wasserstein_warn, self.wasserstein_fail),
+            ("js", self.js_warn, self.js_fail),
+        ] {
+            if let (Some(w), Some(f)) = (w, f)
+                && !(0.0 <= w && w <= f)
             {
                 p.push(
-                    "preprocessing.state_hash",
-                    "must look like `sha256:<64 hex digits>`",
+                    "report.drift",
+                    format!("needs 0 <= {name}_warn <= {name}_fail"),
                 );
             }
         }
-        p
+        if let Some(m) = &self.multivariate {
+            if !(m.sigmas.is_finite() && m.sigmas > 0.0) {
+                p.push(
+                    "report.drift.multivariate.sigmas",
+                    format!("{} is not a positive number", m.sigmas),
+                );
+            }
+            if !(m.min_width.is_finite() && m.min_width >= 0.0) {
+                p.push(
+                    "report.drift.multivariate.min_width",
+                    format!("{} is not a number >= 0", m.min_width),
+                );
+            }
+        }
+    }
+}
+
+impl EvaluateSpec {
+    /// Pure checks of `evaluate:` (its schedule and window).
+    pub fn validate(&self, p: &mut Problems) {
+        if let Err(e) = self.schedule.validate() {
+            p.push("evaluate.schedule", e);
+        }
+        if !(1..=366).contains(&self.window) {
+            p.push(
+                "evaluate.window",
+                format!("{} is not between 1 and 366", self.window),
+            );
+        }
+    }
+}
+
+impl RolloutSpec {
+    /// Pure checks of `rollout:`.
+    pub fn validate(&self, p: &mut Problems) {
+        template_field(p, "rollout.challenger", &self.challenger);
+        if !(0.0..=1.0).contains(&self.fraction) {
+            p.push("rollout.fraction", "must be between 0 and 1");
+        }
+        if self.salt.is_empty() {
+            p.push(
+                "rollout.salt",
+                "must not be empty (any text; a new salt draws a new split)",
+            );
+        }
+    }
+}
+
+impl ShadowSpec {
+    /// Pure checks of `shadow:`; `output_path` is the production table's
+    /// template, which the shadow table must not be.
+    pub fn validate(&self, p: &mut Problems, output_path: &str) {
+        if let Some(o) = &self.output {
+            template_field(p, "shadow.output", o);
+            if o.trim_end_matches('/') == output_path.trim_end_matches('/') {
+                p.push(
+                    "shadow.output",
+                    "must not be the production table (`output.path`)",
+                );
+            }
+        }
+        if self.thresholds.is_empty() {
+            p.push(
+                "shadow.thresholds",
+                "list one or more thresholds between 0 and 1",
+            );
+        } else if let Err(e) = super::limits::thresholds(&self.thresholds) {
+            p.push("shadow.thresholds", e);
+        }
+        for (i, g) in self.gate.iter().enumerate() {
+            if let Err(e) = g.validate() {
+                p.push(format!("shadow.gate[{i}]"), e);
+            }
+        }
+    }
+}
+
+impl LabelsSpec {
+    /// Pure checks of the labels setting, found at `field` (`labels` or `shadow.labels`).
+    pub fn validate(&self, p: &mut Problems, field: &str) {
+        if self.column.is_empty() {
+            p.push(format!("{field}.column"), "must name the label column");
+        }
+        if let Some(path) = &self.path {
+            template_field(p, &format!("{field}.path"), path);
+        } else if !self.on.is_empty() {
+            p.push(
+                format!("{field}.on"),
+                format!("only applies with `{field}.path`"),
+            );
+        }
+    }
+}
+
+impl PreprocessingPin {
+    /// Pure checks of `preprocessing:` (the pin).
+    pub fn validate(&self, p: &mut Problems) {
+        if self.name.is_empty() {
+            p.push("preprocessing.name", "must not be empty");
+        }
+        if self.version.is_empty() {
+            p.push("preprocessing.version", "must not be empty");
+        }
+        if let Some(h) = &self.state_hash
+            && !crate::spec::is_hash(h)
+        {
+            p.push(
+                "preprocessing.state_hash",
+                "must look like `sha256:<64 hex digits>`",
+            );
+        }
     }
 }
 

@@ -369,26 +369,22 @@ def profile_bundle(
             frames[p] = f"the `{what}` frame"
             return p
 
-        args = ["--bundle", os.fspath(dir), "--data", path_of("data", data), "--bins", str(bins)]
-        if sketch is not None:
-            args += ["--sketch", str(sketch)]
+        kwargs: dict[str, Any] = {"bins": bins, "sketch": sketch}
         if html is not None:
-            args += ["--html", os.fspath(html)]
+            kwargs["html"] = os.fspath(html)
         if labels is not None:
-            args += ["--labels", labels]
+            kwargs["labels"] = labels
             if calibration is not None:
-                args += ["--calibration-data", path_of("calibration", calibration)]
+                kwargs["calibration_data"] = path_of("calibration", calibration)
             if labels_data is not None:
-                args += ["--labels-data", path_of("labels", labels_data)]
-            on = [labels_on] if isinstance(labels_on, str) else list(labels_on)
-            if on:
-                args += ["--labels-on", ",".join(on)]
-            if score is not None:
-                args += ["--score", score]
+                kwargs["labels_data"] = path_of("labels", labels_data)
+            kwargs["labels_on"] = [labels_on] if isinstance(labels_on, str) else list(labels_on)
+            kwargs["score"] = score
             if thresholds is not None:
-                args += ["--thresholds", ",".join(repr(float(t)) for t in thresholds)]
+                kwargs["thresholds"] = [float(t) for t in thresholds]
+        data_path = path_of("data", data)
         try:
-            return _ext().profile_bundle(args).rstrip("\n")
+            return _ext().profile_bundle(os.fspath(dir), data_path, **kwargs).rstrip("\n")
         except ScorchError as e:
             # Name a frame as the caller passed it, not by its temporary file.
             message = str(e)
