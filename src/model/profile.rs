@@ -81,7 +81,7 @@ impl ProfileOptions {
                     .into(),
             );
         }
-        if self.labels_data.is_some() != !self.labels_on.is_empty() {
+        if self.labels_data.is_some() == self.labels_on.is_empty() {
             return bad(
                 "labels_on",
                 "a labels table and its join columns come together".into(),

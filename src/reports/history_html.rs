@@ -302,7 +302,7 @@ fn status(s: &mut String, dates: &[&str], points: &[DatePoint]) {
     checks.sort();
     checks.dedup();
     rows.extend(checks);
-    grid(s, &dates, &rows, |i, name| {
+    grid(s, dates, &rows, |i, name| {
         let p = &points[i];
         let st = if name == "overall status" {
             Some(p.status.as_str()).filter(|s| !s.is_empty())
@@ -318,7 +318,7 @@ fn row_counts(s: &mut String, dates: &[&str], points: &[DatePoint]) {
     let rows_series: Vec<Option<f64>> = points.iter().map(|p| p.rows).collect();
     line_chart(
         s,
-        &dates,
+        dates,
         "rows read",
         &[("rows", "#0969da", rows_series, vec![None; points.len()])],
         &[],
@@ -349,7 +349,7 @@ fn drift(s: &mut String, dates: &[&str], points: &[DatePoint]) {
         s.push_str("<p>No drift computed (<code>report.drift</code>).</p>");
     } else {
         let names: Vec<String> = columns.iter().map(|c| c.0.clone()).collect();
-        grid(s, &dates, &names, |i, name| {
+        grid(s, dates, &names, |i, name| {
             let v = *points[i].psi.get(name)?;
             Some((psi_color(v), format!("PSI {v:.4}")))
         });
@@ -392,7 +392,7 @@ fn performance(s: &mut String, dates: &[&str], points: &[DatePoint]) {
         let real: Vec<Option<f64>> = points.iter().map(|p| p.realized.get(m).copied()).collect();
         line_chart(
             s,
-            &dates,
+            dates,
             m,
             &[("estimated", "#0969da", est, band)],
             &[("realized", "#cf222e", real)],
@@ -415,7 +415,7 @@ fn multivariate(s: &mut String, dates: &[&str], points: &[DatePoint]) {
             .collect();
         line_chart(
             s,
-            &dates,
+            dates,
             "mean reconstruction error, with the band from the reference's chunk-to-chunk spread",
             &[("reconstruction error", "#8250df", err, band)],
             &[],

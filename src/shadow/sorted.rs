@@ -272,8 +272,14 @@ impl Ties {
         }
     }
 
+    /// Records in the run of ties.
     pub fn len(&self) -> u64 {
         self.len
+    }
+
+    /// Whether the run holds no record.
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
     }
 
     pub fn push(&mut self, r: Rec) -> io::Result<()> {

@@ -485,7 +485,7 @@ impl First {
         next: &mut Sorter,
         hist: &mut Option<&mut ScoreHistogram>,
     ) -> io::Result<()> {
-        if self.ties.len() == 0 {
+        if self.ties.is_empty() {
             return Ok(());
         }
         let start = self.pos - self.ties.len();
@@ -589,10 +589,10 @@ impl Grouping {
                 cur = Some((r.group, First::new(groups[r.group as usize].n, s, r.a)));
             }
             let (_, f) = cur.as_mut().expect("set");
-            if f.ties.len() > 0 && r.a != f.tie_value {
+            if !f.ties.is_empty() && r.a != f.tie_value {
                 f.close_tie(&mut second, &mut hist)?;
             }
-            if f.ties.len() == 0 {
+            if f.ties.is_empty() {
                 f.tie_value = r.a;
             }
             for (k, &(share, _)) in TOP_K.iter().enumerate() {
@@ -626,10 +626,10 @@ impl Grouping {
                 state = Some((r.group, Second::new(f, s, r.b)));
             }
             let (_, w) = state.as_mut().expect("set");
-            if w.ties.len() > 0 && r.b != w.tie_value {
+            if !w.ties.is_empty() && r.b != w.tie_value {
                 w.close_tie(s, &mut hist)?;
             }
-            if w.ties.len() == 0 {
+            if w.ties.is_empty() {
                 w.tie_value = r.b;
             }
             let mut r = r;
@@ -698,7 +698,7 @@ impl Second {
         s: &Settings,
         hist: &mut Option<&mut ScoreHistogram>,
     ) -> io::Result<()> {
-        if self.ties.len() == 0 {
+        if self.ties.is_empty() {
             return Ok(());
         }
         let start = self.pos - self.ties.len();
