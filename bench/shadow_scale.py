@@ -101,7 +101,9 @@ def main() -> int:
         check(f"challenger_positive_rate@{t}", at["challenger_positive_rate"], pb, 1e-12)
     for seg in r["segments"]:
         col = seg["column"]
-        cnt = con.execute(f"SELECT count(*) FROM s WHERE {col}::VARCHAR = ?", [seg["value"]]).fetchall()[0][0]
+        # A segment reports null values as the value `null`.
+        null = f" OR {col} IS NULL" if seg["value"] == "null" else ""
+        cnt = con.execute(f"SELECT count(*) FROM s WHERE {col}::VARCHAR = ?{null}", [seg["value"]]).fetchall()[0][0]
         check(f"rows of {col} = {seg['value']}", seg["rows"], cnt)
     print(f"spearman {o['spearman']}, champion AUC {o['labelled']['champion']['auc']}, "
           f"challenger AUC {o['labelled']['challenger']['auc']}, "
