@@ -220,7 +220,10 @@ struct AucSum {
 
 impl AucSum {
     fn close_tie(&mut self) {
-        self.num2 += u128::from(self.gp) * u128::from(2 * self.neg_below + self.gn);
+        // Most ties of a resample hold no positive weight: no 128-bit product then.
+        if self.gp != 0 {
+            self.num2 += u128::from(self.gp) * u128::from(2 * self.neg_below + self.gn);
+        }
         self.neg_below += self.gn;
         self.tp += self.gp;
         self.tn += self.gn;
@@ -228,8 +231,12 @@ impl AucSum {
         self.gn = 0;
     }
 
+    /// Branch-free: which class a row is in is a coin toss for the branch predictor.
+    #[inline]
     fn add(&mut self, positive: bool, w: u64) {
-        if positive { self.gp += w } else { self.gn += w }
+        let p = u64::from(positive);
+        self.gp += w * p;
+        self.gn += w * (1 - p);
     }
 
     fn value(&mut self) -> f64 {
@@ -325,11 +332,15 @@ impl Resamples {
                         }
                         auc.add(e.positive, w);
                     }
-                    if losses && w != 0 {
+                    if losses {
+                        // Without a branch on the weight (zero for a third of the
+                        // rows, at random): a zero weight adds nothing, and a row
+                        // left out adds no NaN of its own to the sums.
                         *total += w;
                         let wf = w as f64;
-                        *ll += e.dll * wf;
-                        *br += e.dbr * wf;
+                        let keep = w != 0;
+                        *ll += if keep { e.dll * wf } else { 0.0 };
+                        *br += if keep { e.dbr * wf } else { 0.0 };
                         for (t, s) in acc.iter_mut().enumerate().take(nt) {
                             let d =
                                 i64::from((e.cb >> t) & 1 == 1) - i64::from((e.ca >> t) & 1 == 1);
