@@ -140,15 +140,6 @@ impl JobContext {
         Ok(out.value)
     }
 
-    /// Where the job's sources find relative paths, profiles and storage settings.
-    pub fn source(&self) -> crate::source::Context<'_> {
-        crate::source::Context {
-            root: &self.root,
-            profiles: &self.profiles,
-            storage: &self.storage,
-        }
-    }
-
     /// The folder of the job's model bundle (`model` rendered for `ds`: a folder,
     /// or a registry reference `<name>@<version|alias>`).
     pub fn model_dir(&self) -> Result<PathBuf> {
